@@ -1,0 +1,76 @@
+// Internal: RAII handles for OpenSSL objects and OpenSSL error handling.
+#ifndef QSAPI_SRC_CRYPTO_INTERNAL_OPENSSL_UTIL_H_
+#define QSAPI_SRC_CRYPTO_INTERNAL_OPENSSL_UTIL_H_
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "qsapi/result.h"
+#include "qsapi/secret.h"
+
+namespace qsapi::crypto::internal {
+
+// Deleter<F> calls F on a non-null pointer; one unique_ptr alias per OpenSSL type (as bssl::UniquePtr).
+template <auto Free>
+struct Deleter {
+  template <typename T>
+  void operator()(T* p) const noexcept {
+    Free(p);
+  }
+};
+
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
+using EvpCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
+using EvpCipherPtr = std::unique_ptr<EVP_CIPHER, Deleter<EVP_CIPHER_free>>;
+using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
+using EvpMdPtr = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
+using EvpKdfPtr = std::unique_ptr<EVP_KDF, Deleter<EVP_KDF_free>>;
+using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Deleter<EVP_KDF_CTX_free>>;
+using EvpSignaturePtr = std::unique_ptr<EVP_SIGNATURE, Deleter<EVP_SIGNATURE_free>>;
+
+// OpenSslError returns Internal("<what>: <OpenSSL's first reason string>") and clears the error queue.
+// The reason strings are OpenSSL's fixed texts; they never contain key material.
+Error OpenSslError(std::string_view what);
+
+// ClearOpenSslErrors empties the thread's OpenSSL error queue (on authentication failures, whose
+// cause must not be reported).
+void ClearOpenSslErrors() noexcept;
+
+// Fetched algorithms, fetched once per process (EVP_*_fetch is costly) and never freed.
+const EVP_CIPHER* Aes256Gcm();
+const EVP_MD* Sha3_256();
+const EVP_MD* Sha256();
+const EVP_MD* Sha384();
+const EVP_MD* Sha512();
+const EVP_MD* Shake256();
+
+// PkeyFromRaw imports a raw key of OpenSSL key type `name` ("ML-KEM-768") from one octet-string
+// parameter (`param` = OSSL_PKEY_PARAM_PUB_KEY, _PRIV_KEY or _ML_KEM_SEED ...) with `selection`
+// (EVP_PKEY_PUBLIC_KEY or EVP_PKEY_KEYPAIR). Fails on anything OpenSSL rejects.
+Result<EvpPkeyPtr> PkeyFromRaw(const char* name, const char* param, ByteView bytes, int selection);
+
+// PkeyFromSeed generates a key of type `name` deterministically from `seed` through the keygen
+// parameter `param` (OSSL_PKEY_PARAM_ML_KEM_SEED, OSSL_PKEY_PARAM_ML_DSA_SEED, OSSL_PKEY_PARAM_SLH_DSA_SEED).
+Result<EvpPkeyPtr> PkeyFromSeed(const char* name, const char* param, ByteView seed);
+
+// GetOctets reads an octet-string parameter (a public key, say) of `pkey` into `out`, which must
+// have exactly the parameter's size.
+Status GetOctets(const EVP_PKEY* pkey, const char* param, std::span<std::uint8_t> out);
+
+// GetPublicBytes returns the raw public key (OSSL_PKEY_PARAM_PUB_KEY) of `pkey`.
+Result<Bytes> GetPublicBytes(const EVP_PKEY* pkey);
+
+// Digest computes an EVP digest of the concatenation of `parts` into `out` (out.size() bytes;
+// for XOFs any size).
+Status Digest(const EVP_MD* md, std::initializer_list<ByteView> parts, std::span<std::uint8_t> out);
+
+}  // namespace qsapi::crypto::internal
+
+#endif  // QSAPI_SRC_CRYPTO_INTERNAL_OPENSSL_UTIL_H_

@@ -1,0 +1,85 @@
+#include "qsapi/crypto/self_test.h"
+
+#include <array>
+#include <string>
+
+#include "qsapi/crypto/aead.h"
+#include "qsapi/crypto/kdf.h"
+#include "qsapi/crypto/kem.h"
+#include "qsapi/crypto/signature.h"
+
+namespace qsapi::crypto {
+namespace {
+
+Status KemRoundTrip(KemAlgorithm algorithm) {
+  QSAPI_ASSIGN_OR_RETURN(KemPrivateKey key, KemPrivateKey::Generate(algorithm));
+  QSAPI_ASSIGN_OR_RETURN(KemEncapsulation enc, key.public_key().Encapsulate());
+  QSAPI_ASSIGN_OR_RETURN(SharedSecret ss, key.Decapsulate(enc.ciphertext.view()));
+  if (!ConstantTimeEqual(ss.view(), enc.shared_secret.view())) {
+    return Internal(std::string(KemAlgorithmName(algorithm)) + ": decapsulated secret differs");
+  }
+  return OkStatus();
+}
+
+Status SignatureRoundTrip(SignatureAlgorithm algorithm) {
+  static constexpr std::array<std::uint8_t, 3> kMessage = {'q', 's', 'a'};
+  static constexpr std::array<std::uint8_t, 4> kContext = {'t', 'e', 's', 't'};
+  QSAPI_ASSIGN_OR_RETURN(SigningKey key, SigningKey::Generate(algorithm));
+  QSAPI_ASSIGN_OR_RETURN(Signature sig, key.Sign(kMessage, kContext));
+  QSAPI_RETURN_IF_ERROR(key.verifying_key().Verify(kMessage, sig.view(), kContext));
+  Bytes bad = sig.bytes();
+  bad[0] ^= 1;
+  if (key.verifying_key().Verify(kMessage, bad, kContext).ok()) {
+    return Internal(std::string(SignatureAlgorithmName(algorithm)) + ": a tampered signature verified");
+  }
+  return OkStatus();
+}
+
+Status AeadRoundTrip(AeadAlgorithm algorithm) {
+  static constexpr std::array<std::uint8_t, 5> kPlaintext = {'h', 'e', 'l', 'l', 'o'};
+  QSAPI_ASSIGN_OR_RETURN(Aead aead, Aead::Generate(algorithm));
+  QSAPI_ASSIGN_OR_RETURN(Bytes ct, aead.Encrypt(kPlaintext, {}));
+  QSAPI_ASSIGN_OR_RETURN(Bytes pt, aead.Decrypt(ct, {}));
+  if (pt != Bytes(kPlaintext.begin(), kPlaintext.end())) return Internal("AEAD round trip differs");
+  ct.back() ^= 1;
+  if (aead.Decrypt(ct, {}).ok()) return Internal(std::string(AeadAlgorithmName(algorithm)) + ": a forgery decrypted");
+  return OkStatus();
+}
+
+Status HkdfKnownAnswer() {
+  // RFC 5869, A.1.
+  Bytes ikm(22, 0x0b);
+  const Bytes salt = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c};
+  const Bytes info = {0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9};
+  const Bytes expected_prefix = {0x3c, 0xb2, 0x5f, 0x25, 0xfa, 0xac, 0xd5, 0x7a};
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes okm, Hkdf(HashAlgorithm::kSha256, ikm, salt, info, 42));
+  if (!ConstantTimeEqual(okm.view().first(expected_prefix.size()), expected_prefix)) {
+    return Internal("HKDF-SHA-256 known answer differs");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<SelfTestReport> RunSelfTest() {
+  SelfTestReport report;
+  QSAPI_RETURN_IF_ERROR(HkdfKnownAnswer());
+  report.lines.emplace_back("HKDF-SHA-256 known answer (RFC 5869 A.1)");
+  for (auto a : {KemAlgorithm::kMlKem512, KemAlgorithm::kMlKem768, KemAlgorithm::kMlKem1024, KemAlgorithm::kXWing,
+                 KemAlgorithm::kMlKem1024P384}) {
+    QSAPI_RETURN_IF_ERROR(KemRoundTrip(a));
+    report.lines.push_back(std::string(KemAlgorithmName(a)) + " encapsulate / decapsulate");
+  }
+  for (auto a : {SignatureAlgorithm::kMlDsa65, SignatureAlgorithm::kSlhDsaSha2_128f,
+                 SignatureAlgorithm::kMlDsa65Ed25519}) {
+    QSAPI_RETURN_IF_ERROR(SignatureRoundTrip(a));
+    report.lines.push_back(std::string(SignatureAlgorithmName(a)) + " sign / verify / reject");
+  }
+  for (auto a : {AeadAlgorithm::kAes256Gcm, AeadAlgorithm::kXChaCha20Poly1305}) {
+    QSAPI_RETURN_IF_ERROR(AeadRoundTrip(a));
+    report.lines.push_back(std::string(AeadAlgorithmName(a)) + " seal / open / reject");
+  }
+  return report;
+}
+
+}  // namespace qsapi::crypto
