@@ -70,7 +70,7 @@ Result<Bytes> Ed25519Sign(ByteView private_key, ByteView message) {
   Bytes sig(64);
   std::size_t len = sig.size();
   if (!ctx || EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key.get(), nullptr) != 1 ||
-      EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 || len != sig.size()) {
+      EVP_DigestSign(ctx.get(), sig.data(), &len, NonNull(message), message.size()) != 1 || len != sig.size()) {
     return OpenSslError("Ed25519 signing failed");
   }
   return sig;
@@ -81,7 +81,7 @@ Status Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) 
   EvpPkeyPtr key(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, public_key.data(), public_key.size()));
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   if (!key || !ctx || EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key.get(), nullptr) != 1 ||
-      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(), message.size()) != 1) {
+      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), NonNull(message), message.size()) != 1) {
     ClearOpenSslErrors();
     return AuthenticationFailed();
   }

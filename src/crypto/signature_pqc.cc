@@ -59,9 +59,12 @@ EVP_SIGNATURE* FetchedSignature(const PqcAlgorithm& a) {
 class Params {
  public:
   Params(ByteView context, const SigningMode* mode, bool mu) {
-    list_.push_back(OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_CONTEXT_STRING,
-                                                      const_cast<std::uint8_t*>(context.data()),  // NOLINT
-                                                      context.size()));
+    // An empty context is the default; OpenSSL refuses a null pointer even with length 0.
+    if (!context.empty()) {
+      list_.push_back(OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_CONTEXT_STRING,
+                                                        const_cast<std::uint8_t*>(context.data()),  // NOLINT
+                                                        context.size()));
+    }
     if (mode != nullptr && mode->deterministic) {
       list_.push_back(OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_DETERMINISTIC, &one_));
     }
@@ -92,7 +95,7 @@ class PqcVerifying final : public VerifyingImpl {
     EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
     Params params(context, nullptr, false);
     if (!ctx || EVP_PKEY_verify_message_init(ctx.get(), FetchedSignature(a_), params.get()) != 1 ||
-        EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), message.data(), message.size()) != 1) {
+        EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), NonNull(message), message.size()) != 1) {
       ClearOpenSslErrors();
       return AuthenticationFailed();
     }
@@ -122,7 +125,7 @@ class PqcSigning final : public SigningImpl {
     Bytes sig(GetSignatureSizes(a_.algorithm).signature);
     std::size_t len = sig.size();
     if (!ctx || EVP_PKEY_sign_message_init(ctx.get(), FetchedSignature(a_), params.get()) != 1 ||
-        EVP_PKEY_sign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 || len != sig.size()) {
+        EVP_PKEY_sign(ctx.get(), sig.data(), &len, NonNull(message), message.size()) != 1 || len != sig.size()) {
       return OpenSslError(std::string(a_.name) + " signing failed");
     }
     return Signature(std::move(sig));

@@ -7,6 +7,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,13 @@ Error OpenSslError(std::string_view what);
 // ClearOpenSslErrors empties the thread's OpenSSL error queue (on authentication failures, whose
 // cause must not be reported).
 void ClearOpenSslErrors() noexcept;
+
+// NonNull returns a valid pointer for an empty input: OpenSSL treats a null pointer as an error
+// even when the length is 0, and an empty message is a legal one to sign or authenticate.
+inline const std::uint8_t* NonNull(ByteView data) noexcept {
+  static constexpr std::uint8_t kEmpty = 0;
+  return data.empty() ? &kEmpty : data.data();
+}
 
 // Fetched algorithms, fetched once per process (EVP_*_fetch is costly) and never freed.
 const EVP_CIPHER* Aes256Gcm();
