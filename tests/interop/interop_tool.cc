@@ -18,13 +18,14 @@
 //
 // Usage: qsapi_interop_tool            (serve requests until end of input; exit status 0)
 //        qsapi_interop_tool '<json>'   (answer one request given as the argument; exit status 1 on error)
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <exception>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "qsapi/crypto/kem.h"
 #include "qsapi/crypto/signature.h"
@@ -34,9 +35,8 @@
 namespace {
 
 using nlohmann::json;
-using qsapi::ByteView;
 using qsapi::Bytes;
-using qsapi::Error;
+using qsapi::ByteView;
 using qsapi::ErrorCode;
 using qsapi::Result;
 namespace crypto = qsapi::crypto;
@@ -130,11 +130,11 @@ Result<json> KemDecaps(const json& request) {
   QSAPI_ASSIGN_OR_RETURN(const crypto::KemAlgorithm alg, KemAlg(request));
   QSAPI_ASSIGN_OR_RETURN(const Bytes ct, HexField(request, "ct"));
   const bool has_seed = request.contains("seed");
-  if (has_seed == request.contains("dk")) return qsapi::InvalidArgument("give exactly one of \"seed\" and \"dk\"");
+  if (has_seed == request.contains("dk")) return qsapi::InvalidArgument(R"(give exactly one of "seed" and "dk")");
   QSAPI_ASSIGN_OR_RETURN(const Bytes key_bytes, HexField(request, has_seed ? "seed" : "dk"));
-  QSAPI_ASSIGN_OR_RETURN(const crypto::KemPrivateKey key, has_seed
-                                                              ? crypto::KemPrivateKey::FromSeed(alg, key_bytes)
-                                                              : crypto::KemPrivateKey::FromExpandedBytes(alg, key_bytes));
+  QSAPI_ASSIGN_OR_RETURN(const crypto::KemPrivateKey key,
+                         has_seed ? crypto::KemPrivateKey::FromSeed(alg, key_bytes)
+                                  : crypto::KemPrivateKey::FromExpandedBytes(alg, key_bytes));
   QSAPI_ASSIGN_OR_RETURN(const qsapi::SharedSecret ss, key.Decapsulate(ct));
   return json{{"ss", ToHex(ss.view())}};
 }
@@ -170,13 +170,13 @@ Result<json> SigVerify(const json& request) {
 
 // Handle answers one request line; it never throws.
 json Handle(std::string_view line) {
-  json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  json reply;
+  const json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object()) {
     return json{{"status", "error"}, {"error", "INVALID_ARGUMENT: request is not a JSON object"}};
   }
   std::optional<Result<json>> result;
-  const std::string op = request.value("op", "");
+  const auto op_it = request.find("op");
+  const std::string op = op_it != request.end() && op_it->is_string() ? op_it->get<std::string>() : "";
   if (op == "kem_keygen") {
     result = KemKeygen(request);
   } else if (op == "kem_encaps") {
@@ -192,23 +192,25 @@ json Handle(std::string_view line) {
   } else {
     result = Result<json>(qsapi::InvalidArgument("unknown op \"" + op + "\""));
   }
+  json reply;
   if (result->ok()) {
     reply = std::move(*result).value();
     reply["status"] = "ok";
   } else {
     reply = json{{"status", "error"}, {"error", result->error().ToString()}};
   }
-  if (request.contains("id")) reply["id"] = request["id"];
+  if (const auto id = request.find("id"); id != request.end()) reply["id"] = *id;
   return reply;
 }
 
-}  // namespace
+// Dump serialises a reply; invalid UTF-8 (which a reply should never hold) is replaced, not thrown.
+std::string Dump(const json& reply) { return reply.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   if (argc == 2) {
     const json reply = Handle(argv[1]);
-    std::cout << reply.dump() << '\n';
-    return reply["status"] == "ok" ? 0 : 1;
+    std::cout << Dump(reply) << '\n';
+    return reply.value("status", "") == "ok" ? 0 : 1;
   }
   if (argc != 1) {
     std::cerr << "usage: " << argv[0] << " [request-json]   (without an argument: JSON lines on stdin)\n";
@@ -217,7 +219,18 @@ int main(int argc, char** argv) {
   std::string line;
   while (std::getline(std::cin, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::cout << Handle(line).dump() << '\n' << std::flush;
+    std::cout << Dump(Handle(line)) << '\n' << std::flush;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "qsapi_interop_tool: " << e.what() << '\n';
+    return 1;
+  }
 }
