@@ -48,9 +48,7 @@ class Error {
   // ToString returns "CODE_NAME: message".
   [[nodiscard]] std::string ToString() const;
 
-  friend bool operator==(const Error& a, const Error& b) {
-    return a.code_ == b.code_ && a.message_ == b.message_;
-  }
+  friend bool operator==(const Error& a, const Error& b) { return a.code_ == b.code_ && a.message_ == b.message_; }
 
  private:
   ErrorCode code_;
@@ -142,11 +140,11 @@ inline Status OkStatus() { return {}; }
 }  // namespace qsapi
 
 // QSAPI_RETURN_IF_ERROR(expr): evaluates a Status-returning expression and returns its Error.
-#define QSAPI_RETURN_IF_ERROR(expr)                   \
-  do {                                                \
+#define QSAPI_RETURN_IF_ERROR(expr)                    \
+  do {                                                 \
     if (auto qsapi_status_ = (expr); !qsapi_status_) { \
-      return qsapi_status_.error();                   \
-    }                                                 \
+      return qsapi_status_.error();                    \
+    }                                                  \
   } while (false)
 
 #define QSAPI_CONCAT_INNER_(a, b) a##b
@@ -154,11 +152,11 @@ inline Status OkStatus() { return {}; }
 
 // QSAPI_ASSIGN_OR_RETURN(lhs, expr): evaluates a Result-returning expression; on error returns
 // its Error, otherwise moves the value into `lhs` (which may be a declaration).
-#define QSAPI_ASSIGN_OR_RETURN(lhs, expr)                                   \
-  auto QSAPI_CONCAT_(qsapi_result_, __LINE__) = (expr);                     \
-  if (!QSAPI_CONCAT_(qsapi_result_, __LINE__)) {                            \
-    return QSAPI_CONCAT_(qsapi_result_, __LINE__).error();                  \
-  }                                                                         \
+#define QSAPI_ASSIGN_OR_RETURN(lhs, expr)                  \
+  auto QSAPI_CONCAT_(qsapi_result_, __LINE__) = (expr);    \
+  if (!QSAPI_CONCAT_(qsapi_result_, __LINE__)) {           \
+    return QSAPI_CONCAT_(qsapi_result_, __LINE__).error(); \
+  }                                                        \
   lhs = std::move(QSAPI_CONCAT_(qsapi_result_, __LINE__)).value()
 
 #endif  // QSAPI_RESULT_H_

@@ -34,9 +34,9 @@ void SecureZero(void* data, std::size_t size) noexcept;
 
 // SecureMemoryStats reports the secret-memory arena's state (for health output and tests).
 struct SecureMemoryStats {
-  std::size_t bytes_in_use = 0;     // bytes handed out and not yet released
-  std::size_t bytes_reserved = 0;   // bytes mapped by the arena
-  std::size_t lock_failures = 0;    // mappings that mlock() refused (RLIMIT_MEMLOCK): not locked, still not dumped
+  std::size_t bytes_in_use = 0;    // bytes handed out and not yet released
+  std::size_t bytes_reserved = 0;  // bytes mapped by the arena
+  std::size_t lock_failures = 0;   // mappings that mlock() refused (RLIMIT_MEMLOCK): not locked, still not dumped
 };
 SecureMemoryStats GetSecureMemoryStats() noexcept;
 
@@ -118,10 +118,10 @@ class PublicBytes {
 };
 
 // The kinds of secrets and public values the crypto layer hands out.
-using SharedSecret = Secret<struct SharedSecretTag>;      // a KEM's shared secret
-using KemSeed = Secret<struct KemSeedTag>;                // a KEM private key in seed form
-using SigningSeed = Secret<struct SigningSeedTag>;        // a signature private key in seed form
-using SymmetricKey = Secret<struct SymmetricKeyTag>;      // an AEAD or MAC key
+using SharedSecret = Secret<struct SharedSecretTag>;        // a KEM's shared secret
+using KemSeed = Secret<struct KemSeedTag>;                  // a KEM private key in seed form
+using SigningSeed = Secret<struct SigningSeedTag>;          // a signature private key in seed form
+using SymmetricKey = Secret<struct SymmetricKeyTag>;        // an AEAD or MAC key
 using PseudorandomKey = Secret<struct PseudorandomKeyTag>;  // an HKDF-Extract output (PRK)
 using KemCiphertext = PublicBytes<struct KemCiphertextTag>;
 using Signature = PublicBytes<struct SignatureTag>;

@@ -27,9 +27,7 @@ std::string Error::ToString() const {
   return s;
 }
 
-Error AuthenticationFailed() {
-  return {ErrorCode::kAuthenticationFailed, "authentication failed"};
-}
+Error AuthenticationFailed() { return {ErrorCode::kAuthenticationFailed, "authentication failed"}; }
 Error InvalidArgument(std::string message) { return {ErrorCode::kInvalidArgument, std::move(message)}; }
 Error FailedPrecondition(std::string message) { return {ErrorCode::kFailedPrecondition, std::move(message)}; }
 Error Internal(std::string message) { return {ErrorCode::kInternal, std::move(message)}; }

@@ -87,7 +87,8 @@ class Arena {
     auto* base = static_cast<std::uint8_t*>(MapLocked(kChunkSize));
     const std::size_t block = ClassSize(cls);
     for (std::size_t off = kChunkSize; off >= block; off -= block) {
-      auto* b = reinterpret_cast<FreeBlock*>(base + off - block);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+      auto* b =
+          reinterpret_cast<FreeBlock*>(base + off - block);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
       b->next = free_[cls];
       free_[cls] = b;
     }

@@ -1,9 +1,8 @@
 #include "qsapi/crypto/aead.h"
 
+#include <climits>
 #include <openssl/evp.h>
 #include <sodium.h>
-
-#include <climits>
 
 #include "crypto/internal/openssl_util.h"
 #include "crypto/internal/sodium_init.h"
@@ -89,16 +88,18 @@ class SodiumChaChaImpl final : public AeadImpl {
 
   bool Seal(ByteView nonce, ByteView pt, ByteView aad, std::span<std::uint8_t> out) const override {
     auto* tag = out.data() + pt.size();
-    const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305 ? crypto_aead_xchacha20poly1305_ietf_encrypt_detached
-                                                                    : crypto_aead_chacha20poly1305_ietf_encrypt_detached;
+    const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305
+                        ? crypto_aead_xchacha20poly1305_ietf_encrypt_detached
+                        : crypto_aead_chacha20poly1305_ietf_encrypt_detached;
     return fn(out.data(), tag, nullptr, pt.data(), pt.size(), aad.data(), aad.size(), nullptr, nonce.data(),
               key_.data()) == 0;
   }
 
   bool Open(ByteView nonce, ByteView ct, ByteView aad, std::span<std::uint8_t> out) const override {
     const std::size_t pt_len = ct.size() - kTagSize;
-    const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305 ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached
-                                                                    : crypto_aead_chacha20poly1305_ietf_decrypt_detached;
+    const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305
+                        ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached
+                        : crypto_aead_chacha20poly1305_ietf_decrypt_detached;
     return fn(out.data(), nullptr, ct.data(), pt_len, ct.data() + pt_len, aad.data(), aad.size(), nonce.data(),
               key_.data()) == 0;
   }

@@ -53,8 +53,8 @@ Result<std::array<std::uint8_t, kX25519KeySize>> X25519PublicFromPrivate(ByteVie
 Result<SecretBytes> X25519(ByteView private_key, ByteView peer_public_key) {
   if (peer_public_key.size() != kX25519KeySize) return InvalidArgument("X25519 public key must be 32 bytes");
   QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr key, RawPrivate(EVP_PKEY_X25519, private_key, "X25519"));
-  EvpPkeyPtr peer(EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, peer_public_key.data(),
-                                                 peer_public_key.size()));
+  EvpPkeyPtr peer(
+      EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, peer_public_key.data(), peer_public_key.size()));
   if (!peer) return OpenSslError("cannot import an X25519 public key");
   return PkeyDerive(key.get(), peer.get(), kX25519KeySize);
 }

@@ -1,12 +1,13 @@
+#include "qsapi/crypto/kdf.h"
+
+#include <vector>
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
-#include <vector>
-
 #include "crypto/internal/openssl_util.h"
-#include "qsapi/crypto/kdf.h"
 
 namespace qsapi::crypto {
 namespace internal {
@@ -34,7 +35,8 @@ Status RunHkdf(HashAlgorithm a, int mode, ByteView key, ByteView salt, ByteView 
   EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(HkdfKdf()));
   if (!ctx) return internal::OpenSslError("HKDF context");
   std::vector<OSSL_PARAM> params;
-  params.push_back(OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(DigestName(a)), 0));  // NOLINT
+  params.push_back(
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(DigestName(a)), 0));  // NOLINT
   params.push_back(OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode));
   // OpenSSL rejects an empty key; HKDF-Extract with empty IKM is HMAC(salt, "") and is legal,
   // so a zero-length key is passed as a valid pointer with length 0.
@@ -42,11 +44,13 @@ Status RunHkdf(HashAlgorithm a, int mode, ByteView key, ByteView salt, ByteView 
   params.push_back(OSSL_PARAM_construct_octet_string(
       OSSL_KDF_PARAM_KEY, key.empty() ? &empty : const_cast<std::uint8_t*>(key.data()), key.size()));  // NOLINT
   if (!salt.empty()) {
-    params.push_back(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<std::uint8_t*>(salt.data()),  // NOLINT
+    params.push_back(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                                       const_cast<std::uint8_t*>(salt.data()),  // NOLINT
                                                        salt.size()));
   }
   if (!info.empty()) {
-    params.push_back(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<std::uint8_t*>(info.data()),  // NOLINT
+    params.push_back(OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                       const_cast<std::uint8_t*>(info.data()),  // NOLINT
                                                        info.size()));
   }
   params.push_back(OSSL_PARAM_construct_end());

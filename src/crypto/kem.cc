@@ -83,7 +83,8 @@ KemPrivateKey FromPair(internal::KemKeyPair pair) {
 }  // namespace
 
 Result<KemPublicKey> KemPublicKey::FromBytes(KemAlgorithm algorithm, ByteView bytes) {
-  Result<std::shared_ptr<const internal::KemPublicImpl>> impl = [&]() -> Result<std::shared_ptr<const internal::KemPublicImpl>> {
+  Result<std::shared_ptr<const internal::KemPublicImpl>> impl =
+      [&]() -> Result<std::shared_ptr<const internal::KemPublicImpl>> {
     switch (algorithm) {
       case KemAlgorithm::kMlKem512:
       case KemAlgorithm::kMlKem768:

@@ -1,8 +1,8 @@
 // ML-KEM-512/768/1024 (FIPS 203) through OpenSSL 3.5's EVP_PKEY KEM interface.
+#include <array>
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-
-#include <array>
 
 #include "crypto/internal/kem_impl.h"
 #include "crypto/internal/openssl_util.h"
@@ -124,8 +124,8 @@ Result<KemKeyPair> MlKemFromExpanded(KemAlgorithm algorithm, ByteView expanded) 
                            std::to_string(sizes.expanded_private_key) + " bytes, got " +
                            std::to_string(expanded.size()));
   }
-  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pkey,
-                         PkeyFromRaw(MlKemOpenSslName(algorithm), OSSL_PKEY_PARAM_PRIV_KEY, expanded, EVP_PKEY_KEYPAIR));
+  QSAPI_ASSIGN_OR_RETURN(
+      EvpPkeyPtr pkey, PkeyFromRaw(MlKemOpenSslName(algorithm), OSSL_PKEY_PARAM_PRIV_KEY, expanded, EVP_PKEY_KEYPAIR));
   return PairFromPkey(algorithm, std::move(pkey), SecretBytes());
 }
 

@@ -1,8 +1,8 @@
 #include "crypto/internal/openssl_util.h"
 
-#include <openssl/err.h>
-
 #include <cstdio>
+
+#include <openssl/err.h>
 
 namespace qsapi::crypto::internal {
 namespace {
@@ -80,7 +80,8 @@ Result<EvpPkeyPtr> PkeyFromRaw(const char* name, const char* param, ByteView byt
 
 Result<EvpPkeyPtr> PkeyFromSeed(const char* name, const char* param, ByteView seed) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, name, nullptr));
-  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) return OpenSslError(std::string("cannot create a ") + name + " key");
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1)
+    return OpenSslError(std::string("cannot create a ") + name + " key");
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(param, const_cast<std::uint8_t*>(seed.data()), seed.size()),  // NOLINT
       OSSL_PARAM_construct_end(),

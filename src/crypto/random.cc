@@ -1,10 +1,10 @@
 #include "qsapi/crypto/random.h"
 
-#include <openssl/rand.h>
-
 #include <atomic>
-#include <climits>
 #include <mutex>
+
+#include <climits>
+#include <openssl/rand.h>
 
 namespace qsapi::crypto {
 namespace {

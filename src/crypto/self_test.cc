@@ -70,8 +70,8 @@ Result<SelfTestReport> RunSelfTest() {
     QSAPI_RETURN_IF_ERROR(KemRoundTrip(a));
     report.lines.push_back(std::string(KemAlgorithmName(a)) + " encapsulate / decapsulate");
   }
-  for (auto a : {SignatureAlgorithm::kMlDsa65, SignatureAlgorithm::kSlhDsaSha2_128f,
-                 SignatureAlgorithm::kMlDsa65Ed25519}) {
+  for (auto a :
+       {SignatureAlgorithm::kMlDsa65, SignatureAlgorithm::kSlhDsaSha2_128f, SignatureAlgorithm::kMlDsa65Ed25519}) {
     QSAPI_RETURN_IF_ERROR(SignatureRoundTrip(a));
     report.lines.push_back(std::string(SignatureAlgorithmName(a)) + " sign / verify / reject");
   }

@@ -58,9 +58,9 @@ Result<SignatureAlgorithm> ParseSignatureAlgorithm(std::string_view name) {
 }
 
 Result<VerifyingKey> VerifyingKey::FromBytes(SignatureAlgorithm algorithm, ByteView bytes) {
-  Result<std::shared_ptr<const internal::VerifyingImpl>> impl =
-      algorithm == SignatureAlgorithm::kMlDsa65Ed25519 ? internal::CompositeVerifyingFromBytes(bytes)
-                                                       : internal::PqcVerifyingFromBytes(algorithm, bytes);
+  Result<std::shared_ptr<const internal::VerifyingImpl>> impl = algorithm == SignatureAlgorithm::kMlDsa65Ed25519
+                                                                    ? internal::CompositeVerifyingFromBytes(bytes)
+                                                                    : internal::PqcVerifyingFromBytes(algorithm, bytes);
   if (!impl) return impl.error();
   return VerifyingKey(std::move(impl).value());
 }

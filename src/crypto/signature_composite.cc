@@ -24,7 +24,8 @@ constexpr std::size_t kEdPk = 32;
 constexpr std::size_t kEdSig = 64;
 
 ByteView AsBytes(std::string_view s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  return {reinterpret_cast<const std::uint8_t*>(s.data()),
+          s.size()};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
 }
 
 // MessageRepresentative builds M' (see the file comment).
@@ -102,7 +103,8 @@ Result<std::shared_ptr<const VerifyingImpl>> CompositeVerifyingFromBytes(ByteVie
   if (bytes.size() != kMlDsaPk + kEdPk) {
     return InvalidArgument("MLDSA65-Ed25519-SHA512 public key must be 1984 bytes, got " + std::to_string(bytes.size()));
   }
-  QSAPI_ASSIGN_OR_RETURN(VerifyingKey ml_dsa, VerifyingKey::FromBytes(SignatureAlgorithm::kMlDsa65, bytes.first(kMlDsaPk)));
+  QSAPI_ASSIGN_OR_RETURN(VerifyingKey ml_dsa,
+                         VerifyingKey::FromBytes(SignatureAlgorithm::kMlDsa65, bytes.first(kMlDsaPk)));
   return std::shared_ptr<const VerifyingImpl>(
       std::make_shared<CompositeVerifying>(std::move(ml_dsa), Bytes(bytes.begin(), bytes.end())));
 }

@@ -1,9 +1,9 @@
 // ML-DSA (FIPS 204) and SLH-DSA (FIPS 205) through OpenSSL 3.5's EVP_PKEY_sign_message_* interface.
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-
 #include <array>
 #include <vector>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 
 #include "crypto/internal/openssl_util.h"
 #include "crypto/internal/signature_impl.h"
@@ -85,7 +85,8 @@ class Params {
 
 class PqcVerifying final : public VerifyingImpl {
  public:
-  PqcVerifying(const PqcAlgorithm& a, EvpPkeyPtr pkey, Bytes bytes) : a_(a), pkey_(std::move(pkey)), bytes_(std::move(bytes)) {}
+  PqcVerifying(const PqcAlgorithm& a, EvpPkeyPtr pkey, Bytes bytes)
+      : a_(a), pkey_(std::move(pkey)), bytes_(std::move(bytes)) {}
   SignatureAlgorithm algorithm() const noexcept override { return a_.algorithm; }
   ByteView bytes() const noexcept override { return bytes_; }
 
@@ -110,7 +111,8 @@ class PqcVerifying final : public VerifyingImpl {
 
 class PqcSigning final : public SigningImpl {
  public:
-  PqcSigning(const PqcAlgorithm& a, EvpPkeyPtr pkey, SecretBytes seed) : a_(a), pkey_(std::move(pkey)), seed_(std::move(seed)) {}
+  PqcSigning(const PqcAlgorithm& a, EvpPkeyPtr pkey, SecretBytes seed)
+      : a_(a), pkey_(std::move(pkey)), seed_(std::move(seed)) {}
   SignatureAlgorithm algorithm() const noexcept override { return a_.algorithm; }
   const SecretBytes& seed() const noexcept override { return seed_; }
 
@@ -149,9 +151,9 @@ Result<SigningKeyPair> PqcSigningFromSeed(SignatureAlgorithm algorithm, ByteView
     return InvalidArgument(std::string(a->name) + " seed must be " + std::to_string(sizes.seed) + " bytes, got " +
                            std::to_string(seed.size()));
   }
-  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, PkeyFromSeed(a->name, a->ml_dsa ? OSSL_PKEY_PARAM_ML_DSA_SEED
-                                                                          : OSSL_PKEY_PARAM_SLH_DSA_SEED,
-                                                       seed));
+  QSAPI_ASSIGN_OR_RETURN(
+      EvpPkeyPtr pkey,
+      PkeyFromSeed(a->name, a->ml_dsa ? OSSL_PKEY_PARAM_ML_DSA_SEED : OSSL_PKEY_PARAM_SLH_DSA_SEED, seed));
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, GetPublicBytes(pkey.get()));
   QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pub_pkey, PkeyFromRaw(a->name, OSSL_PKEY_PARAM_PUB_KEY, pub, EVP_PKEY_PUBLIC_KEY));
   auto verifying = std::make_shared<PqcVerifying>(*a, std::move(pub_pkey), std::move(pub));

@@ -90,8 +90,7 @@ TEST_P(AeadTest, ExplicitNonceApiChecksLengths) {
   EXPECT_EQ(aead->SealWithNonce(Bytes(s.nonce + 1, 0), kPlaintext, {}, out).error().code(),
             ErrorCode::kInvalidArgument);
   Bytes small(3);
-  EXPECT_EQ(aead->SealWithNonce(Bytes(s.nonce, 0), kPlaintext, {}, small).error().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(aead->SealWithNonce(Bytes(s.nonce, 0), kPlaintext, {}, small).error().code(), ErrorCode::kInvalidArgument);
   QSAPI_EXPECT_OK(aead->SealWithNonce(Bytes(s.nonce, 0), kPlaintext, {}, out));
   Bytes back(kPlaintext.size());
   QSAPI_EXPECT_OK(aead->OpenWithNonce(Bytes(s.nonce, 0), out, {}, back));

@@ -21,8 +21,7 @@ TEST(HkdfTest, Rfc5869TestCase1ThroughExtractAndExpand) {
   EXPECT_EQ(ToHex(prk->view()), "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
   auto okm = HkdfExpand(HashAlgorithm::kSha256, prk->view(), info, 42);
   QSAPI_ASSERT_OK(okm);
-  EXPECT_EQ(ToHex(okm->view()),
-            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+  EXPECT_EQ(ToHex(okm->view()), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
 TEST(HkdfTest, LengthBounds) {

@@ -50,9 +50,7 @@ TEST(ResultTest, AuthenticationFailureIsOneFixedError) {
   EXPECT_EQ(AuthenticationFailed().code(), ErrorCode::kAuthenticationFailed);
 }
 
-TEST(ResultDeathTest, ValueOfAnErrorAborts) {
-  EXPECT_DEATH((void)Half(3).value(), "");
-}
+TEST(ResultDeathTest, ValueOfAnErrorAborts) { EXPECT_DEATH((void)Half(3).value(), ""); }
 
 }  // namespace
 }  // namespace qsapi

@@ -1,10 +1,11 @@
+#include "qsapi/secret.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "qsapi/secret.h"
 #include "support/test_support.h"
 
 namespace qsapi {

@@ -4,8 +4,6 @@
 // operation runs on each side (AES-256-GCM and SHA-256 in the token; ML-KEM and ML-DSA in qsapi),
 // before and after each other.
 #include <dlfcn.h>
-#include <openssl/crypto.h>
-#include <p11-kit-1/p11-kit/pkcs11.h>
 #include <stdlib.h>
 
 #include <array>
@@ -13,6 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <openssl/crypto.h>
+#include <p11-kit-1/p11-kit/pkcs11.h>
 
 #include "qsapi/crypto/kdf.h"
 #include "qsapi/crypto/kem.h"

@@ -2,11 +2,11 @@
 #ifndef QSAPI_TESTS_SUPPORT_TEST_SUPPORT_H_
 #define QSAPI_TESTS_SUPPORT_TEST_SUPPORT_H_
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <string>
 #include <string_view>
+
+#include <gtest/gtest.h>
 
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
@@ -26,15 +26,15 @@ std::string ReadFile(const std::filesystem::path& path);
 }  // namespace qsapi::testing
 
 // ASSERT_OK / EXPECT_OK for Result and Status, printing the error.
-#define QSAPI_ASSERT_OK(expr)                                                         \
-  do {                                                                                \
-    const auto& qsapi_r_ = (expr);                                                    \
-    ASSERT_TRUE(qsapi_r_.ok()) << #expr << ": " << qsapi_r_.error().ToString();       \
+#define QSAPI_ASSERT_OK(expr)                                                   \
+  do {                                                                          \
+    const auto& qsapi_r_ = (expr);                                              \
+    ASSERT_TRUE(qsapi_r_.ok()) << #expr << ": " << qsapi_r_.error().ToString(); \
   } while (false)
-#define QSAPI_EXPECT_OK(expr)                                                         \
-  do {                                                                                \
-    const auto& qsapi_r_ = (expr);                                                    \
-    EXPECT_TRUE(qsapi_r_.ok()) << #expr << ": " << qsapi_r_.error().ToString();       \
+#define QSAPI_EXPECT_OK(expr)                                                   \
+  do {                                                                          \
+    const auto& qsapi_r_ = (expr);                                              \
+    EXPECT_TRUE(qsapi_r_.ok()) << #expr << ": " << qsapi_r_.error().ToString(); \
   } while (false)
 
 #endif  // QSAPI_TESTS_SUPPORT_TEST_SUPPORT_H_

@@ -40,7 +40,7 @@ struct KemSizes {
   std::size_t public_key;
   std::size_t ciphertext;
   std::size_t shared_secret;
-  std::size_t seed;            // private key in seed form
+  std::size_t seed;                  // private key in seed form
   std::size_t expanded_private_key;  // FIPS 203 decapsulation key (ML-KEM only; 0 otherwise)
 };
 

@@ -29,7 +29,7 @@ Status Ed25519Verify(ByteView public_key, ByteView message, ByteView signature);
 inline constexpr std::size_t kP384PointSize = 97;
 inline constexpr std::size_t kP384ScalarSize = 48;
 Result<EvpPkeyPtr> P384PrivateFromScalar(ByteView scalar);  // fails unless 0 < scalar < n
-Result<EvpPkeyPtr> P384PublicFromPoint(ByteView point);      // fails unless the point is on the curve
+Result<EvpPkeyPtr> P384PublicFromPoint(ByteView point);     // fails unless the point is on the curve
 Result<Bytes> P384PublicPoint(const EVP_PKEY* key);
 // P384Ecdh returns the 48-byte x-coordinate of scalar * peer.
 Result<SecretBytes> P384Ecdh(const EVP_PKEY* private_key, const EVP_PKEY* peer_public_key);

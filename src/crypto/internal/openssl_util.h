@@ -2,15 +2,15 @@
 #ifndef QSAPI_SRC_CRYPTO_INTERNAL_OPENSSL_UTIL_H_
 #define QSAPI_SRC_CRYPTO_INTERNAL_OPENSSL_UTIL_H_
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
-
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 #include "qsapi/result.h"
 #include "qsapi/secret.h"

@@ -2,10 +2,10 @@
 #ifndef QSAPI_SRC_CRYPTO_INTERNAL_SODIUM_INIT_H_
 #define QSAPI_SRC_CRYPTO_INTERNAL_SODIUM_INIT_H_
 
-#include <sodium.h>
-
 #include <cstdio>
 #include <cstdlib>
+
+#include <sodium.h>
 
 namespace qsapi::crypto::internal {
 
