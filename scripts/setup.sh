@@ -33,6 +33,7 @@ packages=(
   libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind nodejs
+  libssl-dev  # the system OpenSSL 3.0: the fixture of the test that configure refuses it
 )
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -65,6 +66,14 @@ if [ -n "${QSAPI_OPENSSL_PREFIX:-}" ]; then
     || die "QSAPI_OPENSSL_PREFIX=$QSAPI_OPENSSL_PREFIX holds no OpenSSL >= 3.5"
   printf '%s\n' "$QSAPI_OPENSSL_PREFIX" >"$cache_dir/openssl.prefix"
   printf '%s\n' "$QSAPI_OPENSSL_PREFIX"
+  exit 0
+fi
+
+# A system OpenSSL >= 3.5 with static libraries (Debian 13's libssl-dev) needs no build.
+if command -v openssl >/dev/null 2>&1 && openssl_is_35 "$(command -v openssl)" \
+   && ls /usr/lib/*/libcrypto.a /usr/lib/libcrypto.a >/dev/null 2>&1; then
+  printf '%s\n' /usr >"$cache_dir/openssl.prefix"
+  printf '%s\n' /usr
   exit 0
 fi
 

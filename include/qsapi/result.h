@@ -152,11 +152,14 @@ inline Status OkStatus() { return {}; }
 
 // QSAPI_ASSIGN_OR_RETURN(lhs, expr): evaluates a Result-returning expression; on error returns
 // its Error, otherwise moves the value into `lhs` (which may be a declaration).
+// lhs may be a declaration, which cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define QSAPI_ASSIGN_OR_RETURN(lhs, expr)                  \
   auto QSAPI_CONCAT_(qsapi_result_, __LINE__) = (expr);    \
   if (!QSAPI_CONCAT_(qsapi_result_, __LINE__)) {           \
     return QSAPI_CONCAT_(qsapi_result_, __LINE__).error(); \
   }                                                        \
   lhs = std::move(QSAPI_CONCAT_(qsapi_result_, __LINE__)).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // QSAPI_RESULT_H_

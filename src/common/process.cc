@@ -4,18 +4,18 @@
 #include <sys/resource.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
+#include <system_error>
 
 namespace qsapi {
 
 Status HardenProcess() {
   const rlimit no_core{0, 0};
   if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
-    return Internal(std::string("setrlimit(RLIMIT_CORE, 0) failed: ") + std::strerror(errno));
+    return Internal("setrlimit(RLIMIT_CORE, 0) failed: " + std::system_category().message(errno));
   }
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-    return Internal(std::string("prctl(PR_SET_DUMPABLE, 0) failed: ") + std::strerror(errno));
+    return Internal("prctl(PR_SET_DUMPABLE, 0) failed: " + std::system_category().message(errno));
   }
   return OkStatus();
 }

@@ -24,7 +24,7 @@ namespace {
 constexpr std::size_t kMinClass = 16;
 constexpr std::size_t kMaxSmall = 4096;
 constexpr std::size_t kNumClasses = 9;  // 16, 32, ..., 4096
-constexpr std::size_t kChunkSize = 64 * 1024;
+constexpr std::size_t kChunkSize = std::size_t{64} * 1024;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -123,7 +123,8 @@ class Arena {
 };
 
 Arena& GetArena() {
-  static auto* arena = new Arena();  // never destroyed: secrets may be released during static destruction
+  // Never destroyed: secrets may be released during static destruction.
+  static auto* arena = new Arena();  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
   return *arena;
 }
 

@@ -99,7 +99,7 @@ Result<EvpPkeyPtr> P384PrivateFromScalar(ByteView scalar) {
   // Compute the public point d*G so the key pair is complete.
   std::unique_ptr<EC_GROUP, Deleter<EC_GROUP_free>> group(EC_GROUP_new_by_curve_name(NID_secp384r1));
   if (!group) return OpenSslError("P-384 group");
-  if (BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(group.get())) >= 0) {
+  if (BN_is_zero(d) != 0 || BN_cmp(d, EC_GROUP_get0_order(group.get())) >= 0) {
     return InvalidArgument("P-384 scalar out of range");
   }
   std::unique_ptr<EC_POINT, Deleter<EC_POINT_free>> q(EC_POINT_new(group.get()));

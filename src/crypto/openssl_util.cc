@@ -38,27 +38,27 @@ Error OpenSslError(std::string_view what) {
 void ClearOpenSslErrors() noexcept { ERR_clear_error(); }
 
 const EVP_CIPHER* Aes256Gcm() {
-  static const EVP_CIPHER* c = FetchOnce<EVP_CIPHER>(EVP_CIPHER_fetch, "AES-256-GCM");
+  static const auto* c = FetchOnce<EVP_CIPHER>(EVP_CIPHER_fetch, "AES-256-GCM");
   return c;
 }
 const EVP_MD* Sha3_256() {
-  static const EVP_MD* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA3-256");
+  static const auto* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA3-256");
   return md;
 }
 const EVP_MD* Sha256() {
-  static const EVP_MD* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-256");
+  static const auto* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-256");
   return md;
 }
 const EVP_MD* Sha384() {
-  static const EVP_MD* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-384");
+  static const auto* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-384");
   return md;
 }
 const EVP_MD* Sha512() {
-  static const EVP_MD* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-512");
+  static const auto* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHA2-512");
   return md;
 }
 const EVP_MD* Shake256() {
-  static const EVP_MD* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHAKE256");
+  static const auto* md = FetchOnce<EVP_MD>(EVP_MD_fetch, "SHAKE256");
   return md;
 }
 

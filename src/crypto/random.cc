@@ -31,7 +31,8 @@ std::mutex& SourceMutex() {
   return mu;
 }
 std::shared_ptr<RandomSource>& SourceSlot() {
-  static auto* slot = new std::shared_ptr<RandomSource>(OpenSslRandomSource());
+  // Never destroyed, like every process-wide slot here. Guarded by SourceMutex().
+  static auto* slot = new std::shared_ptr<RandomSource>(OpenSslRandomSource());  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
   return *slot;
 }
 

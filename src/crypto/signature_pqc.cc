@@ -1,5 +1,6 @@
 // ML-DSA (FIPS 204) and SLH-DSA (FIPS 205) through OpenSSL 3.5's EVP_PKEY_sign_message_* interface.
 #include <array>
+#include <string_view>
 #include <vector>
 
 #include <openssl/core_names.h>
@@ -151,9 +152,10 @@ Result<SigningKeyPair> PqcSigningFromSeed(SignatureAlgorithm algorithm, ByteView
     return InvalidArgument(std::string(a->name) + " seed must be " + std::to_string(sizes.seed) + " bytes, got " +
                            std::to_string(seed.size()));
   }
-  QSAPI_ASSIGN_OR_RETURN(
-      EvpPkeyPtr pkey,
-      PkeyFromSeed(a->name, a->ml_dsa ? OSSL_PKEY_PARAM_ML_DSA_SEED : OSSL_PKEY_PARAM_SLH_DSA_SEED, seed));
+  // ML-DSA's xi (FIPS 204 Algorithm 6) and SLH-DSA's SK.seed || SK.prf || PK.seed (FIPS 205
+  // Algorithm 18) both go in through the keygen parameter "seed".
+  static_assert(std::string_view(OSSL_PKEY_PARAM_ML_DSA_SEED) == OSSL_PKEY_PARAM_SLH_DSA_SEED);
+  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, PkeyFromSeed(a->name, OSSL_PKEY_PARAM_ML_DSA_SEED, seed));
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, GetPublicBytes(pkey.get()));
   QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pub_pkey, PkeyFromRaw(a->name, OSSL_PKEY_PARAM_PUB_KEY, pub, EVP_PKEY_PUBLIC_KEY));
   auto verifying = std::make_shared<PqcVerifying>(*a, std::move(pub_pkey), std::move(pub));
