@@ -42,13 +42,16 @@ Result<SecretBytes> PkeyDerive(const EVP_PKEY* key, const EVP_PKEY* peer, std::s
   return out;
 }
 
-Result<std::array<std::uint8_t, kX25519KeySize>> X25519PublicFromPrivate(ByteView private_key) {
-  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr key, RawPrivate(EVP_PKEY_X25519, private_key, "X25519"));
-  std::array<std::uint8_t, kX25519KeySize> out{};
-  std::size_t len = out.size();
-  if (EVP_PKEY_get_raw_public_key(key.get(), out.data(), &len) != 1) return OpenSslError("X25519 public key");
-  return out;
+Result<EvpPkeyPtr> X25519PrivateKey(ByteView private_key) { return RawPrivate(EVP_PKEY_X25519, private_key, "X25519"); }
+
+Result<EvpPkeyPtr> X25519PublicKey(ByteView public_key) {
+  if (public_key.size() != kX25519KeySize) return InvalidArgument("X25519 public key must be 32 bytes");
+  EvpPkeyPtr key(EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, public_key.data(), public_key.size()));
+  if (!key) return OpenSslError("cannot import an X25519 public key");
+  return key;
 }
+
+Result<Bytes> X25519PublicBytes(const EVP_PKEY* key) { return RawPublic(key); }
 
 Result<SecretBytes> X25519(ByteView private_key, ByteView peer_public_key) {
   if (peer_public_key.size() != kX25519KeySize) return InvalidArgument("X25519 public key must be 32 bytes");
@@ -164,10 +167,6 @@ Result<Bytes> P384PublicPoint(const EVP_PKEY* key) {
     return OpenSslError("cannot encode a P-384 point");
   }
   return out;
-}
-
-Result<SecretBytes> P384Ecdh(const EVP_PKEY* private_key, const EVP_PKEY* peer_public_key) {
-  return PkeyDerive(private_key, peer_public_key, kP384ScalarSize);
 }
 
 }  // namespace qsapi::crypto::internal

@@ -70,8 +70,8 @@ Result<KemKeyPair> FromSeedImpl(KemAlgorithm algorithm, ByteView seed) {
     case KemAlgorithm::kMlKem512:
     case KemAlgorithm::kMlKem768:
     case KemAlgorithm::kMlKem1024: return internal::MlKemFromSeed(algorithm, seed);
-    case KemAlgorithm::kXWing: return internal::XWingFromSeed(seed);
-    case KemAlgorithm::kMlKem1024P384: return internal::MlKem1024P384FromSeed(seed);
+    case KemAlgorithm::kXWing:
+    case KemAlgorithm::kMlKem1024P384: return internal::HybridFromSeed(algorithm, seed);
   }
   return InvalidArgument("unknown KEM algorithm");
 }
@@ -89,8 +89,8 @@ Result<KemPublicKey> KemPublicKey::FromBytes(KemAlgorithm algorithm, ByteView by
       case KemAlgorithm::kMlKem512:
       case KemAlgorithm::kMlKem768:
       case KemAlgorithm::kMlKem1024: return internal::MlKemPublicFromBytes(algorithm, bytes);
-      case KemAlgorithm::kXWing: return internal::XWingPublicFromBytes(bytes);
-      case KemAlgorithm::kMlKem1024P384: return internal::MlKem1024P384PublicFromBytes(bytes);
+      case KemAlgorithm::kXWing:
+      case KemAlgorithm::kMlKem1024P384: return internal::HybridPublicFromBytes(algorithm, bytes);
     }
     return InvalidArgument("unknown KEM algorithm");
   }();

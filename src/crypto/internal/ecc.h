@@ -11,13 +11,16 @@ namespace qsapi::crypto::internal {
 
 inline constexpr std::size_t kX25519KeySize = 32;
 
-// X25519PublicFromPrivate computes the public key for a raw 32-byte private key (RFC 7748, 6.1).
-Result<std::array<std::uint8_t, kX25519KeySize>> X25519PublicFromPrivate(ByteView private_key);
-
 // X25519 computes the shared secret of a private and a peer public key. Fails (kInvalidArgument)
 // when the result is all zeros (a low-order peer point, RFC 7748 6.1's optional check, which
 // OpenSSL makes).
 Result<SecretBytes> X25519(ByteView private_key, ByteView peer_public_key);
+
+// X25519 keys as OpenSSL objects, for the hybrid KEMs: a private key from its 32 raw bytes, a
+// public key from its 32 raw bytes, and the raw public bytes of a key.
+Result<EvpPkeyPtr> X25519PrivateKey(ByteView private_key);
+Result<EvpPkeyPtr> X25519PublicKey(ByteView public_key);
+Result<Bytes> X25519PublicBytes(const EVP_PKEY* key);
 
 // Ed25519 (RFC 8032): public key from a 32-byte private key, sign, verify.
 Result<Bytes> Ed25519PublicFromPrivate(ByteView private_key);
@@ -31,10 +34,9 @@ inline constexpr std::size_t kP384ScalarSize = 48;
 Result<EvpPkeyPtr> P384PrivateFromScalar(ByteView scalar);  // fails unless 0 < scalar < n
 Result<EvpPkeyPtr> P384PublicFromPoint(ByteView point);     // fails unless the point is on the curve
 Result<Bytes> P384PublicPoint(const EVP_PKEY* key);
-// P384Ecdh returns the 48-byte x-coordinate of scalar * peer.
-Result<SecretBytes> P384Ecdh(const EVP_PKEY* private_key, const EVP_PKEY* peer_public_key);
 
-// Derive runs EVP_PKEY_derive between `key` and `peer` into a secret of `size` bytes.
+// PkeyDerive runs EVP_PKEY_derive (X25519, or ECDH giving the x-coordinate) between `key` and
+// `peer` into a secret of exactly `size` bytes.
 Result<SecretBytes> PkeyDerive(const EVP_PKEY* key, const EVP_PKEY* peer, std::size_t size);
 
 }  // namespace qsapi::crypto::internal

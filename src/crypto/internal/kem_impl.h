@@ -38,14 +38,13 @@ struct KemKeyPair {
 // X-Wing: m || ephemeral X25519 key, 64; MLKEM1024-P384: see kem_mlkem1024_p384.cc).
 std::size_t EncapsulationSeedSize(KemAlgorithm algorithm) noexcept;
 
-// Per-algorithm factories (kem_mlkem.cc, kem_xwing.cc, kem_mlkem1024_p384.cc).
+// Per-algorithm factories: ML-KEM (kem_mlkem.cc).
 Result<KemKeyPair> MlKemFromSeed(KemAlgorithm algorithm, ByteView seed);
 Result<KemKeyPair> MlKemFromExpanded(KemAlgorithm algorithm, ByteView expanded);
 Result<std::shared_ptr<const KemPublicImpl>> MlKemPublicFromBytes(KemAlgorithm algorithm, ByteView bytes);
-Result<KemKeyPair> XWingFromSeed(ByteView seed);
-Result<std::shared_ptr<const KemPublicImpl>> XWingPublicFromBytes(ByteView bytes);
-Result<KemKeyPair> MlKem1024P384FromSeed(ByteView seed);
-Result<std::shared_ptr<const KemPublicImpl>> MlKem1024P384PublicFromBytes(ByteView bytes);
+// The hybrids (kXWing, kMlKem1024P384), kem_hybrid.cc.
+Result<KemKeyPair> HybridFromSeed(KemAlgorithm algorithm, ByteView seed);
+Result<std::shared_ptr<const KemPublicImpl>> HybridPublicFromBytes(KemAlgorithm algorithm, ByteView bytes);
 
 // Shared helpers for the hybrids: ML-KEM encapsulation / decapsulation on raw OpenSSL keys.
 const char* MlKemOpenSslName(KemAlgorithm algorithm) noexcept;
