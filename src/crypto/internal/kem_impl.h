@@ -35,7 +35,7 @@ struct KemKeyPair {
 };
 
 // EncapsulationSeedSize: bytes of randomness one encapsulation consumes (ML-KEM: m, 32;
-// X-Wing: m || ephemeral X25519 key, 64; MLKEM1024-P384: see kem_mlkem1024_p384.cc).
+// X-Wing: m || ephemeral X25519 key, 64; MLKEM1024-P384: m || ephemeral P-384 scalar, 80).
 std::size_t EncapsulationSeedSize(KemAlgorithm algorithm) noexcept;
 
 // Per-algorithm factories: ML-KEM (kem_mlkem.cc).
