@@ -6,7 +6,7 @@
 #
 # Why static and hidden: SoftHSM2 (and other PKCS#11 modules) link the system libcrypto.so.3 and
 # are dlopen()ed into our processes. Our OpenSSL 3.5 is linked into the qsapi binaries as static
-# archives and excluded from the dynamic symbol table (-Wl,--exclude-libs,ALL), so the module's
+# archives and excluded from the dynamic symbol table (-Wl,--exclude-libs,libcrypto.a:libssl.a), so the module's
 # references resolve to its own libcrypto and ours to ours: two OpenSSLs that never see each other.
 # tests/crypto/softhsm_coexistence_test.cc proves it. See docs/DECISIONS.md.
 set(_qsapi_min_openssl 3.5.0)
@@ -50,4 +50,6 @@ endif()
 message(STATUS "qsapi: OpenSSL ${OPENSSL_VERSION} (static) from ${OPENSSL_ROOT_DIR}")
 
 # Executables and shared objects that link OpenSSL statically must not export its symbols.
-set(QSAPI_HIDE_STATIC_LIBS_LINK_OPTION "LINKER:--exclude-libs,ALL")
+# Only the OpenSSL archives: hiding everything (ALL) would also hide the sanitizer runtimes'
+# malloc and operator new, which must stay interposable.
+set(QSAPI_HIDE_STATIC_LIBS_LINK_OPTION "LINKER:--exclude-libs,libcrypto.a:libssl.a")

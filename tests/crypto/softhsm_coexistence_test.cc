@@ -182,7 +182,7 @@ TEST_F(SoftHsmCoexistenceTest, TheTwoOpenSslsAreSeparate) {
   EXPECT_EQ(ours.rfind("OpenSSL 3.5", 0), 0U) << ours;
   EXPECT_NE(theirs, ours) << "both resolve to one OpenSSL; the test machine's system OpenSSL is not 3.0?";
   // ... and qsapi's static copy is not in the process's global symbol table, so the module can
-  // never bind to it by accident (-Wl,--exclude-libs,ALL and no -rdynamic).
+  // never bind to it by accident (-Wl,--exclude-libs,libcrypto.a:libssl.a and no -rdynamic).
   EXPECT_EQ(::dlsym(RTLD_DEFAULT, "EVP_PKEY_encapsulate"), nullptr);
   EXPECT_EQ(::dlsym(RTLD_DEFAULT, "OpenSSL_version"), nullptr);
 }
