@@ -1,13 +1,18 @@
-// qsapi_interop_tool: exposes qsapi's ML-KEM and ML-DSA to an interoperability harness written in
-// another language (tests/interop/noble_interop.test.mjs drives it against @noble/post-quantum).
+// qsapi_interop_tool: exposes qsapi's ML-KEM, hybrid KEMs (X-Wing, MLKEM1024-P384) and ML-DSA to an
+// interoperability harness written in another language (tests/interop/noble_interop.test.mjs drives
+// it against @noble/post-quantum).
 //
 // Protocol: one JSON object per line on stdin, one JSON object per line on stdout, in order. Every
 // byte string is lowercase or uppercase hex. Each request may carry an "id", echoed in the reply.
 //
 //   {"op":"kem_keygen","alg":"ML-KEM-768","seed":<64-byte d||z>}
 //       -> {"status":"ok","pk":..,"dk":<FIPS 203 decapsulation key from ExportExpanded>}
+//   {"op":"kem_keygen","alg":"X-Wing" | "MLKEM1024-P384","seed":<32 bytes>}
+//       -> {"status":"ok","pk":..,"dk":null}     (a hybrid private key is only its seed)
 //   {"op":"kem_encaps","alg":..,"pk":..}                      -> {"status":"ok","ct":..,"ss":..}
 //   {"op":"kem_decaps","alg":..,"seed":.. | "dk":..,"ct":..}  -> {"status":"ok","ss":..}
+//       ("dk" is for ML-KEM only; a hybrid decapsulation that fails, e.g. on an off-curve P-384
+//       point, is {"status":"error","error":"AUTHENTICATION_FAILED: .."})
 //   {"op":"sig_keygen","alg":"ML-DSA-65","seed":<32 bytes>}   -> {"status":"ok","pk":..}
 //   {"op":"sig_sign","alg":..,"seed":..,"msg":..,"ctx":..}    -> {"status":"ok","sig":..}  (hedged)
 //   {"op":"sig_verify","alg":..,"pk":..,"msg":..,"sig":..,"ctx":..} -> {"status":"ok","verified":bool}
@@ -92,12 +97,12 @@ Result<std::string> StringField(const json& request, const char* name) {
 
 Result<crypto::KemAlgorithm> KemAlg(const json& request) {
   QSAPI_ASSIGN_OR_RETURN(const std::string name, StringField(request, "alg"));
-  QSAPI_ASSIGN_OR_RETURN(const crypto::KemAlgorithm alg, crypto::ParseKemAlgorithm(name));
-  if (alg != crypto::KemAlgorithm::kMlKem512 && alg != crypto::KemAlgorithm::kMlKem768 &&
-      alg != crypto::KemAlgorithm::kMlKem1024) {
-    return qsapi::InvalidArgument("not an ML-KEM algorithm: " + name);
-  }
-  return alg;
+  return crypto::ParseKemAlgorithm(name);  // ML-KEM-512/768/1024, X-Wing, MLKEM1024-P384
+}
+
+// IsHybrid: X-Wing and MLKEM1024-P384 keep their private key as a seed only (no expanded form).
+bool IsHybrid(crypto::KemAlgorithm alg) {
+  return alg == crypto::KemAlgorithm::kXWing || alg == crypto::KemAlgorithm::kMlKem1024P384;
 }
 
 Result<crypto::SignatureAlgorithm> SigAlg(const json& request) {
@@ -114,6 +119,7 @@ Result<json> KemKeygen(const json& request) {
   QSAPI_ASSIGN_OR_RETURN(const crypto::KemAlgorithm alg, KemAlg(request));
   QSAPI_ASSIGN_OR_RETURN(const Bytes seed, HexField(request, "seed"));
   QSAPI_ASSIGN_OR_RETURN(const crypto::KemPrivateKey key, crypto::KemPrivateKey::FromSeed(alg, seed));
+  if (IsHybrid(alg)) return json{{"pk", ToHex(key.public_key().bytes())}, {"dk", nullptr}};
   QSAPI_ASSIGN_OR_RETURN(const qsapi::SecretBytes dk, key.ExportExpanded());
   return json{{"pk", ToHex(key.public_key().bytes())}, {"dk", ToHex(dk.view())}};
 }

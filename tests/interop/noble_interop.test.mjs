@@ -1,5 +1,6 @@
-// noble_interop.test.mjs: qsapi's ML-KEM and ML-DSA against @noble/post-quantum, an independent
-// implementation (pure TypeScript, pinned to 0.7.1 by package-lock.json).
+// noble_interop.test.mjs: qsapi's ML-KEM, hybrid KEMs (X-Wing, MLKEM1024-P384) and ML-DSA against
+// @noble/post-quantum, an independent implementation (pure TypeScript, pinned to 0.7.1 by
+// package-lock.json).
 //
 // Usage: node noble_interop.test.mjs path/to/qsapi_interop_tool
 // Environment: QSAPI_INTEROP_ITERATIONS (default 16) iterations per algorithm.
@@ -13,6 +14,17 @@
 //     us->noble we encapsulate to a key noble generated; noble decapsulates to our shared secret;
 //     implicit rejection: a ciphertext with one bit flipped decapsulates, on both sides, to the
 //               same secret (FIPS 203 Algorithm 18, K-bar = J(z || c)), which differs from the real one.
+//   X-Wing (noble ml_kem768_x25519), MLKEM1024-P384 (noble ml_kem1024_p384); the private key is the
+//   32-byte seed on both sides (our tool reports no expanded key: "dk" is null)
+//     keygen    the same 32-byte seed gives the same public key (ML-KEM part || X25519 / P-384 point);
+//     noble->us noble encapsulates to our public key; we decapsulate (from the seed) to its secret;
+//     us->noble we encapsulate to a key noble generated; noble decapsulates to our shared secret;
+//     ML-KEM part corrupted: one bit flipped in the ML-KEM ciphertext; both sides decapsulate to
+//               the same implicit-rejection secret, which differs from the real one;
+//     classical part corrupted: one bit flipped in the X25519 / P-384 ciphertext. X-Wing: both
+//               sides decapsulate to the same secret, which differs from the real one (X25519
+//               accepts any 32 bytes). MLKEM1024-P384: the point is no longer on the curve, so we
+//               fail with AUTHENTICATION_FAILED and noble throws; neither returns the real secret.
 //   ML-DSA-65, ML-DSA-87
 //     keygen    the same 32-byte seed gives the same public key;
 //     signatures noble signs and we sign (hedged) with a non-empty context string; each signature
@@ -26,12 +38,19 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
+import { ml_kem1024_p384, ml_kem768_x25519 } from '@noble/post-quantum/hybrid.js';
 import { ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { ml_kem768, ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
 
 const KEMS = [
   { name: 'ML-KEM-768', noble: ml_kem768 },
   { name: 'ML-KEM-1024', noble: ml_kem1024 },
+];
+// classical: bytes of the classical (group element) part at the end of public keys and ciphertexts.
+// onCurveOnly: a corrupted classical ciphertext is (almost surely) an invalid element and rejected.
+const HYBRIDS = [
+  { name: 'X-Wing', noble: ml_kem768_x25519, classical: 32, onCurveOnly: false },
+  { name: 'MLKEM1024-P384', noble: ml_kem1024_p384, classical: 97, onCurveOnly: true },
 ];
 const DSAS = [
   { name: 'ML-DSA-65', noble: ml_dsa65 },
@@ -57,10 +76,10 @@ assert.ok(Number.isInteger(iterations) && iterations > 0, 'QSAPI_INTEROP_ITERATI
 const hex = (bytes) => Buffer.from(bytes).toString('hex');
 const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'));
 
-// flipBit returns a copy of `bytes` with one random bit flipped.
-function flipBit(bytes) {
+// flipBit returns a copy of `bytes` with one random bit flipped in bytes [from, to).
+function flipBit(bytes, from = 0, to = bytes.length) {
   const out = Uint8Array.from(bytes);
-  out[randomInt(out.length)] ^= 1 << randomInt(8);
+  out[randomInt(from, to)] ^= 1 << randomInt(8);
   return out;
 }
 
@@ -94,18 +113,28 @@ class Tool {
         return;
       }
       if (reply.id !== p.id) p.reject(new Error(`reply id ${reply.id} for request ${p.id}`));
-      else if (reply.status !== 'ok') p.reject(new Error(`qsapi_interop_tool ${p.op}: ${reply.error}`));
+      else if (reply.status !== 'ok' && !p.raw) p.reject(new Error(`qsapi_interop_tool ${p.op}: ${reply.error}`));
       else p.resolve(reply);
     });
   }
 
-  // call sends one request; byte-string fields are given as Uint8Array and sent as hex.
+  // call sends one request; byte-string fields are given as Uint8Array and sent as hex. An error
+  // reply rejects the promise.
   call(op, fields) {
+    return this.#send(op, fields, false);
+  }
+
+  // request is call that resolves with an error reply too ({status: 'error', error: 'CODE: ..'}).
+  request(op, fields) {
+    return this.#send(op, fields, true);
+  }
+
+  #send(op, fields, raw) {
     const id = this.nextId++;
     const request = { id, op };
     for (const [k, v] of Object.entries(fields)) request[k] = v instanceof Uint8Array ? hex(v) : v;
     return new Promise((resolve, reject) => {
-      this.pending.push({ id, op, resolve, reject });
+      this.pending.push({ id, op, raw, resolve, reject });
       this.child.stdin.write(JSON.stringify(request) + '\n');
     });
   }
@@ -208,6 +237,88 @@ async function kemIteration(tool, { name, noble }) {
   });
 }
 
+// ---- hybrid KEMs (X-Wing, MLKEM1024-P384) -----------------------------------------------------------
+
+async function hybridIteration(tool, { name, noble, classical, onCurveOnly }) {
+  const ctLen = noble.lengths.cipherText;
+  const pqLen = ctLen - classical;  // the ML-KEM ciphertext comes first, the group element last
+
+  // keygen from one 32-byte seed on both sides; noble's secretKey is that seed.
+  const seed = randomBytes(32);
+  const nk = noble.keygen(seed);
+  let ours;
+  await step(`${name} keygen`, { seed }, async () => {
+    ours = await tool.call('kem_keygen', { alg: name, seed });
+    checkEqualBytes(`${name} keygen: public key from the same seed`, ours.pk, nk.publicKey, { seed });
+    checkEqualBytes(`${name} keygen: noble's secret key is the seed`, seed, nk.secretKey, { seed });
+    check(`${name} keygen: no expanded key for a hybrid ("dk" is null)`, ours.dk === null,
+          `dk = ${JSON.stringify(ours.dk)?.slice(0, 40)}`, { seed });
+  });
+  if (!ours) return;
+
+  // noble encapsulates to our public key (it throws if it rejects the key); we decapsulate.
+  let enc;
+  await step(`${name} noble->qsapi`, { seed, pk: ours.pk }, async () => {
+    enc = noble.encapsulate(unhex(ours.pk));
+    const mine = await tool.call('kem_decaps', { alg: name, seed, ct: enc.cipherText });
+    checkEqualBytes(`${name} noble encapsulates, qsapi decapsulates`, mine.ss, enc.sharedSecret,
+                    { seed, ct: enc.cipherText });
+  });
+  if (!enc) return;
+
+  // One bit flipped in the ML-KEM part: ML-KEM implicit rejection, then the same combiner.
+  const badPq = flipBit(enc.cipherText, 0, pqLen);
+  await step(`${name} ML-KEM part corrupted`, { seed, ct: badPq }, async () => {
+    const theirs = noble.decapsulate(badPq, seed);
+    const mine = await tool.call('kem_decaps', { alg: name, seed, ct: badPq });
+    checkEqualBytes(`${name} ML-KEM part corrupted: same implicit-rejection secret`, mine.ss, theirs,
+                    { seed, ct: badPq });
+    check(`${name} ML-KEM part corrupted: the secret differs from the real one`,
+          mine.ss !== hex(enc.sharedSecret) && hex(theirs) !== hex(enc.sharedSecret), '', { seed, ct: badPq });
+  });
+
+  // One bit flipped in the classical part.
+  const badT = flipBit(enc.cipherText, pqLen, ctLen);
+  const real = hex(enc.sharedSecret);
+  await step(`${name} classical part corrupted`, { seed, ct: badT }, async () => {
+    let theirs;
+    let nobleError;
+    try {
+      theirs = hex(noble.decapsulate(badT, seed));
+    } catch (err) {
+      nobleError = err;
+    }
+    const mine = await tool.request('kem_decaps', { alg: name, seed, ct: badT });
+    const describe = (secret, error) => (error === undefined ? `secret ${secret}` : `error ${error}`);
+    const outcome = `qsapi ${describe(mine.ss, mine.error)}; noble ${describe(theirs, nobleError?.message)}`;
+    if (onCurveOnly) {
+      check(`${name} classical part corrupted: qsapi fails with AUTHENTICATION_FAILED`,
+            mine.status === 'error' && mine.error.startsWith('AUTHENTICATION_FAILED'), outcome, { seed, ct: badT });
+      check(`${name} classical part corrupted: noble throws`, nobleError !== undefined, outcome, { seed, ct: badT });
+    } else {
+      check(`${name} classical part corrupted: both sides decapsulate`,
+            mine.status === 'ok' && nobleError === undefined, outcome, { seed, ct: badT });
+      if (mine.status === 'ok' && nobleError === undefined) {
+        checkEqualBytes(`${name} classical part corrupted: same secret on both sides`, mine.ss, theirs,
+                        { seed, ct: badT });
+      }
+    }
+    check(`${name} classical part corrupted: neither side returns the real secret`,
+          mine.ss !== real && theirs !== real, outcome, { seed, ct: badT });
+  });
+
+  // We encapsulate to a key that noble generated on its own; noble decapsulates.
+  const seed2 = randomBytes(32);
+  const nk2 = noble.keygen(seed2);
+  await step(`${name} qsapi->noble`, { noble_seed: seed2 }, async () => {
+    const mine = await tool.call('kem_encaps', { alg: name, pk: nk2.publicKey });
+    const ct = unhex(mine.ct);
+    check(`${name} qsapi ciphertext length`, ct.length === ctLen, `${ct.length} != ${ctLen}`, {});
+    const theirs = noble.decapsulate(ct, nk2.secretKey);
+    checkEqualBytes(`${name} qsapi encapsulates, noble decapsulates`, mine.ss, theirs, { noble_seed: seed2, ct });
+  });
+}
+
 // ---- ML-DSA ----------------------------------------------------------------------------------------
 
 // sizesFor picks message and context lengths: edge cases first, then random ones.
@@ -284,16 +395,22 @@ async function dsaIteration(tool, { name, noble }, iteration) {
 
 const tool = new Tool(toolPath);
 const started = Date.now();
+// Each group lists, for the summary line, what it checks.
+const GROUPS = [
+  { algorithms: KEMS, run: kemIteration,
+    checks: 'ML-KEM: keygen + expanded key, both directions, implicit rejection' },
+  { algorithms: HYBRIDS, run: hybridIteration,
+    checks: 'hybrid KEMs: keygen, both directions, corrupted ML-KEM part, corrupted classical part' },
+  { algorithms: DSAS, run: dsaIteration,
+    checks: 'ML-DSA: keygen, sign/verify both ways with context, wrong context, flipped bit, empty context' },
+];
 const perAlgorithm = [];
-for (const kem of KEMS) {
-  const before = passed;
-  for (let i = 0; i < iterations; i++) await kemIteration(tool, kem);
-  perAlgorithm.push(`${kem.name} ${passed - before}`);
-}
-for (const dsa of DSAS) {
-  const before = passed;
-  for (let i = 0; i < iterations; i++) await dsaIteration(tool, dsa, i);
-  perAlgorithm.push(`${dsa.name} ${passed - before}`);
+for (const group of GROUPS) {
+  for (const alg of group.algorithms) {
+    const before = passed;
+    for (let i = 0; i < iterations; i++) await group.run(tool, alg, i);
+    perAlgorithm.push(`${alg.name} ${passed - before}`);
+  }
 }
 const { code, signal } = await tool.close();
 check('qsapi_interop_tool exit status', code === 0, `code ${code}, signal ${signal}`, {});
@@ -305,4 +422,5 @@ if (failures.length > 0) {
   process.exit(1);
 }
 console.log(`interop: OK: ${passed} checks passed against @noble/post-quantum ${NOBLE_VERSION} ` +
-            `(${iterations} iterations per algorithm; ${perAlgorithm.join(', ')}; ${seconds}s)`);
+            `(${iterations} iterations per algorithm; ${perAlgorithm.join(', ')}; ${seconds}s)\n` +
+            `interop: checked: ${GROUPS.map((g) => g.checks).join('; ')}`);
