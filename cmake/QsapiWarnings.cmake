@@ -2,5 +2,5 @@
 add_library(qsapi_warnings INTERFACE)
 target_compile_options(qsapi_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wformat=2
+  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wformat=2
   $<$<BOOL:${QSAPI_WERROR}>:-Werror>)

@@ -24,7 +24,8 @@ bool IsSha2(HashAlgorithm a) {
 }
 
 EVP_KDF* HkdfKdf() {
-  // Fetched once; EVP_KDF_CTX_new takes a non-const pointer. NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
+  // Fetched once; EVP_KDF_CTX_new takes a non-const pointer.
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
   static EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   return kdf;
 }
@@ -104,8 +105,16 @@ Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, ByteView prk, ByteView i
 }
 
 Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView ikm, ByteView salt, ByteView info, std::size_t length) {
-  QSAPI_ASSIGN_OR_RETURN(PseudorandomKey prk, HkdfExtract(algorithm, salt, ikm));
-  return HkdfExpand(algorithm, prk.view(), info, length);
+  if (!IsSha2(algorithm)) return InvalidArgument("HKDF is defined here for SHA-256, SHA-384 and SHA-512");
+  const std::size_t hash_len = HashSize(algorithm);
+  if (length == 0 || length > 255 * hash_len) {
+    return InvalidArgument("HKDF length must be 1.." + std::to_string(255 * hash_len) + " bytes for " +
+                           std::string(HashAlgorithmName(algorithm)));
+  }
+  // One OpenSSL call for extract-then-expand (RFC 5869, 2.2 and 2.3); the PRK never leaves OpenSSL.
+  SecretBytes okm(length);
+  QSAPI_RETURN_IF_ERROR(RunHkdf(algorithm, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm, salt, info, okm.span()));
+  return okm;
 }
 
 Result<SecretBytes> HkdfExpandLabel(HashAlgorithm algorithm, ByteView secret, std::string_view label, ByteView context,

@@ -13,14 +13,15 @@ namespace {
 class MlKemPublic final : public KemPublicImpl {
  public:
   MlKemPublic(KemAlgorithm algorithm, EvpPkeyPtr pkey, Bytes bytes)
-      : algorithm_(algorithm), pkey_(std::move(pkey)), bytes_(std::move(bytes)) {}
+      : algorithm_(algorithm), pkey_(MlKemOpenSslName(algorithm), std::move(pkey)), bytes_(std::move(bytes)) {}
 
   KemAlgorithm algorithm() const noexcept override { return algorithm_; }
   ByteView bytes() const noexcept override { return bytes_; }
 
   Result<KemEncapsulation> Encapsulate(ByteView eseed) const override {
     const KemSizes sizes = GetKemSizes(algorithm_);
-    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
+    QSAPI_ASSIGN_OR_RETURN(const EVP_PKEY* pkey, pkey_.Get(bytes_));
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(pkey), nullptr));  // NOLINT
     if (!ctx) return OpenSslError("ML-KEM encapsulation context");
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, const_cast<std::uint8_t*>(eseed.data()),  // NOLINT
@@ -42,11 +43,9 @@ class MlKemPublic final : public KemPublicImpl {
     return KemEncapsulation{KemCiphertext(std::move(ct)), SharedSecret(std::move(ss))};
   }
 
-  const EVP_PKEY* pkey() const noexcept { return pkey_.get(); }
-
  private:
   KemAlgorithm algorithm_;
-  EvpPkeyPtr pkey_;
+  LazyPublicPkey pkey_;
   Bytes bytes_;
 };
 
@@ -88,10 +87,9 @@ class MlKemPrivate final : public KemPrivateImpl {
 
 Result<KemKeyPair> PairFromPkey(KemAlgorithm algorithm, EvpPkeyPtr pkey, SecretBytes seed) {
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, GetPublicBytes(pkey.get()));
-  // The public half gets its own EVP_PKEY so that it holds no private material.
-  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pub_pkey,
-                         PkeyFromRaw(MlKemOpenSslName(algorithm), OSSL_PKEY_PARAM_PUB_KEY, pub, EVP_PKEY_PUBLIC_KEY));
-  auto public_impl = std::make_shared<MlKemPublic>(algorithm, std::move(pub_pkey), std::move(pub));
+  // The public half gets its own public-only EVP_PKEY, so that it holds no private material,
+  // imported on first use (LazyPublicPkey).
+  auto public_impl = std::make_shared<MlKemPublic>(algorithm, nullptr, std::move(pub));
   auto private_impl = std::make_shared<MlKemPrivate>(algorithm, std::move(pkey), std::move(seed));
   return KemKeyPair{std::move(private_impl), std::move(public_impl)};
 }

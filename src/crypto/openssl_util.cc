@@ -93,6 +93,16 @@ Result<EvpPkeyPtr> PkeyFromSeed(const char* name, const char* param, ByteView se
   return EvpPkeyPtr(raw);
 }
 
+Result<const EVP_PKEY*> LazyPublicPkey::Get(ByteView bytes) const {
+  std::call_once(once_, [&] {
+    if (pkey_) return;
+    Result<EvpPkeyPtr> imported = PkeyFromRaw(name_, OSSL_PKEY_PARAM_PUB_KEY, bytes, EVP_PKEY_PUBLIC_KEY);
+    if (imported.ok()) pkey_ = std::move(imported).value();
+  });
+  if (!pkey_) return Internal(std::string("cannot import our own ") + name_ + " public key");
+  return pkey_.get();
+}
+
 Status GetOctets(const EVP_PKEY* pkey, const char* param, std::span<std::uint8_t> out) {
   std::size_t len = 0;
   if (EVP_PKEY_get_octet_string_param(pkey, param, out.data(), out.size(), &len) != 1 || len != out.size()) {

@@ -87,14 +87,16 @@ class Params {
 class PqcVerifying final : public VerifyingImpl {
  public:
   PqcVerifying(const PqcAlgorithm& a, EvpPkeyPtr pkey, Bytes bytes)
-      : a_(a), pkey_(std::move(pkey)), bytes_(std::move(bytes)) {}
+      : a_(a), pkey_(a.name, std::move(pkey)), bytes_(std::move(bytes)) {}
   SignatureAlgorithm algorithm() const noexcept override { return a_.algorithm; }
   ByteView bytes() const noexcept override { return bytes_; }
 
   Status Verify(ByteView message, ByteView signature, ByteView context) const override {
     if (context.size() > kMaxContextSize) return InvalidArgument("context string longer than 255 bytes");
     if (signature.size() != GetSignatureSizes(a_.algorithm).signature) return AuthenticationFailed();
-    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
+    Result<const EVP_PKEY*> pkey = pkey_.Get(bytes_);
+    if (!pkey) return pkey.error();
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(*pkey), nullptr));  // NOLINT
     Params params(context, nullptr, false);
     if (!ctx || EVP_PKEY_verify_message_init(ctx.get(), FetchedSignature(a_), params.get()) != 1 ||
         EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), NonNull(message), message.size()) != 1) {
@@ -106,7 +108,7 @@ class PqcVerifying final : public VerifyingImpl {
 
  private:
   const PqcAlgorithm& a_;
-  EvpPkeyPtr pkey_;
+  LazyPublicPkey pkey_;
   Bytes bytes_;
 };
 
@@ -157,8 +159,8 @@ Result<SigningKeyPair> PqcSigningFromSeed(SignatureAlgorithm algorithm, ByteView
   static_assert(std::string_view(OSSL_PKEY_PARAM_ML_DSA_SEED) == OSSL_PKEY_PARAM_SLH_DSA_SEED);
   QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, PkeyFromSeed(a->name, OSSL_PKEY_PARAM_ML_DSA_SEED, seed));
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, GetPublicBytes(pkey.get()));
-  QSAPI_ASSIGN_OR_RETURN(EvpPkeyPtr pub_pkey, PkeyFromRaw(a->name, OSSL_PKEY_PARAM_PUB_KEY, pub, EVP_PKEY_PUBLIC_KEY));
-  auto verifying = std::make_shared<PqcVerifying>(*a, std::move(pub_pkey), std::move(pub));
+  // The verifying half imports its own public-only EVP_PKEY on first use (LazyPublicPkey).
+  auto verifying = std::make_shared<PqcVerifying>(*a, nullptr, std::move(pub));
   auto signing = std::make_shared<PqcSigning>(*a, std::move(pkey), SecretBytes::CopyFrom(seed));
   return SigningKeyPair{std::move(signing), std::move(verifying)};
 }

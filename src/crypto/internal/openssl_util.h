@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -74,6 +75,24 @@ Status GetOctets(const EVP_PKEY* pkey, const char* param, std::span<std::uint8_t
 
 // GetPublicBytes returns the raw public key (OSSL_PKEY_PARAM_PUB_KEY) of `pkey`.
 Result<Bytes> GetPublicBytes(const EVP_PKEY* pkey);
+
+// LazyPublicPkey is the public-only EVP_PKEY of a public key, either given at construction (a key
+// imported from bytes, which was validated then) or imported from the raw bytes on first use (the
+// public half of a freshly generated or seeded key pair). The owner of a private key rarely uses
+// its own public key object for encapsulation or verification, and the import costs a matrix
+// expansion for ML-KEM and ML-DSA: doing it lazily keeps key generation at the raw call's cost.
+// Thread-safe.
+class LazyPublicPkey {
+ public:
+  LazyPublicPkey(const char* name, EvpPkeyPtr pkey) : name_(name), pkey_(std::move(pkey)) {}
+  // Get returns the EVP_PKEY for `bytes` (the same bytes every call).
+  Result<const EVP_PKEY*> Get(ByteView bytes) const;
+
+ private:
+  const char* name_;
+  mutable std::once_flag once_;
+  mutable EvpPkeyPtr pkey_;
+};
 
 // Digest computes an EVP digest of the concatenation of `parts` into `out` (out.size() bytes;
 // for XOFs any size).
