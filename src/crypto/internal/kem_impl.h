@@ -50,7 +50,8 @@ Result<std::shared_ptr<const KemPublicImpl>> HybridPublicFromBytes(KemAlgorithm 
 const char* MlKemOpenSslName(KemAlgorithm algorithm) noexcept;
 
 // EncapsulateDeterministicForTesting encapsulates to `key` with fixed randomness `eseed`
-// (EncapsulationSeedSize bytes), to reproduce published test vectors. Never use it otherwise.
+// (EncapsulationSeedSize bytes), to reproduce published test vectors: tests and the start-up
+// known-answer self-test only. Never use it to protect data.
 Result<KemEncapsulation> EncapsulateDeterministicForTesting(const KemPublicKey& key, ByteView eseed);
 
 }  // namespace qsapi::crypto::internal
