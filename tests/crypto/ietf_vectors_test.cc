@@ -12,9 +12,7 @@ namespace {
 using testing::Hex;
 using testing::ToHex;
 
-nlohmann::json Load(std::string_view name) {
-  return nlohmann::json::parse(testing::ReadFile(testing::DataPath(name)));
-}
+nlohmann::json Load(std::string_view name) { return nlohmann::json::parse(testing::ReadFile(testing::DataPath(name))); }
 
 Bytes Text(const std::string& s) { return {s.begin(), s.end()}; }
 
