@@ -6,13 +6,14 @@
 //   raw            the raw OpenSSL / libsodium calls a careful user would make for the same result,
 //                  mirroring what the library does per call (e.g. a fresh EVP_PKEY_CTX from a
 //                  pre-made EVP_PKEY for every ML-KEM encapsulation)
-//   raw_*          further raw baselines that explain a gap:
-//                    raw_mirror     the exact steps our implementation takes, done raw (ML-KEM
-//                                   keygen, X-Wing), to show where a gap to /raw comes from
+//   raw_*          further raw baselines:
 //                    raw_reuse_ctx  AES-GCM with one EVP_CIPHER_CTX keyed once and re-IV'd per message
-//                    raw_two_step   HKDF as two EVP_KDF calls (extract, then expand), as our Hkdf() does
-//                    raw_parts      the hybrids: the sum of their raw parts (X-Wing: ML-KEM-768 +
-//                                   X25519 + SHA3-256; MLKEM1024-P384: ML-KEM-1024 + P-384 ECDH + SHA3-256)
+//                                   (faster, but not shareable between threads as our Aead is)
+//                    raw_parts      the hybrids (kem_hybrid.cc), which have no single raw call: the sum
+//                                   of their raw parts (X-Wing: ML-KEM-768 + X25519 + SHA3-256;
+//                                   MLKEM1024-P384: ML-KEM-1024 + P-384 ECDH + SHA3-256); for
+//                                   encapsulation and decapsulation the same OpenSSL work the
+//                                   library does per call
 // bench/run_benchmarks.sh pairs /qsapi with /raw (and the raw_* variants) and prints the ratios.
 // BM_Part_* benchmarks time single building blocks, as evidence for where a gap comes from.
 //
@@ -20,17 +21,6 @@
 // stop the benchmark with an error if anything fails. Setup (key generation, signing the message
 // to verify, ...) is outside the timed loops. The AEAD "Seal" benchmarks reuse one nonce under one
 // key: acceptable only because the ciphertexts are thrown away, never in real use.
-#include <benchmark/benchmark.h>
-#include <openssl/core_names.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
-#include <openssl/rand.h>
-#include <sodium.h>
-
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -45,6 +35,17 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <benchmark/benchmark.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <sodium.h>
 
 #include "qsapi/crypto/aead.h"
 #include "qsapi/crypto/kdf.h"
@@ -164,8 +165,8 @@ benchmark::internal::Benchmark* Register(const std::string& name, BenchFn fn,
 // benchmarks run at least this long per repetition, whatever --benchmark_min_time says.
 constexpr double kMlDsaSignMinTime = 2.0;
 
-// RegisterUnavailable registers a benchmark that reports why it cannot run (e.g. an algorithm this
-// build does not implement yet), so that the gap is visible in the output instead of silent.
+// RegisterUnavailable registers a benchmark that reports why it cannot run (the algorithm's set-up
+// failed in this build), so that the gap is visible in the output instead of silent.
 void RegisterUnavailable(const std::string& name, const std::string& why) {
   Register(name, [why](benchmark::State& state) {
     state.SkipWithError(why.c_str());  // before the loop: the loop then does not run
@@ -182,9 +183,9 @@ struct MlKemFixture {
   const char* ossl_name;
   Bytes seed;  // d || z, 64 bytes
   std::optional<KemPrivateKey> ours;
-  Bytes ciphertext;     // an encapsulation to ours.public_key(), decapsulated by both sides
-  Pkey raw_private;     // the same key, made by raw calls from the same seed
-  Pkey raw_public;      // its public half, imported on its own (as the library holds it)
+  Bytes ciphertext;  // an encapsulation to ours.public_key(), decapsulated by both sides
+  Pkey raw_private;  // the same key, made by raw calls from the same seed
+  Pkey raw_public;   // its public half, imported on its own (as the library holds it)
   std::size_t ct_size = 0;
 };
 
@@ -227,7 +228,9 @@ void RegisterMlKem(KemAlgorithm algorithm, const char* ossl_name, const std::str
       benchmark::DoNotOptimize(key);
     }
   });
-  // raw: the key from its seed and its encoded public key (what FromSeed hands back).
+  // raw: the key from its seed and its encoded public key read out (what FromSeed hands back). This
+  // is also the library's path (kem_mlkem.cc): the public half's own public-only EVP_PKEY is
+  // imported lazily, on its first Encapsulate(), not at key generation.
   Register(base + "_KeyGenFromSeed/raw", [f](benchmark::State& state) {
     Bytes pub(qsapi::crypto::GetKemSizes(f->algorithm).public_key);
     for (auto _ : state) {
@@ -248,38 +251,6 @@ void RegisterMlKem(KemAlgorithm algorithm, const char* ossl_name, const std::str
       }
     }
   });
-  // raw_mirror: the library's steps (kem_mlkem.cc PairFromPkey): keygen, read the public key,
-  // import it again into a public-only EVP_PKEY, copy the seed.
-  Register(base + "_KeyGenFromSeed/raw_mirror", [f](benchmark::State& state) {
-    for (auto _ : state) {
-      EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, f->ossl_name, nullptr);
-      OSSL_PARAM params[] = {OctetParam(OSSL_PKEY_PARAM_ML_KEM_SEED, f->seed), OSSL_PARAM_construct_end()};
-      EVP_PKEY* key = nullptr;
-      std::size_t len = 0;
-      bool ok = ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_CTX_set_params(ctx, params) == 1 &&
-                EVP_PKEY_generate(ctx, &key) == 1 &&
-                EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &len) == 1;
-      Bytes pub(len);
-      ok = ok && EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pub.data(), pub.size(), &len) == 1;
-      EVP_PKEY_CTX* ictx = EVP_PKEY_CTX_new_from_name(nullptr, f->ossl_name, nullptr);
-      OSSL_PARAM iparams[] = {OctetParam(OSSL_PKEY_PARAM_PUB_KEY, pub), OSSL_PARAM_construct_end()};
-      EVP_PKEY* pub_key = nullptr;
-      ok = ok && ictx != nullptr && EVP_PKEY_fromdata_init(ictx) == 1 &&
-           EVP_PKEY_fromdata(ictx, &pub_key, EVP_PKEY_PUBLIC_KEY, iparams) == 1;
-      SecretBytes seed_copy = SecretBytes::CopyFrom(f->seed);
-      benchmark::DoNotOptimize(pub_key);
-      benchmark::DoNotOptimize(seed_copy);
-      EVP_PKEY_free(pub_key);
-      EVP_PKEY_CTX_free(ictx);
-      EVP_PKEY_free(key);
-      EVP_PKEY_CTX_free(ctx);
-      if (!ok) {
-        state.SkipWithError("raw ML-KEM keygen (mirror) failed");
-        break;
-      }
-    }
-  });
-
   Register(base + "_Encaps/qsapi", [f](benchmark::State& state) {
     const auto& pub = f->ours->public_key();
     for (auto _ : state) {
@@ -340,7 +311,9 @@ void RegisterMlKem(KemAlgorithm algorithm, const char* ossl_name, const std::str
 }
 
 // ---------------------------------------------------------------------------------------------
-// X-Wing (ours) against the sum of its raw parts; MLKEM1024-P384 (ours only).
+// The hybrid KEMs (kem_hybrid.cc), X-Wing and MLKEM1024-P384, against the sum of their raw parts.
+// The library holds the classical private key as an EVP_PKEY made once at key creation and imports
+// the ephemeral key once per encapsulation, so raw_parts does the same OpenSSL work per call.
 
 constexpr std::array<std::uint8_t, 6> kXWingLabel = {0x5c, 0x2e, 0x2f, 0x2f, 0x5e, 0x5c};
 
@@ -351,7 +324,6 @@ struct XWingFixture {
   // The same key, by raw calls: ML-KEM-768 from SHAKE256(seed)[0..64), X25519 from [64..96).
   Pkey mlkem_private, mlkem_public, x_private, x_public;
   std::array<std::uint8_t, 32> pk_x{};
-  Bytes sk_x;  // the raw X25519 private key (for raw_mirror, which re-imports it per call as ecc.cc does)
   const EVP_MD* sha3 = nullptr;
   const EVP_MD* shake256 = nullptr;
 };
@@ -360,18 +332,18 @@ struct XWingFixture {
 bool XWingCombine(const EVP_MD* sha3, ByteView ss_m, ByteView ss_x, ByteView ct_x, ByteView pk_x,
                   std::span<std::uint8_t> out) {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  const bool ok = md != nullptr && EVP_DigestInit_ex2(md, sha3, nullptr) == 1 &&
-                  EVP_DigestUpdate(md, ss_m.data(), ss_m.size()) == 1 &&
-                  EVP_DigestUpdate(md, ss_x.data(), ss_x.size()) == 1 &&
-                  EVP_DigestUpdate(md, ct_x.data(), ct_x.size()) == 1 &&
-                  EVP_DigestUpdate(md, pk_x.data(), pk_x.size()) == 1 &&
-                  EVP_DigestUpdate(md, kXWingLabel.data(), kXWingLabel.size()) == 1 &&
-                  EVP_DigestFinal_ex(md, out.data(), nullptr) == 1;
+  const bool ok =
+      md != nullptr && EVP_DigestInit_ex2(md, sha3, nullptr) == 1 &&
+      EVP_DigestUpdate(md, ss_m.data(), ss_m.size()) == 1 && EVP_DigestUpdate(md, ss_x.data(), ss_x.size()) == 1 &&
+      EVP_DigestUpdate(md, ct_x.data(), ct_x.size()) == 1 && EVP_DigestUpdate(md, pk_x.data(), pk_x.size()) == 1 &&
+      EVP_DigestUpdate(md, kXWingLabel.data(), kXWingLabel.size()) == 1 &&
+      EVP_DigestFinal_ex(md, out.data(), nullptr) == 1;
   EVP_MD_CTX_free(md);
   return ok;
 }
 
-// RawDerive: EVP_PKEY_derive between `priv` and `peer` (validated, as ecc.cc does) into exactly out.size() bytes.
+// RawDerive: EVP_PKEY_derive between `priv` and `peer` (peer validated, as ecc.cc's PkeyDerive does)
+// into exactly out.size() bytes.
 bool RawDerive(EVP_PKEY* priv, EVP_PKEY* peer, std::span<std::uint8_t> out) {
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, priv, nullptr);
   std::size_t len = out.size();
@@ -381,24 +353,13 @@ bool RawDerive(EVP_PKEY* priv, EVP_PKEY* peer, std::span<std::uint8_t> out) {
   return ok;
 }
 
-// X25519Mirror: ecc.cc's X25519(private_key, peer_public_key), done raw: import both raw keys
-// (the private import computes the public key: a fixed-base scalar multiplication), derive.
-bool X25519Mirror(ByteView sk, ByteView peer_pk, std::span<std::uint8_t> out) {
-  EVP_PKEY* key = EVP_PKEY_new_raw_private_key_ex(nullptr, "X25519", nullptr, sk.data(), sk.size());
-  EVP_PKEY* peer = EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, peer_pk.data(), peer_pk.size());
-  const bool ok = key != nullptr && peer != nullptr && RawDerive(key, peer, out);
-  EVP_PKEY_free(peer);
-  EVP_PKEY_free(key);
-  return ok;
-}
-
 void RegisterXWing() {
   auto f = std::make_shared<XWingFixture>();
   f->seed = Pattern(32, 2);
   f->ours = Must(KemPrivateKey::FromSeed(KemAlgorithm::kXWing, f->seed), "X-Wing FromSeed");
   auto enc = Must(f->ours->public_key().Encapsulate(), "X-Wing Encapsulate");
   f->ciphertext = enc.ciphertext.bytes();
-  f->sha3 = EVP_MD_fetch(nullptr, "SHA3-256", nullptr);  // fetched once, never freed
+  f->sha3 = EVP_MD_fetch(nullptr, "SHA3-256", nullptr);      // fetched once, never freed
   f->shake256 = EVP_MD_fetch(nullptr, "SHAKE256", nullptr);  // as the library: fetched once
   MustRaw(f->sha3 != nullptr && f->shake256 != nullptr, "SHA3-256 / SHAKE256 fetch");
 
@@ -413,7 +374,6 @@ void RegisterXWing() {
             "X25519 key");
     f->x_public.reset(EVP_PKEY_new_raw_public_key_ex(nullptr, "X25519", nullptr, f->pk_x.data(), f->pk_x.size()));
     MustRaw(f->x_public != nullptr, "X25519 public key");
-    f->sk_x.assign(sk_expanded.begin() + 64, sk_expanded.end());
     sodium_memzero(sk_expanded.data(), sk_expanded.size());
   }
   MustRaw(std::memcmp(f->ours->public_key().bytes().data() + 1184, f->pk_x.data(), 32) == 0,
@@ -533,41 +493,6 @@ void RegisterXWing() {
     }
   });
 
-  // raw_mirror: kem_xwing.cc's steps done raw: the ephemeral key is imported once for its public
-  // key (X25519PublicFromPrivate) and again, with pk_X, for the shared secret (X25519).
-  Register("BM_XWing_Encaps/raw_mirror", [f](benchmark::State& state) {
-    Bytes ct(1120);
-    std::array<std::uint8_t, 32> ss{};
-    for (auto _ : state) {
-      std::array<std::uint8_t, 32> ek{};
-      std::array<std::uint8_t, 32> ss_m{};
-      std::array<std::uint8_t, 32> ss_x{};
-      bool ok = RAND_priv_bytes(ek.data(), static_cast<int>(ek.size())) == 1;
-      EVP_PKEY* e = EVP_PKEY_new_raw_private_key_ex(nullptr, "X25519", nullptr, ek.data(), ek.size());
-      std::size_t len = 32;
-      ok = ok && e != nullptr && EVP_PKEY_get_raw_public_key(e, ct.data() + 1088, &len) == 1;
-      EVP_PKEY_free(e);
-      EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, f->mlkem_public.get(), nullptr);
-      std::size_t ct_len = 1088;
-      std::size_t ss_len = ss_m.size();
-      ok = ok && ctx != nullptr && EVP_PKEY_encapsulate_init(ctx, nullptr) == 1 &&
-           EVP_PKEY_encapsulate(ctx, ct.data(), &ct_len, ss_m.data(), &ss_len) == 1;
-      EVP_PKEY_CTX_free(ctx);
-      ok = ok && X25519Mirror(ek, f->pk_x, ss_x);
-      ok = ok && XWingCombine(f->sha3, ss_m, ss_x, ByteView(ct).subspan(1088), f->pk_x, ss);
-      benchmark::DoNotOptimize(ct.data());
-      benchmark::DoNotOptimize(ss.data());
-      benchmark::ClobberMemory();
-      sodium_memzero(ek.data(), ek.size());
-      sodium_memzero(ss_m.data(), ss_m.size());
-      sodium_memzero(ss_x.data(), ss_x.size());
-      if (!ok) {
-        state.SkipWithError("raw X-Wing encapsulation (mirror) failed");
-        break;
-      }
-    }
-  });
-
   Register("BM_XWing_Decaps/qsapi", [f](benchmark::State& state) {
     for (auto _ : state) {
       auto ss = f->ours->Decapsulate(f->ciphertext);
@@ -588,30 +513,6 @@ void RegisterXWing() {
       benchmark::ClobberMemory();
       if (!ok) {
         state.SkipWithError("raw X-Wing decapsulation parts failed");
-        break;
-      }
-    }
-  });
-  // raw_mirror: kem_xwing.cc's steps done raw: sk_X is imported from its bytes on every call.
-  Register("BM_XWing_Decaps/raw_mirror", [f](benchmark::State& state) {
-    std::array<std::uint8_t, 32> ss{};
-    const ByteView ct(f->ciphertext);
-    for (auto _ : state) {
-      std::array<std::uint8_t, 32> ss_m{};
-      std::array<std::uint8_t, 32> ss_x{};
-      EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, f->mlkem_private.get(), nullptr);
-      std::size_t ss_len = ss_m.size();
-      bool ok = ctx != nullptr && EVP_PKEY_decapsulate_init(ctx, nullptr) == 1 &&
-                EVP_PKEY_decapsulate(ctx, ss_m.data(), &ss_len, ct.data(), 1088) == 1;
-      EVP_PKEY_CTX_free(ctx);
-      ok = ok && X25519Mirror(f->sk_x, ct.subspan(1088), ss_x);
-      ok = ok && XWingCombine(f->sha3, ss_m, ss_x, ct.subspan(1088), f->pk_x, ss);
-      benchmark::DoNotOptimize(ss.data());
-      benchmark::ClobberMemory();
-      sodium_memzero(ss_m.data(), ss_m.size());
-      sodium_memzero(ss_x.data(), ss_x.size());
-      if (!ok) {
-        state.SkipWithError("raw X-Wing decapsulation (mirror) failed");
         break;
       }
     }
@@ -649,7 +550,8 @@ EVP_PKEY* RawP384FromScalar(ByteView scalar) {
         OSSL_PARAM_construct_end(),
     };
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
-    if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1) {
+    if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1) {
       key = nullptr;
     }
     EVP_PKEY_CTX_free(ctx);
@@ -671,7 +573,8 @@ EVP_PKEY* RawP384Public(ByteView point) {
   };
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
   EVP_PKEY* key = nullptr;
-  if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+  if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
+      EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
     key = nullptr;
   }
   EVP_PKEY_CTX_free(ctx);
@@ -715,7 +618,8 @@ void RegisterMlKem1024P384() {
     f->ek_t_bytes.resize(97);
     std::size_t len = 0;
     MustRaw(EVP_PKEY_get_octet_string_param(f->dk_t.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, f->ek_t_bytes.data(),
-                                            f->ek_t_bytes.size(), &len) == 1 && len == 97,
+                                            f->ek_t_bytes.size(), &len) == 1 &&
+                len == 97,
             "P-384 public point");
     const ByteView ours_pk = f->ours->public_key().bytes();
     MustRaw(ours_pk.size() == 1568 + 97 && std::memcmp(ours_pk.data() + 1568, f->ek_t_bytes.data(), 97) == 0,
@@ -1011,11 +915,11 @@ void RegisterAead(AeadAlgorithm algorithm, const std::string& tag, std::size_t s
     Bytes raw(size + 16);
     if (!f->ours->SealWithNonce(f->nonce, f->plaintext, f->aad, ours)) Die(tag + " SealWithNonce");
     unsigned long long raw_len = 0;  // NOLINT(google-runtime-int): libsodium's type
-    MustRaw(aes ? AesGcmFreshCtx(*f, f->nonce.data(), raw.data())
-                : crypto_aead_xchacha20poly1305_ietf_encrypt(raw.data(), &raw_len, f->plaintext.data(), size,
-                                                             f->aad.data(), f->aad.size(), nullptr, f->nonce.data(),
-                                                             f->key.data()) == 0,
-            tag + " raw seal");
+    MustRaw(
+        aes ? AesGcmFreshCtx(*f, f->nonce.data(), raw.data())
+            : crypto_aead_xchacha20poly1305_ietf_encrypt(raw.data(), &raw_len, f->plaintext.data(), size, f->aad.data(),
+                                                         f->aad.size(), nullptr, f->nonce.data(), f->key.data()) == 0,
+        tag + " raw seal");
     MustRaw(ours == raw, tag + ": raw and qsapi ciphertexts differ");
   }
 
@@ -1183,7 +1087,8 @@ void RegisterHkdf(HashAlgorithm algorithm, const char* digest, const std::string
         }
       },
       benchmark::kNanosecond);
-  // raw: one EVP_KDF_derive in OpenSSL's default extract-and-expand mode.
+  // raw: one EVP_KDF_derive in OpenSSL's extract-and-expand mode on a fresh EVP_KDF_CTX, which is
+  // also what our Hkdf() does (kdf.cc).
   Register(
       base + "/raw",
       [f](benchmark::State& state) {
@@ -1199,33 +1104,14 @@ void RegisterHkdf(HashAlgorithm algorithm, const char* digest, const std::string
         }
       },
       benchmark::kNanosecond);
-  // raw_two_step: extract-only then expand-only, two contexts (what our Hkdf() does).
-  Register(
-      base + "/raw_two_step",
-      [f](benchmark::State& state) {
-        std::array<std::uint8_t, 64> prk{};
-        std::array<std::uint8_t, 32> okm{};
-        const std::size_t prk_len = f->algorithm == HashAlgorithm::kSha384 ? 48 : 32;
-        for (auto _ : state) {
-          const std::span<std::uint8_t> p(prk.data(), prk_len);
-          const bool ok = RawHkdf(*f, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, f->ikm, f->salt, {}, p) &&
-                          RawHkdf(*f, EVP_KDF_HKDF_MODE_EXPAND_ONLY, p, {}, f->info, okm);
-          benchmark::DoNotOptimize(okm.data());
-          benchmark::ClobberMemory();
-          if (!ok) {
-            state.SkipWithError("raw HKDF (two step) failed");
-            break;
-          }
-        }
-      },
-      benchmark::kNanosecond);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks, timed alone: evidence for where a gap between /qsapi and /raw comes from.
 
 void RegisterParts() {
-  // Importing an ML-KEM-768 public key (what FromSeed does on top of keygen; kem_mlkem.cc).
+  // Importing an ML-KEM-768 public key: what KemPublicKey::FromBytes does, and what the public half
+  // of a generated key does once, lazily, on its first Encapsulate() (kem_mlkem.cc).
   auto mlkem_pub = std::make_shared<Bytes>(
       RawPublicBytes(RawKeyFromSeed("ML-KEM-768", OSSL_PKEY_PARAM_ML_KEM_SEED, Pattern(64, 1)).get()));
   Register("BM_Part_MlKem768_ImportPublicKey/raw", [mlkem_pub](benchmark::State& state) {
@@ -1245,7 +1131,8 @@ void RegisterParts() {
     }
   });
   // Importing a raw X25519 private key: OpenSSL derives its public key (a fixed-base scalar
-  // multiplication) on import. ecc.cc does this per X25519() and per X25519PublicFromPrivate().
+  // multiplication) on import. X-Wing (kem_hybrid.cc) does it once per encapsulation, for the
+  // ephemeral key, and once at key creation for sk_X; ecc.cc's byte-level X25519() once per call.
   Register("BM_Part_X25519_ImportPrivateKey/raw", [](benchmark::State& state) {
     const Bytes sk = Pattern(32, 14);
     for (auto _ : state) {
@@ -1264,7 +1151,8 @@ void RegisterParts() {
   const EVP_CIPHER* gcm = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   const Bytes key = Pattern(32, 7);
   const Bytes iv = Pattern(12, 10);
-  MustRaw(gcm != nullptr && EVP_EncryptInit_ex2(aes->get(), gcm, key.data(), nullptr, nullptr) == 1, "AES-GCM template");
+  MustRaw(gcm != nullptr && EVP_EncryptInit_ex2(aes->get(), gcm, key.data(), nullptr, nullptr) == 1,
+          "AES-GCM template");
   Register(
       "BM_Part_AesGcm_CtxCopyFromTemplateAndIv/qsapi_pattern",
       [aes, iv](benchmark::State& state) {
@@ -1358,7 +1246,8 @@ void RegisterParts() {
       },
       benchmark::kNanosecond);
   // A P-384 key pair from a scalar as ecc.cc's P384PrivateFromScalar builds it: one scalar
-  // multiplication (Q = d*G). kem_mlkem1024_p384.cc's Encapsulate calls it twice per message.
+  // multiplication (Q = d*G). MLKEM1024-P384 (kem_hybrid.cc) calls it once per encapsulation,
+  // for the ephemeral key (the same call range-checks the scalar), and once at key creation.
   Register("BM_Part_P384_PrivateFromScalar/raw", [](benchmark::State& state) {
     const Bytes scalar = Pattern(48, 15);
     for (auto _ : state) {
