@@ -44,9 +44,9 @@ std::unique_ptr<EntropySource> OpenOsSource();
 struct DeviceSourceOptions {
   std::string id = "qrng0";
   std::string path = "/dev/qrandom0";       // a character device, FIFO or regular file
-  double min_entropy = 7.0;                   // claimed bits per byte
-  std::size_t chunk_size = 4096;              // largest single read()
-  std::chrono::milliseconds timeout{2000};    // how long ReadRaw waits for data in total
+  double min_entropy = 7.0;                 // claimed bits per byte
+  std::size_t chunk_size = 4096;            // largest single read()
+  std::chrono::milliseconds timeout{2000};  // how long ReadRaw waits for data in total
 };
 
 // OpenDeviceSource opens a QRNG device or file for reading. kInvalidArgument for bad options,

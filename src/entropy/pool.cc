@@ -1,0 +1,234 @@
+#include "qsapi/entropy/pool.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <set>
+
+#include <openssl/rand.h>
+
+#include "qsapi/crypto/kdf.h"
+
+namespace qsapi::entropy {
+namespace {
+
+constexpr std::string_view kSalt = "qsapi entropy pool v1";
+constexpr std::string_view kInfo = "qsapi entropy pool output";
+constexpr std::size_t kOsBytes = 64;
+constexpr std::size_t kMaxExpand = 255 * 64;  // HKDF-SHA-512's output limit per PRK
+
+void AppendBigEndian(Bytes& out, std::uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+}  // namespace
+
+std::string_view QrngPolicyName(QrngPolicy policy) noexcept {
+  switch (policy) {
+    case QrngPolicy::kOff: return "off";
+    case QrngPolicy::kPrefer: return "prefer";
+    case QrngPolicy::kRequire: return "require";
+  }
+  return "unknown";
+}
+
+Result<QrngPolicy> ParseQrngPolicy(std::string_view name) {
+  for (auto p : {QrngPolicy::kOff, QrngPolicy::kPrefer, QrngPolicy::kRequire}) {
+    if (QrngPolicyName(p) == name) return p;
+  }
+  return InvalidArgument("qrng policy must be off, prefer or require, got \"" + std::string(name) + "\"");
+}
+
+std::string_view SourceStateName(SourceState state) noexcept {
+  switch (state) {
+    case SourceState::kStarting: return "starting";
+    case SourceState::kHealthy: return "healthy";
+    case SourceState::kFailed: return "failed";
+    case SourceState::kDisabled: return "disabled";
+  }
+  return "unknown";
+}
+
+Result<std::shared_ptr<EntropyPool>> EntropyPool::Create(Options options,
+                                                         std::vector<std::unique_ptr<EntropySource>> qrng_sources,
+                                                         std::unique_ptr<EntropySource> os) {
+  if (!os) os = OpenOsSource();
+  std::vector<Monitored> monitored;
+  std::set<std::string, std::less<>> ids = {std::string(os->id())};
+  for (auto& source : qrng_sources) {
+    if (!source) return InvalidArgument("null entropy source");
+    const std::string id(source->id());
+    if (!ids.insert(id).second) return InvalidArgument("entropy source id \"" + id + "\" is used twice");
+    Result<HealthTests> tests = HealthTests::Create(source->claimed_min_entropy(), options.alpha);
+    if (!tests) return InvalidArgument("entropy source \"" + id + "\": " + tests.error().message());
+    SourceStatus status;
+    status.id = id;
+    status.qrng = source->is_qrng();
+    status.claimed_min_entropy = source->claimed_min_entropy();
+    monitored.push_back(Monitored{std::move(source), std::move(tests).value(), std::move(status)});
+  }
+  auto pool = std::shared_ptr<EntropyPool>(new EntropyPool(options, std::move(os), std::move(monitored)));
+  pool->os_status_.id = std::string(pool->os_->id());
+  pool->os_status_.claimed_min_entropy = pool->os_->claimed_min_entropy();
+  pool->os_status_.state = SourceState::kHealthy;
+  return pool;
+}
+
+void EntropyPool::Fail(Monitored& m, std::string reason, bool health) {
+  m.status.state = SourceState::kFailed;
+  m.status.last_failure = std::move(reason);
+  m.status.last_failure_time = std::chrono::system_clock::now();
+  if (health) {
+    ++m.status.health_failures;
+  } else {
+    ++m.status.read_errors;
+  }
+}
+
+SecretBytes EntropyPool::Collect(Monitored& m, std::size_t entropy_bits) {
+  if (m.status.state == SourceState::kFailed || m.status.state == SourceState::kDisabled) return {};
+  // SP 800-90B 4.3: a start-up test over kStartupSamples samples, whose output is discarded.
+  while (m.tests.state() == HealthState::kStartup) {
+    SecretBytes startup(HealthTests::kStartupSamples);
+    if (Status s = m.source->ReadRaw(startup.span()); !s.ok()) {
+      Fail(m, "read error during start-up: " + s.error().message(), false);
+      return {};
+    }
+    m.status.bytes_read += startup.size();
+    m.tests.Process(startup.view());
+    if (m.tests.state() == HealthState::kFailed) break;
+  }
+  if (m.tests.state() == HealthState::kFailed) {
+    Fail(m,
+         std::string("start-up health test failed (") +
+             (m.tests.last_failure() == HealthFailure::kRepetitionCount ? "repetition count" : "adaptive proportion") +
+             " test)",
+         true);
+    return {};
+  }
+  const auto needed =
+      static_cast<std::size_t>(std::ceil(static_cast<double>(entropy_bits) / m.source->claimed_min_entropy()));
+  SecretBytes samples(needed);
+  if (Status s = m.source->ReadRaw(samples.span()); !s.ok()) {
+    Fail(m, "read error: " + s.error().message(), false);
+    return {};
+  }
+  m.status.bytes_read += samples.size();
+  if (m.tests.Process(samples.view()) != samples.size()) {
+    // Taken out of use at once; this draw's samples are discarded (wiped with `samples`).
+    Fail(m,
+         std::string(m.tests.last_failure() == HealthFailure::kRepetitionCount ? "repetition count"
+                                                                               : "adaptive proportion") +
+             " health test failed",
+         true);
+    return {};
+  }
+  m.status.state = SourceState::kHealthy;
+  m.status.bytes_used += samples.size();
+  return samples;
+}
+
+Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  PoolDraw draw;
+  SecretBytes os(kOsBytes);
+  if (Status s = os_->ReadRaw(os.span()); !s.ok()) {
+    ++os_status_.read_errors;
+    return Unavailable("the OS CSPRNG failed: " + s.error().message());
+  }
+  os_status_.bytes_read += os.size();
+  os_status_.bytes_used += os.size();
+
+  // IKM = os || for each contributing QRNG source: len(id) || id || len(samples) || samples.
+  std::vector<std::pair<std::string, SecretBytes>> contributions;
+  if (options_.policy != QrngPolicy::kOff) {
+    const std::size_t bits = std::max<std::size_t>(256, 8 * size);
+    for (Monitored& m : sources_) {
+      SecretBytes samples = Collect(m, bits);
+      if (!samples.empty()) contributions.emplace_back(m.status.id, std::move(samples));
+    }
+  }
+  if (options_.policy == QrngPolicy::kRequire && contributions.empty()) {
+    std::string why = "qrng = require, but no QRNG source is healthy";
+    if (sources_.empty()) why += " (none is configured)";
+    for (const Monitored& m : sources_) {
+      why += "; " + m.status.id + ": " + std::string(SourceStateName(m.status.state));
+      if (!m.status.last_failure.empty()) why += " (" + m.status.last_failure + ")";
+    }
+    return Unavailable(why);
+  }
+  std::size_t ikm_len = os.size();
+  for (const auto& [id, samples] : contributions) ikm_len += 1 + id.size() + 8 + samples.size();
+  SecretBytes ikm(ikm_len);
+  std::size_t at = 0;
+  auto put = [&](ByteView b) {
+    std::copy(b.begin(), b.end(), ikm.data() + at);
+    at += b.size();
+  };
+  put(os.view());
+  for (const auto& [id, samples] : contributions) {
+    Bytes header;
+    header.push_back(static_cast<std::uint8_t>(id.size()));
+    header.insert(header.end(), id.begin(), id.end());
+    AppendBigEndian(header, samples.size(), 8);
+    put(header);
+    put(samples.view());
+    draw.qrng_sources.push_back(id);
+  }
+  const ByteView salt(reinterpret_cast<const std::uint8_t*>(kSalt.data()), kSalt.size());  // NOLINT
+  QSAPI_ASSIGN_OR_RETURN(PseudorandomKey prk, crypto::HkdfExtract(crypto::HashAlgorithm::kSha512, salt, ikm.view()));
+  draw.bytes = SecretBytes(size);
+  for (std::size_t done = 0; done < size;) {
+    const std::size_t n = std::min(kMaxExpand, size - done);
+    Bytes info(kInfo.begin(), kInfo.end());
+    AppendBigEndian(info, ++draws_, 8);
+    QSAPI_ASSIGN_OR_RETURN(SecretBytes block, crypto::HkdfExpand(crypto::HashAlgorithm::kSha512, prk.view(), info, n));
+    std::copy(block.view().begin(), block.view().end(), draw.bytes.data() + done);
+    done += n;
+  }
+  return draw;
+}
+
+Status EntropyPool::Retry(std::string_view id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Monitored& m : sources_) {
+    if (m.status.id == id) {
+      m.tests.Reset();
+      m.status.state = SourceState::kStarting;
+      return OkStatus();
+    }
+  }
+  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
+}
+
+Status EntropyPool::Disable(std::string_view id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Monitored& m : sources_) {
+    if (m.status.id == id) {
+      m.status.state = SourceState::kDisabled;
+      return OkStatus();
+    }
+  }
+  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
+}
+
+std::vector<SourceStatus> EntropyPool::SourceStatuses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SourceStatus> out = {os_status_};
+  for (const Monitored& m : sources_) out.push_back(m.status);
+  return out;
+}
+
+Status PoolRandomSource::Fill(std::span<std::uint8_t> out) {
+  QSAPI_ASSIGN_OR_RETURN(PoolDraw draw, pool_->Draw(out.size()));
+  std::copy(draw.bytes.view().begin(), draw.bytes.view().end(), out.begin());
+  return OkStatus();
+}
+
+Status FeedOpenSslDrbg(EntropyPool& pool) {
+  QSAPI_ASSIGN_OR_RETURN(PoolDraw draw, pool.Draw(48));
+  RAND_add(draw.bytes.data(), static_cast<int>(draw.bytes.size()), static_cast<double>(draw.bytes.size()));
+  return OkStatus();
+}
+
+}  // namespace qsapi::entropy

@@ -1,0 +1,194 @@
+#include "qsapi/entropy/pool.h"
+
+#include <array>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "crypto/internal/openssl_util.h"
+#include "qsapi/crypto/kem.h"
+#include "support/test_support.h"
+
+namespace qsapi::entropy {
+namespace {
+
+// ScriptedSource stands in for a QRNG here, to drive the pool's policy and state machine; the real
+// device I/O is tested against a FIFO in source_test.cc. It serves a deterministic uniform stream
+// (SHAKE256), and turns stuck (all 0x00) after `good_bytes`, or fails reads when told to.
+class ScriptedSource final : public EntropySource {
+ public:
+  ScriptedSource(std::string id, std::uint64_t good_bytes, std::uint8_t seed = 1)
+      : id_(std::move(id)), good_bytes_(good_bytes), seed_(seed) {}
+  std::string_view id() const noexcept override { return id_; }
+  double claimed_min_entropy() const noexcept override { return 6.0; }
+  bool is_qrng() const noexcept override { return true; }
+  Status ReadRaw(std::span<std::uint8_t> out) override {
+    if (fail_reads_) return Unavailable("device gone (test)");
+    Bytes stream(offset_ + out.size());
+    const std::array<std::uint8_t, 1> s = {seed_};
+    QSAPI_RETURN_IF_ERROR(crypto::internal::Digest(crypto::internal::Shake256(), {s}, stream));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      out[i] = offset_ + i < good_bytes_ ? stream[offset_ + i] : 0x00;
+    }
+    offset_ += out.size();
+    return OkStatus();
+  }
+  bool fail_reads_ = false;
+
+ private:
+  std::string id_;
+  std::uint64_t good_bytes_;
+  std::uint8_t seed_;
+  std::uint64_t offset_ = 0;
+};
+
+constexpr std::uint64_t kForever = ~std::uint64_t{0};
+
+std::shared_ptr<EntropyPool> MakePool(QrngPolicy policy, std::uint64_t good_bytes, ScriptedSource** raw = nullptr) {
+  auto source = std::make_unique<ScriptedSource>("qrng0", good_bytes);
+  if (raw != nullptr) *raw = source.get();
+  std::vector<std::unique_ptr<EntropySource>> sources;
+  sources.push_back(std::move(source));
+  return EntropyPool::Create({.policy = policy}, std::move(sources)).value();
+}
+
+const SourceStatus& Find(const std::vector<SourceStatus>& all, std::string_view id) {
+  for (const auto& s : all) {
+    if (s.id == id) return s;
+  }
+  ADD_FAILURE() << "no source " << id;
+  return all.front();
+}
+
+TEST(EntropyPoolTest, HealthyQrngContributesAfterStartup) {
+  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  auto draw = pool->Draw(32);
+  QSAPI_ASSERT_OK(draw);
+  EXPECT_EQ(draw->bytes.size(), 32U);
+  EXPECT_EQ(draw->qrng_sources, std::vector<std::string>{"qrng0"});
+  const auto status = pool->SourceStatuses();
+  const SourceStatus& q = Find(status, "qrng0");
+  EXPECT_EQ(q.state, SourceState::kHealthy);
+  // 1024 start-up samples (discarded) + ceil(256 bits / 6 bits per sample) = 43 used.
+  EXPECT_EQ(q.bytes_read, 1024U + 43U);
+  EXPECT_EQ(q.bytes_used, 43U);
+  EXPECT_EQ(Find(status, "os").state, SourceState::kHealthy);
+}
+
+TEST(EntropyPoolTest, StuckSourceIsTakenOutAtOnceAndPreferFallsBackVisibly) {
+  ScriptedSource* raw = nullptr;
+  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100, &raw);  // passes start-up, then sticks
+  auto first = pool->Draw(8);
+  QSAPI_ASSERT_OK(first);
+  EXPECT_EQ(first->qrng_sources.size(), 1U);
+  auto second = pool->Draw(64);  // needs 86 samples: the source sticks inside them
+  QSAPI_ASSERT_OK(second);
+  EXPECT_TRUE(second->qrng_sources.empty()) << "a failed source's samples must not be used";
+  const SourceStatus q = Find(pool->SourceStatuses(), "qrng0");
+  EXPECT_EQ(q.state, SourceState::kFailed);
+  EXPECT_EQ(q.health_failures, 1U);
+  EXPECT_NE(q.last_failure.find("repetition count"), std::string::npos) << q.last_failure;
+  EXPECT_TRUE(q.last_failure_time.has_value());
+  // Failed stays failed: later draws do not read the source.
+  const std::uint64_t read_before = q.bytes_read;
+  QSAPI_ASSERT_OK(pool->Draw(8));
+  EXPECT_EQ(Find(pool->SourceStatuses(), "qrng0").bytes_read, read_before);
+  // Retry sends it through start-up again, which a still-stuck source fails.
+  QSAPI_ASSERT_OK(pool->Retry("qrng0"));
+  auto third = pool->Draw(8);
+  QSAPI_ASSERT_OK(third);
+  EXPECT_TRUE(third->qrng_sources.empty());
+  EXPECT_NE(Find(pool->SourceStatuses(), "qrng0").last_failure.find("start-up"), std::string::npos);
+}
+
+TEST(EntropyPoolTest, RequireRefusesWithAClearErrorWhenNoQrngIsHealthy) {
+  auto pool = MakePool(QrngPolicy::kRequire, 0);  // stuck from the first sample
+  auto draw = pool->Draw(32);
+  ASSERT_FALSE(draw.ok());
+  EXPECT_EQ(draw.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(draw.error().message().find("qrng = require"), std::string::npos);
+  EXPECT_NE(draw.error().message().find("qrng0: failed"), std::string::npos) << draw.error().message();
+
+  auto empty = EntropyPool::Create({.policy = QrngPolicy::kRequire}, {});
+  QSAPI_ASSERT_OK(empty);
+  EXPECT_NE((*empty)->Draw(8).error().message().find("none is configured"), std::string::npos);
+}
+
+TEST(EntropyPoolTest, RequireHoldsBackKeyGenerationThroughTheRandomSource) {
+  auto pool = MakePool(QrngPolicy::kRequire, 0);
+  crypto::SetRandomSource(std::make_shared<PoolRandomSource>(pool));
+  auto key = crypto::KemPrivateKey::Generate(crypto::KemAlgorithm::kMlKem768);
+  crypto::SetRandomSource(nullptr);
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(key.error().message().find("qrng = require"), std::string::npos);
+}
+
+TEST(EntropyPoolTest, OffNeverReadsTheQrng) {
+  auto pool = MakePool(QrngPolicy::kOff, kForever);
+  QSAPI_ASSERT_OK(pool->Draw(32));
+  EXPECT_EQ(Find(pool->SourceStatuses(), "qrng0").bytes_read, 0U);
+}
+
+TEST(EntropyPoolTest, ReadErrorsFailTheSourceAndAreCounted) {
+  ScriptedSource* raw = nullptr;
+  auto pool = MakePool(QrngPolicy::kPrefer, kForever, &raw);
+  raw->fail_reads_ = true;
+  auto draw = pool->Draw(8);
+  QSAPI_ASSERT_OK(draw);
+  EXPECT_TRUE(draw->qrng_sources.empty());
+  const SourceStatus q = Find(pool->SourceStatuses(), "qrng0");
+  EXPECT_EQ(q.read_errors, 1U);
+  EXPECT_NE(q.last_failure.find("device gone"), std::string::npos);
+}
+
+TEST(EntropyPoolTest, TheOsCsprngIsAlwaysMixedIn) {
+  // Two pools over identical QRNG streams still give different output: the OS bytes differ.
+  auto a = MakePool(QrngPolicy::kPrefer, kForever);
+  auto b = MakePool(QrngPolicy::kPrefer, kForever);
+  auto da = a->Draw(32);
+  auto db = b->Draw(32);
+  QSAPI_ASSERT_OK(da);
+  QSAPI_ASSERT_OK(db);
+  EXPECT_FALSE(ConstantTimeEqual(da->bytes.view(), db->bytes.view()));
+  // Large draws span several HKDF-Expand blocks.
+  auto big = a->Draw(40000);
+  QSAPI_ASSERT_OK(big);
+  EXPECT_EQ(big->bytes.size(), 40000U);
+}
+
+TEST(EntropyPoolTest, ConfigurationErrorsAreClear) {
+  std::vector<std::unique_ptr<EntropySource>> dup;
+  dup.push_back(std::make_unique<ScriptedSource>("q", kForever));
+  dup.push_back(std::make_unique<ScriptedSource>("q", kForever));
+  EXPECT_NE(EntropyPool::Create({}, std::move(dup)).error().message().find("used twice"), std::string::npos);
+  EXPECT_EQ(ParseQrngPolicy("always").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(*ParseQrngPolicy("require"), QrngPolicy::kRequire);
+  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  EXPECT_EQ(pool->Retry("nope").error().code(), ErrorCode::kNotFound);
+  QSAPI_ASSERT_OK(pool->Disable("qrng0"));
+  auto draw = pool->Draw(8);
+  QSAPI_ASSERT_OK(draw);
+  EXPECT_TRUE(draw->qrng_sources.empty());
+  EXPECT_EQ(Find(pool->SourceStatuses(), "qrng0").state, SourceState::kDisabled);
+}
+
+std::uint32_t PrimaryReseedCounter() {
+  EVP_RAND_CTX* primary = RAND_get0_primary(nullptr);
+  unsigned int counter = 0;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_uint(OSSL_DRBG_PARAM_RESEED_COUNTER, &counter),
+                         OSSL_PARAM_construct_end()};
+  EXPECT_EQ(EVP_RAND_CTX_get_params(primary, params), 1);
+  return counter;
+}
+
+TEST(EntropyPoolTest, FeedingOpenSslReseedsItsPrimaryDrbg) {
+  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  const std::uint32_t before = PrimaryReseedCounter();
+  QSAPI_ASSERT_OK(FeedOpenSslDrbg(*pool));
+  EXPECT_GT(PrimaryReseedCounter(), before);
+}
+
+}  // namespace
+}  // namespace qsapi::entropy
