@@ -85,7 +85,7 @@ void EntropyPool::Fail(Monitored& m, std::string reason, bool health) {
   }
 }
 
-SecretBytes EntropyPool::Collect(Monitored& m, std::size_t entropy_bits) {
+SecretBytes EntropyPool::Collect(Monitored& m, std::size_t count) {
   if (m.status.state == SourceState::kFailed || m.status.state == SourceState::kDisabled) return {};
   // SP 800-90B 4.3: a start-up test over kStartupSamples samples, whose output is discarded.
   while (m.tests.state() == HealthState::kStartup) {
@@ -106,9 +106,7 @@ SecretBytes EntropyPool::Collect(Monitored& m, std::size_t entropy_bits) {
          true);
     return {};
   }
-  const auto needed =
-      static_cast<std::size_t>(std::ceil(static_cast<double>(entropy_bits) / m.source->claimed_min_entropy()));
-  SecretBytes samples(needed);
+  SecretBytes samples(count);
   if (Status s = m.source->ReadRaw(samples.span()); !s.ok()) {
     Fail(m, "read error: " + s.error().message(), false);
     return {};
@@ -144,7 +142,9 @@ Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
   if (options_.policy != QrngPolicy::kOff) {
     const std::size_t bits = std::max<std::size_t>(256, 8 * size);
     for (Monitored& m : sources_) {
-      SecretBytes samples = Collect(m, bits);
+      const auto count =
+          static_cast<std::size_t>(std::ceil(static_cast<double>(bits) / m.source->claimed_min_entropy()));
+      SecretBytes samples = Collect(m, count);
       if (!samples.empty()) contributions.emplace_back(m.status.id, std::move(samples));
     }
   }
@@ -187,6 +187,29 @@ Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
     done += n;
   }
   return draw;
+}
+
+Result<SecretBytes> EntropyPool::SampleSource(std::string_view id, std::size_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (id == os_status_.id) {
+    SecretBytes out(size);
+    if (Status s = os_->ReadRaw(out.span()); !s.ok()) return s.error();
+    os_status_.bytes_read += size;
+    return out;
+  }
+  for (Monitored& m : sources_) {
+    if (m.status.id != id) continue;
+    if (m.status.state == SourceState::kFailed || m.status.state == SourceState::kDisabled) {
+      return Unavailable("entropy source \"" + m.status.id + "\" is " + std::string(SourceStateName(m.status.state)) +
+                         (m.status.last_failure.empty() ? "" : " (" + m.status.last_failure + ")"));
+    }
+    SecretBytes samples = Collect(m, size);
+    if (m.status.state == SourceState::kFailed) {
+      return Unavailable("entropy source \"" + m.status.id + "\" failed: " + m.status.last_failure);
+    }
+    return samples;
+  }
+  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
 }
 
 Status EntropyPool::Retry(std::string_view id) {

@@ -81,6 +81,12 @@ class EntropyPool {
   // Draw returns `size` conditioned bytes (see the file comment).
   Result<PoolDraw> Draw(std::size_t size);
 
+  // SampleSource returns `size` raw samples of one source after they passed the health tests
+  // (start-up first, if due); for "os", raw getrandom bytes. Not conditioned: for inspection
+  // (`qsapi entropy sample --source`), not for keys. kNotFound for an unknown id; kUnavailable
+  // when the source is failed or disabled, or fails now (the error says why).
+  Result<SecretBytes> SampleSource(std::string_view id, std::size_t size);
+
   // Retry puts a failed or disabled source back into start-up. kNotFound for an unknown id.
   Status Retry(std::string_view id);
   // Disable takes a source out of use until Retry(). kNotFound for an unknown id.
@@ -98,9 +104,9 @@ class EntropyPool {
   EntropyPool(Options options, std::unique_ptr<EntropySource> os, std::vector<Monitored> sources)
       : options_(options), os_(std::move(os)), sources_(std::move(sources)) {}
 
-  // Collect reads and tests samples from one source; returns the samples that passed (empty when
-  // the source failed, which it records).
-  SecretBytes Collect(Monitored& m, std::size_t entropy_bits);
+  // Collect reads and tests `count` samples from one source; returns the samples that passed
+  // (empty when the source failed, which it records).
+  SecretBytes Collect(Monitored& m, std::size_t count);
   static void Fail(Monitored& m, std::string reason, bool health);
 
   Options options_;
