@@ -1,7 +1,7 @@
 // qsapi/entropy/source.h: raw entropy sources.
 //
 // A source yields raw bytes: the OS CSPRNG (getrandom), a QRNG character device or file such as
-// /dev/qrandom0, or (later) a QRNG HTTP/JSON service. Sources do no health testing and no
+// /dev/qrandom0, or a QRNG HTTP/JSON service. Sources do no health testing and no
 // conditioning themselves: the pool (pool.h) runs every raw QRNG byte through the SP 800-90B
 // health tests (health_tests.h) before anything uses it, and mixes the OS CSPRNG in always.
 // Each raw byte is one noise sample; a source states its claimed min-entropy per byte.
@@ -53,6 +53,29 @@ struct DeviceSourceOptions {
 // kPermissionDenied / kNotFound / kUnavailable when the path cannot be opened (the message names
 // the path and the OS error).
 Result<std::unique_ptr<EntropySource>> OpenDeviceSource(const DeviceSourceOptions& options);
+
+struct HttpSourceOptions {
+  std::string id = "qrng-http";
+  std::string url;                           // http://host[:port]/path[?query] or https://...
+  std::string api_key_header;                // header that carries the key ("x-api-key"); empty: no key is sent
+  std::string api_key;                       // the key; never logged nor put in an error message
+  std::string json_field = "data";           // the member of a JSON object response that holds the bytes
+  std::string length_param = "length";       // query parameter that carries the byte count of a request
+  double min_entropy = 7.0;                  // claimed bits per byte
+  std::size_t max_bytes_per_request = 1024;  // largest byte count asked for in one GET
+  std::size_t max_response_bytes = std::size_t{1} << 20;  // bound on one response body
+  std::chrono::milliseconds timeout{5000};                // per request: resolve + connect + TLS + write + read
+  bool verify_tls = true;                                 // https: verify the certificate chain and the host name
+  std::string ca_file;                                    // https: PEM trust anchors; empty: the default verify paths
+};
+
+// OpenHttpSource returns a QRNG HTTP(S) service as an entropy source. Each ReadRaw issues GET
+// requests (url plus `length_param`=n) until the buffer is full; the response body is a JSON array
+// of integers 0..255, a JSON object whose `json_field` holds such an array or a hex string, or a
+// bare hex string. kInvalidArgument for bad options (nothing is connected yet). ReadRaw fails with
+// kUnavailable for connection errors, timeouts, non-200 statuses and "success": false, and with
+// kInvalidArgument for a malformed payload; the messages name the id and the URL, never the key.
+Result<std::unique_ptr<EntropySource>> OpenHttpSource(const HttpSourceOptions& options);
 
 }  // namespace qsapi::entropy
 
