@@ -1,0 +1,37 @@
+// Helpers shared by the qsapi command groups.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "commands.h"
+
+namespace qsapi::cli {
+namespace {
+int g_exit_code = EXIT_SUCCESS;
+}  // namespace
+
+void SetExitCode(int code) noexcept { g_exit_code = code; }
+int ExitCode() noexcept { return g_exit_code; }
+
+void Fail(std::string_view command, std::string_view message) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "qsapi %.*s: %.*s\n", static_cast<int>(command.size()), command.data(),
+               static_cast<int>(message.size()), message.data());
+  SetExitCode(EXIT_FAILURE);
+}
+
+void Fail(std::string_view command, const Error& error) { Fail(command, error.ToString()); }
+
+std::string Hex(ByteView bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (std::uint8_t b : bytes) {
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 0xf]);
+  }
+  return hex;
+}
+
+}  // namespace qsapi::cli
