@@ -1,4 +1,5 @@
 #include "qsapi/entropy/pool.h"
+#include "qsapi/log.h"
 
 #include <algorithm>
 #include <array>
@@ -76,6 +77,10 @@ Result<std::shared_ptr<EntropyPool>> EntropyPool::Create(Options options,
 
 void EntropyPool::Fail(Monitored& m, std::string reason, bool health) {
   m.status.state = SourceState::kFailed;
+  // The reason names the test or the I/O error, never sample data.
+  Log(LogLevel::kWarning, "entropy",
+      "source \"" + m.status.id + "\" taken out of use: " + reason +
+          " (it returns only after a fresh start-up test)");
   m.status.last_failure = std::move(reason);
   m.status.last_failure_time = std::chrono::system_clock::now();
   if (health) {

@@ -2,12 +2,15 @@
 
 #include <array>
 
+#include <gmock/gmock.h>
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "crypto/internal/openssl_util.h"
 #include "qsapi/crypto/kem.h"
+#include "qsapi/log.h"
 #include "support/test_support.h"
 
 namespace qsapi::entropy {
@@ -100,6 +103,28 @@ TEST(EntropyPoolTest, StuckSourceIsTakenOutAtOnceAndPreferFallsBackVisibly) {
   QSAPI_ASSERT_OK(third);
   EXPECT_TRUE(third->qrng_sources.empty());
   EXPECT_NE(Find(pool->SourceStatuses(), "qrng0").last_failure.find("start-up"), std::string::npos);
+}
+
+TEST(EntropyPoolTest, AHealthFailureIsLoggedOnceWithoutSampleData) {
+  struct Line {
+    LogLevel level;
+    std::string component, message;
+  };
+  std::vector<Line> lines;
+  SetLogSink([&lines](LogLevel level, std::string_view component, std::string_view message) {
+    lines.push_back({level, std::string(component), std::string(message)});
+  });
+  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100);
+  QSAPI_ASSERT_OK(pool->Draw(64));
+  QSAPI_ASSERT_OK(pool->Draw(64));  // already failed: no second line
+  SetLogSink(nullptr);
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0].level, LogLevel::kWarning);
+  EXPECT_EQ(lines[0].component, "entropy");
+  EXPECT_THAT(lines[0].message, ::testing::MatchesRegex("source \"qrng0\" taken out of use: .*repetition count.*"));
+  // The line is a fixed sentence plus the test's name and counts: no run of hex or raw bytes.
+  EXPECT_THAT(lines[0].message, ::testing::Not(::testing::ContainsRegex("[0-9a-f]{16}")));
+  EXPECT_LT(lines[0].message.size(), 300U);
 }
 
 TEST(EntropyPoolTest, RequireRefusesWithAClearErrorWhenNoQrngIsHealthy) {
