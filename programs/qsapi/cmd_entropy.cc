@@ -118,11 +118,21 @@ std::string FormatTime(const std::optional<std::chrono::system_clock::time_point
   return buf;
 }
 
-void EntropyStatus(const EntropyFlags& f) {
+void EntropyStatus(const EntropyFlags& f, const std::string& format) {
+  if (format != "text" && format != "json" && format != "prometheus") {
+    return Fail("entropy status", "--format must be text, json or prometheus");
+  }
   auto pool = MakePool(f);
   if (!pool.ok()) return Fail("entropy status", pool.error());
   // One draw runs every source's start-up test, so that the states below are current.
   auto draw = (*pool)->Draw(32);
+  if (format != "text") {
+    std::fputs((format == "json" ? entropy::FormatStatusJson(**pool) + "\n" : entropy::FormatPrometheusMetrics(**pool))
+                   .c_str(),
+               stdout);
+    if (!draw.ok()) Fail("entropy status", "the pool cannot deliver: " + draw.error().ToString());
+    return;
+  }
   std::printf("policy: qrng = %s\n", std::string(entropy::QrngPolicyName((*pool)->policy())).c_str());
   std::printf("%-11s %-5s %6s %-9s %12s %12s %8s %8s  %s\n", "source", "kind", "H/byte", "state", "bytes read",
               "bytes used", "health", "errors", "last failure");
@@ -167,7 +177,9 @@ void RegisterEntropyCommands(CLI::App& app) {
   auto flags = std::make_shared<EntropyFlags>();
   CLI::App* status = entropy->add_subcommand("status", "Sources, their state and counters, last failure and when");
   AddEntropyFlags(status, *flags);
-  status->callback([flags] { EntropyStatus(*flags); });
+  auto format = std::make_shared<std::string>("text");
+  status->add_option("--format", *format, "text | json | prometheus")->capture_default_str();
+  status->callback([flags, format] { EntropyStatus(*flags, *format); });
 
   CLI::App* sample =
       entropy->add_subcommand("sample", "Print N bytes from the pool, or raw tested samples of one source");

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <set>
 
+#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
 #include "qsapi/crypto/kdf.h"
@@ -257,6 +260,163 @@ Status FeedOpenSslDrbg(EntropyPool& pool) {
   QSAPI_ASSIGN_OR_RETURN(PoolDraw draw, pool.Draw(48));
   RAND_add(draw.bytes.data(), static_cast<int>(draw.bytes.size()), static_cast<double>(draw.bytes.size()));
   return OkStatus();
+}
+
+}  // namespace qsapi::entropy
+
+namespace qsapi::entropy {
+
+qsapi::Status DrbgFeeder::Start(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval) {
+  if (pool == nullptr) return InvalidArgument("DrbgFeeder needs a pool");
+  if (interval.count() <= 0) return InvalidArgument("the DRBG feed interval must be positive");
+  const std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return FailedPrecondition("the DRBG feeder is already running");
+  stop_ = false;
+  thread_ = std::thread([this, pool = std::move(pool), interval]() mutable { Run(std::move(pool), interval); });
+  return OkStatus();
+}
+
+void DrbgFeeder::Stop() noexcept {
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+DrbgFeeder::Status DrbgFeeder::status() const {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+void DrbgFeeder::Run(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval) {
+  bool failing = false;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    lock.unlock();
+    const qsapi::Status s = FeedOpenSslDrbg(*pool);
+    lock.lock();
+    status_.last_feed_time = std::chrono::system_clock::now();
+    if (s.ok()) {
+      ++status_.feeds;
+      status_.last_error.clear();
+      if (failing) Log(LogLevel::kInfo, "entropy", "feeding OpenSSL's DRBG from the pool works again");
+      failing = false;
+    } else {
+      ++status_.failures;
+      status_.last_error = s.error().ToString();
+      if (!failing) {
+        Log(LogLevel::kWarning, "entropy",
+            "cannot feed OpenSSL's DRBG from the pool (OpenSSL keeps its own OS seeding): " + status_.last_error);
+      }
+      failing = true;
+    }
+    cv_.wait_for(lock, interval, [this] { return stop_; });
+  }
+}
+
+namespace {
+
+std::string EscapeLabel(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+double Seconds(const std::chrono::system_clock::time_point& t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string FormatPrometheusMetrics(const EntropyPool& pool) {
+  const std::vector<SourceStatus> all = pool.SourceStatuses();
+  std::string out;
+  const auto family = [&out](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  const auto labels = [](const SourceStatus& s) {
+    return "{source=\"" + EscapeLabel(s.id) + "\",kind=\"" + (s.qrng ? "qrng" : "os") + "\"";
+  };
+  const auto number = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  family("qsapi_entropy_qrng_policy", "gauge", "The QRNG policy in force (1 for the current one).");
+  for (QrngPolicy p : {QrngPolicy::kOff, QrngPolicy::kPrefer, QrngPolicy::kRequire}) {
+    out += "qsapi_entropy_qrng_policy{policy=\"" + std::string(QrngPolicyName(p)) + "\"} " +
+           (p == pool.policy() ? "1" : "0") + "\n";
+  }
+  family("qsapi_entropy_source_state", "gauge", "Entropy source state (1 for the current one).");
+  for (const SourceStatus& s : all) {
+    for (SourceState st : {SourceState::kStarting, SourceState::kHealthy, SourceState::kFailed, SourceState::kDisabled}) {
+      out += "qsapi_entropy_source_state" + labels(s) + ",state=\"" + std::string(SourceStateName(st)) + "\"} " +
+             (st == s.state ? "1" : "0") + "\n";
+    }
+  }
+  family("qsapi_entropy_source_min_entropy_bits", "gauge", "Claimed min-entropy per sample, in bits.");
+  for (const SourceStatus& s : all) {
+    out += "qsapi_entropy_source_min_entropy_bits" + labels(s) + "} " + number(s.claimed_min_entropy) + "\n";
+  }
+  const auto counter = [&](const char* name, const char* help, auto field) {
+    family(name, "counter", help);
+    for (const SourceStatus& s : all) out += name + labels(s) + "} " + std::to_string(field(s)) + "\n";
+  };
+  counter("qsapi_entropy_source_read_bytes_total", "Raw bytes read from the source.",
+          [](const SourceStatus& s) { return s.bytes_read; });
+  counter("qsapi_entropy_source_used_bytes_total", "Raw bytes that passed the health tests and went into draws.",
+          [](const SourceStatus& s) { return s.bytes_used; });
+  counter("qsapi_entropy_source_health_failures_total", "SP 800-90B health-test failures.",
+          [](const SourceStatus& s) { return s.health_failures; });
+  counter("qsapi_entropy_source_read_errors_total", "Read errors (I/O, timeouts, bad payloads).",
+          [](const SourceStatus& s) { return s.read_errors; });
+  family("qsapi_entropy_source_last_failure_timestamp_seconds", "gauge",
+         "Unix time of the source's last failure (0 if none).");
+  for (const SourceStatus& s : all) {
+    out += "qsapi_entropy_source_last_failure_timestamp_seconds" + labels(s) + "} " +
+           (s.last_failure_time ? number(Seconds(*s.last_failure_time)) : std::string("0")) + "\n";
+  }
+  return out;
+}
+
+std::string FormatStatusJson(const EntropyPool& pool) {
+  nlohmann::json sources = nlohmann::json::array();
+  for (const SourceStatus& s : pool.SourceStatuses()) {
+    nlohmann::json j = {{"id", s.id},
+                        {"kind", s.qrng ? "qrng" : "os"},
+                        {"state", SourceStateName(s.state)},
+                        {"min_entropy", s.claimed_min_entropy},
+                        {"bytes_read", s.bytes_read},
+                        {"bytes_used", s.bytes_used},
+                        {"health_failures", s.health_failures},
+                        {"read_errors", s.read_errors},
+                        {"last_failure", nullptr},
+                        {"last_failure_time", nullptr}};
+    if (!s.last_failure.empty()) j["last_failure"] = s.last_failure;
+    if (s.last_failure_time) {
+      const std::time_t tt = std::chrono::system_clock::to_time_t(*s.last_failure_time);
+      std::tm tm{};
+      gmtime_r(&tt, &tm);
+      char buf[32];
+      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      j["last_failure_time"] = buf;
+    }
+    sources.push_back(std::move(j));
+  }
+  const nlohmann::json out = {{"policy", QrngPolicyName(pool.policy())}, {"sources", std::move(sources)}};
+  // Replacement of invalid UTF-8: a device path in a message must not make the output unparseable.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace qsapi::entropy

@@ -22,20 +22,25 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/internal/resolve.h"
 #include "entropy/internal/qrng_payload.h"
 #include "qsapi/entropy/source.h"
+#include "qsapi/log.h"
 #include "qsapi/secret.h"
 
 namespace qsapi::entropy {
@@ -219,18 +224,23 @@ class HttpSource final : public EntropySource {
   Status RequestInto(std::span<std::uint8_t> out, std::size_t done, std::size_t total) {
     const Clock::time_point deadline = Clock::now() + timeout_;
     asio::io_context ioc;
-    tcp::resolver resolver(ioc);
-    tcp::resolver::results_type endpoints;
-    ErrorCodeT ec = Await(
-        ioc, deadline,
-        [&](auto finish) {
-          resolver.async_resolve(url_.host, url_.port, [&endpoints, finish](const ErrorCodeT& e, auto results) {
-            endpoints = std::move(results);
-            finish(e);
-          });
-        },
-        [&] { resolver.cancel(); });
-    if (ec) return TransportError("resolving the host", ec, done, total);
+    // Resolution is bounded by the same deadline (getaddrinfo itself cannot be cancelled).
+    Result<std::vector<qsapi::internal::ResolvedAddress>> addresses =
+        qsapi::internal::ResolveWithDeadline(url_.host, url_.port, deadline);
+    if (!addresses.ok()) {
+      if (addresses.error().code() == ErrorCode::kDeadlineExceeded) {
+        return TransportError("resolving the host", asio::error::timed_out, done, total);
+      }
+      return Unavailable(Name() + ": " + addresses.error().message() + Progress(done, total));
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const qsapi::internal::ResolvedAddress& a : *addresses) {
+      tcp::endpoint ep;
+      std::memcpy(ep.data(), &a.address, a.length);
+      ep.resize(a.length);
+      endpoints.push_back(ep);
+    }
+    ErrorCodeT ec;
 
     http::request<http::empty_body> req{http::verb::get, Target(out.size()), 11};
     req.set(http::field::host, url_.host_header);
@@ -256,6 +266,7 @@ class HttpSource final : public EntropySource {
         }
         return TransportError("the TLS handshake", ec, done, total);
       }
+      WarnOnceIfClassical(stream.native_handle());
       QSAPI_RETURN_IF_ERROR(Exchange(ioc, deadline, stream, stream.next_layer(), req, body, status, done, total));
     } else {
       tcp::socket socket(ioc);
@@ -290,6 +301,22 @@ class HttpSource final : public EntropySource {
     return url_.target + sep + length_param_ + "=" + std::to_string(n);
   }
 
+  // A QRNG service is not ours: it may offer only classical key exchange. Its bytes are mixed with
+  // the OS CSPRNG and never used alone, so such a link is allowed, and said once per source.
+  void WarnOnceIfClassical(SSL* ssl) {
+    const int nid = SSL_get_negotiated_group(ssl);
+    const char* name = nid != NID_undef ? SSL_group_to_name(ssl, nid) : nullptr;
+    const std::string group = name != nullptr ? name : "unknown";
+    negotiated_group_ = group;
+    std::string upper = group;
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (upper.find("MLKEM") != std::string::npos || warned_classical_) return;
+    warned_classical_ = true;
+    Log(LogLevel::kWarning, "entropy",
+        Name() + ": the TLS link uses the classical key exchange " + group +
+            " (no hybrid post-quantum group offered by the service); its bytes are still mixed with the OS CSPRNG");
+  }
+
   static void CloseSocket(tcp::socket& socket) {
     ErrorCodeT ignored;
     socket.close(ignored);
@@ -316,7 +343,7 @@ class HttpSource final : public EntropySource {
   }
 
   Status Connect(asio::io_context& ioc, Clock::time_point deadline, tcp::socket& socket,
-                 const tcp::resolver::results_type& endpoints, std::size_t done, std::size_t total) const {
+                 const std::vector<tcp::endpoint>& endpoints, std::size_t done, std::size_t total) const {
     const ErrorCodeT ec = Await(
         ioc, deadline,
         [&](auto finish) {
@@ -390,6 +417,8 @@ class HttpSource final : public EntropySource {
   std::size_t max_response_bytes_;
   std::chrono::milliseconds timeout_;
   bool verify_tls_;
+  bool warned_classical_ = false;
+  std::string negotiated_group_;
   std::unique_ptr<asio::ssl::context> ssl_;  // https only
 };
 

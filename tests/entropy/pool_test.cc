@@ -3,6 +3,10 @@
 #include <array>
 
 #include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+#include <thread>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -213,6 +217,80 @@ TEST(EntropyPoolTest, FeedingOpenSslReseedsItsPrimaryDrbg) {
   const std::uint32_t before = PrimaryReseedCounter();
   QSAPI_ASSERT_OK(FeedOpenSslDrbg(*pool));
   EXPECT_GT(PrimaryReseedCounter(), before);
+}
+
+TEST(EntropyPoolTest, DrbgFeederReseedsOpenSslPeriodicallyAndStops) {
+  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  const std::uint32_t before = PrimaryReseedCounter();
+  DrbgFeeder feeder;
+  QSAPI_ASSERT_OK(feeder.Start(pool, std::chrono::milliseconds(20)));
+  EXPECT_FALSE(feeder.Start(pool, std::chrono::milliseconds(20)).ok()) << "a second Start must be refused";
+  for (int i = 0; i < 500 && feeder.status().feeds < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  feeder.Stop();
+  const DrbgFeeder::Status st = feeder.status();
+  EXPECT_GE(st.feeds, 3U);
+  EXPECT_EQ(st.failures, 0U);
+  EXPECT_GE(PrimaryReseedCounter(), before + 3);
+  const std::uint64_t after_stop = feeder.status().feeds;
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(feeder.status().feeds, after_stop) << "no feed after Stop";
+}
+
+TEST(EntropyPoolTest, DrbgFeederReportsAFailingPoolAndLogsOnce) {
+  auto pool = MakePool(QrngPolicy::kRequire, 0);  // stuck from the first byte: require cannot be met
+  std::vector<std::string> lines;
+  SetLogSink([&lines](LogLevel level, std::string_view, std::string_view m) {
+    if (level == LogLevel::kWarning && m.find("DRBG") != std::string_view::npos) lines.emplace_back(m);
+  });
+  DrbgFeeder feeder;
+  QSAPI_ASSERT_OK(feeder.Start(pool, std::chrono::milliseconds(10)));
+  for (int i = 0; i < 500 && feeder.status().failures < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  feeder.Stop();
+  SetLogSink(nullptr);
+  EXPECT_GE(feeder.status().failures, 3U);
+  EXPECT_EQ(feeder.status().feeds, 0U);
+  EXPECT_NE(feeder.status().last_error.find("require"), std::string::npos) << feeder.status().last_error;
+  EXPECT_EQ(lines.size(), 1U) << "one line per run of failures, not one per attempt";
+}
+
+TEST(EntropyPoolTest, MetricsAndJsonShowAFailedSource) {
+  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100);
+  QSAPI_ASSERT_OK(pool->Draw(8));
+  QSAPI_ASSERT_OK(pool->Draw(64));  // the source sticks inside this draw
+  const std::string m = FormatPrometheusMetrics(*pool);
+  EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"qrng0\",kind=\"qrng\",state=\"failed\"} 1\n"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"qrng0\",kind=\"qrng\",state=\"healthy\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("qsapi_entropy_source_health_failures_total{source=\"qrng0\",kind=\"qrng\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"os\",kind=\"os\",state=\"healthy\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("qsapi_entropy_qrng_policy{policy=\"prefer\"} 1\n"), std::string::npos);
+  EXPECT_EQ(m.find("qsapi_entropy_source_last_failure_timestamp_seconds{source=\"qrng0\",kind=\"qrng\"} 0\n"),
+            std::string::npos) << "the failure time must be set";
+  // Every sample line is "name{labels} value" and every family has HELP and TYPE.
+  std::istringstream lines(m);
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("#")) {
+      EXPECT_TRUE(line.starts_with("# HELP qsapi_") || line.starts_with("# TYPE qsapi_")) << line;
+    } else {
+      EXPECT_THAT(line, ::testing::MatchesRegex("qsapi_[a-z_]+\\{[^}]*\\} [0-9.e+]+")) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GT(samples, 10);
+
+  const nlohmann::json j = nlohmann::json::parse(FormatStatusJson(*pool));
+  EXPECT_EQ(j["policy"], "prefer");
+  ASSERT_EQ(j["sources"].size(), 2U);
+  const auto& q = j["sources"][1]["id"] == "qrng0" ? j["sources"][1] : j["sources"][0];
+  EXPECT_EQ(q["state"], "failed");
+  EXPECT_EQ(q["health_failures"], 1);
+  EXPECT_NE(q["last_failure"].get<std::string>().find("repetition count"), std::string::npos);
+  EXPECT_TRUE(q["last_failure_time"].is_string());
 }
 
 }  // namespace

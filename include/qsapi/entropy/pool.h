@@ -22,12 +22,14 @@
 #define QSAPI_ENTROPY_POOL_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "qsapi/crypto/random.h"
@@ -133,6 +135,49 @@ class PoolRandomSource final : public crypto::RandomSource {
 // in OpenSSL 3 reseeds the primary DRBG with them (on top of its own OS seed source), so that the
 // keys and nonces OpenSSL generates internally are seeded from the pool too.
 Status FeedOpenSslDrbg(EntropyPool& pool);
+
+// DrbgFeeder calls FeedOpenSslDrbg on a background thread: once at Start, then every `interval`,
+// so that OpenSSL's DRBG keeps being reseeded from the pool while a long-running process (qsapid)
+// lives. A failed feed (e.g. qrng = require and no healthy QRNG) is logged once per run of
+// failures and shows in status(); OpenSSL's own seeding continues meanwhile. Stop() (or the
+// destructor) ends the thread promptly.
+class DrbgFeeder {
+ public:
+  struct Status {
+    std::uint64_t feeds = 0;     // successful feeds
+    std::uint64_t failures = 0;  // failed feeds
+    std::string last_error;      // "" after a success
+    std::optional<std::chrono::system_clock::time_point> last_feed_time;
+  };
+
+  DrbgFeeder() = default;
+  DrbgFeeder(const DrbgFeeder&) = delete;
+  DrbgFeeder& operator=(const DrbgFeeder&) = delete;
+  ~DrbgFeeder() { Stop(); }
+
+  // Start begins feeding; kFailedPrecondition if already started, kInvalidArgument for a
+  // non-positive interval.
+  qsapi::Status Start(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval);
+  void Stop() noexcept;
+  [[nodiscard]] Status status() const;
+
+ private:
+  void Run(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  Status status_;      // guarded by mu_
+  std::thread thread_;
+};
+
+// FormatPrometheusMetrics renders the pool's sources as Prometheus text exposition (version 0.0.4):
+// per source its state (one series per state, 1 for the current one), claimed min-entropy, bytes
+// read and used, health failures, read errors and the time of the last failure. No sample data.
+std::string FormatPrometheusMetrics(const EntropyPool& pool);
+
+// FormatStatusJson renders the policy and the sources' status as a JSON object (for health output).
+std::string FormatStatusJson(const EntropyPool& pool);
 
 }  // namespace qsapi::entropy
 
