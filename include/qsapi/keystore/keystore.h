@@ -1,0 +1,236 @@
+// qsapi/keystore/keystore.h: named, versioned keys whose private material lives only under an HSM.
+//
+// Model (like Vault Transit's, with an HSM underneath):
+//   - A key has a name, a random 16-byte key id, a type (an AEAD, a KEM or a signature
+//     algorithm), a policy and numbered versions 1, 2, ... The newest version is the current one:
+//     it encrypts, signs and is the public key handed out. Older versions stay usable for
+//     decrypt / verify / decapsulate ("decrypt-only") until disabled, destroyed or below the
+//     policy's minimum decryption version.
+//   - Private material (an AEAD key, a KEM seed, a signature seed) exists in clear only in locked,
+//     zeroised memory. At rest it is a ciphertext made by the HSM: C_Encrypt with CKM_AES_GCM under
+//     a sensitive, non-extractable AES-256 KEK that never leaves the token, with associated data
+//     binding key id, version, type and purpose (a blob moved to another key or version fails).
+//   - Metadata (keys, versions, policy, usage counters, audit trail) lives behind a small store
+//     interface; SQLite (WAL, synchronous=FULL) is the embedded default.
+//   - Every ciphertext and signature made here starts with a header naming the key id and version,
+//     so that decrypt and verify pick the right version.
+//   - Rotation: manual (Rotate), time-based (the policy's period, checked on use and by
+//     RotateDue) and usage-based: a version never exceeds max_operations_per_version; the
+//     operation that would exceed it first rotates. Usage is leased in blocks that are persisted
+//     before use, so a crash can over-count but never under-count.
+//   - Create, Rotate and Destroy are each one metadata transaction; nothing is written to the
+//     token per key. A kill -9 at any point leaves either the old or the new state.
+//
+// Thread-safe.
+#ifndef QSAPI_KEYSTORE_KEYSTORE_H_
+#define QSAPI_KEYSTORE_KEYSTORE_H_
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qsapi/crypto/aead.h"
+#include "qsapi/crypto/kem.h"
+#include "qsapi/crypto/signature.h"
+#include "qsapi/result.h"
+#include "qsapi/secret.h"
+
+namespace qsapi::keystore {
+
+// What a key is for, fixed by its type.
+enum class KeyPurpose : std::uint8_t { kEncrypt, kKem, kSign };
+std::string_view KeyPurposeName(KeyPurpose purpose) noexcept;  // "encrypt", "kem", "sign"
+
+// KeyType is one algorithm of the crypto core.
+struct KeyType {
+  KeyPurpose purpose = KeyPurpose::kEncrypt;
+  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kAes256Gcm;     // kEncrypt
+  crypto::KemAlgorithm kem = crypto::KemAlgorithm::kXWing;            // kKem
+  crypto::SignatureAlgorithm sig = crypto::SignatureAlgorithm::kMlDsa65;  // kSign
+  friend bool operator==(const KeyType&, const KeyType&) = default;
+};
+// KeyTypeName returns the crypto core's name ("AES-256-GCM", "ML-KEM-768", "ML-DSA-65", ...).
+std::string KeyTypeName(const KeyType& type);
+// ParseKeyType accepts those names, case-insensitively. kInvalidArgument lists the valid ones.
+Result<KeyType> ParseKeyType(std::string_view name);
+
+enum class VersionState : std::uint8_t { kActive, kDecryptOnly, kDisabled, kDestroyed };
+std::string_view VersionStateName(VersionState state) noexcept;  // "active", "decrypt-only", ...
+
+using KeyId = std::array<std::uint8_t, 16>;
+std::string KeyIdHex(const KeyId& id);
+
+struct KeyPolicy {
+  std::chrono::seconds auto_rotate_period{0};  // 0: no time-based rotation
+  // 0: the type's default (AES-256-GCM with random nonces: 2^31, half the SP 800-38D bound;
+  // XChaCha20-Poly1305: 2^48; KEM and signature keys: unlimited). Never above the type's bound.
+  std::uint64_t max_operations_per_version = 0;
+  std::uint32_t min_decryption_version = 1;
+  bool deletion_allowed = false;
+};
+
+struct VersionInfo {
+  std::uint32_t version = 0;
+  VersionState state = VersionState::kActive;
+  std::chrono::system_clock::time_point created;
+  std::uint64_t operations = 0;  // an upper bound: leased blocks count in full
+  Bytes public_key;              // KEM and signature keys; empty for AEAD keys
+};
+
+struct KeyInfo {
+  std::string name;
+  KeyId id{};
+  KeyType type;
+  KeyPolicy policy;  // with max_operations_per_version resolved to the effective value
+  std::chrono::system_clock::time_point created;
+  std::chrono::system_clock::time_point rotated;
+  std::uint32_t current_version = 0;
+  std::vector<VersionInfo> versions;  // oldest first
+};
+
+// Where the token is and how to log in.
+struct TokenOptions {
+  std::string module_path = "/usr/lib/softhsm/libsofthsm2.so";
+  std::string token_label = "qsapi";
+  std::string kek_label = "qsapi-kek";
+  std::string pin_file;  // a file holding the user PIN (mode 0600 or stricter is required)
+  std::string pin_env;   // or an environment variable holding it (used when pin_file is empty)
+};
+
+struct KeystoreOptions {
+  TokenOptions token;
+  std::filesystem::path database;  // the SQLite file
+  std::chrono::seconds cache_ttl{30};   // how long unwrapped material stays in memory after use
+  std::size_t cache_max_entries = 256;
+  std::string actor = "local";          // who the audit trail names for operations of this handle
+};
+
+// EmbeddedLayout is the default under a data directory: SoftHSM2 config and token directory, the
+// PIN files and the database.
+struct EmbeddedLayout {
+  std::filesystem::path data_dir;
+  [[nodiscard]] std::filesystem::path softhsm_conf() const { return data_dir / "softhsm2.conf"; }
+  [[nodiscard]] std::filesystem::path token_dir() const { return data_dir / "tokens"; }
+  [[nodiscard]] std::filesystem::path so_pin_file() const { return data_dir / "pins" / "so.pin"; }
+  [[nodiscard]] std::filesystem::path user_pin_file() const { return data_dir / "pins" / "user.pin"; }
+  [[nodiscard]] std::filesystem::path database() const { return data_dir / "keystore.db"; }
+};
+
+// InitEmbedded creates, if missing, the embedded default under `data_dir`: the directory (0700),
+// a SoftHSM2 config, an initialised token labelled "qsapi" with generated SO and user PINs kept in
+// 0600 files, the KEK inside the token and the database. Idempotent: returns true when it created
+// the token now, false when everything existed. Sets SOFTHSM2_CONF for this process.
+// `module_path` may name another SoftHSM2 build.
+Result<bool> InitEmbedded(const std::filesystem::path& data_dir,
+                          const std::string& module_path = "/usr/lib/softhsm/libsofthsm2.so");
+
+// EmbeddedOptions returns the KeystoreOptions for an embedded data directory (and sets
+// SOFTHSM2_CONF for this process so that the module finds its token).
+KeystoreOptions EmbeddedOptions(const std::filesystem::path& data_dir);
+
+// An AEAD ciphertext or a signature made by the keystore: a header naming the key and version,
+// then the algorithm's output. Binary layout (docs/PROTOCOL.md):
+//   byte 0       format (1)
+//   bytes 1..16  key id
+//   bytes 17..20 version, big-endian
+//   bytes 21..   AEAD: nonce || ciphertext || tag; signature: the signature
+// The header is associated data of the AEAD; a signature covers it too (the signed message is
+// header || message), so neither can be moved to another key or version.
+inline constexpr std::size_t kHeaderSize = 21;
+inline constexpr std::uint8_t kFormatVersion = 1;
+struct ParsedHeader {
+  KeyId key_id{};
+  std::uint32_t version = 0;
+};
+Result<ParsedHeader> ParseHeader(ByteView blob);
+// The text form "qsapi:v<version>:<base64url, no padding>" of a binary blob, and back.
+std::string ToText(ByteView blob);
+Result<Bytes> FromText(std::string_view text);
+
+struct AuditEntry {
+  std::uint64_t seq = 0;
+  std::chrono::system_clock::time_point at;
+  std::string actor, action, key_name;
+  std::uint32_t version = 0;  // 0: not about one version
+  std::string result;         // "ok" or an error code name
+  std::string detail;         // never data or secrets
+};
+
+// VerifyReport is what Verify found.
+struct VerifyReport {
+  std::size_t keys = 0;
+  std::size_t versions_checked = 0;
+  std::vector<std::string> problems;  // empty when consistent
+};
+
+class Keystore {
+ public:
+  // Open loads the PKCS#11 module, logs in to the token and opens the database. Errors say what
+  // is wrong and what to do: module missing, token not found, wrong PIN, KEK missing, a database
+  // that is not ours.
+  static Result<std::unique_ptr<Keystore>> Open(const KeystoreOptions& options);
+  ~Keystore();
+  Keystore(const Keystore&) = delete;
+  Keystore& operator=(const Keystore&) = delete;
+
+  // Key lifecycle. Names: 1-64 of [a-z0-9._-], starting with a letter or digit.
+  Result<KeyInfo> Create(std::string_view name, const KeyType& type, const KeyPolicy& policy = {});
+  Result<KeyInfo> Get(std::string_view name);
+  Result<std::vector<KeyInfo>> List();
+  Result<KeyInfo> Rotate(std::string_view name);
+  // UpdatePolicy changes the policy; min_decryption_version may not exceed the current version.
+  Result<KeyInfo> UpdatePolicy(std::string_view name, const KeyPolicy& policy);
+  // DisableVersion / EnableVersion: a disabled version cannot be used (reversible). The current
+  // version cannot be disabled (rotate first).
+  Status DisableVersion(std::string_view name, std::uint32_t version);
+  Status EnableVersion(std::string_view name, std::uint32_t version);
+  // DestroyVersion wipes one non-current version's material (irreversible). Destroy wipes every
+  // version and retires the name; both need the policy's deletion_allowed.
+  Status DestroyVersion(std::string_view name, std::uint32_t version);
+  Status Destroy(std::string_view name);
+  // RotateDue rotates every key whose time-based period has elapsed; returns the names rotated.
+  Result<std::vector<std::string>> RotateDue();
+
+  // Operations. A version of 0 means the current one.
+  Result<Bytes> Encrypt(std::string_view name, ByteView plaintext, ByteView associated_data = {});
+  // Decrypt picks the key by the id in the header (`name` must match it when non-empty).
+  Result<Bytes> Decrypt(std::string_view name, ByteView ciphertext, ByteView associated_data = {});
+  Result<SecretBytes> DecryptSecret(std::string_view name, ByteView ciphertext, ByteView associated_data = {});
+  Result<Bytes> Sign(std::string_view name, ByteView message);
+  Status Verify(std::string_view name, ByteView message, ByteView signature);
+  Result<SharedSecret> Decapsulate(std::string_view name, std::uint32_t version, ByteView ciphertext);
+  Result<crypto::KemPublicKey> KemPublicKey(std::string_view name, std::uint32_t version = 0);
+  Result<crypto::VerifyingKey> VerifyingKey(std::string_view name, std::uint32_t version = 0);
+  // PublicKey returns the raw public key of a KEM or signature key version.
+  Result<Bytes> PublicKey(std::string_view name, std::uint32_t version = 0);
+
+  // Verify unwraps every live version in the token and checks it against its public key (or that
+  // it unwraps at all, for AEAD keys), and checks the audit chain.
+  Result<VerifyReport> Verify();
+  Result<std::vector<AuditEntry>> Audit(std::size_t max_entries = 100);
+
+  // FlushCache wipes every unwrapped key held in memory.
+  void FlushCache();
+  struct CacheStats {
+    std::uint64_t hits = 0, misses = 0;
+    std::size_t entries = 0;
+  };
+  [[nodiscard]] CacheStats cache_stats() const;
+  [[nodiscard]] std::string token_description() const;  // "SoftHSM slot 123 'qsapi' (SoftHSM2 2.6)"
+
+  class Impl;
+
+ private:
+  explicit Keystore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qsapi::keystore
+
+#endif  // QSAPI_KEYSTORE_KEYSTORE_H_

@@ -1,0 +1,90 @@
+// The keystore's metadata behind a narrow interface. SQLite is the embedded default; a PostgreSQL
+// backend for several nodes implements the same calls (the SQL is kept portable: no SQLite-only
+// types or functions beyond the PRAGMAs at open). Every mutating call is one transaction and
+// appends its audit entry in the same transaction, so that a crash leaves the old or the new state,
+// and the trail never disagrees with the keys.
+#ifndef QSAPI_KEYSTORE_INTERNAL_METADATA_STORE_H_
+#define QSAPI_KEYSTORE_INTERNAL_METADATA_STORE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qsapi/keystore/keystore.h"
+#include "qsapi/result.h"
+
+namespace qsapi::keystore::internal {
+
+struct KeyRow {
+  std::string name;
+  KeyId id{};
+  std::string type;  // KeyTypeName
+  std::int64_t created = 0;  // unix seconds
+  std::int64_t rotated = 0;
+  std::uint32_t current_version = 0;
+  std::int64_t auto_rotate_seconds = 0;
+  std::uint64_t max_operations = 0;
+  std::uint32_t min_decryption_version = 1;
+  bool deletion_allowed = false;
+};
+
+struct VersionRow {
+  KeyId key_id{};
+  std::uint32_t version = 0;
+  std::string state;  // VersionStateName
+  std::int64_t created = 0;
+  std::uint64_t ops_leased = 0;
+  Bytes public_key;
+  Bytes wrapped;  // empty once destroyed
+};
+
+struct AuditRow {
+  std::int64_t at = 0;
+  std::string actor, action, key_name;
+  std::uint32_t version = 0;
+  std::string result, detail;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  virtual Status CreateKey(const KeyRow& key, const VersionRow& first, const AuditRow& audit) = 0;
+  // AddVersion inserts `next`, makes it current and sets the previous current version's state.
+  virtual Status AddVersion(const std::string& name, const VersionRow& next, const std::string& previous_state,
+                            std::int64_t rotated_at, const AuditRow& audit) = 0;
+  // SetVersionState changes one version's state; with wipe, also deletes its wrapped material.
+  virtual Status SetVersionState(const KeyId& id, std::uint32_t version, const std::string& state, bool wipe,
+                                 const AuditRow& audit) = 0;
+  // DeleteKey wipes every version's material and removes the key's rows (the audit trail stays).
+  virtual Status DeleteKey(const std::string& name, const AuditRow& audit) = 0;
+  virtual Status UpdatePolicy(const KeyRow& key, const AuditRow& audit) = 0;
+  // LeaseOperations raises a version's persisted operation count to `new_leased`.
+  virtual Status LeaseOperations(const KeyId& id, std::uint32_t version, std::uint64_t new_leased) = 0;
+  virtual Status AppendAudit(const AuditRow& audit) = 0;
+
+  virtual Result<std::optional<KeyRow>> GetKey(const std::string& name) = 0;
+  virtual Result<std::optional<KeyRow>> GetKeyById(const KeyId& id) = 0;
+  virtual Result<std::vector<KeyRow>> ListKeys() = 0;
+  virtual Result<std::vector<VersionRow>> GetVersions(const KeyId& id) = 0;
+  virtual Result<std::optional<VersionRow>> GetVersion(const KeyId& id, std::uint32_t version) = 0;
+  // ReadAudit returns the newest `max` entries, oldest first.
+  virtual Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) = 0;
+  // VerifyAuditChain recomputes the hash chain; kDataLoss names the first bad entry.
+  virtual Status VerifyAuditChain() = 0;
+};
+
+// OpenSqliteStore opens (creating if needed) the database: WAL, synchronous=FULL, foreign keys,
+// a busy timeout, and the schema (its version checked).
+Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::path& path);
+
+// FaultPoint kills the process with SIGKILL when the environment variable QSAPI_FAULT_POINT names
+// `point` (builds with QSAPI_FAULT_INJECTION only; a no-op otherwise). For crash-safety tests.
+void FaultPoint(const char* point);
+
+}  // namespace qsapi::keystore::internal
+
+#endif  // QSAPI_KEYSTORE_INTERNAL_METADATA_STORE_H_

@@ -1,0 +1,512 @@
+// The SQLite metadata store: WAL journal, synchronous=FULL (a committed transaction survives a
+// power cut), one connection guarded by a mutex, every mutation in BEGIN IMMEDIATE ... COMMIT.
+//
+// The audit trail is hash-chained: entry n stores hash_n = SHA-256(hash_{n-1} || encode(entry n))
+// with hash_0 = 32 zero bytes and encode() length-prefixing every field, so that a removed,
+// reordered or edited row breaks the chain from that row on.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "keystore/internal/metadata_store.h"
+#include "qsapi/crypto/kdf.h"
+
+namespace qsapi::keystore::internal {
+
+void FaultPoint(const char* point) {
+#ifdef QSAPI_FAULT_INJECTION
+  static const char* wanted = std::getenv("QSAPI_FAULT_POINT");
+  if (wanted != nullptr && std::strcmp(wanted, point) == 0) ::raise(SIGKILL);
+#else
+  (void)point;
+#endif
+}
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS qsapi_meta (
+  name  VARCHAR(64) PRIMARY KEY,
+  value VARCHAR(256) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+  name                   VARCHAR(64) PRIMARY KEY,
+  key_id                 BLOB NOT NULL UNIQUE,
+  type                   VARCHAR(64) NOT NULL,
+  created                BIGINT NOT NULL,
+  rotated                BIGINT NOT NULL,
+  current_version        INTEGER NOT NULL,
+  auto_rotate_seconds    BIGINT NOT NULL,
+  max_operations         BIGINT NOT NULL,
+  min_decryption_version INTEGER NOT NULL,
+  deletion_allowed       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_versions (
+  key_id     BLOB NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+  version    INTEGER NOT NULL,
+  state      VARCHAR(16) NOT NULL,
+  created    BIGINT NOT NULL,
+  ops_leased BIGINT NOT NULL,
+  public_key BLOB,
+  wrapped    BLOB,
+  PRIMARY KEY (key_id, version)
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq       INTEGER PRIMARY KEY,
+  at        BIGINT NOT NULL,
+  actor     VARCHAR(128) NOT NULL,
+  action    VARCHAR(64) NOT NULL,
+  key_name  VARCHAR(64) NOT NULL,
+  version   INTEGER NOT NULL,
+  result    VARCHAR(64) NOT NULL,
+  detail    VARCHAR(1024) NOT NULL,
+  prev_hash BLOB NOT NULL,
+  hash      BLOB NOT NULL
+);
+)sql";
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  [[nodiscard]] bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& Bind(int i, std::int64_t v) {
+    Check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Stmt& Bind(int i, const std::string& v) {
+    Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& Bind(int i, ByteView v) {
+    if (v.empty()) {
+      Check(sqlite3_bind_null(stmt_, i));
+    } else {
+      Check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    }
+    return *this;
+  }
+  // Step returns SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return rc_ == SQLITE_OK ? sqlite3_step(stmt_) : rc_; }
+  [[nodiscard]] std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  [[nodiscard]] std::string Text(int col) const {
+    const unsigned char* t = sqlite3_column_text(stmt_, col);
+    return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));  // NOLINT
+  }
+  [[nodiscard]] Bytes Blob(int col) const {
+    const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? Bytes() : Bytes(p, p + n);
+  }
+  [[nodiscard]] int rc() const { return rc_; }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK && rc_ == SQLITE_OK) rc_ = rc;
+  }
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+void PutField(Bytes& out, ByteView v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v.size() >> s));
+  out.insert(out.end(), v.begin(), v.end());
+}
+void PutField(Bytes& out, const std::string& v) {
+  PutField(out, ByteView(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));  // NOLINT
+}
+void PutField(Bytes& out, std::int64_t v) { PutField(out, std::to_string(v)); }
+
+Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a) {
+  Bytes enc(prev.begin(), prev.end());
+  PutField(enc, seq);
+  PutField(enc, a.at);
+  PutField(enc, a.actor);
+  PutField(enc, a.action);
+  PutField(enc, a.key_name);
+  PutField(enc, static_cast<std::int64_t>(a.version));
+  PutField(enc, a.result);
+  PutField(enc, a.detail);
+  return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
+}
+
+KeyRow ReadKey(const Stmt& s) {
+  KeyRow k;
+  k.name = s.Text(0);
+  const Bytes id = s.Blob(1);
+  if (id.size() == k.id.size()) std::memcpy(k.id.data(), id.data(), id.size());
+  k.type = s.Text(2);
+  k.created = s.Int(3);
+  k.rotated = s.Int(4);
+  k.current_version = static_cast<std::uint32_t>(s.Int(5));
+  k.auto_rotate_seconds = s.Int(6);
+  k.max_operations = static_cast<std::uint64_t>(s.Int(7));
+  k.min_decryption_version = static_cast<std::uint32_t>(s.Int(8));
+  k.deletion_allowed = s.Int(9) != 0;
+  return k;
+}
+constexpr const char* kKeyColumns =
+    "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
+    "min_decryption_version, deletion_allowed";
+
+VersionRow ReadVersion(const Stmt& s) {
+  VersionRow v;
+  const Bytes id = s.Blob(0);
+  if (id.size() == v.key_id.size()) std::memcpy(v.key_id.data(), id.data(), id.size());
+  v.version = static_cast<std::uint32_t>(s.Int(1));
+  v.state = s.Text(2);
+  v.created = s.Int(3);
+  v.ops_leased = static_cast<std::uint64_t>(s.Int(4));
+  v.public_key = s.Blob(5);
+  v.wrapped = s.Blob(6);
+  return v;
+}
+constexpr const char* kVersionColumns = "key_id, version, state, created, ops_leased, public_key, wrapped";
+
+class SqliteStore final : public MetadataStore {
+ public:
+  explicit SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  Status Init() {
+    QSAPI_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
+    QSAPI_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+    QSAPI_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+    sqlite3_busy_timeout(db_, 5000);
+    QSAPI_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = Exec(kSchema);
+    if (st.ok()) {
+      Stmt get(db_, "SELECT value FROM qsapi_meta WHERE name = 'schema_version'");
+      const int rc = get.Step();
+      if (rc == SQLITE_ROW) {
+        if (get.Text(0) != std::to_string(kSchemaVersion)) {
+          st = FailedPrecondition("keystore database " + path_ + " has schema version " + get.Text(0) +
+                                  "; this build reads version " + std::to_string(kSchemaVersion));
+        }
+      } else if (rc == SQLITE_DONE) {
+        Stmt put(db_, "INSERT INTO qsapi_meta (name, value) VALUES ('schema_version', ?)");
+        put.Bind(1, std::to_string(kSchemaVersion));
+        if (put.Step() != SQLITE_DONE) st = DbError("writing the schema version");
+      } else {
+        st = DbError("reading the schema version");
+      }
+    }
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  Status CreateKey(const KeyRow& k, const VersionRow& v, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt ins(db_,
+               "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
+               "max_operations, min_decryption_version, deletion_allowed) VALUES (?,?,?,?,?,?,?,?,?,?)");
+      ins.Bind(1, k.name).Bind(2, ByteView(k.id)).Bind(3, k.type).Bind(4, k.created).Bind(5, k.rotated);
+      ins.Bind(6, std::int64_t{k.current_version}).Bind(7, k.auto_rotate_seconds);
+      ins.Bind(8, static_cast<std::int64_t>(k.max_operations)).Bind(9, std::int64_t{k.min_decryption_version});
+      ins.Bind(10, std::int64_t{k.deletion_allowed ? 1 : 0});
+      const int rc = ins.Step();
+      if (rc == SQLITE_CONSTRAINT) return Error(ErrorCode::kAlreadyExists, "a key named \"" + k.name + "\" exists");
+      if (rc != SQLITE_DONE) return DbError("inserting the key");
+      FaultPoint("keystore.create.between_rows");
+      QSAPI_RETURN_IF_ERROR(InsertVersion(v));
+      return InsertAudit(audit);
+    });
+  }
+
+  Status AddVersion(const std::string& name, const VersionRow& next, const std::string& previous_state,
+                    std::int64_t rotated_at, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt prev(db_,
+                "UPDATE key_versions SET state = ? WHERE key_id = ? AND version = "
+                "(SELECT current_version FROM keys WHERE name = ?)");
+      prev.Bind(1, previous_state).Bind(2, ByteView(next.key_id)).Bind(3, name);
+      if (prev.Step() != SQLITE_DONE) return DbError("updating the previous version");
+      QSAPI_RETURN_IF_ERROR(InsertVersion(next));
+      FaultPoint("keystore.rotate.between_rows");
+      Stmt cur(db_, "UPDATE keys SET current_version = ?, rotated = ? WHERE name = ? AND current_version = ?");
+      cur.Bind(1, std::int64_t{next.version}).Bind(2, rotated_at).Bind(3, name);
+      cur.Bind(4, std::int64_t{next.version} - 1);
+      if (cur.Step() != SQLITE_DONE) return DbError("making the new version current");
+      if (sqlite3_changes(db_) != 1) return FailedPrecondition("the key was rotated concurrently; retry");
+      return InsertAudit(audit);
+    });
+  }
+
+  Status SetVersionState(const KeyId& id, std::uint32_t version, const std::string& state, bool wipe,
+                         const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt up(db_, wipe ? "UPDATE key_versions SET state = ?, wrapped = NULL WHERE key_id = ? AND version = ?"
+                        : "UPDATE key_versions SET state = ? WHERE key_id = ? AND version = ?");
+      up.Bind(1, state).Bind(2, ByteView(id)).Bind(3, std::int64_t{version});
+      if (up.Step() != SQLITE_DONE) return DbError("updating the version state");
+      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no such key version");
+      FaultPoint("keystore.destroy_version.before_commit");
+      return InsertAudit(audit);
+    });
+  }
+
+  Status DeleteKey(const std::string& name, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt wipe(db_,
+                "UPDATE key_versions SET wrapped = NULL, state = 'destroyed' WHERE key_id = "
+                "(SELECT key_id FROM keys WHERE name = ?)");
+      wipe.Bind(1, name);
+      if (wipe.Step() != SQLITE_DONE) return DbError("wiping the key's versions");
+      FaultPoint("keystore.destroy.between_rows");
+      Stmt del_v(db_, "DELETE FROM key_versions WHERE key_id = (SELECT key_id FROM keys WHERE name = ?)");
+      del_v.Bind(1, name);
+      if (del_v.Step() != SQLITE_DONE) return DbError("deleting the key's versions");
+      Stmt del(db_, "DELETE FROM keys WHERE name = ?");
+      del.Bind(1, name);
+      if (del.Step() != SQLITE_DONE) return DbError("deleting the key");
+      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no key named \"" + name + "\"");
+      return InsertAudit(audit);
+    });
+  }
+
+  Status UpdatePolicy(const KeyRow& k, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt up(db_,
+              "UPDATE keys SET auto_rotate_seconds = ?, max_operations = ?, min_decryption_version = ?, "
+              "deletion_allowed = ? WHERE name = ?");
+      up.Bind(1, k.auto_rotate_seconds).Bind(2, static_cast<std::int64_t>(k.max_operations));
+      up.Bind(3, std::int64_t{k.min_decryption_version}).Bind(4, std::int64_t{k.deletion_allowed ? 1 : 0});
+      up.Bind(5, k.name);
+      if (up.Step() != SQLITE_DONE) return DbError("updating the policy");
+      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no key named \"" + k.name + "\"");
+      return InsertAudit(audit);
+    });
+  }
+
+  Status LeaseOperations(const KeyId& id, std::uint32_t version, std::uint64_t new_leased) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt up(db_, "UPDATE key_versions SET ops_leased = ? WHERE key_id = ? AND version = ? AND ops_leased < ?");
+    up.Bind(1, static_cast<std::int64_t>(new_leased)).Bind(2, ByteView(id)).Bind(3, std::int64_t{version});
+    up.Bind(4, static_cast<std::int64_t>(new_leased));
+    if (up.Step() != SQLITE_DONE) return DbError("recording key usage");
+    return OkStatus();
+  }
+
+  Status AppendAudit(const AuditRow& audit) override {
+    return Transaction([&]() -> Status { return InsertAudit(audit); });
+  }
+
+  Result<std::optional<KeyRow>> GetKey(const std::string& name) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kKeyColumns + " FROM keys WHERE name = ?").c_str());
+    s.Bind(1, name);
+    return OneKey(s);
+  }
+
+  Result<std::optional<KeyRow>> GetKeyById(const KeyId& id) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kKeyColumns + " FROM keys WHERE key_id = ?").c_str());
+    s.Bind(1, ByteView(id));
+    return OneKey(s);
+  }
+
+  Result<std::vector<KeyRow>> ListKeys() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name").c_str());
+    std::vector<KeyRow> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadKey(s));
+    if (rc != SQLITE_DONE) return DbError("listing keys");
+    return out;
+  }
+
+  Result<std::vector<VersionRow>> GetVersions(const KeyId& id) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = ? ORDER BY version")
+                    .c_str());
+    s.Bind(1, ByteView(id));
+    std::vector<VersionRow> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadVersion(s));
+    if (rc != SQLITE_DONE) return DbError("reading key versions");
+    return out;
+  }
+
+  Result<std::optional<VersionRow>> GetVersion(const KeyId& id, std::uint32_t version) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           (std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = ? AND version = ?").c_str());
+    s.Bind(1, ByteView(id)).Bind(2, std::int64_t{version});
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::optional<VersionRow>();
+    if (rc != SQLITE_ROW) return DbError("reading a key version");
+    return std::optional<VersionRow>(ReadVersion(s));
+  }
+
+  Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit ORDER BY seq DESC LIMIT ?");
+    s.Bind(1, static_cast<std::int64_t>(max));
+    std::vector<AuditEntry> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      AuditEntry e;
+      e.seq = static_cast<std::uint64_t>(s.Int(0));
+      e.at = std::chrono::system_clock::time_point(std::chrono::seconds(s.Int(1)));
+      e.actor = s.Text(2);
+      e.action = s.Text(3);
+      e.key_name = s.Text(4);
+      e.version = static_cast<std::uint32_t>(s.Int(5));
+      e.result = s.Text(6);
+      e.detail = s.Text(7);
+      out.insert(out.begin(), std::move(e));
+    }
+    if (rc != SQLITE_DONE) return DbError("reading the audit trail");
+    return out;
+  }
+
+  Status VerifyAuditChain() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT seq, at, actor, action, key_name, version, result, detail, prev_hash, hash FROM audit ORDER BY seq");
+    Bytes prev(32, 0);
+    std::int64_t expected_seq = 1;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      AuditRow a;
+      const std::int64_t seq = s.Int(0);
+      a.at = s.Int(1);
+      a.actor = s.Text(2);
+      a.action = s.Text(3);
+      a.key_name = s.Text(4);
+      a.version = static_cast<std::uint32_t>(s.Int(5));
+      a.result = s.Text(6);
+      a.detail = s.Text(7);
+      if (seq != expected_seq) {
+        return Error(ErrorCode::kDataLoss, "audit trail: entry " + std::to_string(expected_seq) + " is missing");
+      }
+      QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a));
+      if (s.Blob(8) != prev || s.Blob(9) != h) {
+        return Error(ErrorCode::kDataLoss,
+                     "audit trail: entry " + std::to_string(seq) + " was altered (its hash does not chain)");
+      }
+      prev = std::move(h);
+      ++expected_seq;
+    }
+    if (rc != SQLITE_DONE) return DbError("reading the audit trail");
+    return OkStatus();
+  }
+
+ private:
+  Error DbError(const std::string& what) const {
+    return Unavailable("keystore database " + path_ + ": " + what + " failed: " + sqlite3_errmsg(db_));
+  }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err != nullptr ? err : "?";
+      sqlite3_free(err);
+      return Unavailable("keystore database " + path_ + ": " + msg);
+    }
+    return OkStatus();
+  }
+
+  template <typename F>
+  Status Transaction(F body) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    QSAPI_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = body();
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    FaultPoint("keystore.before_commit");
+    return Exec("COMMIT");
+  }
+
+  Status InsertVersion(const VersionRow& v) {
+    Stmt ins(db_,
+             "INSERT INTO key_versions (key_id, version, state, created, ops_leased, public_key, wrapped) "
+             "VALUES (?,?,?,?,?,?,?)");
+    ins.Bind(1, ByteView(v.key_id)).Bind(2, std::int64_t{v.version}).Bind(3, v.state).Bind(4, v.created);
+    ins.Bind(5, static_cast<std::int64_t>(v.ops_leased)).Bind(6, ByteView(v.public_key)).Bind(7, ByteView(v.wrapped));
+    if (ins.Step() != SQLITE_DONE) return DbError("inserting a key version");
+    return OkStatus();
+  }
+
+  Status InsertAudit(const AuditRow& a) {
+    Stmt last(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    std::int64_t seq = 1;
+    Bytes prev(32, 0);
+    const int rc = last.Step();
+    if (rc == SQLITE_ROW) {
+      seq = last.Int(0) + 1;
+      prev = last.Blob(1);
+    } else if (rc != SQLITE_DONE) {
+      return DbError("reading the audit trail");
+    }
+    QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a));
+    Stmt ins(db_,
+             "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, hash) "
+             "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    ins.Bind(1, seq).Bind(2, a.at).Bind(3, a.actor).Bind(4, a.action).Bind(5, a.key_name);
+    ins.Bind(6, std::int64_t{a.version}).Bind(7, a.result).Bind(8, a.detail).Bind(9, ByteView(prev)).Bind(10, ByteView(h));
+    if (ins.Step() != SQLITE_DONE) return DbError("appending to the audit trail");
+    return OkStatus();
+  }
+
+  Result<std::optional<KeyRow>> OneKey(Stmt& s) {
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::optional<KeyRow>();
+    if (rc != SQLITE_ROW) return DbError("reading a key");
+    return std::optional<KeyRow>(ReadKey(s));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::path& path) {
+  // Create the file ourselves so that it (and the -wal and -shm files SQLite derives from it) is 0600.
+  if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+    ::close(fd);
+  } else {
+    return Unavailable("cannot open keystore database " + path.string() + ": " + std::strerror(errno));
+  }
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return Unavailable("cannot open keystore database " + path.string() + ": " + msg);
+  }
+  auto store = std::make_unique<SqliteStore>(db, path.string());
+  Status st = store->Init();
+  if (!st.ok()) {
+    if (st.error().message().find("file is not a database") != std::string::npos) {
+      return Error(ErrorCode::kDataLoss, "keystore database " + path.string() + " is not a SQLite database");
+    }
+    return st.error();
+  }
+  return std::unique_ptr<MetadataStore>(std::move(store));
+}
+
+}  // namespace qsapi::keystore::internal

@@ -1,0 +1,470 @@
+// The keystore against the real SoftHSM2 and SQLite: lifecycle, operations, rotation (manual,
+// usage-based, time-based), versions, bad input (each changing nothing), and no plaintext key
+// material on disk.
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+
+#include "keystore_support.h"
+#include "qsapi/crypto/kdf.h"
+#include "qsapi/crypto/random.h"
+#include "qsapi/log.h"
+
+namespace qsapi::keystore {
+namespace {
+
+using ::testing::HasSubstr;
+
+KeyType Type(std::string_view name) { return ParseKeyType(name).value(); }
+
+void Sql(const std::filesystem::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
+
+class KeystoreTest : public KeystoreFixture {};
+
+TEST_F(KeystoreTest, EmbeddedInitIsIdempotentAndKeepsPinsPrivate) {
+  auto again = InitEmbedded(dir_);
+  QSAPI_ASSERT_OK(again);
+  EXPECT_FALSE(*again);
+  const EmbeddedLayout layout{dir_};
+  for (const auto& f : {layout.so_pin_file(), layout.user_pin_file(), layout.database(), layout.softhsm_conf()}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600U) << f;
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  EXPECT_THAT(ks_->token_description(), HasSubstr("token \"qsapi\""));
+}
+
+// SoftHSM2's file backend truncates token.object while it rewrites it at login; a process killed
+// there would lose the token. The embedded default restores it from the copy made at init.
+TEST_F(KeystoreTest, ATruncatedSoftHsmTokenFileIsRestored) {
+  QSAPI_ASSERT_OK(ks_->Create("survivor", Type("AES-256-GCM")));
+  auto ct = ks_->Encrypt("survivor", AsBytes("kept"));
+  QSAPI_ASSERT_OK(ct);
+  ks_.reset();
+  int truncated = 0;
+  for (const auto& d : std::filesystem::directory_iterator(EmbeddedLayout{dir_}.token_dir())) {
+    std::filesystem::resize_file(d.path() / "token.object", 0);
+    ++truncated;
+  }
+  ASSERT_EQ(truncated, 1);
+  std::vector<std::string> lines;
+  SetLogSink([&lines](LogLevel, std::string_view, std::string_view m) { lines.emplace_back(m); });
+  Reopen();
+  SetLogSink(nullptr);
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_THAT(lines[0], HasSubstr("restored"));
+  QSAPI_EXPECT_OK(ks_->Decrypt("survivor", *ct));
+}
+
+TEST_F(KeystoreTest, EncryptDecryptWithAssociatedDataAndTextForm) {
+  for (const char* type : {"AES-256-GCM", "XChaCha20-Poly1305"}) {
+    const std::string name = std::string("data-") + (type[0] == 'A' ? "gcm" : "xchacha");
+    QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
+    auto ct = ks_->Encrypt(name, AsBytes("attack at dawn"), AsBytes("order-17"));
+    QSAPI_ASSERT_OK(ct);
+    auto header = ParseHeader(*ct);
+    QSAPI_ASSERT_OK(header);
+    EXPECT_EQ(header->version, 1U);
+    EXPECT_EQ(header->key_id, ks_->Get(name)->id);
+    auto pt = ks_->Decrypt(name, *ct, AsBytes("order-17"));
+    QSAPI_ASSERT_OK(pt);
+    EXPECT_EQ(std::string(pt->begin(), pt->end()), "attack at dawn");
+    // Wrong associated data, a flipped bit anywhere, or the wrong key name: no plaintext.
+    EXPECT_EQ(ks_->Decrypt(name, *ct, AsBytes("order-18")).error(), AuthenticationFailed());
+    for (std::size_t i = kHeaderSize; i < ct->size(); i += 7) {
+      Bytes bad = *ct;
+      bad[i] ^= 1;
+      EXPECT_EQ(ks_->Decrypt(name, bad, AsBytes("order-17")).error(), AuthenticationFailed()) << i;
+    }
+    const std::string text = ToText(*ct);
+    EXPECT_TRUE(text.starts_with("qsapi:v1:")) << text;
+    auto back = FromText(text);
+    QSAPI_ASSERT_OK(back);
+    EXPECT_EQ(*back, *ct);
+  }
+  auto ct = ks_->Encrypt("data-gcm", AsBytes("x"));
+  QSAPI_ASSERT_OK(ct);
+  auto other = ks_->Decrypt("data-xchacha", *ct);
+  ASSERT_FALSE(other.ok());
+  EXPECT_THAT(other.error().message(), HasSubstr("made with key \"data-gcm\""));
+  EXPECT_FALSE(FromText("qsapi:v2:" + ToText(*ct).substr(9)).ok()) << "version prefix must match the header";
+  EXPECT_FALSE(FromText("qsapi:v1:!!!").ok());
+  EXPECT_FALSE(FromText("vault:v1:abc").ok());
+}
+
+TEST_F(KeystoreTest, SignVerifyAndKemForEveryAsymmetricFamily) {
+  for (const char* type : {"ML-DSA-44", "ML-DSA-65", "ML-DSA-87", "SLH-DSA-SHA2-128f", "MLDSA65-Ed25519-SHA512"}) {
+    const std::string name = "sig-" + std::to_string(std::strlen(type)) + "-" + std::to_string(type[8]);
+    QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
+    auto sig = ks_->Sign(name, AsBytes("release 1.0"));
+    QSAPI_ASSERT_OK(sig);
+    QSAPI_EXPECT_OK(ks_->Verify(name, AsBytes("release 1.0"), *sig));
+    QSAPI_EXPECT_OK(ks_->Verify("", AsBytes("release 1.0"), *sig));  // the key is found by the header
+    EXPECT_EQ(ks_->Verify(name, AsBytes("release 1.1"), *sig).error(), AuthenticationFailed()) << type;
+    // The signature covers the header: the same bytes under another version do not verify.
+    QSAPI_ASSERT_OK(ks_->Rotate(name));
+    Bytes moved = *sig;
+    moved[20] = 2;
+    EXPECT_EQ(ks_->Verify(name, AsBytes("release 1.0"), moved).error(), AuthenticationFailed()) << type;
+    EXPECT_TRUE(ks_->Verify(name, AsBytes("release 1.0"), *sig).ok()) << "old versions keep verifying";
+    EXPECT_FALSE(ks_->Encrypt(name, AsBytes("x")).ok());
+  }
+  for (const char* type : {"ML-KEM-512", "ML-KEM-768", "ML-KEM-1024", "X-Wing", "MLKEM1024-P384"}) {
+    const std::string name = "kem-" + std::to_string(std::strlen(type)) + "-" + std::to_string(type[7]);
+    QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
+    auto pub = ks_->KemPublicKey(name);
+    QSAPI_ASSERT_OK(pub);
+    auto enc = pub->Encapsulate();
+    QSAPI_ASSERT_OK(enc);
+    auto ss = ks_->Decapsulate(name, 0, enc->ciphertext.view());
+    QSAPI_ASSERT_OK(ss);
+    EXPECT_TRUE(ConstantTimeEqual(ss->view(), enc->shared_secret.view())) << type;
+    QSAPI_ASSERT_OK(ks_->Rotate(name));
+    auto old_ss = ks_->Decapsulate(name, 1, enc->ciphertext.view());
+    QSAPI_ASSERT_OK(old_ss);
+    EXPECT_TRUE(ConstantTimeEqual(old_ss->view(), enc->shared_secret.view()));
+    EXPECT_NE(*ks_->PublicKey(name, 1), *ks_->PublicKey(name, 2));
+  }
+}
+
+TEST_F(KeystoreTest, RotationKeepsOldCiphertextsAndHonoursMinimumDecryptionVersion) {
+  QSAPI_ASSERT_OK(ks_->Create("orders", Type("AES-256-GCM"), KeyPolicy{.deletion_allowed = true}));
+  auto v1 = ks_->Encrypt("orders", AsBytes("one"));
+  QSAPI_ASSERT_OK(ks_->Rotate("orders"));
+  auto v2 = ks_->Encrypt("orders", AsBytes("two"));
+  EXPECT_EQ(ParseHeader(*v2)->version, 2U);
+  QSAPI_EXPECT_OK(ks_->Decrypt("orders", *v1));
+  auto info = ks_->Get("orders");
+  EXPECT_EQ(info->versions[0].state, VersionState::kDecryptOnly);
+  EXPECT_EQ(info->versions[1].state, VersionState::kActive);
+
+  KeyPolicy p = info->policy;
+  p.min_decryption_version = 2;
+  QSAPI_ASSERT_OK(ks_->UpdatePolicy("orders", p));
+  auto refused = ks_->Decrypt("orders", *v1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("below the key's minimum decryption version 2"));
+  p.min_decryption_version = 3;
+  EXPECT_FALSE(ks_->UpdatePolicy("orders", p).ok()) << "beyond the current version";
+  p.min_decryption_version = 1;
+  QSAPI_ASSERT_OK(ks_->UpdatePolicy("orders", p));
+
+  // Disable (reversible) and destroy (not), never the current version.
+  EXPECT_FALSE(ks_->DisableVersion("orders", 2).ok());
+  QSAPI_ASSERT_OK(ks_->DisableVersion("orders", 1));
+  EXPECT_THAT(ks_->Decrypt("orders", *v1).error().message(), HasSubstr("version 1 is disabled"));
+  QSAPI_ASSERT_OK(ks_->EnableVersion("orders", 1));
+  QSAPI_EXPECT_OK(ks_->Decrypt("orders", *v1));
+  QSAPI_ASSERT_OK(ks_->DestroyVersion("orders", 1));
+  EXPECT_THAT(ks_->Decrypt("orders", *v1).error().message(), HasSubstr("version 1 is destroyed"));
+  EXPECT_FALSE(ks_->EnableVersion("orders", 1).ok());
+  QSAPI_EXPECT_OK(ks_->Decrypt("orders", *v2));
+  auto report = ks_->Verify();
+  QSAPI_ASSERT_OK(report);
+  EXPECT_TRUE(report->problems.empty()) << report->problems.front();
+  QSAPI_ASSERT_OK(ks_->Destroy("orders"));
+  EXPECT_EQ(ks_->Decrypt("", *v2).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(ks_->Get("orders").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(KeystoreTest, UsageBasedRotationNeverExceedsTheLimitAndSurvivesRestart) {
+  QSAPI_ASSERT_OK(ks_->Create("small", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = 3}));
+  std::vector<std::uint32_t> versions;
+  std::vector<Bytes> cts;
+  for (int i = 0; i < 7; ++i) {
+    auto ct = ks_->Encrypt("small", AsBytes("m"));
+    QSAPI_ASSERT_OK(ct);
+    versions.push_back(ParseHeader(*ct)->version);
+    cts.push_back(*ct);
+  }
+  EXPECT_EQ(versions, (std::vector<std::uint32_t>{1, 1, 1, 2, 2, 2, 3}));
+  for (const Bytes& ct : cts) QSAPI_EXPECT_OK(ks_->Decrypt("small", ct));
+  // A restart counts every leased operation as used: version 3 (one op used, three leased) is spent.
+  Reopen();
+  auto ct = ks_->Encrypt("small", AsBytes("m"));
+  QSAPI_ASSERT_OK(ct);
+  EXPECT_EQ(ParseHeader(*ct)->version, 4U);
+  auto audit = ks_->Audit(100);
+  QSAPI_ASSERT_OK(audit);
+  int policy_rotations = 0;
+  for (const auto& e : *audit) {
+    if (e.action == "rotate" && e.actor == "policy") {
+      ++policy_rotations;
+      EXPECT_THAT(e.detail, HasSubstr("reached its limit of 3 operations"));
+    }
+  }
+  EXPECT_EQ(policy_rotations, 3);
+  EXPECT_FALSE(ks_->Create("big", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = (1ULL << 32) + 1}).ok())
+      << "AES-GCM with random nonces may not exceed 2^32 invocations";
+  EXPECT_FALSE(ks_->Create("sig", Type("ML-DSA-65"), KeyPolicy{.max_operations_per_version = 5}).ok());
+}
+
+TEST_F(KeystoreTest, ConcurrentEncryptionsRespectTheLimit) {
+  constexpr std::uint64_t kLimit = 50;
+  QSAPI_ASSERT_OK(ks_->Create("busy", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = kLimit}));
+  std::mutex mu;
+  std::map<std::uint32_t, int> per_version;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 60; ++i) {
+        auto ct = ks_->Encrypt("busy", AsBytes("m"));
+        ASSERT_TRUE(ct.ok()) << ct.error().ToString();
+        const std::lock_guard<std::mutex> lock(mu);
+        ++per_version[ParseHeader(*ct)->version];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int total = 0;
+  for (const auto& [v, n] : per_version) {
+    EXPECT_LE(static_cast<std::uint64_t>(n), kLimit) << "version " << v;
+    total += n;
+  }
+  EXPECT_EQ(total, 240);
+  EXPECT_GE(per_version.size(), 5U);
+}
+
+TEST_F(KeystoreTest, TimeBasedRotation) {
+  QSAPI_ASSERT_OK(ks_->Create("hourly", Type("XChaCha20-Poly1305"), KeyPolicy{.auto_rotate_period = std::chrono::seconds(1)}));
+  QSAPI_ASSERT_OK(ks_->Create("still", Type("XChaCha20-Poly1305")));
+  auto due = ks_->RotateDue();
+  QSAPI_ASSERT_OK(due);
+  EXPECT_TRUE(due->empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // timestamps have one-second resolution
+  due = ks_->RotateDue();
+  QSAPI_ASSERT_OK(due);
+  EXPECT_EQ(*due, std::vector<std::string>{"hourly"});
+  EXPECT_EQ(ks_->Get("hourly")->current_version, 2U);
+  EXPECT_EQ(ks_->Get("still")->current_version, 1U);
+}
+
+TEST_F(KeystoreTest, CacheServesWarmUsesAndFlushWipes) {
+  QSAPI_ASSERT_OK(ks_->Create("hot", Type("AES-256-GCM")));
+  QSAPI_ASSERT_OK(ks_->Encrypt("hot", AsBytes("a")));
+  QSAPI_ASSERT_OK(ks_->Encrypt("hot", AsBytes("b")));
+  auto s = ks_->cache_stats();
+  EXPECT_EQ(s.misses, 1U);
+  EXPECT_EQ(s.hits, 1U);
+  EXPECT_EQ(s.entries, 1U);
+  ks_->FlushCache();
+  EXPECT_EQ(ks_->cache_stats().entries, 0U);
+  QSAPI_ASSERT_OK(ks_->Encrypt("hot", AsBytes("c")));
+  EXPECT_EQ(ks_->cache_stats().misses, 2U);
+  // A zero TTL keeps nothing.
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.cache_ttl = std::chrono::seconds(0);
+  Reopen(o);
+  QSAPI_ASSERT_OK(ks_->Encrypt("hot", AsBytes("d")));
+  EXPECT_EQ(ks_->cache_stats().entries, 0U);
+}
+
+TEST_F(KeystoreTest, NamesAndTypesAreValidated) {
+  for (const char* bad : {"", "Upper", "-lead", "sp ace", "slash/x", "x\n"}) {
+    EXPECT_EQ(ks_->Create(bad, Type("AES-256-GCM")).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ks_->Create(std::string(65, 'a'), Type("AES-256-GCM")).error().code(), ErrorCode::kInvalidArgument);
+  auto t = ParseKeyType("rsa-2048");
+  ASSERT_FALSE(t.ok());
+  EXPECT_THAT(t.error().message(), HasSubstr("valid types: AES-256-GCM"));
+  QSAPI_ASSERT_OK(ks_->Create("dup", Type("AES-256-GCM")));
+  EXPECT_EQ(ks_->Create("dup", Type("ML-DSA-65")).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(ks_->Get("dup")->type, Type("AES-256-GCM"));
+}
+
+// Bad input changes nothing: the audit trail and the key list are the same afterwards.
+class KeystoreBadInputTest : public KeystoreFixture {
+ protected:
+  std::size_t AuditSize() { return ks_->Audit(1000)->size(); }
+};
+
+TEST_F(KeystoreBadInputTest, WrongPinIsRefusedClearly) {
+  const auto wrong = dir_ / "wrong.pin";
+  std::ofstream(wrong) << "not-the-pin\n";
+  std::filesystem::permissions(wrong, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.token.pin_file = wrong.string();
+  ks_.reset();
+  auto ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_EQ(ks.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_THAT(ks.error().message(), HasSubstr("user PIN is wrong"));
+  EXPECT_THAT(ks.error().message(), ::testing::Not(HasSubstr("not-the-pin")));
+  Reopen();  // the right PIN still works
+}
+
+TEST_F(KeystoreBadInputTest, LoosePinFilePermissionsAreRefused) {
+  const auto loose = dir_ / "loose.pin";
+  std::filesystem::copy_file(EmbeddedLayout{dir_}.user_pin_file(), loose);
+  std::filesystem::permissions(loose, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.token.pin_file = loose.string();
+  auto ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_THAT(ks.error().message(), HasSubstr("chmod 600"));
+}
+
+TEST_F(KeystoreBadInputTest, MissingModuleAndMissingTokenAreNamed) {
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.token.module_path = "/nonexistent/libpkcs11.so";
+  auto ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_THAT(ks.error().message(), HasSubstr("/nonexistent/libpkcs11.so does not exist"));
+  o = EmbeddedOptions(dir_);
+  o.token.module_path = "/lib/x86_64-linux-gnu/libc.so.6";
+  ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_THAT(ks.error().message(), HasSubstr("is not a PKCS#11 module"));
+  o = EmbeddedOptions(dir_);
+  o.token.token_label = "other";
+  ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_THAT(ks.error().message(), HasSubstr("no token labelled \"other\""));
+}
+
+TEST_F(KeystoreBadInputTest, TamperedWrappedBlobIsDetectedAndChangesNothing) {
+  QSAPI_ASSERT_OK(ks_->Create("a", Type("AES-256-GCM")));
+  QSAPI_ASSERT_OK(ks_->Create("b", Type("AES-256-GCM")));
+  auto ct = ks_->Encrypt("a", AsBytes("secret"));
+  QSAPI_ASSERT_OK(ct);
+  const std::size_t audit_before = AuditSize();
+  ks_.reset();
+  // Move b's wrapped key into a's row: the AAD (key id) no longer matches.
+  Sql(EmbeddedLayout{dir_}.database(),
+      "UPDATE key_versions SET wrapped = (SELECT v.wrapped FROM key_versions v JOIN keys k ON v.key_id = k.key_id "
+      "WHERE k.name = 'b') WHERE key_id = (SELECT key_id FROM keys WHERE name = 'a')");
+  Reopen();
+  auto pt = ks_->Decrypt("a", *ct);
+  ASSERT_FALSE(pt.ok());
+  EXPECT_EQ(pt.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(pt.error().message(), HasSubstr("fails authentication under the KEK"));
+  auto report = ks_->Verify();
+  QSAPI_ASSERT_OK(report);
+  ASSERT_EQ(report->problems.size(), 1U);
+  EXPECT_THAT(report->problems[0], HasSubstr("key \"a\" version 1"));
+  EXPECT_EQ(AuditSize(), audit_before);
+  QSAPI_EXPECT_OK(ks_->Encrypt("b", AsBytes("still fine")));
+}
+
+TEST_F(KeystoreBadInputTest, CorruptMetadataRowGivesDataLoss) {
+  QSAPI_ASSERT_OK(ks_->Create("c", Type("ML-DSA-65")));
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(), "UPDATE keys SET type = 'ROT13' WHERE name = 'c'");
+  Reopen();
+  auto sig = ks_->Sign("c", AsBytes("m"));
+  ASSERT_FALSE(sig.ok());
+  EXPECT_EQ(sig.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(sig.error().message(), HasSubstr("corrupt type"));
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(),
+      "UPDATE keys SET type = 'ML-DSA-65' WHERE name = 'c'; UPDATE key_versions SET state = 'bogus'");
+  Reopen();
+  EXPECT_EQ(ks_->Get("c").error().code(), ErrorCode::kDataLoss);
+}
+
+TEST_F(KeystoreBadInputTest, EditedAuditTrailIsDetected) {
+  QSAPI_ASSERT_OK(ks_->Create("d", Type("AES-256-GCM")));
+  QSAPI_ASSERT_OK(ks_->Rotate("d"));
+  auto clean = ks_->Verify();
+  QSAPI_ASSERT_OK(clean);
+  EXPECT_TRUE(clean->problems.empty());
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(), "UPDATE audit SET actor = 'someone-else' WHERE action = 'rotate'");
+  Reopen();
+  auto edited = ks_->Verify();
+  QSAPI_ASSERT_OK(edited);
+  ASSERT_EQ(edited->problems.size(), 1U);
+  EXPECT_THAT(edited->problems[0], HasSubstr("was altered"));
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(), "DELETE FROM audit WHERE seq = 2");
+  Reopen();
+  EXPECT_THAT(ks_->Verify()->problems.at(0), HasSubstr("entry 2 is missing"));
+}
+
+TEST_F(KeystoreBadInputTest, NotADatabaseIsRefused) {
+  ks_.reset();
+  const auto db = dir_ / "garbage.db";
+  std::ofstream(db) << std::string(4096, 'x');
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.database = db;
+  auto ks = Keystore::Open(o);
+  ASSERT_FALSE(ks.ok());
+  EXPECT_EQ(ks.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(ks.error().message(), HasSubstr("not a SQLite database"));
+}
+
+// A deterministic random source, so that the test knows every byte the keystore drew: none of
+// the drawn key material may appear in any file under the data directory.
+class RecordingRandom final : public crypto::RandomSource {
+ public:
+  Status Fill(std::span<std::uint8_t> out) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Bytes seed = {static_cast<std::uint8_t>(counter_ >> 8), static_cast<std::uint8_t>(counter_)};
+    ++counter_;
+    auto block = crypto::Hkdf(crypto::HashAlgorithm::kSha512, seed, {}, {}, out.size());
+    if (!block.ok()) return block.error();
+    std::copy(block->view().begin(), block->view().end(), out.begin());
+    drawn_.emplace_back(out.begin(), out.end());
+    return OkStatus();
+  }
+  std::string_view Name() const noexcept override { return "recording"; }
+  std::vector<Bytes> drawn() {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return drawn_;
+  }
+
+ private:
+  std::mutex mu_;
+  int counter_ = 0;
+  std::vector<Bytes> drawn_;
+};
+
+TEST_F(KeystoreTest, NoPlaintextKeyMaterialReachesTheDisk) {
+  auto recorder = std::make_shared<RecordingRandom>();
+  crypto::SetRandomSource(recorder);
+  for (const char* type : {"AES-256-GCM", "XChaCha20-Poly1305", "ML-KEM-768", "X-Wing", "ML-DSA-65"}) {
+    const std::string name = "k" + std::to_string(std::strlen(type)) + std::string(1, static_cast<char>(std::tolower(type[0])));
+    QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
+    QSAPI_ASSERT_OK(ks_->Rotate(name));
+  }
+  crypto::SetRandomSource(nullptr);
+  ks_.reset();  // everything flushed and closed
+  std::vector<Bytes> secrets;
+  for (const Bytes& d : recorder->drawn()) {
+    if (d.size() >= 24) secrets.push_back(d);  // seeds and keys (ids are 16 bytes, IVs 12)
+  }
+  ASSERT_GE(secrets.size(), 10U);
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    const std::string content = testing::ReadFile(entry.path());
+    for (const Bytes& s : secrets) {
+      for (std::size_t off = 0; off + 16 <= s.size(); off += 8) {
+        const std::string window(reinterpret_cast<const char*>(s.data() + off), 16);  // NOLINT
+        EXPECT_EQ(content.find(window), std::string::npos) << "key material in " << entry.path();
+      }
+    }
+  }
+  EXPECT_GE(files, 4U);
+}
+
+}  // namespace
+}  // namespace qsapi::keystore
