@@ -321,6 +321,21 @@ class Keystore::Impl {
   };
   std::map<VersionKey, Usage> usage;
   CacheStats stats;
+  // Metadata rows read on the hot path, valid while the store's change counter stays put.
+  std::uint64_t rows_seen_at = ~std::uint64_t{0};
+  std::map<std::string, KeyRow, std::less<>> key_rows;
+  std::map<VersionKey, VersionRow> version_rows;
+
+  // FreshRows drops the cached rows if the metadata changed since they were read. Caller holds mu.
+  Status FreshRows() {
+    QSAPI_ASSIGN_OR_RETURN(std::uint64_t now, store->ChangeCounter());
+    if (now != rows_seen_at) {
+      key_rows.clear();
+      version_rows.clear();
+      rows_seen_at = now;
+    }
+    return OkStatus();
+  }
 
   AuditRow Audit(std::string action, const std::string& key, std::uint32_t version, std::string detail = {},
                  std::string actor = {}) const {
@@ -338,6 +353,22 @@ class Keystore::Impl {
     QSAPI_ASSIGN_OR_RETURN(std::optional<KeyRow> row, store->GetKey(std::string(name)));
     if (!row) return Error(ErrorCode::kNotFound, "no key named \"" + std::string(name) + "\"");
     return *row;
+  }
+
+  // CachedRow / CachedVersion are GetRow / GetVersion through the row cache. Caller holds mu.
+  Result<KeyRow> CachedRow(std::string_view name) {
+    QSAPI_RETURN_IF_ERROR(FreshRows());
+    if (auto it = key_rows.find(name); it != key_rows.end()) return it->second;
+    QSAPI_ASSIGN_OR_RETURN(KeyRow row, GetRow(name));
+    key_rows[row.name] = row;
+    return row;
+  }
+  Result<std::optional<VersionRow>> CachedVersion(const KeyId& id, std::uint32_t version) {
+    QSAPI_RETURN_IF_ERROR(FreshRows());
+    if (auto it = version_rows.find({id, version}); it != version_rows.end()) return std::optional<VersionRow>(it->second);
+    QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store->GetVersion(id, version));
+    if (v) version_rows[{id, version}] = *v;
+    return v;
   }
 
   static Result<KeyType> TypeOf(const KeyRow& row) {
@@ -443,7 +474,11 @@ class Keystore::Impl {
   // UsableVersion returns a version for decrypt / verify / decapsulate, or why it cannot be used.
   Result<VersionRow> UsableVersion(const KeyRow& row, std::uint32_t version) {
     if (version == 0) version = row.current_version;
-    QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store->GetVersion(row.id, version));
+    std::optional<VersionRow> v;
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      QSAPI_ASSIGN_OR_RETURN(v, CachedVersion(row.id, version));
+    }
     if (!v) return Error(ErrorCode::kNotFound, "key \"" + row.name + "\" has no version " + std::to_string(version));
     QSAPI_ASSIGN_OR_RETURN(VersionState st, ParseVersionState(v->state));
     if (st == VersionState::kDisabled || st == VersionState::kDestroyed) {
@@ -512,12 +547,28 @@ class Keystore::Impl {
   }
 
   Result<KeyRow> RowForBlob(std::string_view name, const ParsedHeader& h) {
-    QSAPI_ASSIGN_OR_RETURN(std::optional<KeyRow> row, store->GetKeyById(h.key_id));
+    std::optional<KeyRow> row;
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      QSAPI_RETURN_IF_ERROR(FreshRows());
+      for (const auto& [n, r] : key_rows) {
+        if (r.id == h.key_id) row = r;
+      }
+      if (!row) {
+        QSAPI_ASSIGN_OR_RETURN(row, store->GetKeyById(h.key_id));
+        if (row) key_rows[row->name] = *row;
+      }
+    }
     if (!row) return Error(ErrorCode::kNotFound, "no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
     if (!name.empty() && row->name != name) {
       return InvalidArgument("the input was made with key \"" + row->name + "\", not \"" + std::string(name) + "\"");
     }
     return *row;
+  }
+
+  Result<KeyRow> LockedRow(std::string_view name) {
+    const std::lock_guard<std::mutex> lock(mu);
+    return CachedRow(name);
   }
 };
 
@@ -703,7 +754,7 @@ Result<Bytes> Keystore::Encrypt(std::string_view name, ByteView plaintext, ByteV
   KeyType type;
   {
     const std::lock_guard<std::mutex> lock(impl_->mu);
-    QSAPI_ASSIGN_OR_RETURN(row, impl_->GetRow(name));
+    QSAPI_ASSIGN_OR_RETURN(row, impl_->CachedRow(name));
     QSAPI_ASSIGN_OR_RETURN(type, Impl::TypeOf(row));
     if (type.purpose != KeyPurpose::kEncrypt) {
       return FailedPrecondition("key \"" + row.name + "\" is a " + row.type + " key; it cannot encrypt");
@@ -741,7 +792,7 @@ Result<Bytes> Keystore::Sign(std::string_view name, ByteView message) {
   KeyType type;
   {
     const std::lock_guard<std::mutex> lock(impl_->mu);
-    QSAPI_ASSIGN_OR_RETURN(row, impl_->GetRow(name));
+    QSAPI_ASSIGN_OR_RETURN(row, impl_->CachedRow(name));
     QSAPI_ASSIGN_OR_RETURN(type, Impl::TypeOf(row));
     if (type.purpose != KeyPurpose::kSign) {
       return FailedPrecondition("key \"" + row.name + "\" is a " + row.type + " key; it cannot sign");
@@ -768,7 +819,7 @@ Status Keystore::Verify(std::string_view name, ByteView message, ByteView signat
 }
 
 Result<SharedSecret> Keystore::Decapsulate(std::string_view name, std::uint32_t version, ByteView ciphertext) {
-  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->GetRow(name));
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->LockedRow(name));
   QSAPI_ASSIGN_OR_RETURN(KeyType type, Impl::TypeOf(row));
   if (type.purpose != KeyPurpose::kKem) {
     return FailedPrecondition("key \"" + row.name + "\" is a " + row.type + " key; it cannot decapsulate");
@@ -779,19 +830,23 @@ Result<SharedSecret> Keystore::Decapsulate(std::string_view name, std::uint32_t 
 }
 
 Result<Bytes> Keystore::PublicKey(std::string_view name, std::uint32_t version) {
-  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->GetRow(name));
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->LockedRow(name));
   QSAPI_ASSIGN_OR_RETURN(KeyType type, Impl::TypeOf(row));
   if (type.purpose == KeyPurpose::kEncrypt) {
     return FailedPrecondition("key \"" + row.name + "\" is a symmetric " + row.type + " key; it has no public key");
   }
   if (version == 0) version = row.current_version;
-  QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, impl_->store->GetVersion(row.id, version));
+  std::optional<VersionRow> v;
+  {
+    const std::lock_guard<std::mutex> lock(impl_->mu);
+    QSAPI_ASSIGN_OR_RETURN(v, impl_->CachedVersion(row.id, version));
+  }
   if (!v) return Error(ErrorCode::kNotFound, "key \"" + row.name + "\" has no version " + std::to_string(version));
   return v->public_key;
 }
 
 Result<crypto::KemPublicKey> Keystore::KemPublicKey(std::string_view name, std::uint32_t version) {
-  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->GetRow(name));
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->LockedRow(name));
   QSAPI_ASSIGN_OR_RETURN(KeyType type, Impl::TypeOf(row));
   if (type.purpose != KeyPurpose::kKem) return FailedPrecondition("key \"" + row.name + "\" is not a KEM key");
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, PublicKey(name, version));
@@ -799,7 +854,7 @@ Result<crypto::KemPublicKey> Keystore::KemPublicKey(std::string_view name, std::
 }
 
 Result<crypto::VerifyingKey> Keystore::VerifyingKey(std::string_view name, std::uint32_t version) {
-  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->GetRow(name));
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->LockedRow(name));
   QSAPI_ASSIGN_OR_RETURN(KeyType type, Impl::TypeOf(row));
   if (type.purpose != KeyPurpose::kSign) return FailedPrecondition("key \"" + row.name + "\" is not a signature key");
   QSAPI_ASSIGN_OR_RETURN(Bytes pub, PublicKey(name, version));

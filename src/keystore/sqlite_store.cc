@@ -295,6 +295,14 @@ class SqliteStore final : public MetadataStore {
     });
   }
 
+  Result<std::uint64_t> ChangeCounter() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    // data_version moves on commits by other connections; our own commits are counted here.
+    Stmt s(db_, "PRAGMA data_version");
+    if (s.Step() != SQLITE_ROW) return DbError("reading data_version");
+    return (static_cast<std::uint64_t>(s.Int(0)) << 32) + own_commits_;
+  }
+
   Status LeaseOperations(const KeyId& id, std::uint32_t version, std::uint64_t new_leased) override {
     const std::lock_guard<std::mutex> lock(mu_);
     Stmt up(db_, "UPDATE key_versions SET ops_leased = ? WHERE key_id = ? AND version = ? AND ops_leased < ?");
@@ -435,6 +443,7 @@ class SqliteStore final : public MetadataStore {
       return st;
     }
     FaultPoint("keystore.before_commit");
+    ++own_commits_;
     return Exec("COMMIT");
   }
 
@@ -477,6 +486,7 @@ class SqliteStore final : public MetadataStore {
   }
 
   std::mutex mu_;
+  std::uint64_t own_commits_ = 0;  // guarded by mu_
   sqlite3* db_;
   std::string path_;
 };

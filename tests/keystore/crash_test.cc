@@ -137,6 +137,20 @@ TEST_F(KeystoreCrashTest, KillDuringDestroyKeepsTheKey) {
   EXPECT_EQ(ks_->Get("d").error().code(), ErrorCode::kNotFound);
 }
 
+// The hot path caches metadata rows; a change made by another process must still be seen at once.
+TEST_F(KeystoreCrashTest, ChangesByAnotherProcessAreSeenAtOnce) {
+  QSAPI_ASSERT_OK(ks_->Create("shared", ParseKeyType("AES-256-GCM").value(), KeyPolicy{.deletion_allowed = true}));
+  auto v1 = ks_->Encrypt("shared", AsBytes("x"));
+  QSAPI_ASSERT_OK(v1);
+  EXPECT_EQ(RunCli(With({"key", "rotate", "shared"})).code, 0);
+  auto v2 = ks_->Encrypt("shared", AsBytes("x"));
+  QSAPI_ASSERT_OK(v2);
+  EXPECT_EQ(ParseHeader(*v2)->version, 2U);
+  EXPECT_EQ(RunCli(With({"key", "destroy", "shared"})).code, 0);
+  EXPECT_EQ(ks_->Encrypt("shared", AsBytes("x")).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(ks_->Decrypt("", *v1).error().code(), ErrorCode::kNotFound);
+}
+
 // A real process kill at a random moment of a busy create / rotate loop.
 TEST_F(KeystoreCrashTest, RandomKillsOfABusyLoop) {
   QSAPI_ASSERT_OK(ks_->Create("loop", ParseKeyType("AES-256-GCM").value()));

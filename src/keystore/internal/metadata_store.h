@@ -71,6 +71,9 @@ class MetadataStore {
   virtual Result<std::vector<KeyRow>> ListKeys() = 0;
   virtual Result<std::vector<VersionRow>> GetVersions(const KeyId& id) = 0;
   virtual Result<std::optional<VersionRow>> GetVersion(const KeyId& id, std::uint32_t version) = 0;
+  // ChangeCounter changes whenever the stored metadata may have changed, by this handle or by any
+  // other process; callers cache rows and drop them when it moves.
+  virtual Result<std::uint64_t> ChangeCounter() = 0;
   // ReadAudit returns the newest `max` entries, oldest first.
   virtual Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) = 0;
   // VerifyAuditChain recomputes the hash chain; kDataLoss names the first bad entry.
