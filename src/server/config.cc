@@ -1,0 +1,352 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
+namespace qsapi::server {
+namespace {
+
+// Reader walks one TOML table, records every key it reads, and reports unknown ones.
+class Reader {
+ public:
+  Reader(const toml::table& t, std::string prefix, std::string origin)
+      : t_(t), prefix_(std::move(prefix)), origin_(std::move(origin)) {}
+
+  [[nodiscard]] std::string Name(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+  }
+  Error Bad(std::string_view key, const std::string& what) const {
+    std::string where = origin_;
+    if (const toml::node* n = t_.get(key); n != nullptr && n->source().begin.line != 0) {
+      where += ":" + std::to_string(n->source().begin.line);
+    }
+    return InvalidArgument("config " + where + ": " + Name(key) + ": " + what);
+  }
+
+  Status String(std::string_view key, std::string& out) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_string()) return Bad(key, "expected a string");
+    out = n->as_string()->get();
+    return OkStatus();
+  }
+  template <typename Int>
+  Status Integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_integer()) return Bad(key, "expected an integer");
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      return Bad(key, "expected " + std::to_string(min) + ".." + std::to_string(max) + ", got " + std::to_string(v));
+    }
+    out = static_cast<Int>(v);
+    return OkStatus();
+  }
+  Status Number(std::string_view key, double& out, double min, double max) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return OkStatus();
+    double v = 0;
+    if (n->is_floating_point()) {
+      v = n->as_floating_point()->get();
+    } else if (n->is_integer()) {
+      v = static_cast<double>(n->as_integer()->get());
+    } else {
+      return Bad(key, "expected a number");
+    }
+    if (!(v > min && v <= max)) return Bad(key, "expected a number in (" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    out = v;
+    return OkStatus();
+  }
+  Status Choice(std::string_view key, std::string& out, std::initializer_list<std::string_view> allowed) {
+    std::string v = out;
+    QSAPI_RETURN_IF_ERROR(String(key, v));
+    for (std::string_view a : allowed) {
+      if (v == a) {
+        out = v;
+        return OkStatus();
+      }
+    }
+    std::string list;
+    for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    return Bad(key, "expected one of " + list + ", got \"" + v + "\"");
+  }
+  Status Policy(std::string_view key, Policy3& out) {
+    std::string v(Policy3Name(out));
+    QSAPI_RETURN_IF_ERROR(Choice(key, v, {"off", "prefer", "require"}));
+    out = v == "off" ? Policy3::kOff : v == "prefer" ? Policy3::kPrefer : Policy3::kRequire;
+    return OkStatus();
+  }
+  Status Seconds(std::string_view key, std::chrono::seconds& out, std::int64_t min, std::int64_t max) {
+    std::int64_t v = out.count();
+    QSAPI_RETURN_IF_ERROR(Integer(key, v, min, max));
+    out = std::chrono::seconds(v);
+    return OkStatus();
+  }
+  Status Millis(std::string_view key, std::chrono::milliseconds& out, std::int64_t min, std::int64_t max) {
+    std::int64_t v = out.count();
+    QSAPI_RETURN_IF_ERROR(Integer(key, v, min, max));
+    out = std::chrono::milliseconds(v);
+    return OkStatus();
+  }
+  // Table returns a sub-table (or nullptr when absent); an error when the key is not a table.
+  Result<const toml::table*> Table(std::string_view key) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return static_cast<const toml::table*>(nullptr);
+    if (!n->is_table()) return Bad(key, "expected a table ([" + Name(key) + "])");
+    return n->as_table();
+  }
+  Result<const toml::array*> Array(std::string_view key) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return static_cast<const toml::array*>(nullptr);
+    if (!n->is_array()) return Bad(key, "expected an array of tables ([[" + Name(key) + "]])");
+    return n->as_array();
+  }
+  Status NoUnknownKeys() const {
+    for (const auto& [k, v] : t_) {
+      if (!seen_.contains(std::string(k.str()))) {
+        return Bad(k.str(), "unknown key (check the spelling; docs/OPERATIONS.md lists the keys)");
+      }
+    }
+    return OkStatus();
+  }
+
+ private:
+  const toml::table& t_;
+  std::string prefix_;
+  std::string origin_;
+  std::set<std::string> seen_;
+};
+
+Status RequireNonEmpty(const Reader& r, std::string_view key, const std::string& v) {
+  if (v.empty()) return r.Bad(key, "is required");
+  return OkStatus();
+}
+
+Status ParseListen(Reader& r, ServerSection& s) {
+  std::string listen = s.listen_host + ":" + std::to_string(s.listen_port);
+  QSAPI_RETURN_IF_ERROR(r.String("listen", listen));
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return r.Bad("listen", "expected \"host:port\", got \"" + listen + "\"");
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return r.Bad("listen", "expected a port 0..65535 after the colon, got \"" + port + "\"");
+  }
+  s.listen_host = host;
+  s.listen_port = static_cast<std::uint16_t>(std::stoi(port));
+  return OkStatus();
+}
+
+Status ParseTables(const toml::table& root, const std::string& origin, Config& c) {
+  Reader top(root, "", origin);
+  if (!root.contains("data_dir")) return InvalidArgument("config " + origin + ": data_dir is required");
+  std::string data_dir = c.data_dir.string();
+  QSAPI_RETURN_IF_ERROR(top.String("data_dir", data_dir));
+  if (data_dir.empty()) return top.Bad("data_dir", "must not be empty");
+  c.data_dir = data_dir;
+
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* server, top.Table("server"));
+  if (server != nullptr) {
+    Reader r(*server, "server", origin);
+    QSAPI_RETURN_IF_ERROR(ParseListen(r, c.server));
+    QSAPI_RETURN_IF_ERROR(r.Choice("profile", c.server.profile, {"default", "cnsa2"}));
+    QSAPI_RETURN_IF_ERROR(r.Choice("client_certificates", c.server.client_certificates, {"off", "optional", "required"}));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_body_bytes", c.server.max_body_bytes, 1024, 64 << 20));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_header_bytes", c.server.max_header_bytes, 1024, 1 << 20));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_connections", c.server.max_connections, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Millis("request_timeout_ms", c.server.request_timeout, 100, 600000));
+    QSAPI_RETURN_IF_ERROR(r.Millis("idle_timeout_ms", c.server.idle_timeout, 100, 3600000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("threads", c.server.threads, 1, 256));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("shutdown_drain_seconds", c.server.shutdown_drain, 0, 600));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* tls, top.Table("tls"));
+  if (tls != nullptr) {
+    Reader r(*tls, "tls", origin);
+    QSAPI_RETURN_IF_ERROR(r.String("cert_file", c.tls.cert_file));
+    QSAPI_RETURN_IF_ERROR(r.String("ca_file", c.tls.ca_file));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* ks, top.Table("keystore"));
+  if (ks != nullptr) {
+    Reader r(*ks, "keystore", origin);
+    QSAPI_RETURN_IF_ERROR(r.String("pkcs11_module", c.keystore.pkcs11_module));
+    if (c.keystore.pkcs11_module.empty()) return r.Bad("pkcs11_module", "must not be empty");
+    QSAPI_RETURN_IF_ERROR(r.String("token_label", c.keystore.token_label));
+    if (c.keystore.token_label.empty() || c.keystore.token_label.size() > 32) {
+      return r.Bad("token_label", "must have 1 to 32 characters");
+    }
+    QSAPI_RETURN_IF_ERROR(r.String("pin_file", c.keystore.pin_file));
+    QSAPI_RETURN_IF_ERROR(r.String("pin_env", c.keystore.pin_env));
+    if (!c.keystore.pin_file.empty() && !c.keystore.pin_env.empty()) {
+      return r.Bad("pin_env", "give pin_file or pin_env, not both");
+    }
+    QSAPI_RETURN_IF_ERROR(r.String("database", c.keystore.database));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("cache_ttl_seconds", c.keystore.cache_ttl, 0, 3600));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* rot, top.Table("rotation"));
+  if (rot != nullptr) {
+    Reader r(*rot, "rotation", origin);
+    QSAPI_RETURN_IF_ERROR(r.Seconds("sweep_interval_seconds", c.rotation.sweep_interval, 1, 86400));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* ent, top.Table("entropy"));
+  if (ent != nullptr) {
+    Reader r(*ent, "entropy", origin);
+    QSAPI_RETURN_IF_ERROR(r.Policy("qrng", c.entropy.qrng));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("drbg_feed_interval_seconds", c.entropy.drbg_feed_interval, 1, 86400));
+    std::set<std::string> ids;
+    QSAPI_ASSIGN_OR_RETURN(const toml::array* devices, r.Array("device"));
+    if (devices != nullptr) {
+      for (std::size_t i = 0; i < devices->size(); ++i) {
+        const std::string name = "entropy.device[" + std::to_string(i) + "]";
+        const toml::table* t = (*devices)[i].as_table();
+        if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
+        Reader d(*t, name, origin);
+        QrngDevice dev;
+        dev.id = "qrng" + std::to_string(i);
+        QSAPI_RETURN_IF_ERROR(d.String("id", dev.id));
+        QSAPI_RETURN_IF_ERROR(d.String("path", dev.path));
+        QSAPI_RETURN_IF_ERROR(RequireNonEmpty(d, "path", dev.path));
+        QSAPI_RETURN_IF_ERROR(d.Number("min_entropy", dev.min_entropy, 0.0, 8.0));
+        QSAPI_RETURN_IF_ERROR(d.NoUnknownKeys());
+        if (!ids.insert(dev.id).second) return d.Bad("id", "\"" + dev.id + "\" is used twice");
+        c.entropy.devices.push_back(dev);
+      }
+    }
+    QSAPI_ASSIGN_OR_RETURN(const toml::array* https, r.Array("http"));
+    if (https != nullptr) {
+      for (std::size_t i = 0; i < https->size(); ++i) {
+        const std::string name = "entropy.http[" + std::to_string(i) + "]";
+        const toml::table* t = (*https)[i].as_table();
+        if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
+        Reader h(*t, name, origin);
+        QrngHttp src;
+        src.id = "qrng-http" + std::to_string(i);
+        QSAPI_RETURN_IF_ERROR(h.String("id", src.id));
+        QSAPI_RETURN_IF_ERROR(h.String("url", src.url));
+        QSAPI_RETURN_IF_ERROR(RequireNonEmpty(h, "url", src.url));
+        QSAPI_RETURN_IF_ERROR(h.String("api_key_header", src.api_key_header));
+        QSAPI_RETURN_IF_ERROR(h.String("api_key_env", src.api_key_env));
+        QSAPI_RETURN_IF_ERROR(h.String("api_key_file", src.api_key_file));
+        if (t->contains("api_key")) {
+          return h.Bad("api_key", "API keys are not written in the config; use api_key_env or api_key_file");
+        }
+        QSAPI_RETURN_IF_ERROR(h.String("ca_file", src.ca_file));
+        QSAPI_RETURN_IF_ERROR(h.String("json_field", src.json_field));
+        QSAPI_RETURN_IF_ERROR(h.Number("min_entropy", src.min_entropy, 0.0, 8.0));
+        QSAPI_RETURN_IF_ERROR(h.Millis("timeout_ms", src.timeout, 10, 120000));
+        QSAPI_RETURN_IF_ERROR(h.NoUnknownKeys());
+        if (!ids.insert(src.id).second) return h.Bad("id", "\"" + src.id + "\" is used twice");
+        c.entropy.http.push_back(src);
+      }
+    }
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  std::set<std::string> kme_names;
+  QSAPI_ASSIGN_OR_RETURN(const toml::array* kmes, top.Array("kme"));
+  if (kmes != nullptr) {
+    for (std::size_t i = 0; i < kmes->size(); ++i) {
+      const std::string name = "kme[" + std::to_string(i) + "]";
+      const toml::table* t = (*kmes)[i].as_table();
+      if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
+      Reader k(*t, name, origin);
+      KmeSection kme;
+      for (auto [key, field] : {std::pair{"name", &kme.name}, {"url", &kme.url}, {"sae_id", &kme.sae_id},
+                                {"cert_file", &kme.cert_file}, {"key_file", &kme.key_file}, {"ca_file", &kme.ca_file}}) {
+        QSAPI_RETURN_IF_ERROR(k.String(key, *field));
+        QSAPI_RETURN_IF_ERROR(RequireNonEmpty(k, key, *field));
+      }
+      QSAPI_RETURN_IF_ERROR(k.String("kme_id", kme.kme_id));
+      if (!kme.url.starts_with("https://")) return k.Bad("url", "must start with https://");
+      QSAPI_RETURN_IF_ERROR(k.NoUnknownKeys());
+      if (!kme_names.insert(kme.name).second) return k.Bad("name", "\"" + kme.name + "\" is used twice");
+      c.kmes.push_back(kme);
+    }
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::array* peers, top.Array("peer"));
+  if (peers != nullptr) {
+    std::set<std::string> peer_names;
+    for (std::size_t i = 0; i < peers->size(); ++i) {
+      const std::string name = "peer[" + std::to_string(i) + "]";
+      const toml::table* t = (*peers)[i].as_table();
+      if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
+      Reader p(*t, name, origin);
+      PeerSection peer;
+      QSAPI_RETURN_IF_ERROR(p.String("name", peer.name));
+      QSAPI_RETURN_IF_ERROR(RequireNonEmpty(p, "name", peer.name));
+      QSAPI_RETURN_IF_ERROR(p.String("url", peer.url));
+      QSAPI_RETURN_IF_ERROR(RequireNonEmpty(p, "url", peer.url));
+      if (!peer.url.starts_with("https://")) return p.Bad("url", "must start with https://");
+      QSAPI_RETURN_IF_ERROR(p.String("kme", peer.kme));
+      QSAPI_RETURN_IF_ERROR(p.String("remote_sae_id", peer.remote_sae_id));
+      QSAPI_RETURN_IF_ERROR(p.Policy("qkd", peer.qkd));
+      QSAPI_RETURN_IF_ERROR(p.Policy("qrng", peer.qrng));
+      QSAPI_RETURN_IF_ERROR(p.NoUnknownKeys());
+      if (peer.qkd != Policy3::kOff) {
+        if (peer.kme.empty()) return p.Bad("kme", "is required when qkd is prefer or require");
+        if (!kme_names.contains(peer.kme)) return p.Bad("kme", "names no [[kme]] (\"" + peer.kme + "\")");
+        if (peer.remote_sae_id.empty()) return p.Bad("remote_sae_id", "is required when qkd is prefer or require");
+      }
+      if (!peer_names.insert(peer.name).second) return p.Bad("name", "\"" + peer.name + "\" is used twice");
+      c.peers.push_back(peer);
+    }
+  }
+  return top.NoUnknownKeys();
+}
+
+}  // namespace
+
+std::string_view Policy3Name(Policy3 p) noexcept {
+  switch (p) {
+    case Policy3::kOff: return "off";
+    case Policy3::kPrefer: return "prefer";
+    case Policy3::kRequire: return "require";
+  }
+  return "?";
+}
+
+Config DefaultConfig(const std::filesystem::path& data_dir) {
+  Config c;
+  c.data_dir = data_dir;
+  return c;
+}
+
+Result<Config> ParseConfig(std::string_view toml_text, const std::string& origin) {
+  Config c = DefaultConfig("");
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    return InvalidArgument("config " + origin + ":" + std::to_string(e.source().begin.line) + ":" +
+                           std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+  }
+  QSAPI_RETURN_IF_ERROR(ParseTables(root, origin, c));
+  if (c.data_dir.empty()) return InvalidArgument("config " + origin + ": data_dir is required");
+  return c;
+}
+
+Result<Config> LoadConfig(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgument("cannot read config file " + path.string());
+  std::string text;
+  text.resize(1 << 20);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (in.peek() != std::char_traits<char>::eof()) return InvalidArgument("config file " + path.string() + " is larger than 1 MiB");
+  return ParseConfig(text, path.string());
+}
+
+}  // namespace qsapi::server

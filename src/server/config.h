@@ -1,0 +1,100 @@
+// qsapid's configuration: one TOML file, validated at start. Every error names the offending key
+// ("peer[1].qkd: expected one of off, prefer, require, got \"sometimes\"") and unknown keys are
+// errors, so a typo never silently falls back to a default.
+#ifndef QSAPI_SRC_SERVER_CONFIG_H_
+#define QSAPI_SRC_SERVER_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qsapi/result.h"
+
+namespace qsapi::server {
+
+enum class Policy3 : std::uint8_t { kOff, kPrefer, kRequire };  // qkd / qrng policies
+
+struct ServerSection {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8443;
+  std::string profile = "default";       // "default" (ML-DSA-65, X25519MLKEM768) or "cnsa2" (ML-DSA-87, SecP384r1MLKEM1024)
+  std::string client_certificates = "optional";  // off | optional | required
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_connections = 256;
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds idle_timeout{30000};
+  int threads = 2;
+  std::chrono::seconds shutdown_drain{10};
+};
+
+struct TlsSection {
+  std::string cert_file;  // empty: the certificate qsapid issues itself under the data directory
+  std::string ca_file;    // trust anchors for client certificates; empty: the deployment CA
+};
+
+struct KeystoreSection {
+  std::string pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so";
+  std::string token_label = "qsapi";
+  std::string pin_file;  // empty (with pin_env empty): the embedded default's PIN file
+  std::string pin_env;
+  std::string database;  // empty: <data_dir>/keystore.db
+  std::chrono::seconds cache_ttl{30};
+};
+
+struct RotationSection {
+  std::chrono::seconds sweep_interval{60};
+};
+
+struct QrngDevice {
+  std::string id, path;
+  double min_entropy = 7.0;
+};
+struct QrngHttp {
+  std::string id, url, api_key_header, api_key_env, api_key_file, ca_file, json_field = "data";
+  double min_entropy = 7.0;
+  std::chrono::milliseconds timeout{2000};
+};
+struct EntropySection {
+  Policy3 qrng = Policy3::kPrefer;
+  std::chrono::seconds drbg_feed_interval{60};
+  std::vector<QrngDevice> devices;
+  std::vector<QrngHttp> http;
+};
+
+struct KmeSection {
+  std::string name, url, sae_id, cert_file, key_file, ca_file, kme_id;
+};
+
+struct PeerSection {
+  std::string name, url, kme, remote_sae_id;
+  Policy3 qkd = Policy3::kOff;
+  Policy3 qrng = Policy3::kPrefer;
+};
+
+struct Config {
+  std::filesystem::path data_dir;
+  ServerSection server;
+  TlsSection tls;
+  KeystoreSection keystore;
+  RotationSection rotation;
+  EntropySection entropy;
+  std::vector<KmeSection> kmes;
+  std::vector<PeerSection> peers;
+};
+
+// ParseConfig parses TOML text; `origin` names the file in errors. kInvalidArgument on any error.
+Result<Config> ParseConfig(std::string_view toml_text, const std::string& origin);
+// LoadConfig reads and parses a file (max 1 MiB).
+Result<Config> LoadConfig(const std::filesystem::path& path);
+// DefaultConfig is the embedded default for a data directory (no file needed).
+Config DefaultConfig(const std::filesystem::path& data_dir);
+
+std::string_view Policy3Name(Policy3 p) noexcept;
+
+}  // namespace qsapi::server
+
+#endif  // QSAPI_SRC_SERVER_CONFIG_H_

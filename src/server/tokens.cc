@@ -1,0 +1,202 @@
+#include "server/tokens.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include "qsapi/crypto/kdf.h"
+#include "qsapi/crypto/random.h"
+
+namespace qsapi::server {
+namespace {
+
+std::string Hex(ByteView b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t c : b) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
+}
+
+Result<std::string> HashToken(std::string_view token) {
+  QSAPI_ASSIGN_OR_RETURN(Bytes h, crypto::Hash(crypto::HashAlgorithm::kSha256,
+                                               ByteView(reinterpret_cast<const std::uint8_t*>(token.data()),  // NOLINT
+                                                        token.size())));
+  return Hex(h);
+}
+
+std::string Now() {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool IsHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+const std::vector<std::string>& KnownOperations() {
+  static const std::vector<std::string> ops = {
+      "keys.create", "keys.read",  "keys.rotate", "keys.config", "keys.destroy", "encrypt", "decrypt",
+      "rewrap",      "datakey",    "sign",        "verify",      "kem",          "seal",    "open",
+      "random",      "sessions",   "health",      "metrics",     "*"};
+  return ops;
+}
+
+bool Policy::AllowsOperation(std::string_view op) const {
+  return std::any_of(operations.begin(), operations.end(), [&](const std::string& o) { return o == "*" || o == op; });
+}
+
+bool Policy::AllowsKey(std::string_view key) const {
+  return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+    if (k.ends_with('*')) return key.starts_with(std::string_view(k).substr(0, k.size() - 1));
+    return k == key;
+  });
+}
+
+Result<TokenStore> TokenStore::Load(const std::filesystem::path& path) {
+  TokenStore store;
+  store.path_ = path;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (!std::filesystem::exists(path)) return store;
+    return Unavailable("cannot read token file " + path.string());
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    return FailedPrecondition("token file " + path.string() + " is accessible by group or others; chmod 600 it");
+  }
+  std::stringstream s;
+  s << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(s.str(), nullptr, false);
+  const auto bad = [&](const std::string& why) {
+    return Error(ErrorCode::kDataLoss, "token file " + path.string() + ": " + why);
+  };
+  if (j.is_discarded() || !j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) {
+    return bad("expected {\"tokens\": [...]}");
+  }
+  for (const auto& t : j["tokens"]) {
+    if (!t.is_object()) return bad("an entry is not an object");
+    TokenEntry e;
+    try {
+      e.id = t.at("id").get<std::string>();
+      e.name = t.at("name").get<std::string>();
+      e.hash = t.at("hash").get<std::string>();
+      e.created = t.value("created", "");
+      e.policy.keys = t.at("policy").at("keys").get<std::vector<std::string>>();
+      e.policy.operations = t.at("policy").at("operations").get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      return bad("an entry lacks id, name, hash or policy, or has a wrong type");
+    }
+    if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash)) return bad("malformed id or hash");
+    store.entries_.push_back(std::move(e));
+  }
+  return store;
+}
+
+Status TokenStore::Save() const {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const TokenEntry& e : entries_) {
+    arr.push_back({{"id", e.id},
+                   {"name", e.name},
+                   {"hash", e.hash},
+                   {"created", e.created},
+                   {"policy", {{"keys", e.policy.keys}, {"operations", e.policy.operations}}}});
+  }
+  const std::string text = nlohmann::json{{"tokens", arr}}.dump(2) + "\n";
+  const std::string tmp = path_.string() + ".tmp";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Unavailable("cannot write token file " + path_.string());
+  }
+  return OkStatus();
+}
+
+Result<std::string> TokenStore::Create(const std::string& name, const Policy& policy) {
+  if (name.empty() || name.size() > 64) return InvalidArgument("a token name has 1 to 64 characters");
+  for (const TokenEntry& e : entries_) {
+    if (e.name == name) return Error(ErrorCode::kAlreadyExists, "a token named \"" + name + "\" exists");
+  }
+  if (policy.operations.empty() || policy.keys.empty()) {
+    return InvalidArgument("a token's policy needs at least one key pattern and one operation");
+  }
+  for (const std::string& op : policy.operations) {
+    if (std::find(KnownOperations().begin(), KnownOperations().end(), op) == KnownOperations().end()) {
+      std::string all;
+      for (const auto& k : KnownOperations()) all += (all.empty() ? "" : ", ") + k;
+      return InvalidArgument("unknown operation \"" + op + "\"; known: " + all);
+    }
+  }
+  QSAPI_ASSIGN_OR_RETURN(Bytes id, crypto::RandomBytes(4));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes secret, crypto::RandomSecret(32));
+  std::string b64(sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
+  sodium_bin2base64(b64.data(), b64.size(), secret.data(), secret.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  b64.resize(std::strlen(b64.c_str()));
+  std::string token = "qsapi_" + Hex(id) + "_" + b64;
+  SecureZero(b64.data(), b64.size());
+  TokenEntry e;
+  e.id = Hex(id);
+  e.name = name;
+  QSAPI_ASSIGN_OR_RETURN(e.hash, HashToken(token));
+  e.policy = policy;
+  e.created = Now();
+  entries_.push_back(e);
+  if (Status s = Save(); !s.ok()) {
+    entries_.pop_back();
+    SecureZero(token.data(), token.size());
+    return s.error();
+  }
+  return token;
+}
+
+Status TokenStore::Revoke(const std::string& name) {
+  const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const TokenEntry& e) { return e.name == name; });
+  if (it == entries_.end()) return Error(ErrorCode::kNotFound, "no token named \"" + name + "\"");
+  const TokenEntry removed = *it;
+  entries_.erase(it);
+  if (Status s = Save(); !s.ok()) {
+    entries_.push_back(removed);
+    return s;
+  }
+  return OkStatus();
+}
+
+Result<TokenEntry> TokenStore::Authenticate(std::string_view token) const {
+  const Error denied(ErrorCode::kPermissionDenied, "the bearer token is not valid");
+  if (token.size() < 16 || token.size() > 128 || !token.starts_with("qsapi_") || token[14] != '_') return denied;
+  const std::string_view id = token.substr(6, 8);
+  QSAPI_ASSIGN_OR_RETURN(std::string hash, HashToken(token));
+  for (const TokenEntry& e : entries_) {
+    if (e.id != id) continue;
+    if (ConstantTimeEqual(ByteView(reinterpret_cast<const std::uint8_t*>(hash.data()), hash.size()),  // NOLINT
+                          ByteView(reinterpret_cast<const std::uint8_t*>(e.hash.data()), e.hash.size()))) {  // NOLINT
+      return e;
+    }
+  }
+  return denied;
+}
+
+}  // namespace qsapi::server

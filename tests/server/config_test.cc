@@ -1,0 +1,128 @@
+// qsapid's configuration: a full file parses; every kind of mistake names the key (and line).
+#include <gmock/gmock.h>
+
+#include "server/config.h"
+#include "support/test_support.h"
+
+namespace qsapi::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kFull[] = R"(
+data_dir = "/var/lib/qsapi"
+
+[server]
+listen = "0.0.0.0:9443"
+profile = "cnsa2"
+client_certificates = "required"
+max_body_bytes = 2097152
+threads = 4
+
+[keystore]
+pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+pin_env = "QSAPI_PKCS11_PIN"
+
+[rotation]
+sweep_interval_seconds = 30
+
+[entropy]
+qrng = "require"
+[[entropy.device]]
+path = "/dev/qrandom0"
+min_entropy = 7.5
+[[entropy.http]]
+url = "https://qrng.example/api"
+api_key_header = "x-api-key"
+api_key_env = "QRNG_KEY"
+
+[[kme]]
+name = "kme-a"
+url = "https://kme-a.example:8443"
+sae_id = "SAE-A"
+cert_file = "sae-a.pem"
+key_file = "sae-a.key"
+ca_file = "ca.pem"
+
+[[peer]]
+name = "site-b"
+url = "https://site-b.example:9443"
+kme = "kme-a"
+remote_sae_id = "SAE-B"
+qkd = "require"
+qrng = "prefer"
+)";
+
+TEST(ConfigTest, AFullFileParses) {
+  auto c = ParseConfig(kFull, "qsapid.toml");
+  QSAPI_ASSERT_OK(c);
+  EXPECT_EQ(c->data_dir, "/var/lib/qsapi");
+  EXPECT_EQ(c->server.listen_host, "0.0.0.0");
+  EXPECT_EQ(c->server.listen_port, 9443);
+  EXPECT_EQ(c->server.profile, "cnsa2");
+  EXPECT_EQ(c->server.client_certificates, "required");
+  EXPECT_EQ(c->server.threads, 4);
+  EXPECT_EQ(c->keystore.pin_env, "QSAPI_PKCS11_PIN");
+  EXPECT_EQ(c->rotation.sweep_interval, std::chrono::seconds(30));
+  EXPECT_EQ(c->entropy.qrng, Policy3::kRequire);
+  ASSERT_EQ(c->entropy.devices.size(), 1U);
+  EXPECT_EQ(c->entropy.devices[0].id, "qrng0");
+  EXPECT_DOUBLE_EQ(c->entropy.devices[0].min_entropy, 7.5);
+  ASSERT_EQ(c->entropy.http.size(), 1U);
+  EXPECT_EQ(c->entropy.http[0].api_key_env, "QRNG_KEY");
+  ASSERT_EQ(c->kmes.size(), 1U);
+  ASSERT_EQ(c->peers.size(), 1U);
+  EXPECT_EQ(c->peers[0].qkd, Policy3::kRequire);
+}
+
+TEST(ConfigTest, DefaultsNeedOnlyTheDataDir) {
+  auto c = ParseConfig("data_dir = \"/d\"\n", "min.toml");
+  QSAPI_ASSERT_OK(c);
+  EXPECT_EQ(c->server.listen_port, 8443);
+  EXPECT_EQ(c->server.profile, "default");
+  EXPECT_EQ(c->entropy.qrng, Policy3::kPrefer);
+}
+
+struct BadCase {
+  const char* toml;
+  const char* expect;
+};
+
+TEST(ConfigTest, MistakesNameTheKey) {
+  const BadCase cases[] = {
+      {"data_dir = \"/d\"\n[server]\nlisten = \"nohostport\"\n", "server.listen: expected \"host:port\""},
+      {"data_dir = \"/d\"\n[server]\nlisten = \"h:99999\"\n", "server.listen: expected a port"},
+      {"data_dir = \"/d\"\n[server]\nprofile = \"fast\"\n", "server.profile: expected one of default, cnsa2, got \"fast\""},
+      {"data_dir = \"/d\"\n[server]\nthreads = 0\n", "server.threads: expected 1..256, got 0"},
+      {"data_dir = \"/d\"\n[server]\nthreads = \"4\"\n", "server.threads: expected an integer"},
+      {"data_dir = \"/d\"\n[server]\nlisten_port = 1\n", "server.listen_port: unknown key"},
+      {"data_dir = \"/d\"\n[sever]\n", "sever: unknown key"},
+      {"data_dir = \"/d\"\n[keystore]\npin_file = \"a\"\npin_env = \"B\"\n", "keystore.pin_env: give pin_file or pin_env, not both"},
+      {"data_dir = \"/d\"\n[entropy]\nqrng = \"sometimes\"\n", "entropy.qrng: expected one of off, prefer, require"},
+      {"data_dir = \"/d\"\n[[entropy.device]]\nmin_entropy = 7\n", "entropy.device[0].path: is required"},
+      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/x\"\nmin_entropy = 9\n", "entropy.device[0].min_entropy: expected a number in"},
+      {"data_dir = \"/d\"\n[[entropy.http]]\nurl = \"https://q\"\napi_key = \"s3cret\"\n", "entropy.http[0].api_key: API keys are not written in the config"},
+      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/a\"\nid = \"q\"\n[[entropy.device]]\npath = \"/b\"\nid = \"q\"\n", "entropy.device[1].id: \"q\" is used twice"},
+      {"data_dir = \"/d\"\n[[kme]]\nname = \"k\"\nurl = \"http://k\"\nsae_id = \"S\"\ncert_file = \"c\"\nkey_file = \"k\"\nca_file = \"a\"\n", "kme[0].url: must start with https://"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\n", "peer[0].kme: is required when qkd is prefer or require"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\nkme = \"nope\"\nremote_sae_id = \"S\"\n", "peer[0].kme: names no [[kme]]"},
+      {"[server]\n", "data_dir is required"},
+      {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
+  };
+  for (const BadCase& c : cases) {
+    auto r = ParseConfig(c.toml, "bad.toml");
+    ASSERT_FALSE(r.ok()) << c.toml;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(r.error().message(), HasSubstr(c.expect)) << c.toml;
+    EXPECT_THAT(r.error().message(), ::testing::Not(HasSubstr("s3cret")));
+  }
+}
+
+TEST(ConfigTest, ErrorsCarryTheLine) {
+  auto r = ParseConfig("data_dir = \"/d\"\n\n[server]\nthreads = 0\n", "f.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("config f.toml:4: server.threads"));
+}
+
+}  // namespace
+}  // namespace qsapi::server
