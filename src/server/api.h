@@ -1,0 +1,100 @@
+// qsapid's REST API v1, independent of the transport: an ApiRequest in, an ApiResponse out.
+// qsapid binds it to the HTTPS server; tests call Handle() directly as well as over HTTPS.
+//
+// Every request (but GET /v1/health) is authenticated with a bearer token or a client
+// certificate, authorised against the principal's policy (key patterns and operations), and every
+// key operation and every denial is written to the audit log. Bodies are JSON, binary fields
+// base64 (RFC 4648, with padding); ciphertexts and signatures use the keystore's text form
+// "qsapi:v<N>:<base64url>". Errors are {"error": {"code", "message", "request_id"}} with a stable
+// code (the canonical error names) and the matching HTTP status.
+#ifndef QSAPI_SRC_SERVER_API_H_
+#define QSAPI_SRC_SERVER_API_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qsapi/entropy/pool.h"
+#include "qsapi/keystore/keystore.h"
+#include "server/audit_log.h"
+#include "server/tokens.h"
+
+namespace qsapi::server {
+
+struct ApiRequest {
+  std::string method;
+  std::string path;   // percent-decoding is the router's job
+  std::string query;  // after '?'
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string peer_common_name;  // verified client certificate CN, "" if none
+  std::string tls_group;
+  [[nodiscard]] std::string_view Header(std::string_view name) const;
+};
+
+struct ApiResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// A principal authenticated by client certificate: its CN and policy (from the configuration).
+struct ClientCertificatePolicy {
+  std::string common_name;
+  Policy policy;
+};
+
+struct ApiOptions {
+  std::size_t max_batch = 1000;
+  std::size_t max_random_bytes = 1 << 16;
+};
+
+class Api {
+ public:
+  Api(ApiOptions options, keystore::Keystore* keystore, std::shared_ptr<entropy::EntropyPool> pool,
+      TokenStore tokens, std::vector<ClientCertificatePolicy> clients, AuditLog* audit);
+
+  ApiResponse Handle(const ApiRequest& request);
+
+  // ReloadTokens swaps in a freshly loaded token store (qsapid calls it when the file changes).
+  void ReloadTokens(TokenStore tokens);
+
+  // Hooks for health output that the API does not own (peers, KME links, rotations).
+  using HealthHook = std::function<void(std::map<std::string, std::string>& checks)>;
+  void set_health_hook(HealthHook hook) { health_hook_ = std::move(hook); }
+
+  struct Counters {
+    std::atomic<std::uint64_t> requests{0}, denied{0}, errors{0};
+  };
+  [[nodiscard]] const Counters& counters() const { return counters_; }
+
+  // Routes lists "METHOD /path/template" for every route (the OpenAPI test checks it).
+  static std::vector<std::string> Routes();
+
+  class Context;
+
+ private:
+  ApiOptions options_;
+  keystore::Keystore* keystore_;
+  std::shared_ptr<entropy::EntropyPool> pool_;
+  mutable std::mutex tokens_mu_;
+  TokenStore tokens_;
+  std::vector<ClientCertificatePolicy> clients_;
+  AuditLog* audit_;
+  HealthHook health_hook_;
+  Counters counters_;
+  std::mutex metrics_mu_;
+  std::map<std::string, std::uint64_t> route_counts_;  // "route code" -> count
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace qsapi::server
+
+#endif  // QSAPI_SRC_SERVER_API_H_

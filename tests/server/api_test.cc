@@ -1,0 +1,195 @@
+// The REST API v1 without the transport: authentication, authorisation (with audited denials),
+// every route, batches, clear errors, and the audit chain afterwards.
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
+
+#include "server/api.h"
+#include "support/test_support.h"
+
+namespace qsapi::server {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("qsapi-api-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    ASSERT_TRUE(keystore::InitEmbedded(dir_).ok());
+    auto ks = keystore::Keystore::Open(keystore::EmbeddedOptions(dir_));
+    ASSERT_TRUE(ks.ok()) << ks.error().ToString();
+    ks_ = std::move(*ks);
+    pool_ = entropy::EntropyPool::Create({}, {}).value();
+    auto audit = AuditLog::Open(dir_ / "audit.log");
+    ASSERT_TRUE(audit.ok());
+    audit_ = std::move(*audit);
+    auto tokens = TokenStore::Load(dir_ / "tokens.json").value();
+    admin_ = tokens.Create("admin", Policy{{"*"}, {"*"}}).value();
+    billing_ = tokens.Create("billing", Policy{{"billing-*"}, {"encrypt", "decrypt", "keys.read"}}).value();
+    api_ = std::make_unique<Api>(ApiOptions{}, ks_.get(), pool_, std::move(tokens),
+                                 std::vector<ClientCertificatePolicy>{{"svc.example", Policy{{"*"}, {"random"}}}},
+                                 audit_.get());
+  }
+  void TearDown() override {
+    api_.reset();
+    ks_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  ApiResponse Call(const std::string& method, const std::string& target, const json& body = nullptr,
+                   const std::string& token = "", const std::string& cn = "") {
+    ApiRequest r;
+    r.method = method;
+    const std::size_t q = target.find('?');
+    r.path = target.substr(0, q);
+    r.query = q == std::string::npos ? "" : target.substr(q + 1);
+    if (!body.is_null()) r.body = body.dump();
+    if (!token.empty()) r.headers.emplace_back("Authorization", "Bearer " + token);
+    r.peer_common_name = cn;
+    return api_->Handle(r);
+  }
+  json Ok(const ApiResponse& r) {
+    EXPECT_LT(r.status, 300U) << r.body;
+    return json::parse(r.body, nullptr, false);
+  }
+  static std::string Code(const ApiResponse& r) {
+    const json j = json::parse(r.body, nullptr, false);
+    return j.is_object() && j.contains("error") ? j["error"]["code"].get<std::string>() : "";
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<keystore::Keystore> ks_;
+  std::shared_ptr<entropy::EntropyPool> pool_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<Api> api_;
+  std::string admin_, billing_;
+};
+
+TEST_F(ApiTest, AuthenticationAndAuthorisation) {
+  auto r = Call("GET", "/v1/keys");
+  EXPECT_EQ(r.status, 401U);
+  EXPECT_THAT(r.body, HasSubstr("authentication required"));
+  r = Call("GET", "/v1/keys", nullptr, "qsapi_00000000_forged");
+  EXPECT_EQ(r.status, 401U);
+  EXPECT_EQ(Code(r), "PERMISSION_DENIED");
+  Ok(Call("POST", "/v1/keys", {{"name", "billing-main"}, {"type", "AES-256-GCM"}}, admin_));
+  Ok(Call("POST", "/v1/keys", {{"name", "hr-main"}, {"type", "AES-256-GCM"}}, admin_));
+  // billing may encrypt with billing-* keys only, and may not create keys.
+  Ok(Call("POST", "/v1/encrypt/billing-main", {{"plaintext", "aGVsbG8="}}, billing_));
+  r = Call("POST", "/v1/encrypt/hr-main", {{"plaintext", "aGVsbG8="}}, billing_);
+  EXPECT_EQ(r.status, 403U);
+  EXPECT_THAT(r.body, HasSubstr("\\\"token:billing\\\" may not encrypt with key \\\"hr-main\\\""));
+  EXPECT_EQ(Call("POST", "/v1/keys", {{"name", "billing-x"}, {"type", "AES-256-GCM"}}, billing_).status, 403U);
+  // The key list shows only what the policy covers.
+  const json list = Ok(Call("GET", "/v1/keys", nullptr, billing_));
+  ASSERT_EQ(list["keys"].size(), 1U);
+  EXPECT_EQ(list["keys"][0]["name"], "billing-main");
+  // A client certificate with a configured policy; an unknown CN is refused.
+  Ok(Call("POST", "/v1/random", {{"bytes", 16}}, "", "svc.example"));
+  EXPECT_EQ(Call("POST", "/v1/random", {{"bytes", 16}}, "", "stranger").status, 403U);
+  EXPECT_EQ(Call("POST", "/v1/encrypt/billing-main", {{"plaintext", "aGVsbG8="}}, "", "svc.example").status, 403U);
+  EXPECT_GE(api_->counters().denied.load(), 6U);
+  // Every denial is in the audit log, and the chain holds.
+  audit_.reset();
+  const std::string log = testing::ReadFile(dir_ / "audit.log");
+  EXPECT_THAT(log, HasSubstr("\"result\":\"PERMISSION_DENIED\""));
+  EXPECT_THAT(log, HasSubstr("\"who\":\"token:billing\""));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("aGVsbG8=")));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(billing_)));
+  auto v = VerifyAuditLog(dir_ / "audit.log");
+  QSAPI_ASSERT_OK(v);
+  EXPECT_GE(v->lines, 8U);
+}
+
+TEST_F(ApiTest, EncryptDecryptRewrapDatakeyAndBatches) {
+  Ok(Call("POST", "/v1/keys", {{"name", "orders"}, {"type", "AES-256-GCM"}, {"deletion_allowed", true}}, admin_));
+  json ct = Ok(Call("POST", "/v1/encrypt/orders", {{"plaintext", "c2VjcmV0"}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
+  const std::string c1 = ct["ciphertext"];
+  EXPECT_TRUE(c1.starts_with("qsapi:v1:")) << c1;
+  json pt = Ok(Call("POST", "/v1/decrypt/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
+  EXPECT_EQ(pt["plaintext"], "c2VjcmV0");
+  auto bad = Call("POST", "/v1/decrypt/orders", {{"ciphertext", c1}}, admin_);
+  EXPECT_EQ(bad.status, 400U);
+  EXPECT_EQ(Code(bad), "AUTHENTICATION_FAILED");
+  Ok(Call("POST", "/v1/keys/orders/rotate", json::object(), admin_));
+  json rewrapped = Ok(Call("POST", "/v1/rewrap/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
+  EXPECT_TRUE(rewrapped["ciphertext"].get<std::string>().starts_with("qsapi:v2:"));
+  // Batch: each item on its own.
+  json batch = Ok(Call("POST", "/v1/encrypt/orders",
+                       {{"batch", {{{"plaintext", "YQ=="}}, {{"plaintext", "not base64!"}}, {{"plaintext", "Yg=="}}}}},
+                       admin_));
+  ASSERT_EQ(batch["batch"].size(), 3U);
+  EXPECT_TRUE(batch["batch"][0].contains("ciphertext"));
+  EXPECT_EQ(batch["batch"][1]["error"]["code"], "INVALID_ARGUMENT");
+  EXPECT_TRUE(batch["batch"][2].contains("ciphertext"));
+  json dk = Ok(Call("POST", "/v1/datakey/orders", {{"plaintext", false}}, admin_));
+  EXPECT_FALSE(dk.contains("plaintext"));
+  json dk2 = Ok(Call("POST", "/v1/datakey/orders", json::object(), admin_));
+  json opened = Ok(Call("POST", "/v1/decrypt/orders", {{"ciphertext", dk2["ciphertext"]}}, admin_));
+  EXPECT_EQ(opened["plaintext"], dk2["plaintext"]);
+  // min_decryption_version through config.
+  Ok(Call("POST", "/v1/keys/orders/config", {{"min_decryption_version", 2}}, admin_));
+  auto old = Call("POST", "/v1/decrypt/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_);
+  EXPECT_EQ(old.status, 409U);
+  EXPECT_THAT(old.body, HasSubstr("minimum decryption version"));
+  EXPECT_EQ(Call("POST", "/v1/keys/orders/config", {{"min_decryption_version", "2"}}, admin_).status, 400U);
+  Ok(Call("DELETE", "/v1/keys/orders", nullptr, admin_));
+  EXPECT_EQ(Call("GET", "/v1/keys/orders", nullptr, admin_).status, 404U);
+}
+
+TEST_F(ApiTest, SignVerifyKemRandomHealthMetrics) {
+  Ok(Call("POST", "/v1/keys", {{"name", "release"}, {"type", "ML-DSA-65"}}, admin_));
+  json sig = Ok(Call("POST", "/v1/sign/release", {{"message", "bWVzc2FnZQ=="}}, admin_));
+  json ok = Ok(Call("POST", "/v1/verify/release", {{"message", "bWVzc2FnZQ=="}, {"signature", sig["signature"]}}, admin_));
+  EXPECT_EQ(ok["valid"], true);
+  json no = Ok(Call("POST", "/v1/verify/release", {{"message", "b3RoZXI="}, {"signature", sig["signature"]}}, admin_));
+  EXPECT_EQ(no["valid"], false);
+  Ok(Call("POST", "/v1/keys", {{"name", "inbox"}, {"type", "X-Wing"}}, admin_));
+  json pub = Ok(Call("GET", "/v1/keys/inbox/public", nullptr, admin_));
+  EXPECT_FALSE(pub["public_key"].get<std::string>().empty());
+  json enc = Ok(Call("POST", "/v1/kem/inbox/encapsulate", json::object(), admin_));
+  json dec = Ok(Call("POST", "/v1/kem/inbox/decapsulate", {{"ciphertext", enc["ciphertext"]}}, admin_));
+  EXPECT_EQ(dec["shared_secret"], enc["shared_secret"]);
+  json rnd = Ok(Call("POST", "/v1/random", {{"bytes", 48}}, admin_));
+  EXPECT_EQ(rnd["sources"], json::array({"os"}));
+  EXPECT_EQ(Call("POST", "/v1/random", {{"bytes", 0}}, admin_).status, 400U);
+  EXPECT_EQ(Call("POST", "/v1/random", {{"bytes", 16}, {"source", "qrng9"}}, admin_).status, 404U);
+  json health = Ok(Call("GET", "/v1/health"));
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_THAT(health["checks"]["keystore"].get<std::string>(), HasSubstr("ok"));
+  auto metrics = Call("GET", "/metrics", nullptr, admin_);
+  EXPECT_EQ(metrics.status, 200U);
+  EXPECT_THAT(metrics.body, HasSubstr("qsapi_http_requests_total{route=\"POST /v1/sign/{name}\",code=\"200\"} 1"));
+  EXPECT_THAT(metrics.body, HasSubstr("qsapi_entropy_source_state"));
+  EXPECT_EQ(Call("GET", "/metrics", nullptr, billing_).status, 403U);
+}
+
+TEST_F(ApiTest, BadRequestsGetClearErrors) {
+  EXPECT_EQ(Call("GET", "/v1/nothing", nullptr, admin_).status, 404U);
+  EXPECT_EQ(Call("PUT", "/v1/keys", nullptr, admin_).status, 405U);
+  ApiRequest raw;
+  raw.method = "POST";
+  raw.path = "/v1/keys";
+  raw.body = "{not json";
+  raw.headers.emplace_back("Authorization", "Bearer " + admin_);
+  auto r = api_->Handle(raw);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("not valid JSON"));
+  EXPECT_THAT(r.body, HasSubstr("request_id"));
+  EXPECT_THAT(Call("POST", "/v1/keys", {{"name", "k"}}, admin_).body, HasSubstr("field \\\"type\\\" is required"));
+  EXPECT_THAT(Call("POST", "/v1/keys", {{"name", "k"}, {"type", "RSA"}}, admin_).body, HasSubstr("unknown key type"));
+  EXPECT_THAT(Call("POST", "/v1/keys", {{"name", "k"}, {"type", "AES-256-GCM"}, {"colour", 1}}, admin_).body,
+              HasSubstr("unknown field \\\"colour\\\""));
+  EXPECT_EQ(Call("POST", "/v1/encrypt/missing", {{"plaintext", "YQ=="}}, admin_).status, 404U);
+  EXPECT_EQ(Call("GET", "/v1/keys/x?version=abc", nullptr, admin_).status, 400U);
+  EXPECT_EQ(Call("GET", "/v1/keys/%zz", nullptr, admin_).status, 400U);
+  r = Call("POST", "/v1/decrypt/x", {{"ciphertext", "vault:v1:abc"}}, admin_);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("qsapi:v"));
+}
+
+}  // namespace
+}  // namespace qsapi::server
