@@ -30,6 +30,7 @@ std::string Hex(ByteView bytes);
 void RegisterSelfTestCommand(CLI::App& app);
 void RegisterEntropyCommands(CLI::App& app);
 void RegisterKeyCommands(CLI::App& app);
+void RegisterAdminCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

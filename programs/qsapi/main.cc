@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterSelfTestCommand(app);
   qsapi::cli::RegisterEntropyCommands(app);
   qsapi::cli::RegisterKeyCommands(app);
+  qsapi::cli::RegisterAdminCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

@@ -2,6 +2,9 @@
 // every route, batches, clear errors, and the audit chain afterwards.
 #include <unistd.h>
 
+#include <algorithm>
+#include <set>
+
 #include <gmock/gmock.h>
 #include <nlohmann/json.hpp>
 
@@ -189,6 +192,67 @@ TEST_F(ApiTest, BadRequestsGetClearErrors) {
   r = Call("POST", "/v1/decrypt/x", {{"ciphertext", "vault:v1:abc"}}, admin_);
   EXPECT_EQ(r.status, 400U);
   EXPECT_THAT(r.body, HasSubstr("qsapi:v"));
+}
+
+}  // namespace
+}  // namespace qsapi::server
+
+namespace qsapi::server {
+namespace {
+
+// docs/openapi.json must list exactly the server's routes, and a call to each route it lists must
+// reach a handler and answer with a status the document declares for that operation.
+TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
+  const json doc = json::parse(testing::ReadFile(std::filesystem::path(QSAPI_TEST_DATA_DIR) / ".." / ".." / "docs" / "openapi.json"));
+  std::set<std::string> documented;
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      std::string m = method;
+      std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::toupper(c); });
+      documented.insert(m + " " + path);
+    }
+  }
+  const std::vector<std::string> routes = Api::Routes();
+  EXPECT_EQ(documented, std::set<std::string>(routes.begin(), routes.end()));
+
+  Ok(Call("POST", "/v1/keys", {{"name", "doc-aes"}, {"type", "AES-256-GCM"}, {"deletion_allowed", true}}, admin_));
+  Ok(Call("POST", "/v1/keys", {{"name", "doc-sig"}, {"type", "ML-DSA-44"}}, admin_));
+  Ok(Call("POST", "/v1/keys", {{"name", "doc-kem"}, {"type", "ML-KEM-768"}}, admin_));
+  const std::string ct = Ok(Call("POST", "/v1/encrypt/doc-aes", {{"plaintext", "YQ=="}}, admin_))["ciphertext"];
+  const std::string sig = Ok(Call("POST", "/v1/sign/doc-sig", {{"message", "YQ=="}}, admin_))["signature"];
+  const std::string kct = Ok(Call("POST", "/v1/kem/doc-kem/encapsulate", json::object(), admin_))["ciphertext"];
+  const std::map<std::string, std::pair<std::string, json>> calls = {
+      {"GET /v1/health", {"/v1/health", nullptr}},
+      {"GET /metrics", {"/metrics", nullptr}},
+      {"GET /v1/keys", {"/v1/keys", nullptr}},
+      {"POST /v1/keys", {"/v1/keys", {{"name", "doc-new"}, {"type", "X-Wing"}, {"deletion_allowed", true}}}},
+      {"GET /v1/keys/{name}", {"/v1/keys/doc-aes", nullptr}},
+      {"DELETE /v1/keys/{name}", {"/v1/keys/doc-new", nullptr}},
+      {"POST /v1/keys/{name}/rotate", {"/v1/keys/doc-sig/rotate", json::object()}},
+      {"POST /v1/keys/{name}/config", {"/v1/keys/doc-aes/config", {{"auto_rotate_seconds", 3600}}}},
+      {"GET /v1/keys/{name}/public", {"/v1/keys/doc-kem/public", nullptr}},
+      {"POST /v1/encrypt/{name}", {"/v1/encrypt/doc-aes", {{"plaintext", "YQ=="}}}},
+      {"POST /v1/decrypt/{name}", {"/v1/decrypt/doc-aes", {{"ciphertext", ct}}}},
+      {"POST /v1/rewrap/{name}", {"/v1/rewrap/doc-aes", {{"ciphertext", ct}}}},
+      {"POST /v1/datakey/{name}", {"/v1/datakey/doc-aes", json::object()}},
+      {"POST /v1/sign/{name}", {"/v1/sign/doc-sig", {{"message", "YQ=="}}}},
+      {"POST /v1/verify/{name}", {"/v1/verify/doc-sig", {{"message", "YQ=="}, {"signature", sig}}}},
+      {"POST /v1/kem/{name}/encapsulate", {"/v1/kem/doc-kem/encapsulate", json::object()}},
+      {"POST /v1/kem/{name}/decapsulate", {"/v1/kem/doc-kem/decapsulate", {{"ciphertext", kct}}}},
+      {"POST /v1/random", {"/v1/random", {{"bytes", 8}}}},
+  };
+  for (const std::string& route : routes) {
+    ASSERT_TRUE(calls.contains(route)) << "no example call for " << route;
+    const auto& [target, body] = calls.at(route);
+    const std::string method = route.substr(0, route.find(' '));
+    const ApiResponse r = Call(method, target, body, admin_);
+    std::string path = route.substr(route.find(' ') + 1);
+    std::string m = method;
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+    const json& responses = doc["paths"][path][m]["responses"];
+    EXPECT_TRUE(responses.contains(std::to_string(r.status))) << route << " answered " << r.status << ": " << r.body;
+    EXPECT_LT(r.status, 300U) << route << ": " << r.body;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,101 @@
+// qsapi token create|list|revoke (API bearer tokens of the local qsapid) and qsapi audit verify.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "server/audit_log.h"
+#include "server/tokens.h"
+
+namespace qsapi::cli {
+namespace {
+
+std::string DataDir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterAdminCommands(CLI::App& app) {
+  auto data_dir = std::make_shared<std::string>();
+  CLI::App* token = app.add_subcommand("token", "API bearer tokens of the local qsapid (stored hashed)");
+  token->require_subcommand(1);
+  token->add_option("--data-dir", *data_dir, "Data directory (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
+
+  struct CreateFlags {
+    std::string name, keys = "*", operations;
+  };
+  auto cf = std::make_shared<CreateFlags>();
+  CLI::App* create = token->add_subcommand("create", "Create a token; it is printed once and never stored");
+  create->add_option("name", cf->name, "Who the token is for (shown in audit lines)")->required();
+  create->add_option("--keys", cf->keys, "Comma-separated key names or prefixes ending in '*'")->capture_default_str();
+  create->add_option("--operations", cf->operations,
+                     "Comma-separated operations: encrypt, decrypt, rewrap, datakey, sign, verify, kem, random, "
+                     "keys.create, keys.read, keys.rotate, keys.config, keys.destroy, health, metrics, or *")
+      ->required();
+  create->callback([data_dir, cf] {
+    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
+    if (!store.ok()) return Fail("token create", store.error());
+    auto t = store->Create(cf->name, server::Policy{SplitComma(cf->keys), SplitComma(cf->operations)});
+    if (!t.ok()) return Fail("token create", t.error());
+    std::printf("%s\n", t->c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "qsapi token create: shown once; qsapid stores only its hash. Use it as \"Authorization: Bearer <token>\".\n");
+    SecureZero(t->data(), t->size());
+  });
+
+  CLI::App* list = token->add_subcommand("list", "List tokens (names and policies, never tokens)");
+  list->callback([data_dir] {
+    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
+    if (!store.ok()) return Fail("token list", store.error());
+    std::printf("%-24s %-10s %-22s %-30s %s\n", "name", "id", "created", "keys", "operations");
+    for (const auto& e : store->entries()) {
+      std::string keys, ops;
+      for (const auto& k : e.policy.keys) keys += (keys.empty() ? "" : ",") + k;
+      for (const auto& o : e.policy.operations) ops += (ops.empty() ? "" : ",") + o;
+      std::printf("%-24s %-10s %-22s %-30s %s\n", e.name.c_str(), e.id.c_str(), e.created.c_str(), keys.c_str(),
+                  ops.c_str());
+    }
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token by name");
+  revoke->add_option("name", *name, "Token name")->required();
+  revoke->callback([data_dir, name] {
+    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
+    if (!store.ok()) return Fail("token revoke", store.error());
+    if (Status s = store->Revoke(*name); !s.ok()) return Fail("token revoke", s.error());
+    std::printf("token \"%s\" revoked\n", name->c_str());
+  });
+
+  CLI::App* audit = app.add_subcommand("audit", "qsapid's audit log");
+  audit->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  CLI::App* verify = audit->add_subcommand("verify", "Check the audit log's hash chain; name the first bad line");
+  verify->add_option("file", *file, "The log (default: <data-dir>/audit.log)");
+  verify->add_option("--data-dir", *data_dir, "Data directory");
+  verify->callback([data_dir, file] {
+    const std::filesystem::path path =
+        file->empty() ? std::filesystem::path(DataDir(*data_dir)) / "audit.log" : std::filesystem::path(*file);
+    auto r = server::VerifyAuditLog(path);
+    if (!r.ok()) return Fail("audit verify", r.error());
+    std::printf("%s: %llu lines, the hash chain holds\n", path.c_str(), static_cast<unsigned long long>(r->lines));
+  });
+}
+
+}  // namespace qsapi::cli
