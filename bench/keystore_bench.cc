@@ -3,13 +3,14 @@
 // second (generation + token wrap + one SQLite transaction with fsync). The baseline of the same
 // run is the raw primitive on a key already in memory (crypto::Aead / SigningKey), so the ratios
 // say what the keystore adds.
-#include <benchmark/benchmark.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "qsapi/crypto/aead.h"
 #include "qsapi/crypto/signature.h"
@@ -99,7 +100,8 @@ void BM_CreateKey(benchmark::State& state, const char* type) {
   for (auto _ : state) {
     if (!ks.Create("c" + std::to_string(n++), t).ok()) state.SkipWithError("create failed");
   }
-  state.counters["keys_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["keys_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 BENCHMARK(BM_Encrypt1KiB_Raw);

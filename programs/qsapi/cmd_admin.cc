@@ -44,9 +44,10 @@ void RegisterAdminCommands(CLI::App& app) {
   CLI::App* create = token->add_subcommand("create", "Create a token; it is printed once and never stored");
   create->add_option("name", cf->name, "Who the token is for (shown in audit lines)")->required();
   create->add_option("--keys", cf->keys, "Comma-separated key names or prefixes ending in '*'")->capture_default_str();
-  create->add_option("--operations", cf->operations,
-                     "Comma-separated operations: encrypt, decrypt, rewrap, datakey, sign, verify, kem, random, "
-                     "keys.create, keys.read, keys.rotate, keys.config, keys.destroy, health, metrics, or *")
+  create
+      ->add_option("--operations", cf->operations,
+                   "Comma-separated operations: encrypt, decrypt, rewrap, datakey, sign, verify, kem, random, "
+                   "keys.create, keys.read, keys.rotate, keys.config, keys.destroy, health, metrics, or *")
       ->required();
   create->callback([data_dir, cf] {
     auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
@@ -55,7 +56,9 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!t.ok()) return Fail("token create", t.error());
     std::printf("%s\n", t->c_str());
     std::fflush(stdout);
-    std::fprintf(stderr, "qsapi token create: shown once; qsapid stores only its hash. Use it as \"Authorization: Bearer <token>\".\n");
+    std::fprintf(
+        stderr,
+        "qsapi token create: shown once; qsapid stores only its hash. Use it as \"Authorization: Bearer <token>\".\n");
     SecureZero(t->data(), t->size());
   });
 

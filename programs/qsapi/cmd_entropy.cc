@@ -35,8 +35,7 @@ struct EntropyFlags {
 void AddEntropyFlags(CLI::App* cmd, EntropyFlags& f) {
   cmd->add_option("--qrng-device", f.devices,
                   "QRNG character device, FIFO or file (repeatable): ids qrng0, qrng1, ...");
-  cmd->add_option("--qrng-url", f.urls,
-                  "QRNG HTTP(S)/JSON service URL (repeatable): ids qrng-http0, qrng-http1, ...");
+  cmd->add_option("--qrng-url", f.urls, "QRNG HTTP(S)/JSON service URL (repeatable): ids qrng-http0, qrng-http1, ...");
   cmd->add_option("--qrng-min-entropy", f.min_entropy, "Claimed min-entropy per byte of the QRNG sources, in bits")
       ->capture_default_str();
   cmd->add_option("--qrng-policy", f.policy, "off | prefer | require")->capture_default_str();
@@ -64,7 +63,8 @@ Result<std::string> ReadApiKey(const EntropyFlags& f) {
     key = env;
   }
   if (!f.api_key_header.empty() && key.empty()) {
-    return InvalidArgument("--qrng-api-key-header is set but no key was given (--qrng-api-key-file or QSAPI_QRNG_API_KEY)");
+    return InvalidArgument(
+        "--qrng-api-key-header is set but no key was given (--qrng-api-key-file or QSAPI_QRNG_API_KEY)");
   }
   return key;
 }

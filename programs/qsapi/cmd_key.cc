@@ -36,11 +36,13 @@ std::string DefaultDataDir() {
 }
 
 void AddStoreFlags(CLI::App* cmd, StoreFlags& f) {
-  cmd->add_option("--data-dir", f.data_dir, "Data directory of the embedded keystore (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
+  cmd->add_option("--data-dir", f.data_dir,
+                  "Data directory of the embedded keystore (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
   cmd->add_option("--pkcs11-module", f.module, "PKCS#11 module to load")->capture_default_str();
   cmd->add_option("--token-label", f.token_label, "Label of the token that holds the KEK")->capture_default_str();
   cmd->add_option("--pin-file", f.pin_file, "Your HSM's user PIN, in a file of mode 0600 (not the embedded default)");
-  cmd->add_option("--pin-env", f.pin_env, "Environment variable that holds your HSM's user PIN (not the embedded default)");
+  cmd->add_option("--pin-env", f.pin_env,
+                  "Environment variable that holds your HSM's user PIN (not the embedded default)");
   cmd->add_option("--database", f.database, "Metadata database (default: <data-dir>/keystore.db)");
 }
 
@@ -77,7 +79,8 @@ std::string FormatTime(std::chrono::system_clock::time_point t) {
 // ParseDuration accepts 0, or a number with a unit s, m, h or d.
 Result<std::chrono::seconds> ParseDuration(const std::string& s) {
   if (s == "0") return std::chrono::seconds(0);
-  if (s.size() < 2) return InvalidArgument("a duration is a number and a unit (s, m, h, d), e.g. 30d; got \"" + s + "\"");
+  if (s.size() < 2)
+    return InvalidArgument("a duration is a number and a unit (s, m, h, d), e.g. 30d; got \"" + s + "\"");
   const char unit = s.back();
   const std::string num = s.substr(0, s.size() - 1);
   if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 9) {
@@ -152,8 +155,7 @@ void RegisterKeyCommands(CLI::App& app) {
     Result<bool> created = keystore::InitEmbedded(dir, flags->module);
     if (!created.ok()) return Fail("init", created.error());
     const keystore::EmbeddedLayout layout{std::filesystem::absolute(dir)};
-    std::printf("%s %s\n", *created ? "created the keystore in" : "the keystore exists in",
-                layout.data_dir.c_str());
+    std::printf("%s %s\n", *created ? "created the keystore in" : "the keystore exists in", layout.data_dir.c_str());
     std::printf("  token:    SoftHSM2 token \"qsapi\" in %s\n", layout.token_dir().c_str());
     std::printf("  PINs:     %s, %s (mode 0600; keep them safe)\n", layout.so_pin_file().c_str(),
                 layout.user_pin_file().c_str());
@@ -298,13 +300,15 @@ void RegisterKeyCommands(CLI::App& app) {
     });
   });
 
-  CLI::App* verify = key->add_subcommand("verify", "Check that the token opens every live key version and the audit chain holds");
+  CLI::App* verify =
+      key->add_subcommand("verify", "Check that the token opens every live key version and the audit chain holds");
   AddStoreFlags(verify, *flags);
   verify->callback([flags] {
     WithStore("key verify", *flags, [](keystore::Keystore& ks) {
       auto r = ks.Verify();
       if (!r.ok()) return Fail("key verify", r.error());
-      std::printf("%zu keys, %zu versions checked in %s\n", r->keys, r->versions_checked, ks.token_description().c_str());
+      std::printf("%zu keys, %zu versions checked in %s\n", r->keys, r->versions_checked,
+                  ks.token_description().c_str());
       for (const auto& p : r->problems) std::printf("problem: %s\n", p.c_str());
       if (!r->problems.empty()) return Fail("key verify", std::to_string(r->problems.size()) + " problem(s) found");
       std::printf("ok\n");

@@ -31,22 +31,17 @@ void WriteToStderr(LogLevel level, std::string_view component, std::string_view 
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
   const std::string_view name = LogLevelName(level);
   std::fprintf(stderr, "%s %.*s %.*s: %.*s\n", stamp, static_cast<int>(name.size()), name.data(),
-               static_cast<int>(component.size()), component.data(), static_cast<int>(message.size()),
-               message.data());
+               static_cast<int>(component.size()), component.data(), static_cast<int>(message.size()), message.data());
 }
 
 }  // namespace
 
 std::string_view LogLevelName(LogLevel level) noexcept {
   switch (level) {
-    case LogLevel::kDebug:
-      return "DEBUG";
-    case LogLevel::kInfo:
-      return "INFO";
-    case LogLevel::kWarning:
-      return "WARNING";
-    case LogLevel::kError:
-      return "ERROR";
+    case LogLevel::kDebug: return "DEBUG";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kWarning: return "WARNING";
+    case LogLevel::kError: return "ERROR";
   }
   return "UNKNOWN";
 }

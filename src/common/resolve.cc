@@ -1,14 +1,13 @@
 #include "common/internal/resolve.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <optional>
 #include <thread>
 #include <utility>

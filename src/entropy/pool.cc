@@ -1,5 +1,4 @@
 #include "qsapi/entropy/pool.h"
-#include "qsapi/log.h"
 
 #include <algorithm>
 #include <array>
@@ -12,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "qsapi/crypto/kdf.h"
+#include "qsapi/log.h"
 
 namespace qsapi::entropy {
 namespace {
@@ -82,8 +82,7 @@ void EntropyPool::Fail(Monitored& m, std::string reason, bool health) {
   m.status.state = SourceState::kFailed;
   // The reason names the test or the I/O error, never sample data.
   Log(LogLevel::kWarning, "entropy",
-      "source \"" + m.status.id + "\" taken out of use: " + reason +
-          " (it returns only after a fresh start-up test)");
+      "source \"" + m.status.id + "\" taken out of use: " + reason + " (it returns only after a fresh start-up test)");
   m.status.last_failure = std::move(reason);
   m.status.last_failure_time = std::chrono::system_clock::now();
   if (health) {
@@ -360,7 +359,8 @@ std::string FormatPrometheusMetrics(const EntropyPool& pool) {
   }
   family("qsapi_entropy_source_state", "gauge", "Entropy source state (1 for the current one).");
   for (const SourceStatus& s : all) {
-    for (SourceState st : {SourceState::kStarting, SourceState::kHealthy, SourceState::kFailed, SourceState::kDisabled}) {
+    for (SourceState st :
+         {SourceState::kStarting, SourceState::kHealthy, SourceState::kFailed, SourceState::kDisabled}) {
       out += "qsapi_entropy_source_state" + labels(s) + ",state=\"" + std::string(SourceStateName(st)) + "\"} " +
              (st == s.state ? "1" : "0") + "\n";
     }

@@ -4,13 +4,13 @@
 // Every step is idempotent and each file is written atomically (temporary file, fsync, rename),
 // so an interrupted first start is completed by the next one: PIN files without a token get a
 // token initialised with those PINs; a token without its KEK gets the KEK.
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -73,7 +73,8 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data) {
 }
 
 Status WriteTextIfMissing(const std::filesystem::path& path, const std::string& text) {
-  Status s = WriteFileAtomically(path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));  // NOLINT
+  Status s =
+      WriteFileAtomically(path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));  // NOLINT
   if (!s.ok() && s.error().code() == ErrorCode::kAlreadyExists) return OkStatus();
   return s;
 }
@@ -103,9 +104,7 @@ Result<SecretBytes> EnsurePinFile(const std::filesystem::path& path, bool* creat
   return internal::ReadPin(o);
 }
 
-void UseSoftHsmConf(const EmbeddedLayout& layout) {
-  ::setenv("SOFTHSM2_CONF", layout.softhsm_conf().c_str(), 1);
-}
+void UseSoftHsmConf(const EmbeddedLayout& layout) { ::setenv("SOFTHSM2_CONF", layout.softhsm_conf().c_str(), 1); }
 
 // SoftHSM2 2.6's file backend rewrites a token's token.object in place (ftruncate, then write) on
 // every C_Login, so a process killed between the two leaves an empty file and the token is gone.
@@ -175,12 +174,13 @@ Result<bool> InitEmbedded(const std::filesystem::path& data_dir, const std::stri
   QSAPI_RETURN_IF_ERROR(MakeDir(layout.data_dir));
   QSAPI_RETURN_IF_ERROR(MakeDir(layout.token_dir()));
   QSAPI_RETURN_IF_ERROR(MakeDir(layout.so_pin_file().parent_path()));
-  QSAPI_RETURN_IF_ERROR(WriteTextIfMissing(layout.softhsm_conf(),
-                                           "# SoftHSM2 configuration of qsapi's embedded default (written by qsapi init)\n"
-                                           "directories.tokendir = " +
-                                               layout.token_dir().string() +
-                                               "\nobjectstore.backend = file\nlog.level = ERROR\n"
-                                               "slots.removable = false\n"));
+  QSAPI_RETURN_IF_ERROR(
+      WriteTextIfMissing(layout.softhsm_conf(),
+                         "# SoftHSM2 configuration of qsapi's embedded default (written by qsapi init)\n"
+                         "directories.tokendir = " +
+                             layout.token_dir().string() +
+                             "\nobjectstore.backend = file\nlog.level = ERROR\n"
+                             "slots.removable = false\n"));
   UseSoftHsmConf(layout);
 
   KeystoreOptions options = EmbeddedOptions(layout.data_dir);

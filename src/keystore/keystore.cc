@@ -2,7 +2,6 @@
 // KeyProtector (the PKCS#11 token) and a MetadataStore (SQLite). See qsapi/keystore/keystore.h.
 #include "qsapi/keystore/keystore.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -54,8 +54,8 @@ std::string_view VersionStateName(VersionState state) noexcept {
 namespace {
 
 Result<VersionState> ParseVersionState(std::string_view s) {
-  for (VersionState v : {VersionState::kActive, VersionState::kDecryptOnly, VersionState::kDisabled,
-                         VersionState::kDestroyed}) {
+  for (VersionState v :
+       {VersionState::kActive, VersionState::kDecryptOnly, VersionState::kDisabled, VersionState::kDestroyed}) {
     if (VersionStateName(v) == s) return v;
   }
   return Error(ErrorCode::kDataLoss, "keystore metadata holds an unknown version state \"" + std::string(s) + "\"");
@@ -191,7 +191,7 @@ Result<Bytes> FromText(std::string_view text) {
 namespace {
 
 constexpr std::uint64_t kLeaseBlock = 1024;
-constexpr std::uint64_t kAesGcmBound = std::uint64_t{1} << 32;       // SP 800-38D 8.3, random nonces
+constexpr std::uint64_t kAesGcmBound = std::uint64_t{1} << 32;  // SP 800-38D 8.3, random nonces
 constexpr std::uint64_t kAesGcmDefault = std::uint64_t{1} << 31;
 constexpr std::uint64_t kXChaChaDefault = std::uint64_t{1} << 48;
 constexpr std::size_t kMaxPlaintext = std::size_t{64} << 20;
@@ -215,8 +215,9 @@ Status CheckName(std::string_view name) {
                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
                   });
   if (!ok) {
-    return InvalidArgument("a key name has 1 to 64 characters of a-z, 0-9, '.', '_' and '-', and starts with a letter "
-                           "or digit");
+    return InvalidArgument(
+        "a key name has 1 to 64 characters of a-z, 0-9, '.', '_' and '-', and starts with a letter "
+        "or digit");
   }
   return OkStatus();
 }
@@ -365,7 +366,8 @@ class Keystore::Impl {
   }
   Result<std::optional<VersionRow>> CachedVersion(const KeyId& id, std::uint32_t version) {
     QSAPI_RETURN_IF_ERROR(FreshRows());
-    if (auto it = version_rows.find({id, version}); it != version_rows.end()) return std::optional<VersionRow>(it->second);
+    if (auto it = version_rows.find({id, version}); it != version_rows.end())
+      return std::optional<VersionRow>(it->second);
     QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store->GetVersion(id, version));
     if (v) version_rows[{id, version}] = *v;
     return v;
@@ -428,7 +430,8 @@ class Keystore::Impl {
     internal::FaultPoint("keystore.rotate.after_wrap");
     QSAPI_RETURN_IF_ERROR(store->AddVersion(row.name, v, std::string(VersionStateName(VersionState::kDecryptOnly)),
                                             Now(), Audit("rotate", row.name, next, why, actor)));
-    Log(LogLevel::kInfo, "keystore", "key \"" + row.name + "\" rotated to version " + std::to_string(next) + " (" + why + ")");
+    Log(LogLevel::kInfo, "keystore",
+        "key \"" + row.name + "\" rotated to version " + std::to_string(next) + " (" + why + ")");
     KeyRow out = row;
     out.current_version = next;
     out.rotated = Now();
@@ -454,9 +457,9 @@ class Keystore::Impl {
       }
       Usage& u = it->second;
       if (u.used >= max) {
-        QSAPI_ASSIGN_OR_RETURN(row, RotateLocked(row, "usage-based: version " + std::to_string(row.current_version) +
-                                                          " reached its limit of " + std::to_string(max) +
-                                                          " operations",
+        QSAPI_ASSIGN_OR_RETURN(row, RotateLocked(row,
+                                                 "usage-based: version " + std::to_string(row.current_version) +
+                                                     " reached its limit of " + std::to_string(max) + " operations",
                                                  "policy"));
         continue;
       }
@@ -559,7 +562,9 @@ class Keystore::Impl {
         if (row) key_rows[row->name] = *row;
       }
     }
-    if (!row) return Error(ErrorCode::kNotFound, "no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
+    if (!row)
+      return Error(ErrorCode::kNotFound,
+                   "no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
     if (!name.empty() && row->name != name) {
       return InvalidArgument("the input was made with key \"" + row->name + "\", not \"" + std::string(name) + "\"");
     }
@@ -705,8 +710,9 @@ Status Keystore::DisableVersion(std::string_view name, std::uint32_t version) {
   if (v && v->state == VersionStateName(VersionState::kDestroyed)) {
     return FailedPrecondition("key \"" + row.name + "\" version " + std::to_string(version) + " is destroyed");
   }
-  QSAPI_RETURN_IF_ERROR(impl_->store->SetVersionState(row.id, version, std::string(VersionStateName(VersionState::kDisabled)),
-                                                      false, impl_->Audit("disable-version", row.name, version)));
+  QSAPI_RETURN_IF_ERROR(impl_->store->SetVersionState(row.id, version,
+                                                      std::string(VersionStateName(VersionState::kDisabled)), false,
+                                                      impl_->Audit("disable-version", row.name, version)));
   impl_->cache.erase({row.id, version});
   return OkStatus();
 }
@@ -778,7 +784,7 @@ Result<SecretBytes> Keystore::DecryptSecret(std::string_view name, ByteView ciph
   QSAPI_ASSIGN_OR_RETURN(VersionRow v, impl_->UsableVersion(row, h.version));
   QSAPI_ASSIGN_OR_RETURN(std::shared_ptr<const Material> m, impl_->Load(row, v, type));
   return std::get<crypto::Aead>(*m).DecryptSecret(ciphertext.subspan(kHeaderSize),
-                                                   Concat(ciphertext.first(kHeaderSize), associated_data));
+                                                  Concat(ciphertext.first(kHeaderSize), associated_data));
 }
 
 Result<Bytes> Keystore::Decrypt(std::string_view name, ByteView ciphertext, ByteView associated_data) {
@@ -906,7 +912,9 @@ Result<VerifyReport> Keystore::Verify() {
   return report;
 }
 
-Result<std::vector<AuditEntry>> Keystore::Audit(std::size_t max_entries) { return impl_->store->ReadAudit(max_entries); }
+Result<std::vector<AuditEntry>> Keystore::Audit(std::size_t max_entries) {
+  return impl_->store->ReadAudit(max_entries);
+}
 
 void Keystore::FlushCache() {
   const std::lock_guard<std::mutex> lock(impl_->mu);

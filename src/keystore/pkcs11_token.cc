@@ -172,8 +172,8 @@ Result<std::optional<FoundToken>> FindToken(CK_FUNCTION_LIST_PTR p11, const std:
     if (Trim(info.label, sizeof info.label) != label) continue;
     if (found) return FailedPrecondition("more than one token is labelled \"" + label + "\"");
     found = FoundToken{slot, Trim(info.manufacturerID, sizeof info.manufacturerID) + " " +
-                                 Trim(info.model, sizeof info.model) + ", slot " + std::to_string(slot) +
-                                 ", token \"" + label + "\""};
+                                 Trim(info.model, sizeof info.model) + ", slot " + std::to_string(slot) + ", token \"" +
+                                 label + "\""};
   }
   return found;
 }
@@ -239,12 +239,14 @@ class TokenProtector final : public KeyProtector {
     CK_RV rv = p11()->C_EncryptInit(s, &mech, kek_);
     CK_ULONG out_len = blob.size() - 1 - kIvSize;
     if (rv == CKR_OK) {
-      rv = p11()->C_Encrypt(s, const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+      rv = p11()->C_Encrypt(s,
+                            const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
                             plaintext.size(), blob.data() + 1 + kIvSize, &out_len);
     }
     Release(s, rv);
     if (rv != CKR_OK) return TokenError("C_Encrypt (CKM_AES_GCM)", rv);
-    if (out_len != plaintext.size() + kTagSize) return Internal(token_.description + ": unexpected AES-GCM output length");
+    if (out_len != plaintext.size() + kTagSize)
+      return Internal(token_.description + ": unexpected AES-GCM output length");
     return blob;
   }
 
@@ -343,7 +345,8 @@ class TokenProtector final : public KeyProtector {
       return Error(ErrorCode::kNotFound, token_.description + " holds no KEK labelled \"" + kek_label_ +
                                              "\" (run `qsapi init`, or check the token and label)");
     }
-    if (n > 1) return FailedPrecondition(token_.description + " holds more than one KEK labelled \"" + kek_label_ + "\"");
+    if (n > 1)
+      return FailedPrecondition(token_.description + " holds more than one KEK labelled \"" + kek_label_ + "\"");
     // The KEK must be what we rely on: sensitive and never extractable.
     CK_BBOOL sensitive = CK_FALSE;
     CK_BBOOL extractable = CK_TRUE;
@@ -370,12 +373,12 @@ class TokenProtector final : public KeyProtector {
     CK_BBOOL yes = CK_TRUE;
     CK_BBOOL no = CK_FALSE;
     std::vector<CK_ATTRIBUTE> tmpl = {
-        {CKA_CLASS, &cls, sizeof cls},        {CKA_KEY_TYPE, &type, sizeof type},
-        {CKA_VALUE_LEN, &len, sizeof len},    {CKA_LABEL, kek_label_.data(), kek_label_.size()},
-        {CKA_TOKEN, &yes, sizeof yes},        {CKA_PRIVATE, &yes, sizeof yes},
-        {CKA_SENSITIVE, &yes, sizeof yes},    {CKA_EXTRACTABLE, &no, sizeof no},
-        {CKA_ENCRYPT, &yes, sizeof yes},      {CKA_DECRYPT, &yes, sizeof yes},
-        {CKA_WRAP, &no, sizeof no},           {CKA_UNWRAP, &no, sizeof no},
+        {CKA_CLASS, &cls, sizeof cls},     {CKA_KEY_TYPE, &type, sizeof type},
+        {CKA_VALUE_LEN, &len, sizeof len}, {CKA_LABEL, kek_label_.data(), kek_label_.size()},
+        {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_ENCRYPT, &yes, sizeof yes},   {CKA_DECRYPT, &yes, sizeof yes},
+        {CKA_WRAP, &no, sizeof no},        {CKA_UNWRAP, &no, sizeof no},
         {CKA_MODIFIABLE, &no, sizeof no},
     };
     CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
@@ -414,7 +417,8 @@ Result<SecretBytes> ReadPin(const TokenOptions& options) {
     while (!pin.empty() && (pin.back() == '\n' || pin.back() == '\r')) pin.pop_back();
   } else if (!options.pin_env.empty()) {
     const char* v = std::getenv(options.pin_env.c_str());
-    if (v == nullptr) return FailedPrecondition("environment variable " + options.pin_env + " (the user PIN) is not set");
+    if (v == nullptr)
+      return FailedPrecondition("environment variable " + options.pin_env + " (the user PIN) is not set");
     pin = v;
   } else {
     return InvalidArgument("no user PIN source: give a PIN file or an environment variable");

@@ -4,15 +4,15 @@
 // The audit trail is hash-chained: entry n stores hash_n = SHA-256(hash_{n-1} || encode(entry n))
 // with hash_0 = 32 zero bytes and encode() length-prefixing every field, so that a removed,
 // reordered or edited row breaks the chain from that row on.
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
-#include <sqlite3.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
+#include <signal.h>
+#include <sqlite3.h>
 #include <string>
 #include <utility>
 
@@ -342,8 +342,8 @@ class SqliteStore final : public MetadataStore {
 
   Result<std::vector<VersionRow>> GetVersions(const KeyId& id) override {
     const std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, (std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = ? ORDER BY version")
-                    .c_str());
+    Stmt s(db_,
+           (std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = ? ORDER BY version").c_str());
     s.Bind(1, ByteView(id));
     std::vector<VersionRow> out;
     int rc;
@@ -473,7 +473,11 @@ class SqliteStore final : public MetadataStore {
              "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, hash) "
              "VALUES (?,?,?,?,?,?,?,?,?,?)");
     ins.Bind(1, seq).Bind(2, a.at).Bind(3, a.actor).Bind(4, a.action).Bind(5, a.key_name);
-    ins.Bind(6, std::int64_t{a.version}).Bind(7, a.result).Bind(8, a.detail).Bind(9, ByteView(prev)).Bind(10, ByteView(h));
+    ins.Bind(6, std::int64_t{a.version})
+        .Bind(7, a.result)
+        .Bind(8, a.detail)
+        .Bind(9, ByteView(prev))
+        .Bind(10, ByteView(h));
     if (ins.Step() != SQLITE_DONE) return DbError("appending to the audit trail");
     return OkStatus();
   }
@@ -501,8 +505,8 @@ Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::pa
     return Unavailable("cannot open keystore database " + path.string() + ": " + std::strerror(errno));
   }
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

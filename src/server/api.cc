@@ -17,8 +17,8 @@ using nlohmann::json;
 
 std::string_view ApiRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(),
+                                              [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
       return v;
     }
   }
@@ -87,7 +87,8 @@ std::vector<std::string> Split(std::string_view path) {
   std::size_t start = 0;
   while (start <= path.size()) {
     const std::size_t slash = path.find('/', start);
-    const std::string_view part = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view part =
+        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (!part.empty()) parts.emplace_back(part);
     if (slash == std::string_view::npos) break;
     start = slash + 1;
@@ -99,7 +100,8 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
   std::size_t start = 0;
   while (start < query.size()) {
     const std::size_t amp = query.find('&', start);
-    const std::string_view kv = query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+    const std::string_view kv =
+        query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
     const std::size_t eq = kv.find('=');
     if (kv.substr(0, eq) == name) return std::string(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
     if (amp == std::string_view::npos) break;
@@ -166,7 +168,8 @@ class Api::Context {
       r.status = 401;
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
-    r.body = JsonText(json{{"error", {{"code", ErrorCodeName(e.code())}, {"message", e.message()}, {"request_id", request_id}}}});
+    r.body = JsonText(
+        json{{"error", {{"code", ErrorCodeName(e.code())}, {"message", e.message()}, {"request_id", request_id}}}});
     return r;
   }
 
@@ -175,7 +178,8 @@ class Api::Context {
     if (!policy.AllowsOperation(op) || (!key.empty() && !policy.AllowsKey(key))) {
       ++api.counters_.denied;
       Audit(op, key, 0, "PERMISSION_DENIED", "policy");
-      return Error(ErrorCode::kPermissionDenied, "\"" + who + "\" may not " + op + (key.empty() ? "" : " with key \"" + key + "\""));
+      return Error(ErrorCode::kPermissionDenied,
+                   "\"" + who + "\" may not " + op + (key.empty() ? "" : " with key \"" + key + "\""));
     }
     return OkStatus();
   }
@@ -381,8 +385,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       std::map<std::string, std::string> checks;
       bool ok = true;
       if (auto v = keystore_->Verify(); v.ok()) {
-        checks["keystore"] = v->problems.empty() ? "ok: " + keystore_->token_description()
-                                                 : "problem: " + v->problems.front();
+        checks["keystore"] =
+            v->problems.empty() ? "ok: " + keystore_->token_description() : "problem: " + v->problems.front();
         ok = ok && v->problems.empty();
       } else {
         checks["keystore"] = "error: " + v.error().message();
@@ -400,13 +404,13 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       }
       ApiResponse r;
       r.status = ok ? 200 : 503;
-      r.body = JsonText(json{{"status", ok ? "ok" : "degraded"},
-                             {"version", qsapi::VersionBanner("qsapid")},
-                             {"checks", checks},
-                             {"entropy", entropy},
-                             {"uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
-                                                    std::chrono::steady_clock::now() - started_)
-                                                    .count()}});
+      r.body = JsonText(json{
+          {"status", ok ? "ok" : "degraded"},
+          {"version", qsapi::VersionBanner("qsapid")},
+          {"checks", checks},
+          {"entropy", entropy},
+          {"uptime_seconds",
+           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}});
       return r;
     }
 
@@ -427,14 +431,15 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       ctx.who = "token:" + who->name;
       ctx.policy = who->policy;
     } else if (!req.peer_common_name.empty()) {
-      const auto it = std::find_if(clients_.begin(), clients_.end(),
-                                   [&](const ClientCertificatePolicy& c) { return c.common_name == req.peer_common_name; });
+      const auto it = std::find_if(clients_.begin(), clients_.end(), [&](const ClientCertificatePolicy& c) {
+        return c.common_name == req.peer_common_name;
+      });
       if (it == clients_.end()) {
         ++counters_.denied;
         ctx.who = "cert:" + req.peer_common_name;  // authenticated by TLS, but without a policy: 403
         ctx.Audit("authenticate", "", 0, "PERMISSION_DENIED", "client certificate without a policy");
-        return ctx.Fail(Error(ErrorCode::kPermissionDenied, "no policy is configured for client certificate CN \"" +
-                                                                req.peer_common_name + "\""));
+        return ctx.Fail(Error(ErrorCode::kPermissionDenied,
+                              "no policy is configured for client certificate CN \"" + req.peer_common_name + "\""));
       }
       ctx.who = "cert:" + it->common_name;
       ctx.policy = it->policy;
@@ -463,8 +468,9 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       const auto cs = keystore_->cache_stats();
       m << "# HELP qsapi_keystore_cache_hits_total Key uses served from memory.\n"
            "# TYPE qsapi_keystore_cache_hits_total counter\nqsapi_keystore_cache_hits_total "
-        << cs.hits << "\n# HELP qsapi_keystore_cache_misses_total Key uses that needed the token.\n"
-                      "# TYPE qsapi_keystore_cache_misses_total counter\nqsapi_keystore_cache_misses_total "
+        << cs.hits
+        << "\n# HELP qsapi_keystore_cache_misses_total Key uses that needed the token.\n"
+           "# TYPE qsapi_keystore_cache_misses_total counter\nqsapi_keystore_cache_misses_total "
         << cs.misses << "\n";
       m << entropy::FormatPrometheusMetrics(*pool_);
       ApiResponse r;
@@ -476,8 +482,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     Result<json> body = ctx.Body();
     if (!body.ok()) return ctx.Fail(body.error());
     const json& b = *body;
-    const auto done = [&](const std::string& action, const std::string& key, std::uint32_t version,
-                          Result<json> result, const std::string& detail = {}) -> ApiResponse {
+    const auto done = [&](const std::string& action, const std::string& key, std::uint32_t version, Result<json> result,
+                          const std::string& detail = {}) -> ApiResponse {
       if (!result.ok()) {
         ctx.Audit(action, key, version, std::string(ErrorCodeName(result.error().code())), detail);
         return ctx.Fail(result.error());
@@ -488,7 +494,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       return r;
     };
     const auto batch_detail = [&] {
-      return b.contains("batch") && b["batch"].is_array() ? "batch of " + std::to_string(b["batch"].size()) : std::string();
+      return b.contains("batch") && b["batch"].is_array() ? "batch of " + std::to_string(b["batch"].size())
+                                                          : std::string();
     };
 
     if (pattern == "/v1/keys" && req.method == "GET") {
@@ -519,7 +526,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
 
     // Every other route names a key.
     const std::map<std::string, std::string> ops = {
-        {"GET /v1/keys/{name}", "keys.read"},          {"DELETE /v1/keys/{name}", "keys.destroy"},
+        {"GET /v1/keys/{name}", "keys.read"},           {"DELETE /v1/keys/{name}", "keys.destroy"},
         {"POST /v1/keys/{name}/rotate", "keys.rotate"}, {"POST /v1/keys/{name}/config", "keys.config"},
         {"GET /v1/keys/{name}/public", "keys.read"},    {"POST /v1/encrypt/{name}", "encrypt"},
         {"POST /v1/decrypt/{name}", "decrypt"},         {"POST /v1/rewrap/{name}", "rewrap"},
@@ -538,7 +545,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     }
     if (route_name == "DELETE /v1/keys/{name}") {
       const Status s = *qversion == 0 ? keystore_->Destroy(name) : keystore_->DestroyVersion(name, *qversion);
-      return done("keys.destroy", name, *qversion, s.ok() ? Result<json>(json{{"destroyed", name}}) : Result<json>(s.error()));
+      return done("keys.destroy", name, *qversion,
+                  s.ok() ? Result<json>(json{{"destroyed", name}}) : Result<json>(s.error()));
     }
     if (route_name == "POST /v1/keys/{name}/rotate") {
       auto k = keystore_->Rotate(name);
@@ -641,7 +649,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         QSAPI_ASSIGN_OR_RETURN(Bytes ct, BytesField(b, "ciphertext", true));
         std::uint32_t version = *qversion;
         if (b.contains("version")) {
-          if (!b["version"].is_number_unsigned()) return InvalidArgument("field \"version\" must be a positive integer");
+          if (!b["version"].is_number_unsigned())
+            return InvalidArgument("field \"version\" must be a positive integer");
           version = b["version"].get<std::uint32_t>();
         }
         QSAPI_ASSIGN_OR_RETURN(SharedSecret ss, keystore_->Decapsulate(name, version, ct));
@@ -655,7 +664,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         if (b.contains("bytes")) {
           if (!b["bytes"].is_number_unsigned() || b["bytes"].get<std::uint64_t>() == 0 ||
               b["bytes"].get<std::uint64_t>() > options_.max_random_bytes) {
-            return InvalidArgument("field \"bytes\" must be an integer 1.." + std::to_string(options_.max_random_bytes));
+            return InvalidArgument("field \"bytes\" must be an integer 1.." +
+                                   std::to_string(options_.max_random_bytes));
           }
           n = b["bytes"].get<std::size_t>();
         }

@@ -58,8 +58,8 @@ struct ApiOptions {
 
 class Api {
  public:
-  Api(ApiOptions options, keystore::Keystore* keystore, std::shared_ptr<entropy::EntropyPool> pool,
-      TokenStore tokens, std::vector<ClientCertificatePolicy> clients, AuditLog* audit);
+  Api(ApiOptions options, keystore::Keystore* keystore, std::shared_ptr<entropy::EntropyPool> pool, TokenStore tokens,
+      std::vector<ClientCertificatePolicy> clients, AuditLog* audit);
 
   ApiResponse Handle(const ApiRequest& request);
 

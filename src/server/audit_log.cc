@@ -1,12 +1,12 @@
 #include "server/audit_log.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -33,9 +33,10 @@ std::string HexOf(ByteView b) {
 Result<std::string> ChainHash(const std::string& prev, nlohmann::json entry) {
   entry.erase("hash");
   const std::string canonical = prev + entry.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-  QSAPI_ASSIGN_OR_RETURN(Bytes h, crypto::Hash(crypto::HashAlgorithm::kSha256,
-                                               ByteView(reinterpret_cast<const std::uint8_t*>(canonical.data()),  // NOLINT
-                                                        canonical.size())));
+  QSAPI_ASSIGN_OR_RETURN(Bytes h,
+                         crypto::Hash(crypto::HashAlgorithm::kSha256,
+                                      ByteView(reinterpret_cast<const std::uint8_t*>(canonical.data()),  // NOLINT
+                                               canonical.size())));
   return HexOf(h);
 }
 
@@ -65,10 +66,11 @@ Result<std::string> CheckLine(const std::string& line, std::uint64_t expected_se
     return bad("missing seq, prev or hash");
   }
   if (j["seq"].get<std::uint64_t>() != expected_seq) {
-    return bad("sequence " + std::to_string(j["seq"].get<std::uint64_t>()) + " where " +
-               std::to_string(expected_seq) + " was expected (a line was removed or inserted)");
+    return bad("sequence " + std::to_string(j["seq"].get<std::uint64_t>()) + " where " + std::to_string(expected_seq) +
+               " was expected (a line was removed or inserted)");
   }
-  if (j["prev"].get<std::string>() != prev) return bad("does not chain to the line before (removed or reordered lines)");
+  if (j["prev"].get<std::string>() != prev)
+    return bad("does not chain to the line before (removed or reordered lines)");
   QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(prev, j));
   if (h != j["hash"].get<std::string>()) return bad("its content was altered (hash mismatch)");
   return h;
@@ -92,8 +94,9 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::filesystem::path& pa
     }
     if (tail.back() != '\n') {
       ::close(fd);
-      return Error(ErrorCode::kDataLoss, "audit log " + path.string() +
-                                             " ends in a partial line (a crash while writing?); run `qsapi audit verify`");
+      return Error(
+          ErrorCode::kDataLoss,
+          "audit log " + path.string() + " ends in a partial line (a crash while writing?); run `qsapi audit verify`");
     }
     tail.pop_back();
     const std::size_t nl = tail.rfind('\n');
@@ -119,14 +122,8 @@ std::uint64_t AuditLog::next_seq() const {
 
 Status AuditLog::Append(const AuditEvent& e) {
   const std::lock_guard<std::mutex> lock(mu_);
-  nlohmann::json j = {{"seq", seq_},
-                      {"time", NowText()},
-                      {"who", e.who},
-                      {"action", e.action},
-                      {"key", e.key},
-                      {"version", e.version},
-                      {"result", e.result},
-                      {"request_id", e.request_id},
+  nlohmann::json j = {{"seq", seq_},  {"time", NowText()},    {"who", e.who},       {"action", e.action},
+                      {"key", e.key}, {"version", e.version}, {"result", e.result}, {"request_id", e.request_id},
                       {"prev", prev_}};
   if (!e.detail.empty()) j["detail"] = e.detail;
   QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(prev_, j));

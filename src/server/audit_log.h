@@ -17,13 +17,13 @@
 namespace qsapi::server {
 
 struct AuditEvent {
-  std::string who;         // token name or client certificate CN
-  std::string action;      // "encrypt", "keys.create", ...
-  std::string key;         // key name ("" when none)
+  std::string who;     // token name or client certificate CN
+  std::string action;  // "encrypt", "keys.create", ...
+  std::string key;     // key name ("" when none)
   std::uint32_t version = 0;
-  std::string result;      // "ok" or an error code name ("PERMISSION_DENIED")
+  std::string result;  // "ok" or an error code name ("PERMISSION_DENIED")
   std::string request_id;
-  std::string detail;      // short, public (e.g. "batch of 3")
+  std::string detail;  // short, public (e.g. "batch of 3")
 };
 
 class AuditLog {

@@ -60,7 +60,8 @@ class Reader {
     } else {
       return Bad(key, "expected a number");
     }
-    if (!(v > min && v <= max)) return Bad(key, "expected a number in (" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (!(v > min && v <= max))
+      return Bad(key, "expected a number in (" + std::to_string(min) + ", " + std::to_string(max) + "]");
     out = v;
     return OkStatus();
   }
@@ -135,7 +136,8 @@ Status ParseListen(Reader& r, ServerSection& s) {
   std::string listen = s.listen_host + ":" + std::to_string(s.listen_port);
   QSAPI_RETURN_IF_ERROR(r.String("listen", listen));
   const std::size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) return r.Bad("listen", "expected \"host:port\", got \"" + listen + "\"");
+  if (colon == std::string::npos || colon == 0)
+    return r.Bad("listen", "expected \"host:port\", got \"" + listen + "\"");
   std::string host = listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string port = listen.substr(colon + 1);
@@ -161,7 +163,8 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     Reader r(*server, "server", origin);
     QSAPI_RETURN_IF_ERROR(ParseListen(r, c.server));
     QSAPI_RETURN_IF_ERROR(r.Choice("profile", c.server.profile, {"default", "cnsa2"}));
-    QSAPI_RETURN_IF_ERROR(r.Choice("client_certificates", c.server.client_certificates, {"off", "optional", "required"}));
+    QSAPI_RETURN_IF_ERROR(
+        r.Choice("client_certificates", c.server.client_certificates, {"off", "optional", "required"}));
     QSAPI_RETURN_IF_ERROR(r.Integer("max_body_bytes", c.server.max_body_bytes, 1024, 64 << 20));
     QSAPI_RETURN_IF_ERROR(r.Integer("max_header_bytes", c.server.max_header_bytes, 1024, 1 << 20));
     QSAPI_RETURN_IF_ERROR(r.Integer("max_connections", c.server.max_connections, 1, 100000));
@@ -264,8 +267,12 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
       if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
       Reader k(*t, name, origin);
       KmeSection kme;
-      for (auto [key, field] : {std::pair{"name", &kme.name}, {"url", &kme.url}, {"sae_id", &kme.sae_id},
-                                {"cert_file", &kme.cert_file}, {"key_file", &kme.key_file}, {"ca_file", &kme.ca_file}}) {
+      for (auto [key, field] : {std::pair{"name", &kme.name},
+                                {"url", &kme.url},
+                                {"sae_id", &kme.sae_id},
+                                {"cert_file", &kme.cert_file},
+                                {"key_file", &kme.key_file},
+                                {"ca_file", &kme.ca_file}}) {
         QSAPI_RETURN_IF_ERROR(k.String(key, *field));
         QSAPI_RETURN_IF_ERROR(RequireNonEmpty(k, key, *field));
       }
@@ -345,7 +352,8 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
   text.resize(1 << 20);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
-  if (in.peek() != std::char_traits<char>::eof()) return InvalidArgument("config file " + path.string() + " is larger than 1 MiB");
+  if (in.peek() != std::char_traits<char>::eof())
+    return InvalidArgument("config file " + path.string() + " is larger than 1 MiB");
   return ParseConfig(text, path.string());
 }
 

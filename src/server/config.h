@@ -20,7 +20,7 @@ enum class Policy3 : std::uint8_t { kOff, kPrefer, kRequire };  // qkd / qrng po
 struct ServerSection {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8443;
-  std::string profile = "default";       // "default" (ML-DSA-65, X25519MLKEM768) or "cnsa2" (ML-DSA-87, SecP384r1MLKEM1024)
+  std::string profile = "default";  // "default" (ML-DSA-65, X25519MLKEM768) or "cnsa2" (ML-DSA-87, SecP384r1MLKEM1024)
   std::string client_certificates = "optional";  // off | optional | required
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 * 1024;

@@ -1,6 +1,5 @@
 #include "server/tokens.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 
@@ -54,10 +54,25 @@ bool IsHex(std::string_view s) {
 }  // namespace
 
 const std::vector<std::string>& KnownOperations() {
-  static const std::vector<std::string> ops = {
-      "keys.create", "keys.read",  "keys.rotate", "keys.config", "keys.destroy", "encrypt", "decrypt",
-      "rewrap",      "datakey",    "sign",        "verify",      "kem",          "seal",    "open",
-      "random",      "sessions",   "health",      "metrics",     "*"};
+  static const std::vector<std::string> ops = {"keys.create",
+                                               "keys.read",
+                                               "keys.rotate",
+                                               "keys.config",
+                                               "keys.destroy",
+                                               "encrypt",
+                                               "decrypt",
+                                               "rewrap",
+                                               "datakey",
+                                               "sign",
+                                               "verify",
+                                               "kem",
+                                               "seal",
+                                               "open",
+                                               "random",
+                                               "sessions",
+                                               "health",
+                                               "metrics",
+                                               "*"};
   return ops;
 }
 
@@ -191,7 +206,7 @@ Result<TokenEntry> TokenStore::Authenticate(std::string_view token) const {
   QSAPI_ASSIGN_OR_RETURN(std::string hash, HashToken(token));
   for (const TokenEntry& e : entries_) {
     if (e.id != id) continue;
-    if (ConstantTimeEqual(ByteView(reinterpret_cast<const std::uint8_t*>(hash.data()), hash.size()),  // NOLINT
+    if (ConstantTimeEqual(ByteView(reinterpret_cast<const std::uint8_t*>(hash.data()), hash.size()),         // NOLINT
                           ByteView(reinterpret_cast<const std::uint8_t*>(e.hash.data()), e.hash.size()))) {  // NOLINT
       return e;
     }

@@ -1,13 +1,11 @@
 #include "qsapi/entropy/pool.h"
 
 #include <array>
-
-#include <gmock/gmock.h>
-#include <nlohmann/json.hpp>
-
 #include <sstream>
 #include <thread>
 
+#include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -244,7 +242,8 @@ TEST(EntropyPoolTest, DrbgFeederReportsAFailingPoolAndLogsOnce) {
   });
   DrbgFeeder feeder;
   QSAPI_ASSERT_OK(feeder.Start(pool, std::chrono::milliseconds(10)));
-  for (int i = 0; i < 500 && feeder.status().failures < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && feeder.status().failures < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   feeder.Stop();
   SetLogSink(nullptr);
   EXPECT_GE(feeder.status().failures, 3U);
@@ -259,16 +258,17 @@ TEST(EntropyPoolTest, MetricsAndJsonShowAFailedSource) {
   QSAPI_ASSERT_OK(pool->Draw(64));  // the source sticks inside this draw
   const std::string m = FormatPrometheusMetrics(*pool);
   EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"qrng0\",kind=\"qrng\",state=\"failed\"} 1\n"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"qrng0\",kind=\"qrng\",state=\"healthy\"} 0\n"),
             std::string::npos);
   EXPECT_NE(m.find("qsapi_entropy_source_health_failures_total{source=\"qrng0\",kind=\"qrng\"} 1\n"),
             std::string::npos);
-  EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"os\",kind=\"os\",state=\"healthy\"} 1\n"),
-            std::string::npos);
+  EXPECT_NE(m.find("qsapi_entropy_source_state{source=\"os\",kind=\"os\",state=\"healthy\"} 1\n"), std::string::npos);
   EXPECT_NE(m.find("qsapi_entropy_qrng_policy{policy=\"prefer\"} 1\n"), std::string::npos);
   EXPECT_EQ(m.find("qsapi_entropy_source_last_failure_timestamp_seconds{source=\"qrng0\",kind=\"qrng\"} 0\n"),
-            std::string::npos) << "the failure time must be set";
+            std::string::npos)
+      << "the failure time must be set";
   // Every sample line is "name{labels} value" and every family has HELP and TYPE.
   std::istringstream lines(m);
   std::string line;

@@ -7,7 +7,10 @@
 #include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,10 +24,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-
-#include <filesystem>
-#include <fstream>
-#include <memory>
 
 #include "common/internal/resolve.h"
 #include "entropy/internal/qrng_payload.h"
@@ -59,11 +58,12 @@ class TestPki {
     std::string san;
     for (const auto& d : o.dns) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
     for (const auto& i : o.ips) san += (san.empty() ? "" : ",") + std::string("IP:") + i;
-    X509* cert = NewCert(key, ca_key, ca, "qsapi test server", "critical,CA:FALSE", san, o.not_before_days,
-                         o.not_after_days);
+    X509* cert =
+        NewCert(key, ca_key, ca, "qsapi test server", "critical,CA:FALSE", san, o.not_before_days, o.not_after_days);
     WritePem(ca_file(), [&](BIO* b) { return PEM_write_bio_X509(b, ca); });
     WritePem(cert_file(), [&](BIO* b) { return PEM_write_bio_X509(b, cert); });
-    WritePem(key_file(), [&](BIO* b) { return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+    WritePem(key_file(),
+             [&](BIO* b) { return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
     X509_free(cert);
     X509_free(ca);
     EVP_PKEY_free(key);
@@ -303,7 +303,8 @@ std::string ExpectFailure(const HttpSourceOptions& o, std::size_t n, ErrorCode c
   EXPECT_EQ(s.error().code(), code) << s.error().ToString();
   EXPECT_EQ(out, std::vector<std::uint8_t>(n, 0)) << "buffer not wiped";
   EXPECT_NE(s.error().message().find("qrng-test"), std::string::npos) << s.error().message();
-  const std::string host = o.url.substr(o.url.find("://") + 3, o.url.find(':', o.url.find("://") + 3) - o.url.find("://") - 3);
+  const std::string host =
+      o.url.substr(o.url.find("://") + 3, o.url.find(':', o.url.find("://") + 3) - o.url.find("://") - 3);
   EXPECT_NE(s.error().message().find(host), std::string::npos) << s.error().message();
   EXPECT_EQ(s.error().message().find(kApiKey), std::string::npos) << "API key leaked";
   return s.error().message();
@@ -536,7 +537,8 @@ TEST(HttpSourceTls, AClassicalOnlyServiceIsWarnedAboutOnce) {
 }
 
 TEST(ResolveWithDeadline, ASlowResolverIsCutOffAtTheDeadline) {
-  const auto slow = [](const std::string&, const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
+  const auto slow = [](const std::string&,
+                       const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     return Unavailable("late");
   };
@@ -549,7 +551,8 @@ TEST(ResolveWithDeadline, ASlowResolverIsCutOffAtTheDeadline) {
 }
 
 TEST(ResolveWithDeadline, PendingLookupsAreBounded) {
-  const auto slow = [](const std::string&, const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
+  const auto slow = [](const std::string&,
+                       const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     return Unavailable("late");
   };
@@ -565,18 +568,19 @@ TEST(ResolveWithDeadline, PendingLookupsAreBounded) {
         "qrng.example", "443", std::chrono::steady_clock::now() + std::chrono::milliseconds(10), slow);
     EXPECT_EQ(r.error().code(), ErrorCode::kDeadlineExceeded);
   }
-  auto refused = qsapi::internal::ResolveWithDeadline(
-      "qrng.example", "443", std::chrono::steady_clock::now() + std::chrono::seconds(5), slow);
+  auto refused = qsapi::internal::ResolveWithDeadline("qrng.example", "443",
+                                                      std::chrono::steady_clock::now() + std::chrono::seconds(5), slow);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(refused.error().message().find("too many"), std::string::npos);
   EXPECT_EQ(drain(), 0) << "the workers must finish and free their slots";
-  QSAPI_EXPECT_OK(qsapi::internal::ResolveWithDeadline(
-      "localhost", "80", std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  QSAPI_EXPECT_OK(qsapi::internal::ResolveWithDeadline("localhost", "80",
+                                                       std::chrono::steady_clock::now() + std::chrono::seconds(5)));
 }
 
 TEST(ResolveWithDeadline, IpLiteralsNeedNoLookup) {
-  const auto never = [](const std::string&, const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
+  const auto never = [](const std::string&,
+                        const std::string&) -> Result<std::vector<qsapi::internal::ResolvedAddress>> {
     ADD_FAILURE() << "lookup called for an IP literal";
     return Unavailable("no");
   };

@@ -2,13 +2,13 @@
 // fault point (QSAPI_FAULT_POINT), and a loop of rotations and creations killed at random moments.
 // Afterwards the keystore must be consistent (Verify finds no problem), no key half-made, and
 // every key usable.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <random>
+#include <signal.h>
+#include <spawn.h>
 #include <thread>
 
 #include <gmock/gmock.h>

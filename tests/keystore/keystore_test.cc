@@ -1,13 +1,13 @@
 // The keystore against the real SoftHSM2 and SQLite: lifecycle, operations, rotation (manual,
 // usage-based, time-based), versions, bad input (each changing nothing), and no plaintext key
 // material on disk.
-#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sqlite3.h>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -243,7 +243,8 @@ TEST_F(KeystoreTest, ConcurrentEncryptionsRespectTheLimit) {
 }
 
 TEST_F(KeystoreTest, TimeBasedRotation) {
-  QSAPI_ASSERT_OK(ks_->Create("hourly", Type("XChaCha20-Poly1305"), KeyPolicy{.auto_rotate_period = std::chrono::seconds(1)}));
+  QSAPI_ASSERT_OK(
+      ks_->Create("hourly", Type("XChaCha20-Poly1305"), KeyPolicy{.auto_rotate_period = std::chrono::seconds(1)}));
   QSAPI_ASSERT_OK(ks_->Create("still", Type("XChaCha20-Poly1305")));
   auto due = ks_->RotateDue();
   QSAPI_ASSERT_OK(due);
@@ -440,7 +441,8 @@ TEST_F(KeystoreTest, NoPlaintextKeyMaterialReachesTheDisk) {
   auto recorder = std::make_shared<RecordingRandom>();
   crypto::SetRandomSource(recorder);
   for (const char* type : {"AES-256-GCM", "XChaCha20-Poly1305", "ML-KEM-768", "X-Wing", "ML-DSA-65"}) {
-    const std::string name = "k" + std::to_string(std::strlen(type)) + std::string(1, static_cast<char>(std::tolower(type[0])));
+    const std::string name =
+        "k" + std::to_string(std::strlen(type)) + std::string(1, static_cast<char>(std::tolower(type[0])));
     QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
     QSAPI_ASSERT_OK(ks_->Rotate(name));
   }

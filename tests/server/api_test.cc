@@ -1,5 +1,7 @@
 // The REST API v1 without the transport: authentication, authorisation (with audited denials),
 // every route, batches, clear errors, and the audit chain afterwards.
+#include "server/api.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,14 +10,13 @@
 #include <gmock/gmock.h>
 #include <nlohmann/json.hpp>
 
-#include "server/api.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -109,7 +110,8 @@ TEST_F(ApiTest, AuthenticationAndAuthorisation) {
 
 TEST_F(ApiTest, EncryptDecryptRewrapDatakeyAndBatches) {
   Ok(Call("POST", "/v1/keys", {{"name", "orders"}, {"type", "AES-256-GCM"}, {"deletion_allowed", true}}, admin_));
-  json ct = Ok(Call("POST", "/v1/encrypt/orders", {{"plaintext", "c2VjcmV0"}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
+  json ct =
+      Ok(Call("POST", "/v1/encrypt/orders", {{"plaintext", "c2VjcmV0"}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
   const std::string c1 = ct["ciphertext"];
   EXPECT_TRUE(c1.starts_with("qsapi:v1:")) << c1;
   json pt = Ok(Call("POST", "/v1/decrypt/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
@@ -118,12 +120,13 @@ TEST_F(ApiTest, EncryptDecryptRewrapDatakeyAndBatches) {
   EXPECT_EQ(bad.status, 400U);
   EXPECT_EQ(Code(bad), "AUTHENTICATION_FAILED");
   Ok(Call("POST", "/v1/keys/orders/rotate", json::object(), admin_));
-  json rewrapped = Ok(Call("POST", "/v1/rewrap/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
+  json rewrapped =
+      Ok(Call("POST", "/v1/rewrap/orders", {{"ciphertext", c1}, {"associated_data", "b3JkZXItMQ=="}}, admin_));
   EXPECT_TRUE(rewrapped["ciphertext"].get<std::string>().starts_with("qsapi:v2:"));
   // Batch: each item on its own.
-  json batch = Ok(Call("POST", "/v1/encrypt/orders",
-                       {{"batch", {{{"plaintext", "YQ=="}}, {{"plaintext", "not base64!"}}, {{"plaintext", "Yg=="}}}}},
-                       admin_));
+  json batch =
+      Ok(Call("POST", "/v1/encrypt/orders",
+              {{"batch", {{{"plaintext", "YQ=="}}, {{"plaintext", "not base64!"}}, {{"plaintext", "Yg=="}}}}}, admin_));
   ASSERT_EQ(batch["batch"].size(), 3U);
   EXPECT_TRUE(batch["batch"][0].contains("ciphertext"));
   EXPECT_EQ(batch["batch"][1]["error"]["code"], "INVALID_ARGUMENT");
@@ -146,7 +149,8 @@ TEST_F(ApiTest, EncryptDecryptRewrapDatakeyAndBatches) {
 TEST_F(ApiTest, SignVerifyKemRandomHealthMetrics) {
   Ok(Call("POST", "/v1/keys", {{"name", "release"}, {"type", "ML-DSA-65"}}, admin_));
   json sig = Ok(Call("POST", "/v1/sign/release", {{"message", "bWVzc2FnZQ=="}}, admin_));
-  json ok = Ok(Call("POST", "/v1/verify/release", {{"message", "bWVzc2FnZQ=="}, {"signature", sig["signature"]}}, admin_));
+  json ok =
+      Ok(Call("POST", "/v1/verify/release", {{"message", "bWVzc2FnZQ=="}, {"signature", sig["signature"]}}, admin_));
   EXPECT_EQ(ok["valid"], true);
   json no = Ok(Call("POST", "/v1/verify/release", {{"message", "b3RoZXI="}, {"signature", sig["signature"]}}, admin_));
   EXPECT_EQ(no["valid"], false);
@@ -203,7 +207,8 @@ namespace {
 // docs/openapi.json must list exactly the server's routes, and a call to each route it lists must
 // reach a handler and answer with a status the document declares for that operation.
 TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
-  const json doc = json::parse(testing::ReadFile(std::filesystem::path(QSAPI_TEST_DATA_DIR) / ".." / ".." / "docs" / "openapi.json"));
+  const json doc = json::parse(
+      testing::ReadFile(std::filesystem::path(QSAPI_TEST_DATA_DIR) / ".." / ".." / "docs" / "openapi.json"));
   std::set<std::string> documented;
   for (const auto& [path, ops] : doc["paths"].items()) {
     for (const auto& [method, op] : ops.items()) {

@@ -1,5 +1,7 @@
 // The audit log's hash chain: appends continue across reopen; an edited, removed, reordered,
 // inserted or truncated line is detected and named.
+#include "server/audit_log.h"
+
 #include <unistd.h>
 
 #include <fstream>
@@ -7,7 +9,6 @@
 
 #include <gmock/gmock.h>
 
-#include "server/audit_log.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {
@@ -26,8 +27,13 @@ class AuditLogTest : public ::testing::Test {
     auto log = AuditLog::Open(path_);
     ASSERT_TRUE(log.ok()) << log.error().ToString();
     for (int i = 0; i < n; ++i) {
-      QSAPI_ASSERT_OK((*log)->Append({.who = "admin", .action = "encrypt", .key = "orders", .version = 1,
-                                      .result = "ok", .request_id = "r" + std::to_string(i), .detail = ""}));
+      QSAPI_ASSERT_OK((*log)->Append({.who = "admin",
+                                      .action = "encrypt",
+                                      .key = "orders",
+                                      .version = 1,
+                                      .result = "ok",
+                                      .request_id = "r" + std::to_string(i),
+                                      .detail = ""}));
     }
   }
   std::vector<std::string> Lines() {

@@ -1,7 +1,8 @@
 // qsapid's configuration: a full file parses; every kind of mistake names the key (and line).
+#include "server/config.h"
+
 #include <gmock/gmock.h>
 
-#include "server/config.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {
@@ -92,20 +93,31 @@ TEST(ConfigTest, MistakesNameTheKey) {
   const BadCase cases[] = {
       {"data_dir = \"/d\"\n[server]\nlisten = \"nohostport\"\n", "server.listen: expected \"host:port\""},
       {"data_dir = \"/d\"\n[server]\nlisten = \"h:99999\"\n", "server.listen: expected a port"},
-      {"data_dir = \"/d\"\n[server]\nprofile = \"fast\"\n", "server.profile: expected one of default, cnsa2, got \"fast\""},
+      {"data_dir = \"/d\"\n[server]\nprofile = \"fast\"\n",
+       "server.profile: expected one of default, cnsa2, got \"fast\""},
       {"data_dir = \"/d\"\n[server]\nthreads = 0\n", "server.threads: expected 1..256, got 0"},
       {"data_dir = \"/d\"\n[server]\nthreads = \"4\"\n", "server.threads: expected an integer"},
       {"data_dir = \"/d\"\n[server]\nlisten_port = 1\n", "server.listen_port: unknown key"},
       {"data_dir = \"/d\"\n[sever]\n", "sever: unknown key"},
-      {"data_dir = \"/d\"\n[keystore]\npin_file = \"a\"\npin_env = \"B\"\n", "keystore.pin_env: give pin_file or pin_env, not both"},
+      {"data_dir = \"/d\"\n[keystore]\npin_file = \"a\"\npin_env = \"B\"\n",
+       "keystore.pin_env: give pin_file or pin_env, not both"},
       {"data_dir = \"/d\"\n[entropy]\nqrng = \"sometimes\"\n", "entropy.qrng: expected one of off, prefer, require"},
       {"data_dir = \"/d\"\n[[entropy.device]]\nmin_entropy = 7\n", "entropy.device[0].path: is required"},
-      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/x\"\nmin_entropy = 9\n", "entropy.device[0].min_entropy: expected a number in"},
-      {"data_dir = \"/d\"\n[[entropy.http]]\nurl = \"https://q\"\napi_key = \"s3cret\"\n", "entropy.http[0].api_key: API keys are not written in the config"},
-      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/a\"\nid = \"q\"\n[[entropy.device]]\npath = \"/b\"\nid = \"q\"\n", "entropy.device[1].id: \"q\" is used twice"},
-      {"data_dir = \"/d\"\n[[kme]]\nname = \"k\"\nurl = \"http://k\"\nsae_id = \"S\"\ncert_file = \"c\"\nkey_file = \"k\"\nca_file = \"a\"\n", "kme[0].url: must start with https://"},
-      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\n", "peer[0].kme: is required when qkd is prefer or require"},
-      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\nkme = \"nope\"\nremote_sae_id = \"S\"\n", "peer[0].kme: names no [[kme]]"},
+      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/x\"\nmin_entropy = 9\n",
+       "entropy.device[0].min_entropy: expected a number in"},
+      {"data_dir = \"/d\"\n[[entropy.http]]\nurl = \"https://q\"\napi_key = \"s3cret\"\n",
+       "entropy.http[0].api_key: API keys are not written in the config"},
+      {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/a\"\nid = \"q\"\n[[entropy.device]]\npath = \"/b\"\nid = "
+       "\"q\"\n",
+       "entropy.device[1].id: \"q\" is used twice"},
+      {"data_dir = \"/d\"\n[[kme]]\nname = \"k\"\nurl = \"http://k\"\nsae_id = \"S\"\ncert_file = \"c\"\nkey_file = "
+       "\"k\"\nca_file = \"a\"\n",
+       "kme[0].url: must start with https://"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\n",
+       "peer[0].kme: is required when qkd is prefer or require"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\nkme = "
+       "\"nope\"\nremote_sae_id = \"S\"\n",
+       "peer[0].kme: names no [[kme]]"},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
   };

@@ -1,4 +1,6 @@
 // API tokens: shown once, stored hashed, checked in constant time, bound to a policy, revocable.
+#include "server/tokens.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -6,7 +8,6 @@
 
 #include <gmock/gmock.h>
 
-#include "server/tokens.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {

@@ -50,8 +50,8 @@ std::string_view KeyPurposeName(KeyPurpose purpose) noexcept;  // "encrypt", "ke
 // KeyType is one algorithm of the crypto core.
 struct KeyType {
   KeyPurpose purpose = KeyPurpose::kEncrypt;
-  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kAes256Gcm;     // kEncrypt
-  crypto::KemAlgorithm kem = crypto::KemAlgorithm::kXWing;            // kKem
+  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kAes256Gcm;         // kEncrypt
+  crypto::KemAlgorithm kem = crypto::KemAlgorithm::kXWing;                // kKem
   crypto::SignatureAlgorithm sig = crypto::SignatureAlgorithm::kMlDsa65;  // kSign
   friend bool operator==(const KeyType&, const KeyType&) = default;
 };
@@ -105,10 +105,10 @@ struct TokenOptions {
 
 struct KeystoreOptions {
   TokenOptions token;
-  std::filesystem::path database;  // the SQLite file
-  std::chrono::seconds cache_ttl{30};   // how long unwrapped material stays in memory after use
+  std::filesystem::path database;      // the SQLite file
+  std::chrono::seconds cache_ttl{30};  // how long unwrapped material stays in memory after use
   std::size_t cache_max_entries = 256;
-  std::string actor = "local";          // who the audit trail names for operations of this handle
+  std::string actor = "local";  // who the audit trail names for operations of this handle
 };
 
 // EmbeddedLayout is the default under a data directory: SoftHSM2 config and token directory, the

@@ -21,7 +21,7 @@ namespace qsapi::keystore::internal {
 struct KeyRow {
   std::string name;
   KeyId id{};
-  std::string type;  // KeyTypeName
+  std::string type;          // KeyTypeName
   std::int64_t created = 0;  // unix seconds
   std::int64_t rotated = 0;
   std::uint32_t current_version = 0;
