@@ -266,6 +266,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write() {
+    // A stop that began while the answer was delayed still closes the connection after it.
+    if (server_->stopping_ && res_.keep_alive()) res_.keep_alive(false);
     beast::get_lowest_layer(stream_).expires_after(opt().request_timeout);
     http::async_write(stream_, res_, [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) {
       SecureZero(self->res_.body().data(), self->res_.body().size());
