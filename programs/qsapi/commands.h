@@ -29,6 +29,8 @@ std::string Hex(ByteView bytes);
 
 void RegisterSelfTestCommand(CLI::App& app);
 void RegisterEntropyCommands(CLI::App& app);
+void RegisterKmeSimCommand(CLI::App& app);
+void RegisterQkdCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

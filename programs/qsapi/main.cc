@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print the version and the OpenSSL version, then exit");
   qsapi::cli::RegisterSelfTestCommand(app);
   qsapi::cli::RegisterEntropyCommands(app);
+  qsapi::cli::RegisterKmeSimCommand(app);
+  qsapi::cli::RegisterQkdCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {
