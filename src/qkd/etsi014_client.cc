@@ -389,6 +389,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
                                                      std::to_string(o_.connect_timeout.count()) + " ms");
     }
     if (ec) return Unavailable("KME " + url_.display + ": cannot connect: " + ec.message());
+    ErrorCodeT nodelay_ec;  // best effort: no Nagle delay on small requests
+    stream->next_layer().set_option(tcp::no_delay(true), nodelay_ec);
     ec = Await(
         ioc_, deadline, [&](auto finish) { stream->async_handshake(asio::ssl::stream_base::client, finish); },
         [&] {

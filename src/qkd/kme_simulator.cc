@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -70,6 +71,8 @@ struct Reservation {
   std::string slave;
   SecretBytes key;
 };
+
+using Clock = std::chrono::steady_clock;
 
 class Simulator final : public KmeSimulator {
  public:
@@ -149,6 +152,7 @@ class Simulator final : public KmeSimulator {
 
   std::uint64_t reserved_key_count() override {
     std::lock_guard lock(mu_);
+    ExpireReservations();
     return reserved_.size();
   }
 
@@ -201,8 +205,18 @@ class Simulator final : public KmeSimulator {
     pool_ = std::min(static_cast<double>(o_.max_key_count), pool_ + seconds * o_.keys_per_second);
   }
 
+  // ExpireReservations discards (and wipes) reservations older than reservation_ttl. Caller holds mu_.
+  void ExpireReservations() {
+    const auto cutoff = Clock::now() - o_.reservation_ttl;
+    while (!expiry_.empty() && expiry_.front().first <= cutoff) {
+      reserved_.erase(expiry_.front().second);  // a no-op when the slave fetched it already
+      expiry_.pop_front();
+    }
+  }
+
   HttpResponse Handle(int kme, const HttpRequest& req) {
     std::lock_guard lock(mu_);
+    ExpireReservations();
     HttpResponse r = Route(kme, req);
     r.delay = o_.faults.latency;
     return r;
@@ -314,6 +328,7 @@ class Simulator final : public KmeSimulator {
     for (std::uint32_t i = 0; i < kr.number; ++i) {
       QkdKey k{RandomUuid(), RandomKey(size / 8)};
       reserved_.emplace(k.key_id, Reservation{master, slave, k.key.Clone()});
+      expiry_.emplace_back(Clock::now(), k.key_id);
       keys.push_back(std::move(k));
     }
     return Json(200, internal::KeyContainerJson(keys));
@@ -367,6 +382,7 @@ class Simulator final : public KmeSimulator {
   double pool_ = 0;
   std::chrono::steady_clock::time_point last_refill_;
   std::map<std::string, Reservation> reserved_;
+  std::deque<std::pair<Clock::time_point, std::string>> expiry_;  // reservation times, oldest first
 };
 
 }  // namespace

@@ -60,6 +60,9 @@ struct KmeSimulatorOptions {
   std::uint64_t max_key_count = 1000;
   std::uint64_t initial_key_count = 1000;
   double keys_per_second = 100;
+  // Keys a master reserved and its slave never fetched are discarded after this long (real KMEs
+  // do the same); it also bounds the simulator's memory.
+  std::chrono::seconds reservation_ttl{600};
   // TLS of the KMEs: 1.2 and 1.3; hybrid PQ groups first, classical ones for classical clients.
   pki::TlsVersion min_tls_version = pki::TlsVersion::kTls12;
   std::string groups = std::string(pki::kKmeClientGroups);
