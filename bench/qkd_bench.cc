@@ -83,6 +83,7 @@ void BM_Baseline_HttpsRoundTrip(benchmark::State& state) {
   so.tls.certificate_file = f.kme_a_cert.string();
   so.tls.private_key_file = f.kme_a_key.string();
   so.tls.ca_file = f.ca.string();
+  so.max_requests_per_connection = std::size_t{1} << 40;  // one connection for the whole run
   auto server = qsapi::net::HttpsServer::Start(so, [](const qsapi::net::HttpRequest&) {
                   qsapi::net::HttpResponse r;
                   r.body = R"({"message":"ok"})";
