@@ -3,11 +3,10 @@
 // It writes the CA, the KME server certificates and the SAE client certificates and keys to --dir
 // (keys mode 0600), prints the URLs, SAE IDs and file paths, and serves. Any ETSI 014 client can
 // use the files; `qsapi qkd ...` is one.
-#include <pthread.h>
-
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <pthread.h>
 #include <string>
 #include <vector>
 

@@ -97,8 +97,8 @@ void GetKey(const QkdFlags& f, const std::string& slave, std::uint32_t number, s
   PrintKeys(*keys, show);
 }
 
-void GetKeyWithId(const QkdFlags& f, const std::string& master, const std::vector<std::string>& ids,
-                  std::uint32_t size, bool use_get, bool show) {
+void GetKeyWithId(const QkdFlags& f, const std::string& master, const std::vector<std::string>& ids, std::uint32_t size,
+                  bool use_get, bool show) {
   auto client = MakeClient(f);
   if (!client.ok()) return Fail("qkd get-key-with-id", client.error());
   auto keys = (*client)->GetKeyWithKeyIds(master, ids, size, use_get);

@@ -137,7 +137,8 @@ class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl>
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<HttpsServer::Impl> server, tcp::socket socket)
-      : server_(std::move(server)), stream_(beast::tcp_stream(std::move(socket)), server_->ssl_),
+      : server_(std::move(server)),
+        stream_(beast::tcp_stream(std::move(socket)), server_->ssl_),
         delay_(stream_.get_executor()) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -254,8 +255,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(http::field::content_type, out.content_type);
     for (const auto& [name, value] : out.headers) res_.set(name, value);
     res_.body() = std::move(out.body);
-    res_.keep_alive(keep_alive && !out.close && !server_->stopping_ &&
-                    requests_ < opt().max_requests_per_connection);
+    res_.keep_alive(keep_alive && !out.close && !server_->stopping_ && requests_ < opt().max_requests_per_connection);
     res_.prepare_payload();
     if (out.delay.count() > 0) {
       beast::get_lowest_layer(stream_).expires_after(opt().request_timeout + out.delay);

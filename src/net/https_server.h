@@ -40,10 +40,10 @@ namespace qsapi::net {
 
 // HttpRequest is one parsed request and what TLS established about its connection.
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as sent: "/api/v1/keys/SAE-B/enc_keys?number=2"
-  std::string path;    // target before '?', still percent-encoded
-  std::string query;   // target after '?', still percent-encoded; "" when none
+  std::string method;                                        // "GET", "POST", ...
+  std::string target;                                        // as sent: "/api/v1/keys/SAE-B/enc_keys?number=2"
+  std::string path;                                          // target before '?', still percent-encoded
+  std::string query;                                         // target after '?', still percent-encoded; "" when none
   std::vector<std::pair<std::string, std::string>> headers;  // names as sent
   std::string body;
   std::string peer_common_name;  // CN of the verified client certificate; "" when none was presented

@@ -5,16 +5,18 @@
 // keyUsage, extendedKeyUsage, subjectAltName, subjectKeyIdentifier, authorityKeyIdentifier.
 // DNS names and IP addresses are validated before they reach the configuration string, so that a
 // name cannot inject another extension value (a comma in "a,IP:1.2.3.4" would).
-#include <arpa/inet.h>
-#include <fcntl.h>
+#include "qsapi/pki/pki.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <string>
 #include <utility>
 
@@ -26,7 +28,6 @@
 #include <openssl/x509v3.h>
 
 #include "pki/internal/pki_util.h"
-#include "qsapi/pki/pki.h"
 
 namespace qsapi::pki {
 namespace internal {
@@ -102,14 +103,10 @@ using X509ExtPtr = std::unique_ptr<X509_EXTENSION, internal::Deleter<X509_EXTENS
 
 const char* OpenSslName(KeyAlgorithm a) {
   switch (a) {
-    case KeyAlgorithm::kEcdsaP256:
-      return "EC";
-    case KeyAlgorithm::kMlDsa44:
-      return "ML-DSA-44";
-    case KeyAlgorithm::kMlDsa65:
-      return "ML-DSA-65";
-    case KeyAlgorithm::kMlDsa87:
-      return "ML-DSA-87";
+    case KeyAlgorithm::kEcdsaP256: return "EC";
+    case KeyAlgorithm::kMlDsa44: return "ML-DSA-44";
+    case KeyAlgorithm::kMlDsa65: return "ML-DSA-65";
+    case KeyAlgorithm::kMlDsa87: return "ML-DSA-87";
   }
   return "?";
 }
@@ -159,7 +156,8 @@ Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value)
 
 // NewCertificate creates an unsigned v3 certificate with a random serial, the subject CN, the
 // public key of `subject_key` and the validity period.
-Result<X509Ptr> NewCertificate(std::string_view common_name, const EVP_PKEY* subject_key, std::chrono::seconds validity) {
+Result<X509Ptr> NewCertificate(std::string_view common_name, const EVP_PKEY* subject_key,
+                               std::chrono::seconds validity) {
   if (common_name.empty() || common_name.size() > 64) {
     return InvalidArgument("a certificate's common name must have 1 to 64 characters");
   }
@@ -180,8 +178,8 @@ Result<X509Ptr> NewCertificate(std::string_view common_name, const EVP_PKEY* sub
   X509_NAME* name = X509_get_subject_name(cert.get());
   const std::string cn(common_name);
   // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): OpenSSL takes unsigned char.
-  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
-                                 -1, 0) != 1) {
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                                 0) != 1) {
     return InvalidArgument("cannot use \"" + cn + "\" as a common name" + OpenSslReason());
   }
   // X509_set_pubkey takes a non-const key but only reads (and up-refs) it.
@@ -243,14 +241,10 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
 
 std::string_view KeyAlgorithmName(KeyAlgorithm algorithm) noexcept {
   switch (algorithm) {
-    case KeyAlgorithm::kEcdsaP256:
-      return "ecdsa-p256";
-    case KeyAlgorithm::kMlDsa44:
-      return "mldsa44";
-    case KeyAlgorithm::kMlDsa65:
-      return "mldsa65";
-    case KeyAlgorithm::kMlDsa87:
-      return "mldsa87";
+    case KeyAlgorithm::kEcdsaP256: return "ecdsa-p256";
+    case KeyAlgorithm::kMlDsa44: return "mldsa44";
+    case KeyAlgorithm::kMlDsa65: return "mldsa65";
+    case KeyAlgorithm::kMlDsa87: return "mldsa87";
   }
   return "?";
 }
@@ -267,9 +261,8 @@ Result<KeyAlgorithm> ParseKeyAlgorithm(std::string_view name) {
 // --- PrivateKey ---
 
 Result<PrivateKey> PrivateKey::Generate(KeyAlgorithm algorithm) {
-  EVP_PKEY* raw = algorithm == KeyAlgorithm::kEcdsaP256
-                      ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
-                      : EVP_PKEY_Q_keygen(nullptr, nullptr, OpenSslName(algorithm));
+  EVP_PKEY* raw = algorithm == KeyAlgorithm::kEcdsaP256 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
+                                                        : EVP_PKEY_Q_keygen(nullptr, nullptr, OpenSslName(algorithm));
   if (raw == nullptr) {
     return Internal("cannot generate a " + std::string(KeyAlgorithmName(algorithm)) + " key" + OpenSslReason());
   }
@@ -342,7 +335,8 @@ Certificate::~Certificate() { X509_free(x509_); }
 
 Result<std::string> Certificate::ToPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), x509_) != 1) return Internal("cannot encode a certificate" + OpenSslReason());
+  if (!bio || PEM_write_bio_X509(bio.get(), x509_) != 1)
+    return Internal("cannot encode a certificate" + OpenSslReason());
   const char* data = nullptr;
   const long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int)
   return std::string(data, static_cast<std::size_t>(len));
@@ -397,15 +391,16 @@ Result<Certificate> IssueCertificate(const Certificate& issuer, const PrivateKey
     if (!IsIpAddress(ip)) return InvalidArgument("\"" + ip + "\" is not an IPv4 or IPv6 address");
     san += (san.empty() ? "IP:" : ",IP:") + ip;
   }
-  QSAPI_ASSIGN_OR_RETURN(X509Ptr cert, NewCertificate(profile.common_name, subject_key.native_handle(), profile.validity));
+  QSAPI_ASSIGN_OR_RETURN(X509Ptr cert,
+                         NewCertificate(profile.common_name, subject_key.native_handle(), profile.validity));
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer.native_handle())) != 1) {
     return Internal("cannot set the issuer name" + OpenSslReason());
   }
   X509* ca = issuer.native_handle();
   QSAPI_RETURN_IF_ERROR(AddExtension(cert.get(), ca, NID_basic_constraints, "critical,CA:FALSE"));
   const bool ec = subject_key.algorithm() == KeyAlgorithm::kEcdsaP256;
-  QSAPI_RETURN_IF_ERROR(
-      AddExtension(cert.get(), ca, NID_key_usage, ec ? "critical,digitalSignature,keyAgreement" : "critical,digitalSignature"));
+  QSAPI_RETURN_IF_ERROR(AddExtension(cert.get(), ca, NID_key_usage,
+                                     ec ? "critical,digitalSignature,keyAgreement" : "critical,digitalSignature"));
   std::string eku;
   if (profile.server_auth) eku = "serverAuth";
   if (profile.client_auth) eku += eku.empty() ? "clientAuth" : ",clientAuth";
@@ -431,8 +426,8 @@ Status WriteCertificatePem(const std::filesystem::path& path, const std::vector<
     pem += one;
   }
   // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
-  return WriteFileAtomically(path, ByteView(reinterpret_cast<const std::uint8_t*>(pem.data()), pem.size()), 0644,
-                             true, "certificate file");
+  return WriteFileAtomically(path, ByteView(reinterpret_cast<const std::uint8_t*>(pem.data()), pem.size()), 0644, true,
+                             "certificate file");
 }
 
 Result<PrivateKey> ReadPrivateKeyPem(const std::filesystem::path& path) {

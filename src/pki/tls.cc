@@ -3,9 +3,10 @@
 // Private keys are loaded through ReadSecretFile (mode 0600 enforced, bytes in secret memory and
 // wiped) rather than SSL_CTX_use_PrivateKey_file, which would read the file into ordinary heap.
 // Any key type OpenSSL accepts is allowed here (a KME may hand out RSA or P-384 SAE keys).
-#include <arpa/inet.h>
+#include "qsapi/pki/tls.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 #include <string>
 
@@ -17,7 +18,6 @@
 
 #include "pki/internal/pki_util.h"
 #include "qsapi/pki/pki.h"
-#include "qsapi/pki/tls.h"
 
 namespace qsapi::pki {
 namespace {
@@ -81,9 +81,7 @@ Status ConfigureServerContext(ssl_ctx_st* ctx, const TlsOptions& options) {
   QSAPI_RETURN_IF_ERROR(ApplyCommon(ctx, options, "server"));
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   switch (options.verify_peer) {
-    case PeerVerification::kNone:
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-      break;
+    case PeerVerification::kNone: SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr); break;
     case PeerVerification::kOptional:
     case PeerVerification::kRequired: {
       if (options.ca_file.empty()) {
@@ -108,8 +106,8 @@ Status ConfigureClientConnection(ssl_st* ssl, std::string_view host, bool verify
   const bool is_ip = ::inet_pton(AF_INET, h.c_str(), buf) == 1 || ::inet_pton(AF_INET6, h.c_str(), buf) == 1;
   if (verify_host) {
     // SSL_set1_host matches DNS names; IP literals go through the verify parameters as addresses.
-    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str())
-                         : SSL_set1_host(ssl, h.c_str());
+    const int ok =
+        is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str()) : SSL_set1_host(ssl, h.c_str());
     if (ok != 1) return Internal("TLS client: cannot set the host name to check" + OpenSslReason());
   }
   // SNI carries host names only (RFC 6066, section 3), never IP literals. SSL_set_tlsext_host_name

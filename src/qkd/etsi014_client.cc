@@ -51,9 +51,9 @@ using SslStream = asio::ssl::stream<tcp::socket>;
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 
 struct KmeUrl {
-  std::string host;     // without brackets
-  std::string port;     // decimal
-  std::string prefix;   // path before /api/v1, without a trailing '/'
+  std::string host;    // without brackets
+  std::string port;    // decimal
+  std::string prefix;  // path before /api/v1, without a trailing '/'
   std::string host_header;
   std::string display;  // https://host:port/prefix
 };
@@ -228,7 +228,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
       body = internal::KeyRequestJson(request);
     }
     std::lock_guard lock(mu_);
-    QSAPI_ASSIGN_OR_RETURN(std::string reply, Call(request.use_get ? http::verb::get : http::verb::post, target, body, call));
+    QSAPI_ASSIGN_OR_RETURN(std::string reply,
+                           Call(request.use_get ? http::verb::get : http::verb::post, target, body, call));
     internal::KeyContainerExpectation expect;
     expect.number = request.number;
     expect.size_bits = request.size;
@@ -299,7 +300,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
       }
       if (!Retryable(*failure) || attempt >= o_.max_attempts) {
         if (attempt > 1 && Retryable(*failure)) {
-          return Error(failure->code(), failure->message() + " (gave up after " + std::to_string(attempt) + " attempts)");
+          return Error(failure->code(),
+                       failure->message() + " (gave up after " + std::to_string(attempt) + " attempts)");
         }
         return *failure;
       }
@@ -327,15 +329,11 @@ class Etsi014ClientImpl final : public Etsi014Client {
           return Error(ErrorCode::kResourceExhausted, text + " - the KME has not enough keys; try again later");
         }
         return InvalidArgument(text + " - the KME rejected the request");
-      case 401:
-        return Error(ErrorCode::kPermissionDenied, text + " - unauthorised: this SAE may not make this call");
-      case 403:
-        return Error(ErrorCode::kPermissionDenied, text + " - forbidden");
-      case 404:
-        return Error(ErrorCode::kNotFound, text + " - not found");
+      case 401: return Error(ErrorCode::kPermissionDenied, text + " - unauthorised: this SAE may not make this call");
+      case 403: return Error(ErrorCode::kPermissionDenied, text + " - forbidden");
+      case 404: return Error(ErrorCode::kNotFound, text + " - not found");
       case 409:
-      case 412:
-        return FailedPrecondition(text + " - the KME is not ready for this request (conflict / precondition)");
+      case 412: return FailedPrecondition(text + " - the KME is not ready for this request (conflict / precondition)");
       case 500:
       case 502:
       case 503:
@@ -344,8 +342,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
           return Error(ErrorCode::kResourceExhausted, text + " - the KME has not enough keys; try again later");
         }
         return Unavailable(text + " - KME server error");
-      default:
-        return Error(ErrorCode::kDataLoss, text + " - an HTTP status the ETSI 014 API does not use");
+      default: return Error(ErrorCode::kDataLoss, text + " - an HTTP status the ETSI 014 API does not use");
     }
   }
 
@@ -370,7 +367,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
           });
         },
         [&] { resolver.cancel(); });
-    if (ec == asio::error::timed_out) return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": resolving the host timed out");
+    if (ec == asio::error::timed_out)
+      return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": resolving the host timed out");
     if (ec) return Unavailable("KME " + url_.display + ": cannot resolve the host: " + ec.message());
 
     auto stream = std::make_unique<SslStream>(ioc_, ssl_);
@@ -401,8 +399,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
       const std::string verify = pki::VerifyErrorText(stream->native_handle());
       ERR_clear_error();
       if (!verify.empty()) {
-        return FailedPrecondition("KME " + url_.display + ": TLS certificate verification of the KME failed: " + verify +
-                                  " (check ca_file and the host name in kme_url)");
+        return FailedPrecondition("KME " + url_.display + ": TLS certificate verification of the KME failed: " +
+                                  verify + " (check ca_file and the host name in kme_url)");
       }
       if (ec == asio::error::timed_out) {
         return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": no TLS handshake within " +
@@ -440,9 +438,9 @@ class Etsi014ClientImpl final : public Etsi014Client {
     const std::string reason = SslReason(ec);
     ERR_clear_error();
     if (reason.find("certificate") != std::string::npos || reason.find("alert") != std::string::npos) {
-      return Error(ErrorCode::kPermissionDenied, "KME " + url_.display + ": the KME refused the TLS session during " +
-                                                     std::string(step) + ": " + reason +
-                                                     " (is this SAE's client certificate issued by a CA the KME trusts?)");
+      return Error(ErrorCode::kPermissionDenied,
+                   "KME " + url_.display + ": the KME refused the TLS session during " + std::string(step) + ": " +
+                       reason + " (is this SAE's client certificate issued by a CA the KME trusts?)");
     }
     return Unavailable("KME " + url_.display + ": " + std::string(step) + " failed: " + reason);
   }
@@ -457,7 +455,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
         QSAPI_RETURN_IF_ERROR(Connect(std::min(Clock::now() + o_.connect_timeout, total_deadline)));
       }
       bool stale = false;
-      Result<HttpReply> reply = SendReceive(verb, target, body, call, std::min(Clock::now() + o_.request_timeout, total_deadline), stale);
+      Result<HttpReply> reply =
+          SendReceive(verb, target, body, call, std::min(Clock::now() + o_.request_timeout, total_deadline), stale);
       if (!reply.ok()) Drop();
       if (reply.ok() || !(reused && stale)) return reply;
     }
@@ -511,7 +510,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     const bool nothing_read = buffer.size() == 0 && !parser.got_some();
     if (!ec && parser.content_length() && *parser.content_length() > o_.max_response_bytes) {
       wipe();
-      return Error(ErrorCode::kDataLoss, Who(call) + ": the response announces " + std::to_string(*parser.content_length()) +
+      return Error(ErrorCode::kDataLoss, Who(call) + ": the response announces " +
+                                             std::to_string(*parser.content_length()) +
                                              " bytes, more than the limit of " + std::to_string(o_.max_response_bytes));
     }
     if (!ec && !parser.is_done()) {
@@ -525,8 +525,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     if (ec) {
       wipe();
       if (ec == asio::error::timed_out) {
-        return Error(ErrorCode::kDeadlineExceeded, Who(call) + ": no complete response within " +
-                                                       std::to_string(o_.request_timeout.count()) + " ms");
+        return Error(ErrorCode::kDeadlineExceeded,
+                     Who(call) + ": no complete response within " + std::to_string(o_.request_timeout.count()) + " ms");
       }
       if (ec == http::error::body_limit) {
         return Error(ErrorCode::kDataLoss, Who(call) + ": the response body exceeds the limit of " +

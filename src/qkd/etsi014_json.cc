@@ -173,11 +173,11 @@ Result<KmeStatus> ParseStatus(std::string_view body) {
                                       {"max_SAE_ID_count", IsUnsigned},
                                       {"status_extension", IsObject}},
                                      kWhat, kCode));
-  QSAPI_RETURN_IF_ERROR(Require(doc,
-                                {"source_KME_ID", "target_KME_ID", "master_SAE_ID", "slave_SAE_ID", "key_size",
-                                 "stored_key_count", "max_key_count", "max_key_per_request", "max_key_size",
-                                 "min_key_size"},
-                                kWhat, kCode));
+  QSAPI_RETURN_IF_ERROR(
+      Require(doc,
+              {"source_KME_ID", "target_KME_ID", "master_SAE_ID", "slave_SAE_ID", "key_size", "stored_key_count",
+               "max_key_count", "max_key_per_request", "max_key_size", "min_key_size"},
+              kWhat, kCode));
   KmeStatus s;
   s.source_kme_id = doc["source_KME_ID"].get<std::string>();
   s.target_kme_id = doc["target_KME_ID"].get<std::string>();
@@ -254,7 +254,8 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
     ordered.reserve(out.size());
     for (const std::string& want : expect.key_ids) {
       const std::string w = Lower(want);
-      auto it = std::find_if(out.begin(), out.end(), [&](const QkdKey& q) { return !q.key.empty() && Lower(q.key_id) == w; });
+      auto it =
+          std::find_if(out.begin(), out.end(), [&](const QkdKey& q) { return !q.key.empty() && Lower(q.key_id) == w; });
       if (it == out.end()) return Error(kCode, "the KME did not return key_ID " + want + " (it returned other keys)");
       ordered.push_back(QkdKey{want, std::move(it->key)});
     }
@@ -337,7 +338,8 @@ Result<std::vector<std::string>> ParseKeyIds(std::string_view body) {
   std::vector<std::string> ids;
   for (const Json& k : doc["key_IDs"]) {
     if (!k.is_object()) return Error(kCode, "key_IDs must hold objects");
-    QSAPI_RETURN_IF_ERROR(CheckMembers(k, {{"key_ID", IsString}, {"key_ID_extension", IsObject}}, "a key_IDs entry", kCode));
+    QSAPI_RETURN_IF_ERROR(
+        CheckMembers(k, {{"key_ID", IsString}, {"key_ID_extension", IsObject}}, "a key_IDs entry", kCode));
     QSAPI_RETURN_IF_ERROR(Require(k, {"key_ID"}, "a key_IDs entry", kCode));
     const auto& id = k["key_ID"].get_ref<const std::string&>();
     if (!IsValidKeyId(id)) return Error(kCode, "key_ID \"" + Printable(id, 40) + "\" is not a UUID");

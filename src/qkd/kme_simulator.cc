@@ -113,8 +113,8 @@ class Simulator final : public KmeSimulator {
       so.bind_address = o_.bind_address;
       so.port = i == 0 ? o_.port_a : o_.port_b;
       // ML-DSA certificates exist in TLS 1.3 only.
-      so.tls.min_version = o_.cert_algorithm == pki::KeyAlgorithm::kEcdsaP256 ? o_.min_tls_version
-                                                                               : pki::TlsVersion::kTls13;
+      so.tls.min_version =
+          o_.cert_algorithm == pki::KeyAlgorithm::kEcdsaP256 ? o_.min_tls_version : pki::TlsVersion::kTls13;
       so.tls.max_version = pki::TlsVersion::kTls13;
       so.tls.groups = o_.groups;
       so.tls.certificate_file = (i == 0 ? files_.kme_a_cert : files_.kme_b_cert).string();
@@ -126,8 +126,8 @@ class Simulator final : public KmeSimulator {
       Result<std::unique_ptr<net::HttpsServer>> server =
           net::HttpsServer::Start(so, [this, i](const HttpRequest& req) { return Handle(i, req); });
       if (!server.ok()) {
-        return Error(server.error().code(), "kme-sim: KME " + std::string(i == 0 ? "A" : "B") + ": " +
-                                                server.error().message());
+        return Error(server.error().code(),
+                     "kme-sim: KME " + std::string(i == 0 ? "A" : "B") + ": " + server.error().message());
       }
       servers_[i] = std::move(server).value();
     }
@@ -392,15 +392,17 @@ Result<std::unique_ptr<KmeSimulator>> KmeSimulator::Start(const KmeSimulatorOpti
   if (options.key_size % 8 != 0 || options.min_key_size % 8 != 0 || options.max_key_size % 8 != 0 ||
       options.min_key_size == 0 || options.min_key_size > options.key_size || options.key_size > options.max_key_size ||
       options.max_key_size > internal::kMaxKeySizeBits) {
-    return InvalidArgument("kme-sim: key sizes must be multiples of 8 with 0 < min_key_size <= key_size <= "
-                           "max_key_size <= 65536 bits");
+    return InvalidArgument(
+        "kme-sim: key sizes must be multiples of 8 with 0 < min_key_size <= key_size <= "
+        "max_key_size <= 65536 bits");
   }
   if (options.max_key_per_request < 1 || options.max_key_per_request > internal::kMaxKeysPerContainer) {
     return InvalidArgument("kme-sim: max_key_per_request must be between 1 and 4096");
   }
   if (!(options.keys_per_second >= 0)) return InvalidArgument("kme-sim: the key rate must not be negative");
   const std::set<std::string> ids{options.kme_a_id, options.kme_b_id, options.sae_a_id, options.sae_b_id};
-  if (ids.size() != 4 || ids.count("") != 0) return InvalidArgument("kme-sim: the four KME and SAE IDs must be distinct");
+  if (ids.size() != 4 || ids.count("") != 0)
+    return InvalidArgument("kme-sim: the four KME and SAE IDs must be distinct");
   auto sim = std::make_unique<Simulator>(options);
   QSAPI_RETURN_IF_ERROR(sim->Init());
   return std::unique_ptr<KmeSimulator>(std::move(sim));

@@ -2,6 +2,8 @@
 // (verified client CN, negotiated group), client-certificate policy, hybrid-only groups, size
 // limits, keep-alive, idle and request timeouts, the connection limit, delayed answers and the
 // graceful stop that lets a request in flight finish.
+#include "net/https_server.h"
+
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,7 +18,6 @@
 
 #include <gtest/gtest.h>
 
-#include "net/https_server.h"
 #include "net/test_tls.h"
 #include "qsapi/pki/tls.h"
 #include "support/test_support.h"
@@ -66,9 +67,8 @@ class TestClient {
     if (!extra_header.empty()) req.set("X-Extra", extra_header);
     req.body() = body;
     req.prepare_payload();
-    ErrorCodeT ec = Run([&](auto done) {
-      http::async_write(*stream_, req, [done](const ErrorCodeT& e, std::size_t) { done(e); });
-    });
+    ErrorCodeT ec = Run(
+        [&](auto done) { http::async_write(*stream_, req, [done](const ErrorCodeT& e, std::size_t) { done(e); }); });
     if (ec) return ec;
     buffer_.clear();
     return Run([&](auto done) {

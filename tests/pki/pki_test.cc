@@ -1,6 +1,8 @@
 // Tests of qsapi::pki: key generation and PEM, CA and certificate issuance (checked with OpenSSL's
 // own chain verification), private-key files (mode 0600, atomic, no overwrite by default), and the
 // TLS helpers that do not need a connection.
+#include "qsapi/pki/pki.h"
+
 #include <sys/stat.h>
 
 #include <chrono>
@@ -14,7 +16,6 @@
 #include <openssl/x509v3.h>
 
 #include "net/test_tls.h"
-#include "qsapi/pki/pki.h"
 #include "qsapi/pki/tls.h"
 #include "support/test_support.h"
 

@@ -1,12 +1,13 @@
 // Unit tests of the ETSI 014 JSON objects (src/qkd/etsi014_json.cc) that the loopback tests reach
 // only indirectly: the writers, the simulator-side request parsers, and the wiping of bodies.
+#include "qkd/internal/etsi014_json.h"
+
 #include <algorithm>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "qkd/internal/etsi014_json.h"
 #include "support/test_support.h"
 
 namespace qsapi::qkd::internal {

@@ -3,8 +3,6 @@
 // endpoint in its POST and GET forms, exactly-once delivery to the slave, the SAE and KME_ID
 // checks, mTLS refusal, every fault mode, retries, the prefetching key supplies, the negotiated
 // hybrid group, ML-DSA certificates, and that no key reaches a message or a log line.
-#include <sodium.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include "net/test_tls.h"
 #include "qkd/kme_simulator.h"
@@ -65,7 +64,9 @@ TEST_F(SimulatorTest, WritesTheCredentialFilesWithPrivateKeysOwnerOnly) {
   }
   for (const auto& p : {f.kme_a_key, f.kme_b_key, f.sae_a_key, f.sae_b_key}) {
     const auto perms = std::filesystem::status(p).permissions();
-    EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write) << p;
+    EXPECT_EQ(perms & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << p;
   }
   EXPECT_EQ(*pki::ReadCertificatePem(f.sae_b_cert)->CommonName(), "SAE-B");
 }
@@ -328,7 +329,8 @@ TEST(SimulatorPool, KeysAppearAtTheRateUpToMaxKeyCountAndRetriesWaitForThem) {
 }
 
 TEST_F(SimulatorTest, LatencyWithinAndBeyondTheTimeout) {
-  sim_->SetFaults(KmeFaults{.outage = false, .latency = std::chrono::milliseconds(150), .exhausted = false, .corrupt = false});
+  sim_->SetFaults(
+      KmeFaults{.outage = false, .latency = std::chrono::milliseconds(150), .exhausted = false, .corrupt = false});
   auto o = OptionsA();
   const auto start = std::chrono::steady_clock::now();
   QSAPI_EXPECT_OK(MakeClient(o)->GetStatus("SAE-B"));

@@ -3,7 +3,6 @@
 // strange bodies, oversized heads and bodies, truncated, slow and absent answers, stale
 // kept-alive connections, and classical-only TLS 1.2. Each case must end in its typed error,
 // within its bound, without a crash and with the right number of attempts.
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <poll.h>
 #include <string>
 #include <thread>
 
@@ -42,10 +42,10 @@ constexpr char kKey128[] = "AQEBAQEBAQEBAQEBAQEBAQ==";
 
 // Behaviour is what the hostile server does after it has read a request.
 struct Behaviour {
-  std::string bytes;                         // written as they are
-  std::chrono::milliseconds drip{0};         // > 0: one byte per interval
-  bool hang = false;                         // never answer (until the client goes away)
-  bool keep_open = false;                    // keep the connection for another request
+  std::string bytes;                  // written as they are
+  std::chrono::milliseconds drip{0};  // > 0: one byte per interval
+  bool hang = false;                  // never answer (until the client goes away)
+  bool keep_open = false;             // keep the connection for another request
 };
 
 Behaviour Send(std::string bytes) {
@@ -64,8 +64,7 @@ Behaviour Drip(std::string bytes, std::chrono::milliseconds interval) {
   return b;
 }
 
-std::string Http(int status, const std::string& body, const std::string& type = "application/json",
-                 bool close = true) {
+std::string Http(int status, const std::string& body, const std::string& type = "application/json", bool close = true) {
   return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + type +
          "\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
          body;
@@ -171,7 +170,8 @@ class HostileKme {
       out.append(buf, n);
     }
     std::size_t length = 0;
-    if (const std::size_t p = out.find("Content-Length: "); p != std::string::npos) length = std::stoul(out.substr(p + 16));
+    if (const std::size_t p = out.find("Content-Length: "); p != std::string::npos)
+      length = std::stoul(out.substr(p + 16));
     const std::size_t head = out.find("\r\n\r\n") + 4;
     while (out.size() < head + length) {
       const std::size_t n = tls.read_some(asio::buffer(buf), ec);
@@ -308,9 +308,10 @@ TEST_F(HostileTest, TolerantWhereTheSpecIsExtensibleAndSendsWhatTheSpecSays) {
   std::string request;
   std::mutex mu;
   // Extension members with any content; "\/" escapes in base64; unpadded base64; upper-case key_IDs.
-  const std::string body = R"({"keys":[{"key_ID":"6F6B7D57-7D3A-4A38-8E3E-0C5A1C1F2A01","key_ID_extension":{"x":[1,{"y":null}]},)"
-                           R"("key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","key_extension":{}}],)"
-                           R"("key_container_extension":{"vendor":"\/x"}})";
+  const std::string body =
+      R"({"keys":[{"key_ID":"6F6B7D57-7D3A-4A38-8E3E-0C5A1C1F2A01","key_ID_extension":{"x":[1,{"y":null}]},)"
+      R"("key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","key_extension":{}}],)"
+      R"("key_container_extension":{"vendor":"\/x"}})";
   HostileKme kme(pki_, [&](const std::string& req) {
     std::lock_guard lock(mu);
     request = req;
@@ -382,7 +383,8 @@ TEST_F(HostileTest, OversizedResponsesAreBounded) {
     EXPECT_NE(r.error().message().find("exceeds the limit"), std::string::npos) << r.error().message();
   }
   {  // A head over 16 KiB.
-    const std::string head = "HTTP/1.1 200 OK\r\nX-Junk: " + std::string(20000, 'x') + "\r\nContent-Length: 2\r\n\r\n{}";
+    const std::string head =
+        "HTTP/1.1 200 OK\r\nX-Junk: " + std::string(20000, 'x') + "\r\nContent-Length: 2\r\n\r\n{}";
     HostileKme kme(pki_, [&](const std::string&) { return Send(head); });
     auto r = GetOneKey(Options(kme));
     ASSERT_FALSE(r.ok());
@@ -476,8 +478,8 @@ TEST_F(HostileTest, AStaleKeptAliveConnectionIsReplacedTransparently) {
 TEST_F(HostileTest, AClassicalTls12KmeIsAllowedWithOneWarning) {
   LogCapture logs;
   HostileKme kme(
-      pki_, [](const std::string&) { return Send(Http(200, Container(kId1, kKey256))); },
-      "X25519:secp256r1", pki::TlsVersion::kTls12);
+      pki_, [](const std::string&) { return Send(Http(200, Container(kId1, kKey256))); }, "X25519:secp256r1",
+      pki::TlsVersion::kTls12);
   auto client = MakeClient(Options(kme));
   KeyRequest r;
   r.size = 256;

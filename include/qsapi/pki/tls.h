@@ -42,9 +42,9 @@ struct TlsOptions {
   TlsVersion min_version = TlsVersion::kTls13;
   TlsVersion max_version = TlsVersion::kTls13;
   std::string groups = std::string(kPqHybridGroups);  // OpenSSL group list, preference order
-  std::string certificate_file;  // our certificate chain (leaf first); required for servers
-  std::string private_key_file;  // its private key (mode 0600)
-  std::string ca_file;           // trust anchors for the peer; empty: the system's (clients only)
+  std::string certificate_file;                       // our certificate chain (leaf first); required for servers
+  std::string private_key_file;                       // its private key (mode 0600)
+  std::string ca_file;                                // trust anchors for the peer; empty: the system's (clients only)
   PeerVerification verify_peer = PeerVerification::kRequired;
 };
 

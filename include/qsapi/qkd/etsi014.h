@@ -132,8 +132,7 @@ class Etsi014Client {
   // expected_size_bits (0: any, all equal) is checked.
   virtual Result<std::vector<QkdKey>> GetKeyWithKeyIds(std::string_view master_sae_id,
                                                        std::span<const std::string> key_ids,
-                                                       std::uint32_t expected_size_bits = 0,
-                                                       bool use_get = false) = 0;
+                                                       std::uint32_t expected_size_bits = 0, bool use_get = false) = 0;
   // link returns what is known about the TLS link so far.
   [[nodiscard]] virtual LinkInfo link() const = 0;
 };
