@@ -96,7 +96,8 @@ class HttpsServer {
   [[nodiscard]] std::uint16_t port() const noexcept;
   // active_connections counts connections currently open.
   [[nodiscard]] std::size_t active_connections() const noexcept;
-  // Stop: see the file comment. Idempotent.
+  // Stop: see the file comment. Idempotent. Must not be called from a handler (it joins the I/O
+  // threads).
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(5));
 
   class Impl;
