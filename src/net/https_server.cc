@@ -142,6 +142,8 @@ class Session : public std::enable_shared_from_this<Session> {
         delay_(stream_.get_executor()) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
   ~Session() {
     SecureZero(res_.body().data(), res_.body().size());
     server_->Unregister();
@@ -417,7 +419,13 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
 }
 
-HttpsServer::~HttpsServer() { Stop(std::chrono::seconds(2)); }
+HttpsServer::~HttpsServer() {
+  try {
+    Stop(std::chrono::seconds(2));
+  } catch (const std::exception& e) {  // std::thread::join can throw; a destructor must not
+    Log(LogLevel::kError, "net", std::string("server stop failed: ") + e.what());
+  }
+}
 
 std::uint16_t HttpsServer::port() const noexcept { return impl_->port_; }
 

@@ -70,8 +70,8 @@ struct HttpsServerOptions {
   std::string bind_address = "127.0.0.1";
   std::uint16_t port = 0;  // 0: an ephemeral port (see HttpsServer::port())
   pki::TlsOptions tls;     // server side; tls.verify_peer is the client-certificate policy
-  std::size_t max_header_bytes = 8 * 1024;
-  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;
+  std::size_t max_body_bytes = std::size_t{64} * 1024;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{30000};
   std::size_t max_connections = 128;
@@ -89,6 +89,8 @@ class HttpsServer {
 
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;
+  HttpsServer(HttpsServer&&) = delete;
+  HttpsServer& operator=(HttpsServer&&) = delete;
   // The destructor calls Stop(std::chrono::seconds(2)).
   ~HttpsServer();
 

@@ -18,6 +18,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include <openssl/asn1.h>
@@ -30,6 +31,11 @@
 #include "pki/internal/pki_util.h"
 
 namespace qsapi::pki {
+namespace {
+// OsError is strerror's text, thread-safely.
+std::string OsError(int err) { return std::system_category().message(err); }
+}  // namespace
+
 namespace internal {
 
 std::string OpenSslReason() {
@@ -46,7 +52,7 @@ Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, std::strin
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return Error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kPermissionDenied,
-                 "cannot open " + std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+                 "cannot open " + std::string(what) + " " + path.string() + ": " + OsError(errno));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -204,7 +210,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) {
     return Error(ErrorCode::kPermissionDenied,
-                 "cannot create " + std::string(what) + " " + tmp.string() + ": " + std::strerror(errno));
+                 "cannot create " + std::string(what) + " " + tmp.string() + ": " + OsError(errno));
   }
   bool ok = ::fchmod(fd, mode) == 0;  // the umask may have narrowed it; never widened beyond `mode`
   std::size_t done = 0;
@@ -222,7 +228,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
   ::close(fd);
   if (!ok) {
     ::unlink(tmp.c_str());
-    return Unavailable("cannot write " + std::string(what) + " " + path.string() + ": " + std::strerror(saved));
+    return Unavailable("cannot write " + std::string(what) + " " + path.string() + ": " + OsError(saved));
   }
   // link() fails if the target exists: no check-then-create race. rename() replaces atomically.
   const int rc = overwrite ? ::rename(tmp.c_str(), path.c_str()) : ::link(tmp.c_str(), path.c_str());
@@ -232,7 +238,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
     if (link_errno == EEXIST) {
       return Error(ErrorCode::kAlreadyExists, std::string(what) + " " + path.string() + " exists already");
     }
-    return Unavailable("cannot create " + std::string(what) + " " + path.string() + ": " + std::strerror(link_errno));
+    return Unavailable("cannot create " + std::string(what) + " " + path.string() + ": " + OsError(link_errno));
   }
   return OkStatus();
 }

@@ -121,10 +121,10 @@ std::string PercentEncode(std::string_view s) {
 bool LooksLikePoolEmpty(std::string_view message) {
   std::string m(message);
   std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* p : {"try again", "not enough", "no key", "insufficient", "exhausted", "no more key", "empty"}) {
-    if (m.find(p) != std::string::npos) return true;
-  }
-  return false;
+  constexpr std::string_view kPhrases[] = {"try again", "not enough",  "no key", "insufficient",
+                                           "exhausted", "no more key", "empty"};
+  return std::any_of(std::begin(kPhrases), std::end(kPhrases),
+                     [&](std::string_view p) { return m.find(p) != std::string::npos; });
 }
 
 bool Retryable(const Error& e) {
@@ -175,6 +175,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
   }
   Etsi014ClientImpl(const Etsi014ClientImpl&) = delete;
   Etsi014ClientImpl& operator=(const Etsi014ClientImpl&) = delete;
+  Etsi014ClientImpl(Etsi014ClientImpl&&) = delete;
+  Etsi014ClientImpl& operator=(Etsi014ClientImpl&&) = delete;
   ~Etsi014ClientImpl() override { Drop(); }
 
   Status Init() {

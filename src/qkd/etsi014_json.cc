@@ -205,7 +205,9 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
     Wiper(std::string& b, Json& d) : body(b), doc(d) {}
     Wiper(const Wiper&) = delete;
     Wiper& operator=(const Wiper&) = delete;
-    ~Wiper() {
+    Wiper(Wiper&&) = delete;
+    Wiper& operator=(Wiper&&) = delete;
+    ~Wiper() noexcept {
       WipeStrings(doc);
       SecureZero(body.data(), body.size());
     }
@@ -265,7 +267,8 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
 }
 
 std::optional<std::string> ErrorMessage(std::string_view body) {
-  if (body.empty() || body.size() > 64 * 1024 || !JsonDepthWithin(body, kMaxJsonDepth)) return std::nullopt;
+  if (body.empty() || body.size() > std::size_t{64} * 1024 || !JsonDepthWithin(body, kMaxJsonDepth))
+    return std::nullopt;
   const Json doc = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
   const auto it = doc.find("message");

@@ -76,12 +76,14 @@ using Clock = std::chrono::steady_clock;
 
 class Simulator final : public KmeSimulator {
  public:
-  explicit Simulator(KmeSimulatorOptions o) : o_(std::move(o)) {
-    pool_ = static_cast<double>(std::min(o_.initial_key_count, o_.max_key_count));
-    last_refill_ = std::chrono::steady_clock::now();
-  }
+  explicit Simulator(KmeSimulatorOptions o)
+      : o_(std::move(o)),
+        pool_(static_cast<double>(std::min(o_.initial_key_count, o_.max_key_count))),
+        last_refill_(Clock::now()) {}
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
+  Simulator(Simulator&&) = delete;
+  Simulator& operator=(Simulator&&) = delete;
   ~Simulator() override { Stop(); }
 
   Status Init() {
@@ -121,7 +123,7 @@ class Simulator final : public KmeSimulator {
       so.tls.private_key_file = (i == 0 ? files_.kme_a_key : files_.kme_b_key).string();
       so.tls.ca_file = files_.ca.string();
       so.tls.verify_peer = pki::PeerVerification::kRequired;
-      so.max_body_bytes = 256 * 1024;
+      so.max_body_bytes = std::size_t{256} * 1024;
       so.server_header = "qsapi-kme-sim";
       Result<std::unique_ptr<net::HttpsServer>> server =
           net::HttpsServer::Start(so, [this, i](const HttpRequest& req) { return Handle(i, req); });
@@ -401,8 +403,7 @@ Result<std::unique_ptr<KmeSimulator>> KmeSimulator::Start(const KmeSimulatorOpti
   }
   if (!(options.keys_per_second >= 0)) return InvalidArgument("kme-sim: the key rate must not be negative");
   const std::set<std::string> ids{options.kme_a_id, options.kme_b_id, options.sae_a_id, options.sae_b_id};
-  if (ids.size() != 4 || ids.count("") != 0)
-    return InvalidArgument("kme-sim: the four KME and SAE IDs must be distinct");
+  if (ids.size() != 4 || ids.contains("")) return InvalidArgument("kme-sim: the four KME and SAE IDs must be distinct");
   auto sim = std::make_unique<Simulator>(options);
   QSAPI_RETURN_IF_ERROR(sim->Init());
   return std::unique_ptr<KmeSimulator>(std::move(sim));

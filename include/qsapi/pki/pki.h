@@ -56,8 +56,8 @@ class PrivateKey {
   // algorithm. Errors never quote the input.
   static Result<PrivateKey> FromPem(ByteView pem);
 
-  PrivateKey(PrivateKey&&) noexcept;
-  PrivateKey& operator=(PrivateKey&&) noexcept;
+  PrivateKey(PrivateKey&& other) noexcept;
+  PrivateKey& operator=(PrivateKey&& other) noexcept;
   PrivateKey(const PrivateKey&) = delete;
   PrivateKey& operator=(const PrivateKey&) = delete;
   ~PrivateKey();

@@ -54,6 +54,8 @@ class MasterKeySupply {
                                                          const MasterKeySupplyOptions& options);
   MasterKeySupply(const MasterKeySupply&) = delete;
   MasterKeySupply& operator=(const MasterKeySupply&) = delete;
+  MasterKeySupply(MasterKeySupply&&) = delete;
+  MasterKeySupply& operator=(MasterKeySupply&&) = delete;
   ~MasterKeySupply();
 
   // Reserve returns `count` keys, from the prefetch buffer first, then from the KME. On failure
