@@ -420,6 +420,42 @@ TEST_F(SimulatorTest, NoKeyReachesAnErrorMessageOrALogLine) {
   }
 }
 
+TEST(SimulatorPool, UnfetchedReservationsExpire) {
+  TempDir dir;
+  KmeSimulatorOptions o;
+  o.dir = dir.path();
+  o.reservation_ttl = std::chrono::seconds(0);  // a KME that discards reserved keys at once
+  auto sim = KmeSimulator::Start(o);
+  QSAPI_ASSERT_OK(sim);
+  const auto& f = (*sim)->files();
+  auto a = MakeClient(FastOptions((*sim)->url_a(), f.ca.string(), f.sae_a_cert.string(), f.sae_a_key.string()));
+  auto b = MakeClient(FastOptions((*sim)->url_b(), f.ca.string(), f.sae_b_cert.string(), f.sae_b_key.string()));
+  auto keys = a->GetKey("SAE-B", KeyRequest{});
+  QSAPI_ASSERT_OK(keys);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ((*sim)->reserved_key_count(), 0U);
+  auto late = b->GetKeyWithKeyIds("SAE-A", std::vector<std::string>{(*keys)[0].key_id});
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().message().find("not found on KME"), std::string::npos);
+}
+
+TEST_F(SimulatorTest, PrefetchedKeysOlderThanMaxAgeAreNotUsed) {
+  std::shared_ptr<Etsi014Client> a = MakeClient(OptionsA());
+  MasterKeySupplyOptions mo;
+  mo.slave_sae_id = "SAE-B";
+  mo.prefetch = 3;
+  mo.max_age = std::chrono::seconds(0);
+  auto master = MasterKeySupply::Create(a, mo);
+  QSAPI_ASSERT_OK(master);
+  QSAPI_ASSERT_OK((*master)->Prefetch());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto r = (*master)->Reserve(1);  // the stale three are dropped, fresh keys are fetched
+  QSAPI_ASSERT_OK(r);
+  EXPECT_EQ(a->link().requests, 2U);
+  EXPECT_EQ(sim_->stored_key_count(), 1000U - 3 - 4);
+  EXPECT_EQ(MasterKeySupply::Create(a, MasterKeySupplyOptions{}).error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(SimulatorPki, MlDsaCertificatesWork) {
   TempDir dir;
   KmeSimulatorOptions o;
