@@ -5,6 +5,7 @@
 // hybrid group, ML-DSA certificates, and that no key reaches a message or a log line.
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -153,6 +154,26 @@ TEST_F(SimulatorTest, GetFormsOfEncKeysAndDecKeys) {
   auto def = a->GetKey("SAE-B", KeyRequest{});
   QSAPI_ASSERT_OK(def);
   EXPECT_EQ((*def)[0].key.size(), 32U);
+}
+
+TEST_F(SimulatorTest, OneClientSharedByThreads) {
+  std::shared_ptr<Etsi014Client> a = MakeClient(OptionsA());
+  std::vector<std::vector<std::string>> ids(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto keys = a->GetKey("SAE-B", KeyRequest{});
+        if (keys.ok()) ids[t].push_back((*keys)[0].key_id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> unique;
+  for (const auto& v : ids) unique.insert(v.begin(), v.end());
+  EXPECT_EQ(unique.size(), 40U);
+  EXPECT_EQ(sim_->reserved_key_count(), 40U);
+  EXPECT_EQ(a->link().connections, 1U);
 }
 
 TEST_F(SimulatorTest, BothDirectionsWork) {
