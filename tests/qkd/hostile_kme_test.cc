@@ -270,7 +270,9 @@ TEST_F(HostileTest, MalformedKeyContainersAreDataLoss) {
        "holds 2 keys, 1 were requested"},
       {R"({"keys":[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]})", "nests deeper"},
   };
-  for (const auto& [body, needle] : cases) {
+  for (const auto& c : cases) {
+    const std::string& body = c.first;  // not a structured binding: clang 14 cannot capture those
+    const std::string& needle = c.second;
     SCOPED_TRACE(body);
     HostileKme kme(pki_, [&](const std::string&) { return Send(Http(200, body)); });
     auto r = GetOneKey(Options(kme));
