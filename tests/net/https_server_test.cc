@@ -199,6 +199,41 @@ TEST_F(HttpsServerTest, AHybridOnlyServerRefusesAClassicalOnlyClient) {
   EXPECT_TRUE(classical.Connect(server->port()));
 }
 
+TEST_F(HttpsServerTest, TheSecondHybridGroupAndTls13Only) {
+  auto server = Start(Options(), Echo);
+  TestClient c(pki_, pki_.client_cert, pki_.client_key, "SecP384r1MLKEM1024");
+  ASSERT_FALSE(c.Connect(server->port()));
+  EXPECT_EQ(pki::NegotiatedGroupName(c.ssl()), "SecP384r1MLKEM1024");
+  EXPECT_EQ(pki::ProtocolVersionName(c.ssl()), "TLSv1.3");
+}
+
+TEST_F(HttpsServerTest, ConcurrentClientsOnSeveralThreads) {
+  auto o = Options();
+  o.threads = 2;
+  std::atomic<int> handled{0};
+  auto server = Start(o, [&](const HttpRequest& r) {
+    ++handled;
+    return Echo(r);
+  });
+  std::vector<std::future<int>> results;
+  for (int t = 0; t < 4; ++t) {
+    results.push_back(std::async(std::launch::async, [&] {
+      TestClient c(pki_, pki_.client_cert, pki_.client_key);
+      if (c.Connect(server->port())) return 0;
+      int ok = 0;
+      for (int i = 0; i < 10; ++i) {
+        http::response<http::string_body> res;
+        if (!c.Request(http::verb::get, "/n", "", res) && res.result_int() == 200) ++ok;
+      }
+      return ok;
+    }));
+  }
+  int total = 0;
+  for (auto& r : results) total += r.get();
+  EXPECT_EQ(total, 40);
+  EXPECT_EQ(handled, 40);
+}
+
 TEST_F(HttpsServerTest, SizeLimits) {
   auto o = Options();
   o.max_body_bytes = 1024;
