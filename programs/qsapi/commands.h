@@ -31,6 +31,8 @@ void RegisterSelfTestCommand(CLI::App& app);
 void RegisterEntropyCommands(CLI::App& app);
 void RegisterKeyCommands(CLI::App& app);
 void RegisterAdminCommands(CLI::App& app);
+void RegisterKmeSimCommand(CLI::App& app);
+void RegisterQkdCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

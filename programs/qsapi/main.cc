@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterEntropyCommands(app);
   qsapi::cli::RegisterKeyCommands(app);
   qsapi::cli::RegisterAdminCommands(app);
+  qsapi::cli::RegisterKmeSimCommand(app);
+  qsapi::cli::RegisterQkdCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

@@ -1,0 +1,439 @@
+// The HTTPS server of net/https_server.h: one acceptor, one strand per connection, Beast's
+// tcp_stream timers for every timeout, and a registry of live sessions for the graceful stop.
+#include "net/https_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <condition_variable>
+#include <exception>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <openssl/ssl.h>
+
+#include "qsapi/log.h"
+#include "qsapi/secret.h"
+
+namespace qsapi::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCodeT = boost::system::error_code;
+
+namespace {
+
+bool IEqual(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (IEqual(n, name)) return v;
+  }
+  return {};
+}
+
+Result<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return InvalidArgument("truncated percent escape");
+    const int hi = HexValue(s[i + 1]);
+    const int lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return InvalidArgument("malformed percent escape");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> QueryParameters(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const std::size_t eq = part.find('=');
+    QSAPI_ASSIGN_OR_RETURN(std::string name, PercentDecode(part.substr(0, eq)));
+    std::string value;
+    if (eq != std::string_view::npos) {
+      QSAPI_ASSIGN_OR_RETURN(value, PercentDecode(part.substr(eq + 1)));
+    }
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
+}
+
+class Session;
+
+class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl> {
+ public:
+  Impl(HttpsServerOptions options, HttpHandler handler)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        ioc_(std::max(1, options_.threads)),
+        ssl_(asio::ssl::context::tls_server),
+        acceptor_(asio::make_strand(ioc_)) {}
+
+  Status Open();
+  void Run();
+  void Stop(std::chrono::milliseconds drain);
+
+  void DoAccept();
+  void Register(const std::shared_ptr<Session>& s);
+  void Unregister() {
+    {
+      std::lock_guard lock(mu_);
+      --active_;
+    }
+    cv_.notify_all();
+  }
+
+  const HttpsServerOptions options_;
+  const HttpHandler handler_;
+  asio::io_context ioc_;
+  asio::ssl::context ssl_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t active_ = 0;                      // guarded by mu_
+  std::list<std::weak_ptr<Session>> sessions_;  // guarded by mu_
+};
+
+// Session is one TLS connection: handshake, then read / handle / write until close.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<HttpsServer::Impl> server, tcp::socket socket)
+      : server_(std::move(server)),
+        stream_(beast::tcp_stream(std::move(socket)), server_->ssl_),
+        delay_(stream_.get_executor()) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
+  ~Session() {
+    SecureZero(res_.body().data(), res_.body().size());
+    server_->Unregister();
+  }
+
+  void Start() {
+    // Small responses go out at once: with Nagle's algorithm a response written as several TLS
+    // records waits for the client's delayed ACK (40 ms on Linux).
+    ErrorCodeT ignored;
+    beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ignored);
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
+  }
+
+  // PostStop schedules OnStop on the session's strand; PostClose closes the connection whatever
+  // it is doing.
+  void PostStop() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->OnStop(); });
+  }
+  void PostClose() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
+  }
+
+  // OnStop runs on the session's strand when the server stops: an idle connection is closed now,
+  // a busy one after its response (stopping_ turns keep-alive off).
+  void OnStop() {
+    if (idle_) Close();
+  }
+
+ private:
+  const HttpsServerOptions& opt() const { return server_->options_; }
+
+  void Handshake() {
+    beast::get_lowest_layer(stream_).expires_after(opt().request_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](const ErrorCodeT& ec) {
+      if (ec) return self->Close();
+      SSL* ssl = self->stream_.native_handle();
+      self->group_ = pki::NegotiatedGroupName(ssl);
+      self->version_ = pki::ProtocolVersionName(ssl);
+      if (Result<std::string> cn = pki::PeerCommonName(ssl); cn.ok()) self->peer_cn_ = *cn;
+      self->Read(true);
+    });
+  }
+
+  void Read(bool first) {
+    if (server_->stopping_) return Close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(opt().max_header_bytes));
+    parser_->body_limit(opt().max_body_bytes);
+    beast::get_lowest_layer(stream_).expires_after(first ? opt().request_timeout : opt().idle_timeout);
+    idle_ = true;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(const ErrorCodeT& ec) {
+    idle_ = false;
+    if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) return Shutdown();
+    if (ec == http::error::body_limit) return Refuse(413, "request body too large");
+    if (ec == http::error::header_limit) return Refuse(431, "request header too large");
+    if (ec == beast::error::timeout || ec == asio::error::operation_aborted) return Close();
+    if (ec) {
+      // A parse error: say so if the connection still works, then close.
+      if (&ec.category() == &http::make_error_code(http::error::bad_method).category() &&
+          ec != http::error::partial_message) {
+        return Refuse(400, "malformed request");
+      }
+      return Close();
+    }
+    ++requests_;
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    const std::size_t q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    for (const auto& field : msg) {
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    req.body = std::move(msg.body());
+    req.peer_common_name = peer_cn_;
+    req.tls_group = group_;
+    req.tls_version = version_;
+    const bool keep_alive = msg.keep_alive();
+
+    HttpResponse out;
+    try {
+      out = server_->handler_(req);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "net", std::string("request handler failed: ") + e.what());
+      out = HttpResponse{};
+      out.status = 500;
+      out.body = R"({"message":"internal error"})";
+    }
+    Respond(std::move(out), keep_alive);
+  }
+
+  void Refuse(unsigned status, const char* message) {
+    HttpResponse out;
+    out.status = status;
+    out.body = std::string(R"({"message":")") + message + "\"}";
+    out.close = true;
+    Respond(std::move(out), false);
+  }
+
+  void Respond(HttpResponse out, bool keep_alive) {
+    res_ = {};
+    res_.version(11);
+    res_.result(out.status);
+    res_.set(http::field::server, opt().server_header);
+    res_.set(http::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) res_.set(name, value);
+    res_.body() = std::move(out.body);
+    res_.keep_alive(keep_alive && !out.close && !server_->stopping_ && requests_ < opt().max_requests_per_connection);
+    res_.prepare_payload();
+    if (out.delay.count() > 0) {
+      beast::get_lowest_layer(stream_).expires_after(opt().request_timeout + out.delay);
+      delay_.expires_after(out.delay);
+      delay_.async_wait([self = shared_from_this()](const ErrorCodeT& ec) {
+        if (ec) return self->Close();
+        self->Write();
+      });
+      return;
+    }
+    Write();
+  }
+
+  void Write() {
+    // A stop that began while the answer was delayed still closes the connection after it.
+    if (server_->stopping_ && res_.keep_alive()) res_.keep_alive(false);
+    beast::get_lowest_layer(stream_).expires_after(opt().request_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) {
+      SecureZero(self->res_.body().data(), self->res_.body().size());
+      if (ec) return self->Close();
+      if (!self->res_.keep_alive()) return self->Shutdown();
+      self->Read(false);
+    });
+  }
+
+  void Shutdown() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+    stream_.async_shutdown([self = shared_from_this()](const ErrorCodeT&) { self->Close(); });
+  }
+
+  void Close() {
+    ErrorCodeT ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(stream_).close();
+    delay_.cancel();
+  }
+
+  std::shared_ptr<HttpsServer::Impl> server_;
+  asio::ssl::stream<beast::tcp_stream> stream_;
+  asio::steady_timer delay_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string peer_cn_;
+  std::string group_;
+  std::string version_;
+  std::size_t requests_ = 0;
+  bool idle_ = false;
+};
+
+Status HttpsServer::Impl::Open() {
+  QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(ssl_.native_handle(), options_.tls));
+  ErrorCodeT ec;
+  const asio::ip::address address = asio::ip::make_address(options_.bind_address, ec);
+  if (ec) return InvalidArgument("server: \"" + options_.bind_address + "\" is not an IP address to bind");
+  const tcp::endpoint endpoint(address, options_.port);
+  const std::string where = options_.bind_address + ":" + std::to_string(options_.port);
+  if (acceptor_.open(endpoint.protocol(), ec); ec) return Unavailable("server: cannot open a socket: " + ec.message());
+  if (acceptor_.set_option(asio::socket_base::reuse_address(true), ec); ec) {
+    return Unavailable("server: cannot set SO_REUSEADDR: " + ec.message());
+  }
+  if (acceptor_.bind(endpoint, ec); ec) return Unavailable("server: cannot bind " + where + ": " + ec.message());
+  if (acceptor_.listen(asio::socket_base::max_listen_connections, ec); ec) {
+    return Unavailable("server: cannot listen on " + where + ": " + ec.message());
+  }
+  port_ = acceptor_.local_endpoint(ec).port();
+  return OkStatus();
+}
+
+void HttpsServer::Impl::Run() {
+  DoAccept();
+  for (int i = 0; i < std::max(1, options_.threads); ++i) {
+    threads_.emplace_back([this] { ioc_.run(); });
+  }
+}
+
+void HttpsServer::Impl::DoAccept() {
+  acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](const ErrorCodeT& ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted || self->stopping_ || !self->acceptor_.is_open()) return;
+    if (!ec) {
+      bool admit = false;
+      {
+        std::lock_guard lock(self->mu_);
+        if (self->active_ < self->options_.max_connections) {
+          ++self->active_;
+          admit = true;
+        }
+      }
+      if (admit) {
+        auto session = std::make_shared<Session>(self, std::move(s));
+        self->Register(session);
+        session->Start();
+      } else {
+        ErrorCodeT ignored;
+        s.close(ignored);
+      }
+    }
+    self->DoAccept();
+  });
+}
+
+void HttpsServer::Impl::Register(const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(mu_);
+  sessions_.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
+  sessions_.push_back(s);
+}
+
+void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
+  if (stopped_.exchange(true)) return;
+  stopping_ = true;
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    ErrorCodeT ignored;
+    self->acceptor_.close(ignored);
+  });
+  const auto for_each_session = [this](auto&& f) {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& w : sessions_) {
+        if (auto s = w.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& s : live) f(*s);
+  };
+  for_each_session([](Session& s) { s.PostStop(); });
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, drain, [this] { return active_ == 0; });
+  }
+  // Past the drain time: close whatever is left, give the aborted handlers a moment to run.
+  for_each_session([](Session& s) { s.PostClose(); });
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return active_ == 0; });
+  }
+  ioc_.stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  // Handlers still queued hold sessions, which hold this Impl: run them out to break the cycle.
+  ioc_.restart();
+  ioc_.poll();
+}
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options, HttpHandler handler) {
+  if (!handler) return InvalidArgument("server: no request handler");
+  if (options.max_connections == 0 || options.max_header_bytes == 0 || options.threads < 1 ||
+      options.request_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
+    return InvalidArgument("server: limits and timeouts must be positive");
+  }
+  std::shared_ptr<Impl> impl;
+  try {
+    impl = std::make_shared<Impl>(options, std::move(handler));
+  } catch (const std::exception& e) {
+    return Internal(std::string("server: cannot create the I/O context: ") + e.what());
+  }
+  QSAPI_RETURN_IF_ERROR(impl->Open());
+  impl->Run();
+  return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
+}
+
+HttpsServer::~HttpsServer() {
+  try {
+    Stop(std::chrono::seconds(2));
+  } catch (const std::exception& e) {  // std::thread::join can throw; a destructor must not
+    Log(LogLevel::kError, "net", std::string("server stop failed: ") + e.what());
+  }
+}
+
+std::uint16_t HttpsServer::port() const noexcept { return impl_->port_; }
+
+std::size_t HttpsServer::active_connections() const noexcept {
+  std::lock_guard lock(impl_->mu_);
+  return impl_->active_;
+}
+
+void HttpsServer::Stop(std::chrono::milliseconds drain) { impl_->Stop(drain); }
+
+}  // namespace qsapi::net

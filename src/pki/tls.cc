@@ -1,0 +1,155 @@
+// TLS context configuration shared by every client and server qsapi runs (see qsapi/pki/tls.h).
+//
+// Private keys are loaded through ReadSecretFile (mode 0600 enforced, bytes in secret memory and
+// wiped) rather than SSL_CTX_use_PrivateKey_file, which would read the file into ordinary heap.
+// Any key type OpenSSL accepts is allowed here (a KME may hand out RSA or P-384 SAE keys).
+#include "qsapi/pki/tls.h"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cctype>
+#include <string>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "pki/internal/pki_util.h"
+#include "qsapi/pki/pki.h"
+
+namespace qsapi::pki {
+namespace {
+
+using internal::OpenSslReason;
+
+int OpenSslVersion(TlsVersion v) { return v == TlsVersion::kTls12 ? TLS1_2_VERSION : TLS1_3_VERSION; }
+
+Status ApplyCommon(SSL_CTX* ctx, const TlsOptions& o, std::string_view side) {
+  const std::string who = "TLS " + std::string(side) + ": ";
+  if (o.min_version == TlsVersion::kTls13 && o.max_version == TlsVersion::kTls12) {
+    return InvalidArgument(who + "min_version is newer than max_version");
+  }
+  if (SSL_CTX_set_min_proto_version(ctx, OpenSslVersion(o.min_version)) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, OpenSslVersion(o.max_version)) != 1) {
+    return Internal(who + "cannot set the protocol versions" + OpenSslReason());
+  }
+  if (o.groups.empty()) return InvalidArgument(who + "the group list is empty");
+  // SSL_CTX_set1_groups_list is this call behind an old-style cast.
+  if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, const_cast<char*>(o.groups.c_str())) != 1) {  // NOLINT
+    return InvalidArgument(who + "OpenSSL rejects the group list \"" + o.groups + "\"" + OpenSslReason());
+  }
+  if (!o.certificate_file.empty() || !o.private_key_file.empty()) {
+    if (o.certificate_file.empty() || o.private_key_file.empty()) {
+      return InvalidArgument(who + "a certificate needs its private key and vice versa");
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, o.certificate_file.c_str()) != 1) {
+      return InvalidArgument(who + "cannot load the certificate chain " + o.certificate_file + OpenSslReason());
+    }
+    QSAPI_ASSIGN_OR_RETURN(SecretBytes pem, internal::ReadSecretFile(o.private_key_file, "private key file"));
+    QSAPI_ASSIGN_OR_RETURN(internal::EvpPkeyPtr key,
+                           internal::PkeyFromPem(pem.view(), "private key file " + o.private_key_file));
+    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+      return InvalidArgument(who + "the private key " + o.private_key_file + " does not match the certificate " +
+                             o.certificate_file + OpenSslReason());
+    }
+  }
+  if (!o.ca_file.empty() && SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1) {
+    return InvalidArgument(who + "cannot load the trust anchors " + o.ca_file + OpenSslReason());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status ConfigureClientContext(ssl_ctx_st* ctx, const TlsOptions& options) {
+  QSAPI_RETURN_IF_ERROR(ApplyCommon(ctx, options, "client"));
+  if (options.verify_peer == PeerVerification::kNone) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    return OkStatus();
+  }
+  if (options.ca_file.empty() && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    return Unavailable("TLS client: cannot load the system's trust anchors" + OpenSslReason());
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  return OkStatus();
+}
+
+Status ConfigureServerContext(ssl_ctx_st* ctx, const TlsOptions& options) {
+  if (options.certificate_file.empty()) return InvalidArgument("TLS server: a certificate file is required");
+  QSAPI_RETURN_IF_ERROR(ApplyCommon(ctx, options, "server"));
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  switch (options.verify_peer) {
+    case PeerVerification::kNone: SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr); break;
+    case PeerVerification::kOptional:
+    case PeerVerification::kRequired: {
+      if (options.ca_file.empty()) {
+        return InvalidArgument("TLS server: client certificates need a ca_file to verify them against");
+      }
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.ca_file.c_str());
+      if (names == nullptr) return InvalidArgument("TLS server: no CA names in " + options.ca_file + OpenSslReason());
+      SSL_CTX_set_client_CA_list(ctx, names);
+      const int mode = options.verify_peer == PeerVerification::kRequired
+                           ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                           : SSL_VERIFY_PEER;
+      SSL_CTX_set_verify(ctx, mode, nullptr);
+      break;
+    }
+  }
+  return OkStatus();
+}
+
+Status ConfigureClientConnection(ssl_st* ssl, std::string_view host, bool verify_host) {
+  const std::string h(host);
+  unsigned char buf[16];
+  const bool is_ip = ::inet_pton(AF_INET, h.c_str(), buf) == 1 || ::inet_pton(AF_INET6, h.c_str(), buf) == 1;
+  if (verify_host) {
+    // SSL_set1_host matches DNS names; IP literals go through the verify parameters as addresses.
+    const int ok =
+        is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str()) : SSL_set1_host(ssl, h.c_str());
+    if (ok != 1) return Internal("TLS client: cannot set the host name to check" + OpenSslReason());
+  }
+  // SNI carries host names only (RFC 6066, section 3), never IP literals. SSL_set_tlsext_host_name
+  // is this call behind an old-style cast.
+  if (!is_ip && SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                         const_cast<char*>(h.c_str())) != 1) {  // NOLINT
+    return Internal("TLS client: cannot set the server name (SNI)" + OpenSslReason());
+  }
+  return OkStatus();
+}
+
+std::string NegotiatedGroupName(const ssl_st* ssl) {
+  // SSL_get0_group_name takes a non-const SSL but only reads it.
+  const char* name = SSL_get0_group_name(const_cast<SSL*>(ssl));  // NOLINT
+  return name == nullptr ? std::string() : std::string(name);
+}
+
+bool IsPqHybridGroup(std::string_view group) noexcept {
+  const auto iequal = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  return iequal(group, "X25519MLKEM768") || iequal(group, "SecP384r1MLKEM1024");
+}
+
+std::string ProtocolVersionName(const ssl_st* ssl) { return SSL_get_version(ssl); }
+
+Result<std::string> PeerCommonName(const ssl_st* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr) return Error(ErrorCode::kNotFound, "the peer presented no certificate");
+  if (SSL_get_verify_result(ssl) != X509_V_OK) {
+    return Error(ErrorCode::kPermissionDenied, "the peer's certificate did not verify");
+  }
+  X509_up_ref(peer);
+  return internal::PkiAccess::WrapCertificate(internal::X509Ptr(peer)).CommonName();
+}
+
+std::string VerifyErrorText(const ssl_st* ssl) {
+  const long v = SSL_get_verify_result(ssl);  // NOLINT(google-runtime-int)
+  if (v == X509_V_OK) return {};
+  return X509_verify_cert_error_string(v);
+}
+
+}  // namespace qsapi::pki

@@ -1,0 +1,354 @@
+// Tests of the qsapi_net HTTPS server over real TLS on loopback: the handler's view of a request
+// (verified client CN, negotiated group), client-certificate policy, hybrid-only groups, size
+// limits, keep-alive, idle and request timeouts, the connection limit, delayed answers and the
+// graceful stop that lets a request in flight finish.
+#include "net/https_server.h"
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "net/test_tls.h"
+#include "qsapi/pki/tls.h"
+#include "support/test_support.h"
+
+namespace qsapi::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCodeT = boost::system::error_code;
+using qsapi::testing::TempDir;
+using qsapi::testing::TestPki;
+
+// TestClient: one TLS connection, every step bounded by a 5-second run of its io_context.
+class TestClient {
+ public:
+  TestClient(const TestPki& t, const std::string& cert, const std::string& key,
+             const std::string& groups = std::string(pki::kPqHybridGroups))
+      : ctx_(asio::ssl::context::tls_client) {
+    pki::TlsOptions o;
+    o.min_version = pki::TlsVersion::kTls12;
+    o.groups = groups;
+    o.certificate_file = cert;
+    o.private_key_file = key;
+    o.ca_file = t.ca;
+    const Status s = pki::ConfigureClientContext(ctx_.native_handle(), o);
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+  }
+
+  // Connect returns the handshake's error (none on success).
+  ErrorCodeT Connect(std::uint16_t port) {
+    stream_.emplace(ioc_, ctx_);
+    EXPECT_TRUE(pki::ConfigureClientConnection(stream_->native_handle(), "127.0.0.1", true).ok());
+    ErrorCodeT ec;
+    stream_->next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+    if (ec) return ec;
+    return Run([&](auto done) { stream_->async_handshake(asio::ssl::stream_base::client, done); });
+  }
+
+  // Request sends one request and reads the response; the error says why it failed.
+  ErrorCodeT Request(http::verb verb, const std::string& target, const std::string& body,
+                     http::response<http::string_body>& res, const std::string& extra_header = "") {
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (!extra_header.empty()) req.set("X-Extra", extra_header);
+    req.body() = body;
+    req.prepare_payload();
+    ErrorCodeT ec = Run(
+        [&](auto done) { http::async_write(*stream_, req, [done](const ErrorCodeT& e, std::size_t) { done(e); }); });
+    if (ec) return ec;
+    buffer_.clear();
+    return Run([&](auto done) {
+      http::async_read(*stream_, buffer_, res, [done](const ErrorCodeT& e, std::size_t) { done(e); });
+    });
+  }
+
+  // WaitClosed tells whether the server closes the connection within `limit`.
+  bool WaitClosed(std::chrono::milliseconds limit) {
+    char c;
+    std::optional<ErrorCodeT> result;
+    stream_->async_read_some(asio::buffer(&c, 1), [&](const ErrorCodeT& e, std::size_t) { result = e; });
+    ioc_.restart();
+    ioc_.run_for(limit);
+    if (!result) {
+      stream_->next_layer().close();
+      ioc_.restart();
+      ioc_.run();
+      return false;
+    }
+    return static_cast<bool>(*result);
+  }
+
+  SSL* ssl() { return stream_->native_handle(); }
+
+ private:
+  template <typename Start>
+  ErrorCodeT Run(Start&& start) {
+    std::optional<ErrorCodeT> result;
+    start([&result](const ErrorCodeT& e) { result = e; });
+    ioc_.restart();
+    ioc_.run_for(std::chrono::seconds(5));
+    if (!result) {
+      stream_->next_layer().close();
+      ioc_.restart();
+      ioc_.run();
+      return asio::error::timed_out;
+    }
+    return *result;
+  }
+
+  asio::io_context ioc_;
+  asio::ssl::context ctx_;
+  std::optional<asio::ssl::stream<tcp::socket>> stream_;
+  beast::flat_buffer buffer_;
+};
+
+class HttpsServerTest : public ::testing::Test {
+ protected:
+  HttpsServerTest() : pki_(qsapi::testing::MakeTestPki(dir_)) {}
+
+  HttpsServerOptions Options(pki::PeerVerification verify = pki::PeerVerification::kRequired) const {
+    HttpsServerOptions o;
+    o.tls.certificate_file = pki_.server_cert;
+    o.tls.private_key_file = pki_.server_key;
+    o.tls.ca_file = pki_.ca;
+    o.tls.verify_peer = verify;
+    o.request_timeout = std::chrono::milliseconds(2000);
+    o.idle_timeout = std::chrono::milliseconds(2000);
+    return o;
+  }
+
+  std::unique_ptr<HttpsServer> Start(const HttpsServerOptions& o, HttpHandler h) {
+    auto s = HttpsServer::Start(o, std::move(h));
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  static HttpResponse Echo(const HttpRequest& r) {
+    HttpResponse out;
+    out.body = r.method + " " + r.path + " ?" + r.query + " cn=" + r.peer_common_name + " group=" + r.tls_group +
+               " body=" + r.body + " extra=" + std::string(r.Header("x-extra"));
+    return out;
+  }
+
+  TempDir dir_;
+  TestPki pki_;
+};
+
+TEST_F(HttpsServerTest, HandlerSeesTheRequestTheVerifiedCnAndTheHybridGroup) {
+  auto server = Start(Options(), Echo);
+  TestClient c(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(c.Connect(server->port()));
+  EXPECT_EQ(pki::NegotiatedGroupName(c.ssl()), "X25519MLKEM768");
+  http::response<http::string_body> res;
+  ASSERT_FALSE(c.Request(http::verb::post, "/a/b%20c?x=1&y=%2F", "hello", res, "v1"));
+  EXPECT_EQ(res.result_int(), 200U);
+  EXPECT_EQ(res.body(), "POST /a/b%20c ?x=1&y=%2F cn=client group=X25519MLKEM768 body=hello extra=v1");
+  EXPECT_EQ(res[http::field::content_type], "application/json");
+  // Keep-alive: a second request on the same connection.
+  http::response<http::string_body> res2;
+  ASSERT_FALSE(c.Request(http::verb::get, "/again", "", res2));
+  EXPECT_EQ(res2.body().rfind("GET /again ?", 0), 0U);
+}
+
+TEST_F(HttpsServerTest, RequiredClientCertificatesAreEnforced) {
+  auto server = Start(Options(), Echo);
+  {  // No certificate: the handshake (or, in TLS 1.3, the first read) fails.
+    TestClient c(pki_, "", "");
+    http::response<http::string_body> res;
+    const bool failed = c.Connect(server->port()) || c.Request(http::verb::get, "/", "", res);
+    EXPECT_TRUE(failed);
+  }
+  {  // A certificate from a CA the server does not trust.
+    TestClient c(pki_, pki_.rogue_cert, pki_.rogue_key);
+    http::response<http::string_body> res;
+    const bool failed = c.Connect(server->port()) || c.Request(http::verb::get, "/", "", res);
+    EXPECT_TRUE(failed);
+  }
+}
+
+TEST_F(HttpsServerTest, OptionalClientCertificates) {
+  auto server = Start(Options(pki::PeerVerification::kOptional), Echo);
+  TestClient anonymous(pki_, "", "");
+  ASSERT_FALSE(anonymous.Connect(server->port()));
+  http::response<http::string_body> res;
+  ASSERT_FALSE(anonymous.Request(http::verb::get, "/", "", res));
+  EXPECT_NE(res.body().find(" cn= "), std::string::npos) << res.body();
+  TestClient named(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(named.Connect(server->port()));
+  ASSERT_FALSE(named.Request(http::verb::get, "/", "", res));
+  EXPECT_NE(res.body().find(" cn=client "), std::string::npos) << res.body();
+}
+
+TEST_F(HttpsServerTest, AHybridOnlyServerRefusesAClassicalOnlyClient) {
+  auto server = Start(Options(), Echo);  // default groups: kPqHybridGroups
+  TestClient classical(pki_, pki_.client_cert, pki_.client_key, "X25519:secp256r1");
+  EXPECT_TRUE(classical.Connect(server->port()));
+}
+
+TEST_F(HttpsServerTest, TheSecondHybridGroupAndTls13Only) {
+  auto server = Start(Options(), Echo);
+  TestClient c(pki_, pki_.client_cert, pki_.client_key, "SecP384r1MLKEM1024");
+  ASSERT_FALSE(c.Connect(server->port()));
+  EXPECT_EQ(pki::NegotiatedGroupName(c.ssl()), "SecP384r1MLKEM1024");
+  EXPECT_EQ(pki::ProtocolVersionName(c.ssl()), "TLSv1.3");
+}
+
+TEST_F(HttpsServerTest, ConcurrentClientsOnSeveralThreads) {
+  auto o = Options();
+  o.threads = 2;
+  std::atomic<int> handled{0};
+  auto server = Start(o, [&](const HttpRequest& r) {
+    ++handled;
+    return Echo(r);
+  });
+  std::vector<std::future<int>> results;
+  for (int t = 0; t < 4; ++t) {
+    results.push_back(std::async(std::launch::async, [&] {
+      TestClient c(pki_, pki_.client_cert, pki_.client_key);
+      if (c.Connect(server->port())) return 0;
+      int ok = 0;
+      for (int i = 0; i < 10; ++i) {
+        http::response<http::string_body> res;
+        if (!c.Request(http::verb::get, "/n", "", res) && res.result_int() == 200) ++ok;
+      }
+      return ok;
+    }));
+  }
+  int total = 0;
+  for (auto& r : results) total += r.get();
+  EXPECT_EQ(total, 40);
+  EXPECT_EQ(handled, 40);
+}
+
+TEST_F(HttpsServerTest, SizeLimits) {
+  auto o = Options();
+  o.max_body_bytes = 1024;
+  o.max_header_bytes = 2048;
+  auto server = Start(o, Echo);
+  {
+    TestClient c(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(c.Connect(server->port()));
+    http::response<http::string_body> res;
+    ASSERT_FALSE(c.Request(http::verb::post, "/", std::string(2000, 'x'), res));
+    EXPECT_EQ(res.result_int(), 413U);
+    EXPECT_FALSE(res.keep_alive());
+  }
+  {
+    TestClient c(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(c.Connect(server->port()));
+    http::response<http::string_body> res;
+    ASSERT_FALSE(c.Request(http::verb::get, "/", "", res, std::string(4000, 'h')));
+    EXPECT_EQ(res.result_int(), 431U);
+  }
+}
+
+TEST_F(HttpsServerTest, IdleAndRequestTimeoutsCloseConnections) {
+  auto o = Options();
+  o.idle_timeout = std::chrono::milliseconds(150);
+  o.request_timeout = std::chrono::milliseconds(300);
+  auto server = Start(o, Echo);
+  {  // Idle after a request: closed after idle_timeout.
+    TestClient c(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(c.Connect(server->port()));
+    http::response<http::string_body> res;
+    ASSERT_FALSE(c.Request(http::verb::get, "/", "", res));
+    EXPECT_TRUE(c.WaitClosed(std::chrono::milliseconds(2000)));
+  }
+  {  // Connected, never sends a request: closed after request_timeout.
+    TestClient c(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(c.Connect(server->port()));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(c.WaitClosed(std::chrono::milliseconds(2000)));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
+  }
+  // The session is released just after its socket closes.
+  for (int i = 0; i < 100 && server->active_connections() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(server->active_connections(), 0U);
+}
+
+TEST_F(HttpsServerTest, ConnectionLimit) {
+  auto o = Options();
+  o.max_connections = 1;
+  auto server = Start(o, Echo);
+  TestClient first(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(first.Connect(server->port()));
+  TestClient second(pki_, pki_.client_cert, pki_.client_key);
+  http::response<http::string_body> res;
+  EXPECT_TRUE(second.Connect(server->port()) || second.Request(http::verb::get, "/", "", res));
+  ASSERT_FALSE(first.Request(http::verb::get, "/", "", res));
+  EXPECT_EQ(res.result_int(), 200U);
+}
+
+TEST_F(HttpsServerTest, GracefulStopLetsARequestInFlightFinish) {
+  std::atomic<bool> in_handler{false};
+  auto server = Start(Options(), [&](const HttpRequest& r) {
+    in_handler = true;
+    HttpResponse out = Echo(r);
+    out.delay = std::chrono::milliseconds(300);  // the answer is still pending when Stop() begins
+    return out;
+  });
+  TestClient idle(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(idle.Connect(server->port()));
+  auto result = std::async(std::launch::async, [&] {
+    TestClient c(pki_, pki_.client_cert, pki_.client_key);
+    http::response<http::string_body> res;
+    if (c.Connect(server->port()) || c.Request(http::verb::get, "/slow", "", res)) return std::string("failed");
+    return std::to_string(res.result_int()) + (res.keep_alive() ? " keep-alive" : " close");
+  });
+  while (!in_handler) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server->Stop(std::chrono::seconds(3));
+  EXPECT_EQ(result.get(), "200 close");
+  EXPECT_TRUE(idle.WaitClosed(std::chrono::milliseconds(500)));
+  EXPECT_EQ(server->active_connections(), 0U);
+  // Nothing listens any more.
+  TestClient late(pki_, pki_.client_cert, pki_.client_key);
+  EXPECT_TRUE(late.Connect(server->port()));
+}
+
+TEST_F(HttpsServerTest, StartErrors) {
+  auto o = Options();
+  o.tls.certificate_file = dir_.File("missing.pem");
+  EXPECT_EQ(HttpsServer::Start(o, Echo).error().code(), ErrorCode::kInvalidArgument);
+  o = Options();
+  o.bind_address = "not-an-ip";
+  EXPECT_EQ(HttpsServer::Start(o, Echo).error().code(), ErrorCode::kInvalidArgument);
+  auto first = Start(Options(), Echo);
+  o = Options();
+  o.port = first->port();
+  o.bind_address = "127.0.0.1";
+  // SO_REUSEADDR does not allow two listeners on one port.
+  EXPECT_EQ(HttpsServer::Start(o, Echo).error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(HttpsServer::Start(Options(), nullptr).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(HttpUtil, PercentDecodeAndQueryParameters) {
+  EXPECT_EQ(*PercentDecode("SAE%20B%2f1+x"), "SAE B/1+x");
+  EXPECT_FALSE(PercentDecode("%2").ok());
+  EXPECT_FALSE(PercentDecode("%zz").ok());
+  EXPECT_FALSE(PercentDecode("abc%").ok());
+  auto q = QueryParameters("number=2&size=256&&key_ID=a%2Db&flag");
+  QSAPI_ASSERT_OK(q);
+  ASSERT_EQ(q->size(), 4U);
+  EXPECT_EQ((*q)[0], (std::pair<std::string, std::string>{"number", "2"}));
+  EXPECT_EQ((*q)[2], (std::pair<std::string, std::string>{"key_ID", "a-b"}));
+  EXPECT_EQ((*q)[3], (std::pair<std::string, std::string>{"flag", ""}));
+}
+
+}  // namespace
+}  // namespace qsapi::net
