@@ -29,6 +29,7 @@ std::string Hex(ByteView bytes);
 
 void RegisterSelfTestCommand(CLI::App& app);
 void RegisterEntropyCommands(CLI::App& app);
+void RegisterSealCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "Print the version and the OpenSSL version, then exit");
   qsapi::cli::RegisterSelfTestCommand(app);
   qsapi::cli::RegisterEntropyCommands(app);
+  qsapi::cli::RegisterSealCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {
