@@ -88,7 +88,8 @@ void RegisterSealCommands(CLI::App& app) {
   open->add_option("--key", open_flags->key, "Name of the private key in the keystore")->required();
   open->add_option("--in", open_flags->in, "Sealed input file, or - for standard input")->capture_default_str();
   open->add_option("--out", open_flags->out,
-                   "Output file (written atomically: nothing is left behind on failure), or - for standard output")
+                   "Output file (written atomically: nothing is left behind on failure), or - for standard output "
+                   "(each chunk is written once authenticated; a later failure shows only in the exit status)")
       ->capture_default_str();
   open->add_flag("--no-progress", open_flags->no_progress, "Never show a progress bar");
   open->callback([open_flags] {

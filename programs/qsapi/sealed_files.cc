@@ -227,7 +227,7 @@ Status OpenFile(const hpke::RecipientKey& recipient, const std::string& in, cons
                 hpke::OpenOptions options, bool progress) {
   QSAPI_ASSIGN_OR_RETURN(Input input, Input::Open(in));
   hpke::FdSource source(input.fd());
-  // The header first: a message for another key fails before any output exists.
+  // The header first: input that is not a sealed message fails before any output exists.
   QSAPI_ASSIGN_OR_RETURN(const hpke::ParsedHeader parsed, hpke::ReadHeader(source));
   QSAPI_ASSIGN_OR_RETURN(AtomicOutput output, AtomicOutput::Create(out));
   std::unique_ptr<ProgressBar> bar;

@@ -246,14 +246,24 @@ Result<Bytes> SealMessage(const crypto::KemPublicKey& recipient, ByteView key_id
 }
 
 Result<Bytes> OpenMessage(ByteView container, const RecipientKey& recipient, const OpenOptions& options) {
-  MemorySource source(container);
-  MemorySink sink(kMaxSingleShotSize);
-  QSAPI_ASSIGN_OR_RETURN(const ParsedHeader parsed, ReadHeader(source));
+  // The single format straight from the buffer (no copies): header || ct_len (4) || ct.
+  QSAPI_ASSIGN_OR_RETURN(const ParsedHeader parsed, ParseHeader(container));
   if (parsed.header.format != ContainerFormat::kSingle) {
     return InvalidArgument("OpenMessage takes a single-ciphertext sealed message; open a STREAM with OpenAny");
   }
-  QSAPI_RETURN_IF_ERROR(OpenBody(parsed.header, source, recipient, sink, options));
-  return sink.bytes();
+  QSAPI_ASSIGN_OR_RETURN(internal::OpenState state, internal::PrepareOpen(parsed.header, recipient, options));
+  const ByteView body = container.subspan(parsed.size);
+  if (body.size() < 4) return AuthenticationFailed();
+  const std::size_t ct_len =
+      (std::size_t{body[0]} << 24) | (std::size_t{body[1]} << 16) | (std::size_t{body[2]} << 8) | body[3];
+  constexpr std::size_t kTag = 16;
+  if (ct_len < kTag || ct_len > kMaxSingleShotSize + kTag || body.size() != 4 + ct_len) return AuthenticationFailed();
+  Bytes aad = state.header_digest;
+  aad.insert(aad.end(), options.aad.begin(), options.aad.end());
+  Bytes pt(ct_len - kTag);
+  if (Status s = state.context.OpenInto(body.subspan(4), aad, pt); !s.ok()) return AuthenticationFailed();
+  if (options.progress) options.progress(pt.size());
+  return pt;
 }
 
 }  // namespace qsapi::hpke

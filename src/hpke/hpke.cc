@@ -23,7 +23,7 @@ void AppendU16(Bytes& out, std::uint16_t v) {
 void Append(Bytes& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
 void Append(Bytes& out, ByteView b) { out.insert(out.end(), b.begin(), b.end()); }
 
-// AppendSecret builds prefix || secret in secret memory.
+// Concat builds prefix || secret in secret memory.
 SecretBytes Concat(ByteView prefix, ByteView secret) {
   SecretBytes out(prefix.size() + secret.size());
   std::copy(prefix.begin(), prefix.end(), out.data());

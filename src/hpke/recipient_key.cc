@@ -32,11 +32,7 @@ Result<Bytes> DefaultKeyId(const crypto::KemPublicKey& key) {
 
 Result<std::unique_ptr<InMemoryRecipientKey>> InMemoryRecipientKey::FromPrivateKey(crypto::KemPrivateKey key,
                                                                                    ByteView key_id) {
-  QSAPI_RETURN_IF_ERROR([&]() -> Status {
-    QSAPI_ASSIGN_OR_RETURN(const KemId unused, KemIdFor(key.algorithm()));
-    static_cast<void>(unused);
-    return OkStatus();
-  }());
+  QSAPI_RETURN_IF_ERROR(KemIdFor(key.algorithm()));  // HPKE's KEMs only (not ML-KEM-512)
   QSAPI_ASSIGN_OR_RETURN(Bytes id, ResolveKeyId(key.public_key(), key_id));
   return std::make_unique<InMemoryRecipientKey>(std::move(key), std::move(id));
 }

@@ -107,7 +107,7 @@ SuiteSizes GetSuiteSizes(const Suite& suite) noexcept;
 inline constexpr std::size_t kMinPskSize = 32;
 // kMaxPskIdSize bounds psk_id (it travels in the container header).
 inline constexpr std::size_t kMaxPskIdSize = 255;
-// kMaxInfoSize and kMaxExportSize bound info and one exported secret.
+// kMaxInfoSize bounds info and an exporter context.
 inline constexpr std::size_t kMaxInfoSize = 64 * 1024;
 
 // Psk is a pre-shared key and its identifier, the inputs of mode_psk (RFC 9180, 5.1.2).
