@@ -66,6 +66,8 @@ Result<RecipientPublicKey> ParsePublicKeyFile(std::string_view text) {
     if (!IsSpace(c)) return InvalidArgument("public-key file has data after its END line");
   }
   const std::string_view b64 = text.substr(body, end - body);
+  // (An empty body would pass a null buffer to libsodium: found by fuzz/hpke_container_fuzzer.)
+  if (b64.find_first_not_of(" \t\r\n") == std::string_view::npos) return InvalidArgument("public-key file is empty");
   Bytes bin(b64.size());
   std::size_t bin_len = 0;
   const char* b64_end = nullptr;

@@ -319,6 +319,8 @@ TEST(PublicKeyFileTest, RoundTripAndRejections) {
   const InMemoryRecipientKey& key = KeyFor(KemId::kXWing);
   const std::string good = EncodePublicKeyFile(key.public_key(), key.key_id()).value();
   EXPECT_FALSE(ParsePublicKeyFile("").ok());
+  EXPECT_FALSE(ParsePublicKeyFile("-----BEGIN QSAPI PUBLIC KEY----------END QSAPI PUBLIC KEY-----").ok());
+  EXPECT_FALSE(ParsePublicKeyFile("-----BEGIN QSAPI PUBLIC KEY-----\n \n-----END QSAPI PUBLIC KEY-----\n").ok());
   EXPECT_FALSE(ParsePublicKeyFile(good.substr(0, good.size() / 2)).ok());
   EXPECT_FALSE(ParsePublicKeyFile(good + "trailing\n").ok());
   std::string bad_b64 = good;
