@@ -267,4 +267,7 @@ for (const kem of KEMS) {
 tool.stdin.end();
 console.log(`hpke interop: ${checks} checks passed, ${failures} failed ` +
             `(KEMs ${KEMS.map((k) => k.name).join(', ')}; MLKEM1024-P384 is not in hpke-js: covered by draft-ietf-hpke-pq-05 A.6)`);
-process.exit(failures === 0 ? 0 : 1);
+// 72 pairwise checks (3 KEMs x 2 KDFs x 3 AEADs x 2 modes x 2 directions) + 9 container checks.
+const expected = KEMS.length * KDFS.length * AEADS.length * 2 * 2 + KEMS.length * 3;
+if (failures === 0 && checks !== expected) console.error(`hpke interop: ran ${checks} checks, expected ${expected}`);
+process.exit(failures === 0 && checks === expected ? 0 : 1);
