@@ -15,57 +15,12 @@
 #include <sodium.h>
 
 #include "commands.h"
+#include "qsapi/hpke/public_key_file.h"
+#include "recipient_key_loader.h"
 #include "qsapi/keystore/keystore.h"
 
 namespace qsapi::cli {
 namespace {
-
-struct StoreFlags {
-  std::string data_dir;
-  std::string module = "/usr/lib/softhsm/libsofthsm2.so";
-  std::string token_label = "qsapi";
-  std::string pin_file;
-  std::string pin_env;
-  std::string database;
-};
-
-std::string DefaultDataDir() {
-  if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
-}
-
-void AddStoreFlags(CLI::App* cmd, StoreFlags& f) {
-  cmd->add_option("--data-dir", f.data_dir,
-                  "Data directory of the embedded keystore (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
-  cmd->add_option("--pkcs11-module", f.module, "PKCS#11 module to load")->capture_default_str();
-  cmd->add_option("--token-label", f.token_label, "Label of the token that holds the KEK")->capture_default_str();
-  cmd->add_option("--pin-file", f.pin_file, "Your HSM's user PIN, in a file of mode 0600 (not the embedded default)");
-  cmd->add_option("--pin-env", f.pin_env,
-                  "Environment variable that holds your HSM's user PIN (not the embedded default)");
-  cmd->add_option("--database", f.database, "Metadata database (default: <data-dir>/keystore.db)");
-}
-
-bool External(const StoreFlags& f) { return !f.pin_file.empty() || !f.pin_env.empty(); }
-
-Result<std::unique_ptr<keystore::Keystore>> OpenStore(const StoreFlags& f) {
-  const std::string dir = f.data_dir.empty() ? DefaultDataDir() : f.data_dir;
-  keystore::KeystoreOptions o;
-  if (External(f)) {
-    o.token.pin_file = f.pin_file;
-    o.token.pin_env = f.pin_env;
-    o.database = f.database.empty() ? std::filesystem::path(dir) / "keystore.db" : std::filesystem::path(f.database);
-  } else {
-    if (!std::filesystem::exists(std::filesystem::path(dir) / "softhsm2.conf")) {
-      return FailedPrecondition("no keystore in " + dir + "; run `qsapi init --data-dir " + dir + "` first");
-    }
-    o = keystore::EmbeddedOptions(dir);
-    if (!f.database.empty()) o.database = f.database;
-  }
-  o.token.module_path = f.module;
-  o.token.token_label = f.token_label;
-  return keystore::Keystore::Open(o);
-}
 
 std::string FormatTime(std::chrono::system_clock::time_point t) {
   const std::time_t tt = std::chrono::system_clock::to_time_t(t);
@@ -144,6 +99,45 @@ void WithStore(const char* command, const StoreFlags& f, F body) {
 }
 
 }  // namespace
+
+std::string DefaultDataDir() {
+  if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
+}
+
+void AddStoreFlags(CLI::App* cmd, StoreFlags& f) {
+  cmd->add_option("--data-dir", f.data_dir,
+                  "Data directory of the embedded keystore (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
+  cmd->add_option("--pkcs11-module", f.module, "PKCS#11 module to load")->capture_default_str();
+  cmd->add_option("--token-label", f.token_label, "Label of the token that holds the KEK")->capture_default_str();
+  cmd->add_option("--pin-file", f.pin_file, "Your HSM's user PIN, in a file of mode 0600 (not the embedded default)");
+  cmd->add_option("--pin-env", f.pin_env,
+                  "Environment variable that holds your HSM's user PIN (not the embedded default)");
+  cmd->add_option("--database", f.database, "Metadata database (default: <data-dir>/keystore.db)");
+}
+
+static bool External(const StoreFlags& f) { return !f.pin_file.empty() || !f.pin_env.empty(); }
+
+Result<std::unique_ptr<keystore::Keystore>> OpenStore(const StoreFlags& f) {
+  const std::string dir = f.data_dir.empty() ? DefaultDataDir() : f.data_dir;
+  keystore::KeystoreOptions o;
+  if (External(f)) {
+    o.token.pin_file = f.pin_file;
+    o.token.pin_env = f.pin_env;
+    o.database = f.database.empty() ? std::filesystem::path(dir) / "keystore.db" : std::filesystem::path(f.database);
+  } else {
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "softhsm2.conf")) {
+      return FailedPrecondition("no keystore in " + dir + "; run `qsapi init --data-dir " + dir + "` first");
+    }
+    o = keystore::EmbeddedOptions(dir);
+    if (!f.database.empty()) o.database = f.database;
+  }
+  o.token.module_path = f.module;
+  o.token.token_label = f.token_label;
+  return keystore::Keystore::Open(o);
+}
+
 
 void RegisterKeyCommands(CLI::App& app) {
   auto flags = std::make_shared<StoreFlags>();
@@ -238,8 +232,25 @@ void RegisterKeyCommands(CLI::App& app) {
   AddStoreFlags(pub, *flags);
   pub->add_option("name", *name, "Key name")->required();
   pub->add_option("--version", *version, "Version (default: current)");
-  pub->callback([flags, name, version] {
+  auto format = std::make_shared<std::string>("base64");
+  pub->add_option("--format", *format,
+                  "base64 (raw key), or hpke: a public-key file for `qsapi seal --to` (HPKE KEMs: X-Wing, "
+                  "ML-KEM-768/1024, MLKEM1024-P384)")
+      ->capture_default_str();
+  pub->callback([flags, name, version, format] {
+    if (*format != "base64" && *format != "hpke") return Fail("key public", "--format must be base64 or hpke");
     WithStore("key public", *flags, [&](keystore::Keystore& ks) {
+      if (*format == "hpke") {
+        auto info = ks.Get(*name);
+        if (!info.ok()) return Fail("key public", info.error());
+        const std::uint32_t v = *version == 0 ? info->current_version : *version;
+        auto pk = ks.KemPublicKey(*name, v);
+        if (!pk.ok()) return Fail("key public", pk.error());
+        auto file = hpke::EncodePublicKeyFile(*pk, KeystoreHpkeKeyId(info->id, v));
+        if (!file.ok()) return Fail("key public", file.error());
+        std::fputs(file->c_str(), stdout);
+        return;
+      }
       auto p = ks.PublicKey(*name, *version);
       if (!p.ok()) return Fail("key public", p.error());
       std::printf("%s\n", Base64(*p).c_str());

@@ -10,6 +10,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
+
+#include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
 
@@ -27,12 +30,27 @@ void Fail(std::string_view command, std::string_view message);
 // Hex returns the lower-case hex form of `bytes`.
 std::string Hex(ByteView bytes);
 
+// The local keystore: the embedded default under a data directory, or an operator's HSM.
+struct StoreFlags {
+  std::string data_dir;
+  std::string module = "/usr/lib/softhsm/libsofthsm2.so";
+  std::string token_label = "qsapi";
+  std::string pin_file;
+  std::string pin_env;
+  std::string database;
+};
+// DefaultDataDir is $QSAPI_DATA_DIR, else ~/.local/share/qsapi.
+std::string DefaultDataDir();
+void AddStoreFlags(CLI::App* cmd, StoreFlags& flags);
+Result<std::unique_ptr<keystore::Keystore>> OpenStore(const StoreFlags& flags);
+
 void RegisterSelfTestCommand(CLI::App& app);
 void RegisterEntropyCommands(CLI::App& app);
 void RegisterKeyCommands(CLI::App& app);
 void RegisterAdminCommands(CLI::App& app);
 void RegisterKmeSimCommand(CLI::App& app);
 void RegisterQkdCommands(CLI::App& app);
+void RegisterSealCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

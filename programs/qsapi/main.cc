@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterAdminCommands(app);
   qsapi::cli::RegisterKmeSimCommand(app);
   qsapi::cli::RegisterQkdCommands(app);
+  qsapi::cli::RegisterSealCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

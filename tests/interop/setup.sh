@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/interop/setup.sh: install the interop test's npm dependencies (@noble/post-quantum, pinned
-# by package-lock.json) into tests/interop/node_modules.
+# tests/interop/setup.sh: install the interop tests' npm dependencies (@noble/post-quantum, hpke-js,
+# @hpke/core, @hpke/ml-kem, @hpke/hybridkem-x-wing; pinned by package-lock.json) into
+# tests/interop/node_modules.
 #
 # Idempotent: runs `npm ci` only when node_modules is missing or older than package-lock.json.
 # Needs node and npm (scripts/setup.sh installs them) and access to the npm registry the first time.
@@ -17,7 +18,8 @@ command -v npm >/dev/null 2>&1 || die "npm not found; run scripts/setup.sh to in
 
 stamp=$here/node_modules/.package-lock.json  # written by npm ci/install on every successful run
 up_to_date() {
-  [ -d "$here/node_modules/@noble/post-quantum" ] && [ -f "$stamp" ] && [ ! "$here/package-lock.json" -nt "$stamp" ]
+  [ -d "$here/node_modules/@noble/post-quantum" ] && [ -d "$here/node_modules/hpke-js" ] &&
+    [ -d "$here/node_modules/@hpke/ml-kem" ] && [ -d "$here/node_modules/@hpke/hybridkem-x-wing" ] && [ -f "$stamp" ] && [ ! "$here/package-lock.json" -nt "$stamp" ]
 }
 up_to_date && exit 0
 
