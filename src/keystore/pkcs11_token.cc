@@ -383,6 +383,10 @@ class TokenProtector final : public KeyProtector {
     };
     CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
     const CK_RV rv = p11()->C_GenerateKey(s, &keygen, tmpl.data(), tmpl.size(), &kek_);
+    if (rv == CKR_DEVICE_MEMORY || rv == CKR_DEVICE_ERROR) {
+      return ResourceExhausted(token_.description + ": creating the KEK (C_GenerateKey) failed: " + CkrName(rv) +
+                               " (the token cannot store the key: is it full, or its storage not writable?)");
+    }
     if (rv != CKR_OK) return TokenError("creating the KEK (C_GenerateKey)", rv);
     return OkStatus();
   }
@@ -475,7 +479,12 @@ Status InitToken(const std::string& module_path, const std::string& label, const
   padded.fill(' ');
   std::memcpy(padded.data(), label.data(), label.size());
   rv = p11->C_InitToken(*free_slot, Utf8(so_pin), so_pin.size(), padded.data());
-  if (rv != CKR_OK) return Unavailable("C_InitToken failed: " + CkrName(rv));
+  if (rv != CKR_OK) {
+    return Unavailable("C_InitToken failed: " + CkrName(rv) +
+                       (rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_MEMORY
+                            ? " (the token cannot store objects: is its storage full or not writable?)"
+                            : ""));
+  }
   // SoftHSM2 moves an initialised token to a new slot id: find it again by label.
   QSAPI_ASSIGN_OR_RETURN(std::optional<FoundToken> created, FindToken(p11, label));
   if (!created) return Internal("the token just initialised is not found by its label");
