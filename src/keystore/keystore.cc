@@ -916,6 +916,15 @@ Result<std::vector<AuditEntry>> Keystore::Audit(std::size_t max_entries) {
   return impl_->store->ReadAudit(max_entries);
 }
 
+Status Keystore::Probe() {
+  static constexpr std::uint8_t kProbe[] = {'q', 's', 'a', 'p', 'i'};
+  static constexpr std::uint8_t kAad[] = {'p', 'r', 'o', 'b', 'e'};
+  QSAPI_ASSIGN_OR_RETURN(Bytes blob, impl_->protector->Wrap(kProbe, kAad));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes back, impl_->protector->Unwrap(blob, kAad));
+  if (!ConstantTimeEqual(back.view(), kProbe)) return Internal("the token's wrap/unwrap probe returned other bytes");
+  return impl_->store->ChangeCounter().ok() ? OkStatus() : impl_->store->ChangeCounter().error();
+}
+
 void Keystore::FlushCache() {
   const std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->cache.clear();

@@ -49,6 +49,7 @@ TEST_F(KeystoreTest, EmbeddedInitIsIdempotentAndKeepsPinsPrivate) {
   ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700U);
   EXPECT_THAT(ks_->token_description(), HasSubstr("token \"qsapi\""));
+  QSAPI_EXPECT_OK(ks_->Probe());
 }
 
 // SoftHSM2's file backend truncates token.object while it rewrites it at login; a process killed

@@ -214,6 +214,9 @@ class Keystore {
   // it unwraps at all, for AEAD keys), and checks the audit chain.
   Result<VerifyReport> Verify();
   Result<std::vector<AuditEntry>> Audit(std::size_t max_entries = 100);
+  // Probe is the cheap liveness check for health output: one wrap and unwrap in the token and one
+  // metadata read. (Verify is the thorough one: it unwraps every version.)
+  Status Probe();
 
   // FlushCache wipes every unwrapped key held in memory.
   void FlushCache();
