@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "commands.h"
+#include "common/internal/text.h"
 
 namespace qsapi::cli {
 namespace {
@@ -23,15 +24,6 @@ void Fail(std::string_view command, std::string_view message) {
 
 void Fail(std::string_view command, const Error& error) { Fail(command, error.ToString()); }
 
-std::string Hex(ByteView bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (std::uint8_t b : bytes) {
-    hex.push_back(kHex[b >> 4]);
-    hex.push_back(kHex[b & 0xf]);
-  }
-  return hex;
-}
+std::string Hex(ByteView bytes) { return qsapi::internal::HexEncode(bytes); }
 
 }  // namespace qsapi::cli

@@ -4,12 +4,14 @@
 // bounded before nlohmann builds a tree (a valid payload nests at most two levels), and no error
 // message quotes it: a payload is random key material.
 #include "entropy/internal/qrng_payload.h"
+#include "common/internal/text.h"
 
 #include <cstdint>
 #include <string>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
 
 namespace qsapi::entropy::internal {
 namespace {
@@ -81,33 +83,6 @@ Result<Bytes> DecodeValue(const nlohmann::json& v, std::size_t expected, std::st
   return InvalidArgument("QRNG payload " + std::string(what) + " is neither an array of integers nor a hex string");
 }
 
-// JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`.
-bool JsonDepthWithin(std::string_view s, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : s) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<Bytes> ParseQrngPayload(std::string_view body, std::size_t expected_bytes, std::string_view json_field,
@@ -121,7 +96,7 @@ Result<Bytes> ParseQrngPayload(std::string_view body, std::size_t expected_bytes
   const char first = text.front();
   if (first != '{' && first != '[' && first != '"') return DecodeHex(text, expected_bytes);
 
-  if (!JsonDepthWithin(text, kMaxJsonDepth)) {
+  if (!qsapi::internal::JsonDepthWithin(text, kMaxJsonDepth)) {
     return InvalidArgument("QRNG payload JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
   // No callback, no exceptions: malformed input yields a discarded value.

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pkcs11_token.h"
 #include "qsapi/crypto/random.h"
@@ -102,15 +103,7 @@ Result<KeyType> ParseKeyType(std::string_view name) {
   return InvalidArgument("unknown key type \"" + std::string(name) + "\"; valid types: " + valid);
 }
 
-std::string KeyIdHex(const KeyId& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : id) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
-}
+std::string KeyIdHex(const KeyId& id) { return qsapi::internal::HexEncode(id); }
 
 // ---- blob headers and the text form ------------------------------------------------------
 

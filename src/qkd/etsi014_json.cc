@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "qsapi/secret.h"
 
 namespace qsapi::qkd {
@@ -40,34 +41,6 @@ using Json = nlohmann::json;
 constexpr int kMaxJsonDepth = 8;
 constexpr std::size_t kMaxBodyBytes = std::size_t{16} << 20;
 
-// JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`:
-// nlohmann's parser recurses per level, so depth is bounded before it runs.
-bool JsonDepthWithin(std::string_view s, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : s) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > limit) return false;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 // Printable returns `s` with anything but printable ASCII replaced by '?', cut to `max` characters:
 // what a KME sends may end up in a log line.
 std::string Printable(std::string_view s, std::size_t max = 200) {
@@ -90,7 +63,7 @@ Result<Json> ParseBounded(std::string_view body, std::string_view what, ErrorCod
   if (body.size() > kMaxBodyBytes) {
     return Error(code, std::string(what) + " is larger than " + std::to_string(kMaxBodyBytes) + " bytes");
   }
-  if (!JsonDepthWithin(body, kMaxJsonDepth)) {
+  if (!qsapi::internal::JsonDepthWithin(body, kMaxJsonDepth)) {
     return Error(code, std::string(what) + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
   Json doc = Json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -267,7 +240,7 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
 }
 
 std::optional<std::string> ErrorMessage(std::string_view body) {
-  if (body.empty() || body.size() > std::size_t{64} * 1024 || !JsonDepthWithin(body, kMaxJsonDepth))
+  if (body.empty() || body.size() > std::size_t{64} * 1024 || !qsapi::internal::JsonDepthWithin(body, kMaxJsonDepth))
     return std::nullopt;
   const Json doc = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return std::nullopt;

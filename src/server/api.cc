@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "qsapi/crypto/random.h"
 #include "qsapi/version.h"
 
@@ -344,12 +345,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     request_id = given;
   } else {
     Result<Bytes> random_id = crypto::RandomBytes(8);
-    const Bytes id = random_id.ok() ? *random_id : Bytes(8, 0);
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (std::uint8_t b : id) {
-      request_id += kHex[b >> 4];
-      request_id += kHex[b & 0xf];
-    }
+    request_id = qsapi::internal::HexEncode(random_id.ok() ? *random_id : Bytes(8, 0));
   }
   Context ctx(*this, req, request_id);
   std::string route_name = "unknown";

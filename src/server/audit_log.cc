@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/internal/text.h"
 #include "qsapi/crypto/kdf.h"
 
 namespace qsapi::server {
@@ -18,16 +19,6 @@ namespace {
 
 constexpr std::size_t kMaxLine = 16 * 1024;
 const std::string kZeroHash(64, '0');
-
-std::string HexOf(ByteView b) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t c : b) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xf];
-  }
-  return out;
-}
 
 // ChainHash returns the hex SHA-256 of prev (hex text) || the entry without "hash", keys sorted.
 Result<std::string> ChainHash(const std::string& prev, nlohmann::json entry) {
@@ -37,7 +28,7 @@ Result<std::string> ChainHash(const std::string& prev, nlohmann::json entry) {
                          crypto::Hash(crypto::HashAlgorithm::kSha256,
                                       ByteView(reinterpret_cast<const std::uint8_t*>(canonical.data()),  // NOLINT
                                                canonical.size())));
-  return HexOf(h);
+  return qsapi::internal::HexEncode(h);
 }
 
 std::string NowText() {

@@ -15,27 +15,18 @@
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "qsapi/crypto/kdf.h"
 #include "qsapi/crypto/random.h"
 
 namespace qsapi::server {
 namespace {
 
-std::string Hex(ByteView b) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t c : b) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xf];
-  }
-  return out;
-}
-
 Result<std::string> HashToken(std::string_view token) {
   QSAPI_ASSIGN_OR_RETURN(Bytes h, crypto::Hash(crypto::HashAlgorithm::kSha256,
                                                ByteView(reinterpret_cast<const std::uint8_t*>(token.data()),  // NOLINT
                                                         token.size())));
-  return Hex(h);
+  return qsapi::internal::HexEncode(h);
 }
 
 std::string Now() {
@@ -170,10 +161,10 @@ Result<std::string> TokenStore::Create(const std::string& name, const Policy& po
   std::string b64(sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
   sodium_bin2base64(b64.data(), b64.size(), secret.data(), secret.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
   b64.resize(std::strlen(b64.c_str()));
-  std::string token = "qsapi_" + Hex(id) + "_" + b64;
+  std::string token = "qsapi_" + qsapi::internal::HexEncode(id) + "_" + b64;
   SecureZero(b64.data(), b64.size());
   TokenEntry e;
-  e.id = Hex(id);
+  e.id = qsapi::internal::HexEncode(id);
   e.name = name;
   QSAPI_ASSIGN_OR_RETURN(e.hash, HashToken(token));
   e.policy = policy;

@@ -1,0 +1,21 @@
+// Small text helpers shared by the library's parts (not part of the public API).
+#ifndef QSAPI_COMMON_INTERNAL_TEXT_H_
+#define QSAPI_COMMON_INTERNAL_TEXT_H_
+
+#include <string>
+#include <string_view>
+
+#include "qsapi/secret.h"
+
+namespace qsapi::internal {
+
+// HexEncode returns the lower-case hex form of `bytes` (public values only: ids, hashes).
+std::string HexEncode(ByteView bytes);
+
+// JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`,
+// so that a hostile body cannot drive a recursive JSON parser into deep recursion.
+bool JsonDepthWithin(std::string_view s, int limit);
+
+}  // namespace qsapi::internal
+
+#endif  // QSAPI_COMMON_INTERNAL_TEXT_H_
