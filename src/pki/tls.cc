@@ -40,18 +40,30 @@ Status ApplyCommon(SSL_CTX* ctx, const TlsOptions& o, std::string_view side) {
   if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, const_cast<char*>(o.groups.c_str())) != 1) {  // NOLINT
     return InvalidArgument(who + "OpenSSL rejects the group list \"" + o.groups + "\"" + OpenSslReason());
   }
-  if (!o.certificate_file.empty() || !o.private_key_file.empty()) {
-    if (o.certificate_file.empty() || o.private_key_file.empty()) {
+  const bool has_key = !o.private_key_file.empty() || o.private_key != nullptr;
+  if (!o.private_key_file.empty() && o.private_key != nullptr) {
+    return InvalidArgument(who + "give the private key as a file or in memory, not both");
+  }
+  if (!o.certificate_file.empty() || has_key) {
+    if (o.certificate_file.empty() || !has_key) {
       return InvalidArgument(who + "a certificate needs its private key and vice versa");
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, o.certificate_file.c_str()) != 1) {
       return InvalidArgument(who + "cannot load the certificate chain " + o.certificate_file + OpenSslReason());
     }
-    QSAPI_ASSIGN_OR_RETURN(SecretBytes pem, internal::ReadSecretFile(o.private_key_file, "private key file"));
-    QSAPI_ASSIGN_OR_RETURN(internal::EvpPkeyPtr key,
-                           internal::PkeyFromPem(pem.view(), "private key file " + o.private_key_file));
-    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-      return InvalidArgument(who + "the private key " + o.private_key_file + " does not match the certificate " +
+    const std::string key_name = o.private_key != nullptr ? "held in memory" : o.private_key_file;
+    internal::EvpPkeyPtr from_file;
+    EVP_PKEY* key = nullptr;
+    if (o.private_key != nullptr) {
+      key = o.private_key->native_handle();
+    } else {
+      QSAPI_ASSIGN_OR_RETURN(SecretBytes pem, internal::ReadSecretFile(o.private_key_file, "private key file"));
+      QSAPI_ASSIGN_OR_RETURN(from_file, internal::PkeyFromPem(pem.view(), "private key file " + o.private_key_file));
+      key = from_file.get();
+    }
+    // SSL_CTX_use_PrivateKey takes its own reference to the key.
+    if (key == nullptr || SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+      return InvalidArgument(who + "the private key " + key_name + " does not match the certificate " +
                              o.certificate_file + OpenSslReason());
     }
   }

@@ -189,6 +189,25 @@ TEST(Tls, ContextConfiguration) {
   o.max_version = TlsVersion::kTls12;
   EXPECT_FALSE(ConfigureClientContext(ctx.get(), o).ok());
 
+  // The key may be held in memory instead of a file (qsapid's keystore-wrapped server key).
+  auto pem = ReadPrivateKeyPem(t.server_key);
+  ASSERT_TRUE(pem.ok()) << pem.error().ToString();
+  TlsOptions in_memory;
+  in_memory.certificate_file = t.server_cert;
+  in_memory.verify_peer = PeerVerification::kNone;
+  in_memory.private_key = std::make_shared<const PrivateKey>(std::move(*pem));
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx2(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  QSAPI_EXPECT_OK(ConfigureServerContext(ctx2.get(), in_memory));
+  in_memory.private_key_file = t.server_key;  // both: ambiguous
+  EXPECT_EQ(ConfigureServerContext(ctx2.get(), in_memory).error().code(), ErrorCode::kInvalidArgument);
+  auto other = ReadPrivateKeyPem(t.client_key);
+  ASSERT_TRUE(other.ok());
+  in_memory.private_key_file.clear();
+  in_memory.private_key = std::make_shared<const PrivateKey>(std::move(*other));
+  auto wrong = ConfigureServerContext(ctx2.get(), in_memory);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message().find("held in memory does not match"), std::string::npos);
+
   EXPECT_TRUE(IsPqHybridGroup("X25519MLKEM768"));
   EXPECT_TRUE(IsPqHybridGroup("secp384r1mlkem1024"));
   EXPECT_FALSE(IsPqHybridGroup("x25519"));

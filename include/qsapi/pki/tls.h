@@ -13,6 +13,7 @@
 #ifndef QSAPI_PKI_TLS_H_
 #define QSAPI_PKI_TLS_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,8 @@ struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 struct ssl_st;      // OpenSSL's SSL
 
 namespace qsapi::pki {
+
+class PrivateKey;  // qsapi/pki/pki.h
 
 // kPqHybridGroups: the only groups our own peer links and API accept.
 inline constexpr std::string_view kPqHybridGroups = "X25519MLKEM768:SecP384r1MLKEM1024";
@@ -44,6 +47,9 @@ struct TlsOptions {
   std::string groups = std::string(kPqHybridGroups);  // OpenSSL group list, preference order
   std::string certificate_file;                       // our certificate chain (leaf first); required for servers
   std::string private_key_file;                       // its private key (mode 0600)
+  // private_key: the certificate's key held in memory instead of a file (a key the keystore
+  // unwrapped at start, so that it never sits on disk in the clear). Set this or private_key_file.
+  std::shared_ptr<const PrivateKey> private_key;
   std::string ca_file;                                // trust anchors for the peer; empty: the system's (clients only)
   PeerVerification verify_peer = PeerVerification::kRequired;
 };
