@@ -51,6 +51,8 @@ void RegisterAdminCommands(CLI::App& app);
 void RegisterKmeSimCommand(CLI::App& app);
 void RegisterQkdCommands(CLI::App& app);
 void RegisterSealCommands(CLI::App& app);
+void RegisterRemoteCommands(CLI::App& app);
+void RegisterCaCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterKmeSimCommand(app);
   qsapi::cli::RegisterQkdCommands(app);
   qsapi::cli::RegisterSealCommands(app);
+  qsapi::cli::RegisterRemoteCommands(app);
+  qsapi::cli::RegisterCaCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

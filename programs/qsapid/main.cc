@@ -1,10 +1,17 @@
 // qsapid: the qsapi HTTPS API service.
 //
-// Today it starts, hardens the process, runs the crypto self-test on the OpenSSL it links and
-// reports; the HTTPS API (issue #7) is built on this entry point, so the command users run now
-// is the one they will keep running.
+//   qsapid [--data-dir DIR] [--listen HOST:PORT]   the embedded default under DIR
+//   qsapid --config FILE                           a configured deployment
+//   qsapid --check-config FILE                     validate FILE and exit (0 when valid)
+//
+// The process is hardened first (no core dumps, no ptrace attach), the crypto self-test must pass,
+// then the service starts (src/server/service.h) and runs until SIGTERM or SIGINT, which drain the
+// requests in flight before exiting 0.
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +19,27 @@
 #include "qsapi/crypto/self_test.h"
 #include "qsapi/process.h"
 #include "qsapi/version.h"
+#include "server/config.h"
+#include "server/service.h"
+
+namespace {
+
+std::string DefaultDataDir() {
+  if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
+}
+
+std::string Date(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (qsapi::Status s = qsapi::HardenProcess(); !s.ok()) {
@@ -19,24 +47,102 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"qsapid: the QuantumSecureAPI service"};
   bool show_version = false;
-  std::string data_dir = "./qsapi-data";
+  std::string data_dir, config_file, check_config, listen;
   app.add_flag("--version", show_version, "Print the version and the OpenSSL version, then exit");
-  app.add_option("--data-dir", data_dir, "Directory for the token, keystore and TLS certificate")
-      ->capture_default_str();
+  app.add_option("--data-dir", data_dir,
+                 "Data directory of the embedded default (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
+  app.add_option("--config", config_file, "TOML configuration file (docs/OPERATIONS.md)");
+  app.add_option("--check-config", check_config, "Validate a configuration file and exit");
+  app.add_option("--listen", listen, "HOST:PORT to listen on (overrides the configuration; port 0: any free port)");
   CLI11_PARSE(app, argc, argv);
 
-  std::printf("%s\n", qsapi::VersionBanner("qsapid").c_str());
-  if (show_version) return EXIT_SUCCESS;
+  if (show_version) {
+    std::printf("%s\n", qsapi::VersionBanner("qsapid").c_str());
+    return EXIT_SUCCESS;
+  }
+  if (!check_config.empty()) {
+    auto c = qsapi::server::LoadConfig(check_config);
+    if (!c.ok()) {
+      std::fprintf(stderr, "qsapid: %s\n", c.error().message().c_str());
+      return EXIT_FAILURE;
+    }
+    std::printf("qsapid: %s is valid (data_dir %s, listen %s:%u, profile %s, %zu peers, %zu KMEs, %zu clients)\n",
+                check_config.c_str(), c->data_dir.c_str(), c->server.listen_host.c_str(), c->server.listen_port,
+                c->server.profile.c_str(), c->peers.size(), c->kmes.size(), c->clients.size());
+    return EXIT_SUCCESS;
+  }
+  if (!config_file.empty() && !data_dir.empty()) {
+    std::fprintf(stderr, "qsapid: give --config or --data-dir, not both (the file names its data_dir)\n");
+    return EXIT_FAILURE;
+  }
 
+  qsapi::server::Config config;
+  if (!config_file.empty()) {
+    auto c = qsapi::server::LoadConfig(config_file);
+    if (!c.ok()) {
+      std::fprintf(stderr, "qsapid: %s\n", c.error().message().c_str());
+      return EXIT_FAILURE;
+    }
+    config = std::move(*c);
+  } else {
+    config = qsapi::server::DefaultConfig(data_dir.empty() ? DefaultDataDir() : data_dir);
+  }
+  if (!listen.empty()) {
+    auto parsed = qsapi::server::ParseListenAddress(listen);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "qsapid: --listen: %s\n", parsed.error().message().c_str());
+      return EXIT_FAILURE;
+    }
+    config.server.listen_host = parsed->first;
+    config.server.listen_port = parsed->second;
+  }
+
+  std::printf("%s\n", qsapi::VersionBanner("qsapid").c_str());
   const qsapi::Result<qsapi::crypto::SelfTestReport> report = qsapi::crypto::RunSelfTest();
   if (!report.ok()) {
     std::fprintf(stderr, "qsapid: crypto self-test failed: %s\n", report.error().ToString().c_str());
     return EXIT_FAILURE;
   }
-  for (const std::string& line : report->lines) std::printf("  self-test ok: %s\n", line.c_str());
-  std::printf(
-      "qsapid: the HTTPS API service is not part of this build yet (tracked as issue #7);\n"
-      "        the crypto core passed its self-test on this machine. Data directory (unused yet): %s\n",
-      data_dir.c_str());
+  std::printf("qsapid: crypto self-test passed (%zu checks)\n", report->lines.size());
+
+  // Block the stop signals in every thread (the service's threads inherit this mask); the main
+  // thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto service = qsapi::server::Service::Start(config);
+  if (!service.ok()) {
+    std::fprintf(stderr, "qsapid: %s\n", service.error().message().c_str());
+    return EXIT_FAILURE;
+  }
+  const qsapi::server::StartupReport& r = (*service)->report();
+  const std::string dir = config.data_dir.string();
+  std::printf("qsapid: data directory %s%s\n", dir.c_str(), r.keystore_created ? " (keystore created now)" : "");
+  std::printf("qsapid: deployment CA %s%s\n", r.ca_certificate.c_str(), r.ca_created ? " (created now)" : "");
+  std::printf("qsapid: TLS 1.3, groups %s, profile %s, certificate valid until %s%s\n", r.tls_groups.c_str(),
+              r.tls_profile.c_str(), Date(r.certificate_not_after).c_str(), r.certificate_issued ? " (issued now)" : "");
+  if (!r.admin_token_file.empty()) {
+    std::printf("qsapid: the admin API token was written once to %s (mode 0600);\n"
+                "        move it to your secret store, then delete the file\n",
+                r.admin_token_file.c_str());
+  }
+  std::printf("qsapid: ready on %s\n", r.url.c_str());
+  std::printf("  try:  qsapi call GET /v1/health --server %s --data-dir %s\n", r.url.c_str(), dir.c_str());
+  std::printf("        qsapi call POST /v1/keys --data '{\"name\":\"demo\",\"type\":\"AES-256-GCM\"}' --server %s "
+              "--data-dir %s\n",
+              r.url.c_str(), dir.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::printf("qsapid: %s received; draining requests in flight (up to %lld s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              static_cast<long long>(config.server.shutdown_drain.count()));
+  std::fflush(stdout);
+  (*service)->Stop();
+  std::printf("qsapid: stopped\n");
   return EXIT_SUCCESS;
 }

@@ -420,6 +420,10 @@ Result<Certificate> IssueCertificate(const Certificate& issuer, const PrivateKey
 
 // --- Files ---
 
+Status WriteProtectedFile(const std::filesystem::path& path, ByteView data, unsigned mode, bool overwrite) {
+  return WriteFileAtomically(path, data, static_cast<mode_t>(mode), overwrite, "file");
+}
+
 Status WritePrivateKeyPem(const std::filesystem::path& path, const PrivateKey& key, bool overwrite) {
   QSAPI_ASSIGN_OR_RETURN(SecretBytes pem, key.ToPem());
   return WriteFileAtomically(path, pem.view(), 0600, overwrite, "private key file");

@@ -176,6 +176,12 @@ class Api::Context {
 
   // Allow checks the principal's policy; a denial is audited.
   Status Allow(const std::string& op, const std::string& key) {
+    if (IsReservedKeyName(key)) {
+      ++api.counters_.denied;
+      Audit(op, key, 0, "PERMISSION_DENIED", "reserved key");
+      return Error(ErrorCode::kPermissionDenied, "key names starting with \"" + std::string(kReservedKeyPrefix) +
+                                                     "\" are reserved for qsapid itself");
+    }
     if (!policy.AllowsOperation(op) || (!key.empty() && !policy.AllowsKey(key))) {
       ++api.counters_.denied;
       Audit(op, key, 0, "PERMISSION_DENIED", "policy");
@@ -380,12 +386,10 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     if (pattern == "/v1/health") {
       std::map<std::string, std::string> checks;
       bool ok = true;
-      if (auto v = keystore_->Verify(); v.ok()) {
-        checks["keystore"] =
-            v->problems.empty() ? "ok: " + keystore_->token_description() : "problem: " + v->problems.front();
-        ok = ok && v->problems.empty();
+      if (Status probe = keystore_->Probe(); probe.ok()) {
+        checks["keystore"] = "ok: " + keystore_->token_description();
       } else {
-        checks["keystore"] = "error: " + v.error().message();
+        checks["keystore"] = "error: " + probe.error().message();
         ok = false;
       }
       json entropy = json::parse(entropy::FormatStatusJson(*pool_));
@@ -500,7 +504,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       if (!keys.ok()) return ctx.Fail(keys.error());
       json out = json::array();
       for (const auto& k : *keys) {
-        if (ctx.policy.AllowsKey(k.name)) out.push_back(KeyJson(k));
+        if (ctx.policy.AllowsKey(k.name) && !IsReservedKeyName(k.name)) out.push_back(KeyJson(k));
       }
       return done("keys.list", "", 0, json{{"keys", out}});
     }

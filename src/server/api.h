@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,12 @@
 #include "server/tokens.h"
 
 namespace qsapi::server {
+
+// Keys whose names start with kReservedKeyPrefix belong to qsapid itself (the key that wraps the
+// deployment CA's and the TLS server's private keys): no API principal may list or use them,
+// whatever its policy says.
+inline constexpr std::string_view kReservedKeyPrefix = "qsapid.";
+inline bool IsReservedKeyName(std::string_view name) { return name.starts_with(kReservedKeyPrefix); }
 
 struct ApiRequest {
   std::string method;

@@ -1,11 +1,14 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
+
+#include "server/tokens.h"
 
 namespace qsapi::server {
 namespace {
@@ -111,6 +114,20 @@ class Reader {
     if (!n->is_array()) return Bad(key, "expected an array of tables ([[" + Name(key) + "]])");
     return n->as_array();
   }
+  Status Strings(std::string_view key, std::vector<std::string>& out) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return OkStatus();
+    const toml::array* a = n->as_array();
+    if (a == nullptr) return Bad(key, "expected an array of strings");
+    std::vector<std::string> v;
+    for (const toml::node& e : *a) {
+      if (!e.is_string() || e.as_string()->get().empty()) return Bad(key, "expected an array of non-empty strings");
+      v.push_back(e.as_string()->get());
+    }
+    out = std::move(v);
+    return OkStatus();
+  }
   Status NoUnknownKeys() const {
     for (const auto& [k, v] : t_) {
       if (!seen_.contains(std::string(k.str()))) {
@@ -135,18 +152,10 @@ Status RequireNonEmpty(const Reader& r, std::string_view key, const std::string&
 Status ParseListen(Reader& r, ServerSection& s) {
   std::string listen = s.listen_host + ":" + std::to_string(s.listen_port);
   QSAPI_RETURN_IF_ERROR(r.String("listen", listen));
-  const std::size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return r.Bad("listen", "expected \"host:port\", got \"" + listen + "\"");
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string port = listen.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
-    return r.Bad("listen", "expected a port 0..65535 after the colon, got \"" + port + "\"");
-  }
-  s.listen_host = host;
-  s.listen_port = static_cast<std::uint16_t>(std::stoi(port));
+  Result<std::pair<std::string, std::uint16_t>> parsed = ParseListenAddress(listen);
+  if (!parsed.ok()) return r.Bad("listen", parsed.error().message());
+  s.listen_host = parsed->first;
+  s.listen_port = parsed->second;
   return OkStatus();
 }
 
@@ -178,7 +187,12 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
   if (tls != nullptr) {
     Reader r(*tls, "tls", origin);
     QSAPI_RETURN_IF_ERROR(r.String("cert_file", c.tls.cert_file));
+    QSAPI_RETURN_IF_ERROR(r.String("key_file", c.tls.key_file));
+    if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+      return r.Bad(c.tls.cert_file.empty() ? "cert_file" : "key_file", "cert_file and key_file go together");
+    }
     QSAPI_RETURN_IF_ERROR(r.String("ca_file", c.tls.ca_file));
+    QSAPI_RETURN_IF_ERROR(r.Strings("server_names", c.tls.server_names));
     QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   }
   QSAPI_ASSIGN_OR_RETURN(const toml::table* ks, top.Table("keystore"));
@@ -311,10 +325,55 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
       c.peers.push_back(peer);
     }
   }
+  QSAPI_ASSIGN_OR_RETURN(const toml::array* clients, top.Array("client"));
+  if (clients != nullptr) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < clients->size(); ++i) {
+      const std::string name = "client[" + std::to_string(i) + "]";
+      const toml::table* t = (*clients)[i].as_table();
+      if (t == nullptr) return InvalidArgument("config " + origin + ": " + name + ": expected a table");
+      Reader r(*t, name, origin);
+      ClientSection client;
+      QSAPI_RETURN_IF_ERROR(r.String("common_name", client.common_name));
+      QSAPI_RETURN_IF_ERROR(RequireNonEmpty(r, "common_name", client.common_name));
+      QSAPI_RETURN_IF_ERROR(r.Strings("keys", client.keys));
+      QSAPI_RETURN_IF_ERROR(r.Strings("operations", client.operations));
+      if (client.keys.empty()) return r.Bad("keys", "is required (key names, prefixes ending in '*', or \"*\")");
+      if (client.operations.empty()) return r.Bad("operations", "is required");
+      for (const std::string& op : client.operations) {
+        const auto& known = KnownOperations();
+        if (op != "*" && std::find(known.begin(), known.end(), op) == known.end()) {
+          std::string list;
+          for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+          return r.Bad("operations", "unknown operation \"" + op + "\"; known: " + list + ", or \"*\"");
+        }
+      }
+      QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+      if (!names.insert(client.common_name).second) {
+        return r.Bad("common_name", "\"" + client.common_name + "\" is used twice");
+      }
+      c.clients.push_back(client);
+    }
+  }
   return top.NoUnknownKeys();
 }
 
 }  // namespace
+
+Result<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_view listen) {
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return InvalidArgument("expected \"host:port\", got \"" + std::string(listen) + "\"");
+  }
+  std::string host(listen.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port(listen.substr(colon + 1));
+  if (host.empty() || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return InvalidArgument("expected \"host:port\" with a port 0..65535, got \"" + std::string(listen) + "\"");
+  }
+  return std::pair{host, static_cast<std::uint16_t>(std::stoi(port))};
+}
 
 std::string_view Policy3Name(Policy3 p) noexcept {
   switch (p) {

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qsapi/result.h"
@@ -33,6 +35,8 @@ struct ServerSection {
 
 struct TlsSection {
   std::string cert_file;  // empty: the certificate qsapid issues itself under the data directory
+  std::string key_file;   // the PEM private key of cert_file (mode 0600); required with cert_file
+  std::vector<std::string> server_names;  // names of the self-issued certificate; empty: DefaultServerNames
   std::string ca_file;    // trust anchors for client certificates; empty: the deployment CA
 };
 
@@ -75,6 +79,12 @@ struct PeerSection {
   Policy3 qrng = Policy3::kPrefer;
 };
 
+// A client certificate's CN bound to a policy (which keys, which operations), like a token's.
+struct ClientSection {
+  std::string common_name;
+  std::vector<std::string> keys, operations;
+};
+
 struct Config {
   std::filesystem::path data_dir;
   ServerSection server;
@@ -84,6 +94,7 @@ struct Config {
   EntropySection entropy;
   std::vector<KmeSection> kmes;
   std::vector<PeerSection> peers;
+  std::vector<ClientSection> clients;
 };
 
 // ParseConfig parses TOML text; `origin` names the file in errors. kInvalidArgument on any error.
@@ -94,6 +105,9 @@ Result<Config> LoadConfig(const std::filesystem::path& path);
 Config DefaultConfig(const std::filesystem::path& data_dir);
 
 std::string_view Policy3Name(Policy3 p) noexcept;
+
+// ParseListenAddress parses "host:port" ("[::1]:8443" for IPv6; port 0 means any free port).
+Result<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_view listen);
 
 }  // namespace qsapi::server
 

@@ -95,7 +95,18 @@ TEST_F(ApiTest, AuthenticationAndAuthorisation) {
   Ok(Call("POST", "/v1/random", {{"bytes", 16}}, "", "svc.example"));
   EXPECT_EQ(Call("POST", "/v1/random", {{"bytes", 16}}, "", "stranger").status, 403U);
   EXPECT_EQ(Call("POST", "/v1/encrypt/billing-main", {{"plaintext", "aGVsbG8="}}, "", "svc.example").status, 403U);
-  EXPECT_GE(api_->counters().denied.load(), 6U);
+  // Keys named "qsapid.*" belong to the service (they wrap its CA and TLS keys): even an admin
+  // token with keys = "*" can neither create, list nor use them.
+  ASSERT_TRUE(ks_->Create("qsapid.files", keystore::KeyType{}).ok());
+  const auto wrapped = ks_->Encrypt("qsapid.files", ByteView(reinterpret_cast<const std::uint8_t*>("ca key"), 6));
+  ASSERT_TRUE(wrapped.ok());
+  r = Call("POST", "/v1/decrypt/qsapid.files", {{"ciphertext", keystore::ToText(*wrapped)}}, admin_);
+  EXPECT_EQ(r.status, 403U);
+  EXPECT_THAT(r.body, HasSubstr("reserved"));
+  EXPECT_EQ(Call("POST", "/v1/keys", {{"name", "qsapid.mine"}, {"type", "AES-256-GCM"}}, admin_).status, 403U);
+  EXPECT_EQ(Call("GET", "/v1/keys/qsapid.files", nullptr, admin_).status, 403U);
+  for (const auto& k : Ok(Call("GET", "/v1/keys", nullptr, admin_))["keys"]) EXPECT_NE(k["name"], "qsapid.files");
+  EXPECT_GE(api_->counters().denied.load(), 9U);
   // Every denial is in the audit log, and the chain holds.
   audit_.reset();
   const std::string log = testing::ReadFile(dir_ / "audit.log");

@@ -130,6 +130,11 @@ Status WritePrivateKeyPem(const std::filesystem::path& path, const PrivateKey& k
 // WriteCertificatePem writes `certs` (a chain, leaf first) to `path` with mode 0644, atomically.
 Status WriteCertificatePem(const std::filesystem::path& path, const std::vector<Certificate>& certs);
 
+// WriteProtectedFile writes `data` to `path` atomically (a temporary file in the same directory,
+// fsync, then link(), or rename() when `overwrite`) with permission bits `mode` (0600 for anything
+// secret or wrapped). ALREADY_EXISTS when `path` exists and `overwrite` is false.
+Status WriteProtectedFile(const std::filesystem::path& path, ByteView data, unsigned mode, bool overwrite);
+
 // ReadPrivateKeyPem reads a PEM private key file; the file's bytes are wiped after parsing.
 // Refuses (PERMISSION_DENIED) a file that group or others may read.
 Result<PrivateKey> ReadPrivateKeyPem(const std::filesystem::path& path);

@@ -1,0 +1,211 @@
+#include "server/deployment_ca.h"
+
+#include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <openssl/x509.h>
+
+#include "qsapi/log.h"
+#include "qsapi/pki/tls.h"
+
+namespace qsapi::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t kMaxWrappedFile = 64 * 1024;
+
+ByteView View(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }  // NOLINT
+
+Bytes AssociatedData(std::string_view purpose) {
+  const std::string ad = "qsapi wrapped private key v1" + std::string(1, '\0') + std::string(purpose);
+  return Bytes(ad.begin(), ad.end());
+}
+
+Status MakePrivateDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Unavailable("cannot create " + dir.string() + ": " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0) return Unavailable("cannot set the mode of " + dir.string());
+  return OkStatus();
+}
+
+Result<std::string> ReadSmallFile(const fs::path& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(ErrorCode::kNotFound, std::string(what) + " " + path.string() + " does not exist");
+  std::string text(kMaxWrappedFile + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxWrappedFile) return InvalidArgument(std::string(what) + " " + path.string() + " is too large");
+  return text;
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += n + "\n";
+  return out;
+}
+
+}  // namespace
+
+Result<TlsProfile> TlsProfileNamed(std::string_view name) {
+  if (name == "default") return TlsProfile{"default", pki::KeyAlgorithm::kMlDsa65, std::string(pki::kPqHybridGroups)};
+  if (name == "cnsa2") return TlsProfile{"cnsa2", pki::KeyAlgorithm::kMlDsa87, "SecP384r1MLKEM1024"};
+  return InvalidArgument("unknown TLS profile \"" + std::string(name) + "\"; valid profiles: default, cnsa2");
+}
+
+Status WriteWrappedPrivateKey(keystore::Keystore& keystore, const fs::path& path, const pki::PrivateKey& key,
+                              std::string_view purpose, bool overwrite) {
+  if (!overwrite && fs::exists(path)) {
+    return Error(ErrorCode::kAlreadyExists, "key file " + path.string() + " exists already");
+  }
+  if (Result<keystore::KeyInfo> k = keystore.Get(kFileWrapKey); !k.ok()) {
+    if (k.error().code() != ErrorCode::kNotFound) return k.error();
+    Result<keystore::KeyInfo> created = keystore.Create(kFileWrapKey, keystore::KeyType{});
+    if (!created.ok() && created.error().code() != ErrorCode::kAlreadyExists) return created.error();
+  }
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes pem, key.ToPem());
+  QSAPI_ASSIGN_OR_RETURN(Bytes wrapped, keystore.Encrypt(kFileWrapKey, pem.view(), AssociatedData(purpose)));
+  const std::string text = keystore::ToText(wrapped) + "\n";
+  return pki::WriteProtectedFile(path, View(text), 0600, overwrite);
+}
+
+Result<pki::PrivateKey> ReadWrappedPrivateKey(keystore::Keystore& keystore, const fs::path& path,
+                                              std::string_view purpose) {
+  QSAPI_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, "key file"));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  Result<Bytes> wrapped = keystore::FromText(text);
+  if (!wrapped.ok()) return InvalidArgument("key file " + path.string() + " is not a wrapped key: " + wrapped.error().message());
+  Result<SecretBytes> pem = keystore.DecryptSecret(kFileWrapKey, *wrapped, AssociatedData(purpose));
+  if (!pem.ok()) {
+    return Error(pem.error().code(), "cannot unwrap key file " + path.string() + " (" + std::string(purpose) +
+                                         "): " + pem.error().message());
+  }
+  return pki::PrivateKey::FromPem(pem->view());
+}
+
+Result<DeploymentCa> DeploymentCa::Open(keystore::Keystore& keystore, const fs::path& data_dir) {
+  const fs::path cert_path = CertificatePath(data_dir);
+  if (!fs::exists(cert_path)) {
+    return Error(ErrorCode::kNotFound, "no deployment CA in " + data_dir.string() + " (create one with `qsapi ca init`)");
+  }
+  QSAPI_ASSIGN_OR_RETURN(pki::Certificate cert, pki::ReadCertificatePem(cert_path));
+  QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, ReadWrappedPrivateKey(keystore, KeyPath(data_dir), "deployment CA"));
+  if (X509_check_private_key(cert.native_handle(), key.native_handle()) != 1) {
+    return FailedPrecondition("the deployment CA's key " + KeyPath(data_dir).string() + " does not match its certificate " +
+                              cert_path.string());
+  }
+  auto shared = std::make_shared<const pki::PrivateKey>(std::move(key));
+  DeploymentCa ca(std::move(cert), shared);
+  return ca;
+}
+
+Result<DeploymentCa> DeploymentCa::Create(keystore::Keystore& keystore, const fs::path& data_dir,
+                                          const TlsProfile& profile, std::string_view common_name,
+                                          std::chrono::seconds validity) {
+  if (fs::exists(CertificatePath(data_dir)) || fs::exists(KeyPath(data_dir))) {
+    return Error(ErrorCode::kAlreadyExists, "a deployment CA exists already in " + (data_dir / "ca").string());
+  }
+  QSAPI_RETURN_IF_ERROR(MakePrivateDir(data_dir / "ca"));
+  QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(profile.algorithm));
+  QSAPI_ASSIGN_OR_RETURN(pki::Certificate cert, pki::CreateSelfSignedCa(key, common_name, validity));
+  // Key first, certificate last: the certificate's presence means "a CA exists", and a crash in
+  // between leaves a key file without a certificate, which the next Create replaces.
+  QSAPI_RETURN_IF_ERROR(WriteWrappedPrivateKey(keystore, KeyPath(data_dir), key, "deployment CA", /*overwrite=*/true));
+  QSAPI_RETURN_IF_ERROR(pki::WriteCertificatePem(CertificatePath(data_dir), {cert}));
+  return DeploymentCa(std::move(cert), std::make_shared<const pki::PrivateKey>(std::move(key)));
+}
+
+Result<DeploymentCa> DeploymentCa::OpenOrCreate(keystore::Keystore& keystore, const fs::path& data_dir,
+                                                const TlsProfile& profile, bool* created) {
+  if (created != nullptr) *created = false;
+  if (fs::exists(CertificatePath(data_dir))) return Open(keystore, data_dir);
+  std::error_code ec;
+  fs::remove(KeyPath(data_dir), ec);  // a key without its certificate: an interrupted Create
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  QSAPI_ASSIGN_OR_RETURN(DeploymentCa ca,
+                         Create(keystore, data_dir, profile, "qsapi deployment CA " + std::string(host)));
+  if (created != nullptr) *created = true;
+  return ca;
+}
+
+Result<pki::Certificate> DeploymentCa::Issue(const pki::PrivateKey& subject_key,
+                                             const pki::CertificateProfile& profile) const {
+  return pki::IssueCertificate(certificate_, *key_, subject_key, profile);
+}
+
+std::vector<std::string> DefaultServerNames(std::string_view listen_host) {
+  std::vector<std::string> names{"localhost", "127.0.0.1", "::1"};
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') names.emplace_back(host);
+  const std::string listen(listen_host);
+  if (!listen.empty() && listen != "0.0.0.0" && listen != "::") names.push_back(listen);
+  std::vector<std::string> unique;
+  for (const std::string& n : names) {
+    if (std::find(unique.begin(), unique.end(), n) == unique.end()) unique.push_back(n);
+  }
+  return unique;
+}
+
+Result<ServerCredentials> EnsureServerCertificate(keystore::Keystore& keystore, const DeploymentCa& ca,
+                                                  const fs::path& data_dir, const TlsProfile& profile,
+                                                  const std::vector<std::string>& names, std::chrono::seconds validity,
+                                                  std::chrono::seconds renew_before) {
+  if (names.empty()) return InvalidArgument("the server certificate needs at least one name");
+  const fs::path dir = data_dir / "tls";
+  const fs::path chain = dir / "server.pem";
+  const fs::path key_path = dir / "server.key.wrapped";
+  const fs::path names_path = dir / "server.names";
+  QSAPI_RETURN_IF_ERROR(MakePrivateDir(dir));
+
+  std::string reason;
+  if (fs::exists(chain) && fs::exists(key_path)) {
+    Result<pki::Certificate> leaf = pki::ReadCertificatePem(chain);
+    Result<pki::PrivateKey> key = ReadWrappedPrivateKey(keystore, key_path, "qsapid TLS server");
+    Result<std::string> old_names = ReadSmallFile(names_path, "names file");
+    if (!leaf.ok() || !key.ok()) {
+      return !leaf.ok() ? leaf.error() : key.error();  // damaged credentials are not silently replaced
+    }
+    if (X509_check_private_key(leaf->native_handle(), key->native_handle()) != 1) {
+      reason = "its key does not match the certificate (an interrupted renewal)";
+    } else if (key->algorithm() != profile.algorithm) {
+      reason = "the TLS profile changed to " + profile.name;
+    } else if (leaf->NotAfter() - std::chrono::system_clock::now() < renew_before) {
+      reason = "the certificate expires within the renewal window";
+    } else if (!old_names.ok() || *old_names != JoinNames(names)) {
+      reason = "the server names changed";
+    } else {
+      return ServerCredentials{chain, std::make_shared<const pki::PrivateKey>(std::move(*key)), leaf->NotAfter(),
+                               false};
+    }
+  }
+  if (!reason.empty()) Log(LogLevel::kInfo, "qsapid", "issuing a new TLS server certificate: " + reason);
+
+  QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(profile.algorithm));
+  pki::CertificateProfile p;
+  p.common_name = names.front();
+  for (const std::string& n : names) (IsIpLiteral(n) ? p.ip_addresses : p.dns_names).push_back(n);
+  p.server_auth = true;
+  p.validity = validity;
+  QSAPI_ASSIGN_OR_RETURN(pki::Certificate leaf, ca.Issue(key, p));
+  // Key, then names, then the chain: a crash before the chain is written leaves the old chain with
+  // the new key, which the next start detects (the key does not match) and repairs by issuing again.
+  QSAPI_RETURN_IF_ERROR(WriteWrappedPrivateKey(keystore, key_path, key, "qsapid TLS server", /*overwrite=*/true));
+  const std::string joined = JoinNames(names);
+  QSAPI_RETURN_IF_ERROR(pki::WriteProtectedFile(names_path, View(joined), 0644, true));
+  QSAPI_RETURN_IF_ERROR(pki::WriteCertificatePem(chain, {leaf, ca.certificate()}));
+  return ServerCredentials{chain, std::make_shared<const pki::PrivateKey>(std::move(key)), leaf.NotAfter(), true};
+}
+
+}  // namespace qsapi::server

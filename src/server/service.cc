@@ -1,0 +1,353 @@
+#include "server/service.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "net/https_server.h"
+#include "qsapi/entropy/pool.h"
+#include "qsapi/entropy/source.h"
+#include "qsapi/keystore/keystore.h"
+#include "qsapi/log.h"
+#include "qsapi/pki/tls.h"
+#include "server/api.h"
+#include "server/audit_log.h"
+#include "server/deployment_ca.h"
+#include "server/tokens.h"
+
+namespace qsapi::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+Error Part(std::string_view part, const Error& e) {
+  return Error(e.code(), "qsapid start-up, " + std::string(part) + ": " + e.message());
+}
+
+Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& c, bool* created) {
+  keystore::KeystoreOptions o;
+  *created = false;
+  if (c.keystore.pin_file.empty() && c.keystore.pin_env.empty()) {
+    QSAPI_ASSIGN_OR_RETURN(*created, keystore::InitEmbedded(c.data_dir, c.keystore.pkcs11_module));
+    o = keystore::EmbeddedOptions(c.data_dir);
+  } else {
+    o.token.pin_file = c.keystore.pin_file;
+    o.token.pin_env = c.keystore.pin_env;
+    o.database = c.data_dir / "keystore.db";
+  }
+  o.token.module_path = c.keystore.pkcs11_module;
+  o.token.token_label = c.keystore.token_label;
+  if (!c.keystore.database.empty()) o.database = c.keystore.database;
+  o.cache_ttl = c.keystore.cache_ttl;
+  o.actor = "qsapid";
+  return keystore::Keystore::Open(o);
+}
+
+Result<std::string> ReadApiKey(const QrngHttp& h) {
+  if (!h.api_key_file.empty()) {
+    std::ifstream in(h.api_key_file);
+    if (!in) return InvalidArgument("entropy.http " + h.id + ": cannot read api_key_file " + h.api_key_file);
+    std::string key;
+    std::getline(in, key);
+    return key;
+  }
+  if (!h.api_key_env.empty()) {
+    const char* v = std::getenv(h.api_key_env.c_str());
+    if (v == nullptr) return InvalidArgument("entropy.http " + h.id + ": environment variable " + h.api_key_env + " is not set");
+    return std::string(v);
+  }
+  return std::string();
+}
+
+Result<std::shared_ptr<entropy::EntropyPool>> MakePool(const EntropySection& e) {
+  std::vector<std::unique_ptr<entropy::EntropySource>> sources;
+  for (const QrngDevice& d : e.devices) {
+    entropy::DeviceSourceOptions o;
+    o.id = d.id;
+    o.path = d.path;
+    o.min_entropy = d.min_entropy;
+    QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<entropy::EntropySource> s, entropy::OpenDeviceSource(o));
+    sources.push_back(std::move(s));
+  }
+  for (const QrngHttp& h : e.http) {
+    entropy::HttpSourceOptions o;
+    o.id = h.id;
+    o.url = h.url;
+    o.api_key_header = h.api_key_header;
+    o.ca_file = h.ca_file;
+    o.json_field = h.json_field;
+    o.min_entropy = h.min_entropy;
+    o.timeout = h.timeout;
+    QSAPI_ASSIGN_OR_RETURN(o.api_key, ReadApiKey(h));
+    Result<std::unique_ptr<entropy::EntropySource>> s = entropy::OpenHttpSource(o);
+    SecureZero(o.api_key.data(), o.api_key.size());
+    if (!s.ok()) return s.error();
+    sources.push_back(std::move(*s));
+  }
+  QSAPI_ASSIGN_OR_RETURN(entropy::QrngPolicy policy, entropy::ParseQrngPolicy(Policy3Name(e.qrng)));
+  return entropy::EntropyPool::Create({.policy = policy}, std::move(sources));
+}
+
+Status WriteAdminToken(const fs::path& path, const std::string& token) {
+  const std::string text = token + "\n";
+  return pki::WriteProtectedFile(path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),  // NOLINT
+                                 0600, /*overwrite=*/false);
+}
+
+struct FileStamp {
+  fs::file_time_type mtime{};
+  std::uintmax_t size = 0;
+  bool exists = false;
+  friend bool operator==(const FileStamp&, const FileStamp&) = default;
+};
+FileStamp StampOf(const fs::path& p) {
+  std::error_code ec;
+  FileStamp s;
+  s.mtime = fs::last_write_time(p, ec);
+  if (ec) return {};
+  s.size = fs::file_size(p, ec);
+  s.exists = !ec;
+  return s;
+}
+
+pki::PeerVerification VerificationOf(const std::string& mode) {
+  if (mode == "required") return pki::PeerVerification::kRequired;
+  if (mode == "optional") return pki::PeerVerification::kOptional;
+  return pki::PeerVerification::kNone;
+}
+
+}  // namespace
+
+class Service::Impl {
+ public:
+  Config config;
+  StartupReport report;
+  std::unique_ptr<keystore::Keystore> keystore;
+  std::shared_ptr<entropy::EntropyPool> pool;
+  entropy::DrbgFeeder feeder;
+  std::unique_ptr<AuditLog> audit;
+  std::unique_ptr<Api> api;
+  std::unique_ptr<net::HttpsServer> server;
+  FileStamp token_stamp;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread maintenance;
+  std::atomic<std::uint64_t> rotations{0};
+  std::mutex sweep_mu;
+  std::string last_sweep_error;  // guarded by sweep_mu
+
+  Result<std::vector<std::string>> Sweep() {
+    Result<std::vector<std::string>> rotated = keystore->RotateDue();
+    const std::lock_guard<std::mutex> lock(sweep_mu);
+    if (!rotated.ok()) {
+      if (last_sweep_error != rotated.error().message()) {
+        Log(LogLevel::kWarning, "qsapid", "rotation sweep failed: " + rotated.error().message());
+      }
+      last_sweep_error = rotated.error().message();
+      (void)audit->Append({"qsapid", "keys.rotate_due", "", 0, std::string(ErrorCodeName(rotated.error().code())), "",
+                           "rotation sweep"});
+      return rotated;
+    }
+    last_sweep_error.clear();
+    for (const std::string& name : *rotated) {
+      ++rotations;
+      Log(LogLevel::kInfo, "qsapid", "rotated key \"" + name + "\" (its period elapsed)");
+      (void)audit->Append({"qsapid", "keys.rotate", name, 0, "ok", "", "rotation sweep: period elapsed"});
+    }
+    return rotated;
+  }
+
+  void CheckTokens() {
+    const fs::path path = TokenFilePath(config.data_dir);
+    const FileStamp now = StampOf(path);
+    if (now == token_stamp) return;
+    Result<TokenStore> tokens = TokenStore::Load(path);
+    if (!tokens.ok()) {
+      Log(LogLevel::kWarning, "qsapid", "keeping the previous API tokens: " + tokens.error().message());
+      token_stamp = now;  // report once per change
+      return;
+    }
+    api->ReloadTokens(std::move(*tokens));
+    token_stamp = now;
+    Log(LogLevel::kInfo, "qsapid", "reloaded the API tokens from " + path.string());
+  }
+
+  void Maintain() {
+    auto next_sweep = std::chrono::steady_clock::now() + config.rotation.sweep_interval;
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::seconds(1));
+      if (stopping) break;
+      lock.unlock();
+      CheckTokens();
+      if (std::chrono::steady_clock::now() >= next_sweep) {
+        (void)Sweep();
+        next_sweep = std::chrono::steady_clock::now() + config.rotation.sweep_interval;
+      }
+      lock.lock();
+    }
+  }
+
+  void Health(std::map<std::string, std::string>& checks) {
+    const auto left = report.certificate_not_after - std::chrono::system_clock::now();
+    const auto days = std::chrono::duration_cast<std::chrono::hours>(left).count() / 24;
+    checks["tls_certificate"] = left < std::chrono::hours(24 * 7)
+                                    ? "expiring: in " + std::to_string(days) + " days; restart qsapid to renew it"
+                                    : "ok: expires in " + std::to_string(days) + " days";
+    const entropy::DrbgFeeder::Status f = feeder.status();
+    checks["drbg_feeder"] = f.last_error.empty() ? "ok: " + std::to_string(f.feeds) + " reseeds"
+                                                 : "failing: " + f.last_error;
+    const std::lock_guard<std::mutex> lock(sweep_mu);
+    checks["rotation"] = last_sweep_error.empty()
+                             ? "ok: " + std::to_string(rotations.load()) + " scheduled rotations done"
+                             : "failing: " + last_sweep_error;
+  }
+
+  void Stop() {
+    if (server) server->Stop(std::chrono::duration_cast<std::chrono::milliseconds>(config.server.shutdown_drain));
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (maintenance.joinable()) maintenance.join();
+    feeder.Stop();
+  }
+};
+
+Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Service::~Service() { Stop(); }
+const StartupReport& Service::report() const noexcept { return impl_->report; }
+std::uint16_t Service::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
+void Service::Stop() {
+  if (impl_) impl_->Stop();
+}
+Result<std::vector<std::string>> Service::SweepNow() { return impl_->Sweep(); }
+
+Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
+  auto impl = std::make_unique<Impl>();
+  Impl& s = *impl;
+  s.config = config;
+  const fs::path& dir = config.data_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Part("data directory", Unavailable("cannot create " + dir.string() + ": " + ec.message()));
+  ::chmod(dir.c_str(), 0700);
+
+  auto ks = OpenKeystore(config, &s.report.keystore_created);
+  if (!ks.ok()) return Part("keystore", ks.error());
+  s.keystore = std::move(*ks);
+
+  auto pool = MakePool(config.entropy);
+  if (!pool.ok()) return Part("entropy", pool.error());
+  s.pool = *pool;
+  if (Status f = s.feeder.Start(s.pool, config.entropy.drbg_feed_interval); !f.ok()) return Part("entropy", f.error());
+
+  auto profile = TlsProfileNamed(config.server.profile);
+  if (!profile.ok()) return Part("server.profile", profile.error());
+  s.report.tls_profile = profile->name;
+  s.report.tls_groups = profile->groups;
+
+  pki::TlsOptions tls;
+  tls.groups = profile->groups;
+  tls.verify_peer = VerificationOf(config.server.client_certificates);
+  auto ca = DeploymentCa::OpenOrCreate(*s.keystore, dir, *profile, &s.report.ca_created);
+  if (!ca.ok()) return Part("deployment CA", ca.error());
+  s.report.ca_certificate = DeploymentCa::CertificatePath(dir);
+  if (config.tls.cert_file.empty()) {
+    const std::vector<std::string> names =
+        config.tls.server_names.empty() ? DefaultServerNames(config.server.listen_host) : config.tls.server_names;
+    auto creds = EnsureServerCertificate(*s.keystore, *ca, dir, *profile, names);
+    if (!creds.ok()) return Part("TLS certificate", creds.error());
+    tls.certificate_file = creds->chain_file.string();
+    tls.private_key = creds->key;
+    s.report.certificate_issued = creds->issued_now;
+    s.report.certificate_not_after = creds->not_after;
+  } else {
+    tls.certificate_file = config.tls.cert_file;
+    tls.private_key_file = config.tls.key_file;
+    auto leaf = pki::ReadCertificatePem(config.tls.cert_file);
+    if (!leaf.ok()) return Part("tls.cert_file", leaf.error());
+    s.report.certificate_not_after = leaf->NotAfter();
+  }
+  tls.ca_file = config.tls.ca_file.empty() ? s.report.ca_certificate.string() : config.tls.ca_file;
+
+  const fs::path token_path = TokenFilePath(dir);
+  auto tokens = TokenStore::Load(token_path);
+  if (!tokens.ok()) return Part("API tokens", tokens.error());
+  if (tokens->entries().empty()) {
+    const fs::path admin_path = AdminTokenPath(dir);
+    if (fs::exists(admin_path)) {
+      return Part("API tokens", FailedPrecondition(admin_path.string() + " exists but " + token_path.string() +
+                                                   " holds no tokens; remove the stale file to create a new admin token"));
+    }
+    auto token = tokens->Create("admin", Policy{{"*"}, {"*"}});
+    if (!token.ok()) return Part("API tokens", token.error());
+    Status w = WriteAdminToken(admin_path, *token);
+    SecureZero(token->data(), token->size());
+    if (!w.ok()) return Part("API tokens", w.error());
+    s.report.admin_token_file = admin_path;
+  }
+  s.token_stamp = StampOf(token_path);
+
+  auto audit = AuditLog::Open(dir / "audit.log");
+  if (!audit.ok()) return Part("audit log", audit.error());
+  s.audit = std::move(*audit);
+
+  std::vector<ClientCertificatePolicy> clients;
+  for (const ClientSection& c : config.clients) clients.push_back({c.common_name, Policy{c.keys, c.operations}});
+  s.api = std::make_unique<Api>(ApiOptions{}, s.keystore.get(), s.pool, std::move(*tokens), std::move(clients),
+                                s.audit.get());
+  Impl* raw = &s;
+  s.api->set_health_hook([raw](std::map<std::string, std::string>& checks) { raw->Health(checks); });
+
+  net::HttpsServerOptions o;
+  o.bind_address = config.server.listen_host;
+  o.port = config.server.listen_port;
+  o.tls = tls;
+  o.max_header_bytes = config.server.max_header_bytes;
+  o.max_body_bytes = config.server.max_body_bytes;
+  o.request_timeout = config.server.request_timeout;
+  o.idle_timeout = config.server.idle_timeout;
+  o.max_connections = config.server.max_connections;
+  o.threads = config.server.threads;
+  o.server_header = "qsapid";
+  Api* api = s.api.get();
+  auto server = net::HttpsServer::Start(o, [api](const net::HttpRequest& req) {
+    ApiRequest a;
+    a.method = req.method;
+    a.path = req.path;
+    a.query = req.query;
+    a.headers = req.headers;
+    a.body = req.body;
+    a.peer_common_name = req.peer_common_name;
+    a.tls_group = req.tls_group;
+    ApiResponse r = api->Handle(a);
+    SecureZero(a.body.data(), a.body.size());
+    net::HttpResponse h;
+    h.status = r.status;
+    h.content_type = std::move(r.content_type);
+    h.body = std::move(r.body);
+    h.headers = std::move(r.headers);
+    return h;
+  });
+  if (!server.ok()) return Part("HTTPS server", server.error());
+  s.server = std::move(*server);
+  const bool v6 = config.server.listen_host.find(':') != std::string::npos;
+  const std::string host = config.server.listen_host == "0.0.0.0" ? "127.0.0.1"
+                           : config.server.listen_host == "::"   ? "[::1]"
+                           : v6                                   ? "[" + config.server.listen_host + "]"
+                                                                  : config.server.listen_host;
+  s.report.url = "https://" + host + ":" + std::to_string(s.server->port());
+  s.maintenance = std::thread([raw] { raw->Maintain(); });
+  return std::unique_ptr<Service>(new Service(std::move(impl)));
+}
+
+}  // namespace qsapi::server

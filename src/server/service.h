@@ -1,0 +1,81 @@
+// Service: qsapid assembled from its parts, so that the program and the tests start the same thing.
+//
+// Start, in order (docs/ARCHITECTURE.md, "qsapid start-up"):
+//   1. the data directory (0700) and the keystore: the embedded SoftHSM2 default, created on first
+//      start, or the configured PKCS#11 module and PIN source;
+//   2. the entropy pool from [entropy] and a DrbgFeeder that keeps reseeding OpenSSL's DRBG from it;
+//   3. the deployment CA (created on first start) and qsapid's TLS certificate (issued on first
+//      start, re-issued before it expires), both private keys wrapped by the keystore;
+//   4. API tokens: on first start an "admin" token is created and written, once, to a 0600 file
+//      whose path the start-up report gives; the token file is re-read when it changes, so that
+//      `qsapi token create|revoke` takes effect without a restart;
+//   5. the audit log, the REST API and the HTTPS server (TLS 1.3, the profile's hybrid groups);
+//   6. a maintenance thread: the rotation sweep every [rotation] sweep_interval_seconds (each
+//      rotation is audited) and the token-file check.
+// Any failure stops start-up with an error that names the part and what to fix; nothing started
+// before it keeps running.
+//
+// Stop (or the destructor) stops accepting connections, lets requests in flight finish for up to
+// [server] shutdown_drain_seconds, then stops the maintenance thread and the feeder.
+#ifndef QSAPI_SRC_SERVER_SERVICE_H_
+#define QSAPI_SRC_SERVER_SERVICE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qsapi/result.h"
+#include "server/config.h"
+
+namespace qsapi::server {
+
+// StartupReport says what the start did, for the console and for tests.
+struct StartupReport {
+  std::string url;                          // "https://127.0.0.1:8443"
+  std::filesystem::path ca_certificate;     // the trust anchor for clients (curl --cacert)
+  std::filesystem::path admin_token_file;   // set when the admin token was created by this start
+  bool keystore_created = false;
+  bool ca_created = false;
+  bool certificate_issued = false;
+  std::string tls_profile;                  // "default" / "cnsa2"
+  std::string tls_groups;
+  std::chrono::system_clock::time_point certificate_not_after;
+};
+
+class Service {
+ public:
+  static Result<std::unique_ptr<Service>> Start(const Config& config);
+
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  ~Service();
+
+  [[nodiscard]] const StartupReport& report() const noexcept;
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  // Stop drains and stops everything (idempotent).
+  void Stop();
+  // SweepNow runs one rotation sweep and returns the keys it rotated (the maintenance thread does
+  // this on its own schedule).
+  Result<std::vector<std::string>> SweepNow();
+
+  class Impl;
+
+ private:
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// AdminTokenPath is where the first start writes the admin token.
+inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) {
+  return data_dir / "admin-token";
+}
+inline std::filesystem::path TokenFilePath(const std::filesystem::path& data_dir) {
+  return data_dir / "api-tokens.json";
+}
+
+}  // namespace qsapi::server
+
+#endif  // QSAPI_SRC_SERVER_SERVICE_H_
