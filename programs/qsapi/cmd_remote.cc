@@ -63,6 +63,8 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
     } else {
       return FailedPrecondition("no API token: set QSAPI_TOKEN, give --token-file, or --cert/--key");
     }
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) return InvalidArgument("the API token is empty (check --token-file or QSAPI_TOKEN)");
     s.headers.emplace_back("Authorization", "Bearer " + token);
     SecureZero(token.data(), token.size());
   }

@@ -368,9 +368,10 @@ Result<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_vie
   std::string host(listen.substr(0, colon));
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string port(listen.substr(colon + 1));
-  if (host.empty() || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+  if (host.empty()) return InvalidArgument("expected \"host:port\", got \"" + std::string(listen) + "\"");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(port) > 65535) {
-    return InvalidArgument("expected \"host:port\" with a port 0..65535, got \"" + std::string(listen) + "\"");
+    return InvalidArgument("expected a port 0..65535 after the colon, got \"" + port + "\"");
   }
   return std::pair{host, static_cast<std::uint16_t>(std::stoi(port))};
 }

@@ -118,6 +118,14 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\nkme = "
        "\"nope\"\nremote_sae_id = \"S\"\n",
        "peer[0].kme: names no [[kme]]"},
+      {"data_dir = \"/d\"\n[tls]\ncert_file = \"c.pem\"\n", "tls.key_file: cert_file and key_file go together"},
+      {"data_dir = \"/d\"\n[tls]\nserver_names = [\"a\", 3]\n", "tls.server_names: expected an array of non-empty"},
+      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = [\"encrypt\", \"fly\"]\n",
+       "client[0].operations: unknown operation \"fly\""},
+      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\noperations = [\"encrypt\"]\n", "client[0].keys: is required"},
+      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n[[client]]\ncommon_name "
+       "= \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n",
+       "client[1].common_name: \"c\" is used twice"},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
   };
@@ -128,6 +136,26 @@ TEST(ConfigTest, MistakesNameTheKey) {
     EXPECT_THAT(r.error().message(), HasSubstr(c.expect)) << c.toml;
     EXPECT_THAT(r.error().message(), ::testing::Not(HasSubstr("s3cret")));
   }
+}
+
+TEST(ConfigTest, ClientsAndListenAddresses) {
+  auto r = ParseConfig(
+      "data_dir = \"/d\"\n[[client]]\ncommon_name = \"reporting\"\nkeys = [\"rep-*\"]\noperations = [\"encrypt\", "
+      "\"decrypt\"]\n[tls]\nserver_names = [\"api.example\", \"10.0.0.5\"]\n",
+      "ok.toml");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_EQ(r->clients.size(), 1U);
+  EXPECT_EQ(r->clients[0].common_name, "reporting");
+  EXPECT_EQ(r->clients[0].keys, std::vector<std::string>{"rep-*"});
+  EXPECT_EQ(r->clients[0].operations.size(), 2U);
+  EXPECT_EQ(r->tls.server_names.size(), 2U);
+  auto v6 = ParseListenAddress("[::1]:0");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->first, "::1");
+  EXPECT_EQ(v6->second, 0);
+  EXPECT_FALSE(ParseListenAddress(":8443").ok());
+  EXPECT_FALSE(ParseListenAddress("host").ok());
+  EXPECT_FALSE(ParseListenAddress("host:65536").ok());
 }
 
 TEST(ConfigTest, ErrorsCarryTheLine) {

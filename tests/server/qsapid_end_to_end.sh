@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# qsapid end to end through the programs: first start on an empty data directory, `qsapi call`
+# over TLS 1.3 with a hybrid group, `qsapi ca issue` + a client certificate, OpenSSL 3.5's
+# s_client (an independent TLS client) refused with a classical group and accepted with
+# X25519MLKEM768 and an ML-DSA-65 chain, --check-config, SIGTERM draining to exit 0, and a restart
+# that keeps the key and does not show a new admin token.
+#   qsapid_end_to_end.sh QSAPID QSAPI OPENSSL
+set -euo pipefail
+qsapid=$1 qsapi=$2 openssl=$3
+dir=$(mktemp -d)
+data="$dir/data"
+out="$dir/qsapid.out"
+pid=""
+cleanup() {
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- qsapid output:" >&2; cat "$out" >&2 || true; exit 1; }
+
+start() {
+  : >"$out"
+  "$qsapid" --data-dir "$data" --listen 127.0.0.1:0 >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q 'ready on' "$out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  grep -q 'ready on' "$out" || fail "qsapid did not start"
+  url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$out")
+  port=${url##*:}
+}
+stop() {
+  kill -TERM "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  pid=""
+  [[ $rc == 0 ]] || fail "qsapid exited $rc after SIGTERM"
+  grep -q 'SIGTERM received; draining' "$out" || fail "no drain message"
+  grep -q '^qsapid: stopped$' "$out" || fail "no stop message"
+}
+
+start
+grep -q "admin API token was written once to $data/admin-token" "$out" || fail "no admin token line"
+[[ $(stat -c %a "$data/admin-token") == 600 ]] || fail "admin-token is not mode 600"
+grep -q 'groups X25519MLKEM768:SecP384r1MLKEM1024, profile default' "$out" || fail "TLS line"
+r=(--server "$url" --data-dir "$data")
+
+health=$("$qsapi" call GET /v1/health "${r[@]}" --status 2>"$dir/err") || fail "health: $(cat "$dir/err")"
+grep -q '"status":"ok"' <<<"$health" || fail "health: $health"
+grep -q 'HTTP 200 (TLS group X25519MLKEM768)' "$dir/err" || fail "status line: $(cat "$dir/err")"
+"$qsapi" call POST /v1/keys --data '{"name":"e2e","type":"AES-256-GCM"}' "${r[@]}" >/dev/null || fail "create key"
+ct=$("$qsapi" call POST /v1/encrypt/e2e --data '{"plaintext":"c2VjcmV0"}' "${r[@]}" | sed -n 's/.*"ciphertext":"\([^"]*\)".*/\1/p')
+[[ $ct == qsapi:v1:* ]] || fail "ciphertext: $ct"
+if "$qsapi" call GET /v1/keys "${r[@]}" --token-file /dev/null 2>"$dir/err"; then fail "an empty token was accepted"; fi
+grep -q 'the API token is empty' "$dir/err" || fail "empty token message: $(cat "$dir/err")"
+echo "qsapi_00000000_forged" >"$dir/forged"
+if "$qsapi" call GET /v1/keys "${r[@]}" --token-file "$dir/forged" 2>"$dir/err" >/dev/null; then fail "a forged token was accepted"; fi
+grep -q 'HTTP 401' "$dir/err" || fail "401 expected: $(cat "$dir/err")"
+
+# A client certificate from the deployment CA (no policy configured for it: authenticated, then 403).
+"$qsapi" ca issue tester --client --out "$dir/tester" --data-dir "$data" >/dev/null || fail "ca issue"
+[[ $(stat -c %a "$dir/tester.key") == 600 ]] || fail "tester.key mode"
+if "$qsapi" call GET /v1/keys "${r[@]}" --cert "$dir/tester.pem" --key "$dir/tester.key" 2>"$dir/err" >"$dir/body"; then
+  fail "a certificate without a policy was allowed"
+fi
+grep -q 'no policy is configured for client certificate CN \\"tester\\"' "$dir/body" || fail "cert denial: $(cat "$dir/body")"
+
+# An independent TLS client: classical groups refused, the hybrid group accepted with a verified chain.
+if echo | "$openssl" s_client -connect "127.0.0.1:$port" -groups X25519 -CAfile "$data/ca/ca.pem" >"$dir/s1" 2>&1; then
+  fail "s_client -groups X25519 exited 0: $(cat "$dir/s1")"
+fi
+grep -q 'alert handshake failure' "$dir/s1" || fail "no handshake failure alert: $(cat "$dir/s1")"
+grep -q 'Cipher is (NONE)' "$dir/s1" || fail "a cipher was negotiated with a classical group: $(cat "$dir/s1")"
+echo | "$openssl" s_client -connect "127.0.0.1:$port" -groups X25519MLKEM768 -CAfile "$data/ca/ca.pem" \
+  -verify_return_error >"$dir/s2" 2>&1 || fail "s_client with X25519MLKEM768: $(tail -5 "$dir/s2")"
+grep -q 'Verify return code: 0 (ok)' "$dir/s2" || fail "hybrid handshake did not verify: $(tail -5 "$dir/s2")"
+grep -qi 'Negotiated TLS1.3 group: X25519MLKEM768' "$dir/s2" || fail "group: $(grep -i group "$dir/s2")"
+grep -q 'Peer signature type: mldsa65\|Peer signature type: ML-DSA-65' "$dir/s2" \
+  || fail "signature: $(grep -i 'signature' "$dir/s2")"
+
+# --check-config: a good file passes, a mistake is named with its line.
+printf 'data_dir = "%s"\n[server]\nlisten = "127.0.0.1:9443"\n' "$data" >"$dir/good.toml"
+"$qsapid" --check-config "$dir/good.toml" | grep -q 'is valid' || fail "good config"
+printf 'data_dir = "%s"\n[server]\nthreads = "two"\n' "$data" >"$dir/bad.toml"
+if "$qsapid" --check-config "$dir/bad.toml" 2>"$dir/err"; then fail "bad config accepted"; fi
+grep -q 'bad.toml:3: server.threads: expected an integer' "$dir/err" || fail "bad config message: $(cat "$dir/err")"
+
+stop
+rm "$data/admin-token"
+start
+grep -q 'admin API token' "$out" && fail "a second admin token was shown"
+# The admin token file is gone (as the operator is told); use a token made with the CLI instead.
+tok=$("$qsapi" token --data-dir "$data" create e2e-ops --keys "*" --operations decrypt | grep -o 'qsapi_[A-Za-z0-9_-]*' | head -1)
+[[ -n "$tok" ]] || fail "token create"
+for _ in $(seq 1 30); do
+  pt=$(QSAPI_TOKEN=$tok "$qsapi" call POST /v1/decrypt/e2e --data "{\"ciphertext\":\"$ct\"}" --server "$url" \
+    --data-dir "$data" 2>/dev/null) && break
+  sleep 0.2
+done
+grep -q '"plaintext":"c2VjcmV0"' <<<"$pt" || fail "decrypt after restart: $pt"
+stop
+echo "qsapid end to end: ok"

@@ -1,0 +1,314 @@
+// qsapid as a whole (server::Service) over real HTTPS on loopback: first start, the REST API with
+// good and bad input, restart, concurrency, client certificates, token reload, the rotation sweep,
+// classical clients refused, and damaged credentials refused with nothing changed.
+#include "server/service.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
+
+#include "net/https_client.h"
+#include "server/deployment_ca.h"
+#include "server/tokens.h"
+#include "support/test_support.h"
+
+namespace qsapi::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("qsapi-service-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    config_ = DefaultConfig(dir_);
+    config_.server.listen_port = 0;
+    config_.server.threads = 2;
+    config_.server.shutdown_drain = std::chrono::seconds(2);
+  }
+  void TearDown() override {
+    service_.reset();
+    fs::remove_all(dir_);
+  }
+  void StartService() {
+    auto s = Service::Start(config_);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    service_ = std::move(*s);
+  }
+  std::string AdminToken() {
+    std::ifstream in(AdminTokenPath(dir_));
+    std::string t;
+    std::getline(in, t);
+    return t;
+  }
+  std::unique_ptr<net::HttpsClient> Client(const std::string& groups = std::string(pki::kPqHybridGroups),
+                                           const std::string& cert = "", const std::string& key = "") {
+    net::HttpsClientOptions o;
+    o.base_url = "https://127.0.0.1:" + std::to_string(service_->port());
+    o.tls.ca_file = DeploymentCa::CertificatePath(dir_).string();
+    o.tls.groups = groups;
+    o.tls.certificate_file = cert;
+    o.tls.private_key_file = key;
+    o.timeout = std::chrono::seconds(20);
+    return net::HttpsClient::Create(o).value();
+  }
+  static std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
+    return {{"Authorization", "Bearer " + token}};
+  }
+  static json Json(const net::HttpsReply& r) { return json::parse(r.body, nullptr, false); }
+  static std::string Code(const net::HttpsReply& r) {
+    const json j = Json(r);
+    return j.is_object() && j.contains("error") ? j["error"]["code"].get<std::string>() : "";
+  }
+
+  fs::path dir_;
+  Config config_;
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, FirstStartCreatesCredentialsAndServesTheApiOverPqTls) {
+  StartService();
+  const StartupReport& r = service_->report();
+  EXPECT_TRUE(r.keystore_created);
+  EXPECT_TRUE(r.ca_created);
+  EXPECT_TRUE(r.certificate_issued);
+  EXPECT_EQ(r.admin_token_file, AdminTokenPath(dir_));
+  struct stat st{};
+  ASSERT_EQ(::stat(AdminTokenPath(dir_).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  const std::string admin = AdminToken();
+  ASSERT_THAT(admin, ::testing::StartsWith("qsapi_"));
+
+  auto c = Client();
+  auto health = c->Request("GET", "/v1/health");
+  ASSERT_TRUE(health.ok()) << health.error().ToString();
+  EXPECT_EQ(health->status, 200U) << health->body;
+  EXPECT_EQ(c->tls_group(), "X25519MLKEM768");
+  EXPECT_THAT(Json(*health)["checks"]["tls_certificate"].get<std::string>(), HasSubstr("ok: expires in 8"));
+
+  // Good input.
+  auto created = c->Request("POST", "/v1/keys", R"({"name":"orders","type":"AES-256-GCM"})", Bearer(admin));
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->status, 201U) << created->body;
+  auto enc = c->Request("POST", "/v1/encrypt/orders", R"({"plaintext":"aGVsbG8=","associated_data":"b3JkZXI="})",
+                        Bearer(admin));
+  ASSERT_TRUE(enc.ok());
+  ASSERT_EQ(enc->status, 200U) << enc->body;
+  const std::string ct = Json(*enc)["ciphertext"];
+  EXPECT_THAT(ct, ::testing::StartsWith("qsapi:v1:"));
+  auto dec = c->Request("POST", "/v1/decrypt/orders",
+                        json{{"ciphertext", ct}, {"associated_data", "b3JkZXI="}}.dump(), Bearer(admin));
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ(Json(*dec)["plaintext"], "aGVsbG8=") << dec->body;
+  EXPECT_EQ(c->connections(), 1U);  // keep-alive: one handshake for all of these
+
+  // Bad input: each gets a JSON error with a stable code.
+  auto r1 = c->Request("GET", "/v1/keys");
+  EXPECT_EQ(r1->status, 401U);
+  auto r2 = c->Request("GET", "/v1/keys", "", Bearer("qsapi_deadbeef_forged"));
+  EXPECT_EQ(r2->status, 401U);
+  auto r3 = c->Request("POST", "/v1/encrypt/orders", "{not json", Bearer(admin));
+  EXPECT_EQ(r3->status, 400U);
+  EXPECT_EQ(Code(*r3), "INVALID_ARGUMENT");
+  auto r4 = c->Request("POST", "/v1/encrypt/orders", R"({"plaintext":42})", Bearer(admin));
+  EXPECT_EQ(r4->status, 400U);
+  auto r5 = c->Request("POST", "/v1/encrypt/nosuchkey", R"({"plaintext":"aGVsbG8="})", Bearer(admin));
+  EXPECT_EQ(r5->status, 404U);
+  EXPECT_EQ(Code(*r5), "NOT_FOUND");
+  std::string wrong_version = ct;
+  wrong_version.replace(0, 8, "qsapi:v7");
+  auto r6 = c->Request("POST", "/v1/decrypt/orders", json{{"ciphertext", wrong_version}}.dump(), Bearer(admin));
+  EXPECT_GE(r6->status, 400U);
+  auto r7 = c->Request("POST", "/v1/decrypt/orders", json{{"ciphertext", ct}}.dump(), Bearer(admin));  // AD missing
+  EXPECT_EQ(Code(*r7), "AUTHENTICATION_FAILED") << r7->body;
+  auto r8 = c->Request("POST", "/v1/encrypt/orders", std::string(2 << 20, 'x'), Bearer(admin));  // over 1 MiB
+  if (r8.ok()) {
+    EXPECT_EQ(r8->status, 413U);
+  } else {
+    EXPECT_EQ(r8.error().code(), ErrorCode::kUnavailable);  // the server may close before reading it all
+  }
+  auto r9 = Client()->Request("GET", "/v1/keys/qsapid.files", "", Bearer(admin));
+  EXPECT_EQ(r9->status, 403U);
+
+  // No private key is on disk in the clear: the CA and server keys are keystore ciphertexts.
+  for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+    if (!e.is_regular_file()) continue;
+    const std::string content = testing::ReadFile(e.path());
+    EXPECT_EQ(content.find("PRIVATE KEY"), std::string::npos) << e.path();
+  }
+  EXPECT_THAT(testing::ReadFile(DeploymentCa::KeyPath(dir_)), ::testing::StartsWith("qsapi:v1:"));
+}
+
+TEST_F(ServiceTest, ARestartKeepsKeysCredentialsAndTokens) {
+  StartService();
+  const std::string admin = AdminToken();
+  auto c = Client();
+  ASSERT_EQ(c->Request("POST", "/v1/keys", R"({"name":"k","type":"XChaCha20-Poly1305"})", Bearer(admin))->status, 201U);
+  const std::string ct = Json(*c->Request("POST", "/v1/encrypt/k", R"({"plaintext":"AAEC"})", Bearer(admin)))["ciphertext"];
+  const std::string ca_before = testing::ReadFile(DeploymentCa::CertificatePath(dir_));
+  const std::string leaf_before = testing::ReadFile(dir_ / "tls" / "server.pem");
+  service_->Stop();
+  service_.reset();
+
+  fs::remove(AdminTokenPath(dir_));  // as the operator is told to do
+  StartService();
+  const StartupReport& r = service_->report();
+  EXPECT_FALSE(r.keystore_created);
+  EXPECT_FALSE(r.ca_created);
+  EXPECT_FALSE(r.certificate_issued);
+  EXPECT_TRUE(r.admin_token_file.empty());  // shown once: not created again
+  EXPECT_FALSE(fs::exists(AdminTokenPath(dir_)));
+  EXPECT_EQ(testing::ReadFile(DeploymentCa::CertificatePath(dir_)), ca_before);
+  EXPECT_EQ(testing::ReadFile(dir_ / "tls" / "server.pem"), leaf_before);
+  auto dec = Client()->Request("POST", "/v1/decrypt/k", json{{"ciphertext", ct}}.dump(), Bearer(admin));
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ(Json(*dec)["plaintext"], "AAEC") << dec->body;
+}
+
+TEST_F(ServiceTest, ConcurrentClientsGetCorrectAnswers) {
+  StartService();
+  const std::string admin = AdminToken();
+  ASSERT_EQ(Client()->Request("POST", "/v1/keys", R"({"name":"c","type":"AES-256-GCM"})", Bearer(admin))->status, 201U);
+  std::atomic<int> good{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {  // NOLINT(bugprone-exception-escape)
+      auto c = Client();
+      for (int i = 0; i < 25; ++i) {
+        // Each thread and iteration encrypts its own 3 bytes (base64 of 4 characters).
+        const std::string pt(1, static_cast<char>('A' + t));
+        const std::string b64 = pt + "AA" + static_cast<char>('A' + (i % 26));
+        auto e = c->Request("POST", "/v1/encrypt/c", json{{"plaintext", b64}}.dump(), Bearer(admin));
+        if (!e.ok() || e->status != 200) {
+          ++bad;
+          continue;
+        }
+        auto d = c->Request("POST", "/v1/decrypt/c", json{{"ciphertext", Json(*e)["ciphertext"]}}.dump(), Bearer(admin));
+        (d.ok() && Json(*d)["plaintext"] == b64 ? good : bad)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), 100);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(ServiceTest, ClassicalKeyExchangeIsRefused) {
+  StartService();
+  auto classical = Client("X25519:secp256r1");
+  auto r = classical->Request("GET", "/v1/health");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("TLS handshake failed"));
+  EXPECT_EQ(Client("SecP384r1MLKEM1024")->Request("GET", "/v1/health")->status, 200U);
+}
+
+TEST_F(ServiceTest, ClientCertificatesFromTheDeploymentCaMapToPolicies) {
+  config_.clients.push_back({"reporting", {"*"}, {"random"}});
+  StartService();
+  // Issue client certificates with a second keystore handle, as `qsapi ca issue` would.
+  auto ks = keystore::Keystore::Open(keystore::EmbeddedOptions(dir_));
+  ASSERT_TRUE(ks.ok()) << ks.error().ToString();
+  auto ca = DeploymentCa::Open(**ks, dir_);
+  ASSERT_TRUE(ca.ok()) << ca.error().ToString();
+  auto issue = [&](const std::string& cn) {
+    auto key = pki::PrivateKey::Generate(pki::KeyAlgorithm::kMlDsa65).value();
+    pki::CertificateProfile p;
+    p.common_name = cn;
+    p.client_auth = true;
+    auto cert = ca->Issue(key, p).value();
+    EXPECT_TRUE(pki::WritePrivateKeyPem(dir_ / (cn + ".key"), key).ok());
+    EXPECT_TRUE(pki::WriteCertificatePem(dir_ / (cn + ".pem"), {cert, ca->certificate()}).ok());
+  };
+  issue("reporting");
+  issue("stranger");
+  auto c = Client(std::string(pki::kPqHybridGroups), (dir_ / "reporting.pem").string(), (dir_ / "reporting.key").string());
+  auto r = c->Request("POST", "/v1/random", R"({"bytes":16})");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->status, 200U) << r->body;
+  EXPECT_EQ(c->Request("GET", "/v1/keys")->status, 403U);  // not in its policy
+  auto s = Client(std::string(pki::kPqHybridGroups), (dir_ / "stranger.pem").string(), (dir_ / "stranger.key").string());
+  EXPECT_EQ(s->Request("POST", "/v1/random", R"({"bytes":16})")->status, 403U);
+}
+
+TEST_F(ServiceTest, TokensCreatedWhileRunningWorkWithoutARestart) {
+  StartService();
+  auto store = TokenStore::Load(TokenFilePath(dir_));
+  ASSERT_TRUE(store.ok());
+  const std::string token = store->Create("late", Policy{{"*"}, {"random"}}).value();
+  int status = 0;
+  for (int i = 0; i < 50 && status != 200; ++i) {  // the maintenance thread checks every second
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = static_cast<int>(Client()->Request("POST", "/v1/random", R"({"bytes":8})", Bearer(token))->status);
+  }
+  EXPECT_EQ(status, 200);
+  ASSERT_TRUE(store->Revoke("late").ok());
+  for (int i = 0; i < 50 && status == 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = static_cast<int>(Client()->Request("POST", "/v1/random", R"({"bytes":8})", Bearer(token))->status);
+  }
+  EXPECT_EQ(status, 401);
+}
+
+TEST_F(ServiceTest, TheRotationSweepRotatesDueKeysAndAuditsIt) {
+  StartService();
+  const std::string admin = AdminToken();
+  auto c = Client();
+  ASSERT_EQ(c->Request("POST", "/v1/keys", R"({"name":"short","type":"AES-256-GCM","auto_rotate_seconds":1})",
+                       Bearer(admin))
+                ->status,
+            201U);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  auto rotated = service_->SweepNow();
+  ASSERT_TRUE(rotated.ok()) << rotated.error().ToString();
+  EXPECT_THAT(*rotated, ::testing::Contains("short"));
+  EXPECT_EQ(Json(*c->Request("GET", "/v1/keys/short", "", Bearer(admin)))["current_version"], 2);
+  EXPECT_THAT(testing::ReadFile(dir_ / "audit.log"), HasSubstr("\"action\":\"keys.rotate\""));
+}
+
+TEST_F(ServiceTest, DamagedCredentialsStopTheStartWithNothingChanged) {
+  StartService();
+  service_.reset();
+  // A wrapped server key that was edited: the start fails, naming the file; nothing is replaced.
+  const fs::path key = dir_ / "tls" / "server.key.wrapped";
+  std::string text = testing::ReadFile(key);
+  text[20] = text[20] == 'A' ? 'B' : 'A';
+  fs::permissions(key, fs::perms::owner_write | fs::perms::owner_read);
+  std::ofstream(key, std::ios::trunc) << text;
+  const std::string chain_before = testing::ReadFile(dir_ / "tls" / "server.pem");
+  auto s = Service::Start(config_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.error().message(), HasSubstr("TLS certificate"));
+  EXPECT_THAT(s.error().message(), HasSubstr("server.key.wrapped"));
+  EXPECT_EQ(testing::ReadFile(key), text);
+  EXPECT_EQ(testing::ReadFile(dir_ / "tls" / "server.pem"), chain_before);
+
+  // The next start after repairing nothing fails the same way (no half-started state is left).
+  EXPECT_FALSE(Service::Start(config_).ok());
+}
+
+TEST_F(ServiceTest, AnInterruptedRenewalIsRepaired) {
+  StartService();
+  service_.reset();
+  // Simulate a crash after the new key was written but before the new chain: the key no longer
+  // matches the certificate. The next start issues a fresh pair.
+  auto ks = keystore::Keystore::Open(keystore::EmbeddedOptions(dir_)).value();
+  auto other = pki::PrivateKey::Generate(pki::KeyAlgorithm::kMlDsa65).value();
+  ASSERT_TRUE(WriteWrappedPrivateKey(*ks, dir_ / "tls" / "server.key.wrapped", other, "qsapid TLS server", true).ok());
+  ks.reset();
+  StartService();
+  EXPECT_TRUE(service_->report().certificate_issued);
+  EXPECT_EQ(Client()->Request("GET", "/v1/health")->status, 200U);
+}
+
+}  // namespace
+}  // namespace qsapi::server
