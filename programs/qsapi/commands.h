@@ -53,6 +53,7 @@ void RegisterQkdCommands(CLI::App& app);
 void RegisterSealCommands(CLI::App& app);
 void RegisterRemoteCommands(CLI::App& app);
 void RegisterCaCommands(CLI::App& app);
+void RegisterDoctorCommand(CLI::App& app);
 
 }  // namespace qsapi::cli
 

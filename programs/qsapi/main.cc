@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterSealCommands(app);
   qsapi::cli::RegisterRemoteCommands(app);
   qsapi::cli::RegisterCaCommands(app);
+  qsapi::cli::RegisterDoctorCommand(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

@@ -29,11 +29,19 @@ Error Part(std::string_view part, const Error& e) {
   return Error(e.code(), "qsapid start-up, " + std::string(part) + ": " + e.message());
 }
 
-Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& c, bool* created) {
+}  // namespace
+
+Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, bool create, bool* created) {
   keystore::KeystoreOptions o;
-  *created = false;
+  if (created != nullptr) *created = false;
   if (c.keystore.pin_file.empty() && c.keystore.pin_env.empty()) {
-    QSAPI_ASSIGN_OR_RETURN(*created, keystore::InitEmbedded(c.data_dir, c.keystore.pkcs11_module));
+    if (create) {
+      QSAPI_ASSIGN_OR_RETURN(const bool made, keystore::InitEmbedded(c.data_dir, c.keystore.pkcs11_module));
+      if (created != nullptr) *created = made;
+    } else if (!fs::exists(keystore::EmbeddedLayout{c.data_dir}.softhsm_conf())) {
+      return FailedPrecondition("no embedded keystore in " + c.data_dir.string() +
+                                " (start qsapid once, or run `qsapi init --data-dir " + c.data_dir.string() + "`)");
+    }
     o = keystore::EmbeddedOptions(c.data_dir);
   } else {
     o.token.pin_file = c.keystore.pin_file;
@@ -47,6 +55,8 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& c, bool* 
   o.actor = "qsapid";
   return keystore::Keystore::Open(o);
 }
+
+namespace {
 
 Result<std::string> ReadApiKey(const QrngHttp& h) {
   if (!h.api_key_file.empty()) {
@@ -64,7 +74,9 @@ Result<std::string> ReadApiKey(const QrngHttp& h) {
   return std::string();
 }
 
-Result<std::shared_ptr<entropy::EntropyPool>> MakePool(const EntropySection& e) {
+}  // namespace
+
+Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& e) {
   std::vector<std::unique_ptr<entropy::EntropySource>> sources;
   for (const QrngDevice& d : e.devices) {
     entropy::DeviceSourceOptions o;
@@ -92,6 +104,8 @@ Result<std::shared_ptr<entropy::EntropyPool>> MakePool(const EntropySection& e) 
   QSAPI_ASSIGN_OR_RETURN(entropy::QrngPolicy policy, entropy::ParseQrngPolicy(Policy3Name(e.qrng)));
   return entropy::EntropyPool::Create({.policy = policy}, std::move(sources));
 }
+
+namespace {
 
 Status WriteAdminToken(const fs::path& path, const std::string& token) {
   const std::string text = token + "\n";
@@ -241,11 +255,11 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   if (ec) return Part("data directory", Unavailable("cannot create " + dir.string() + ": " + ec.message()));
   ::chmod(dir.c_str(), 0700);
 
-  auto ks = OpenKeystore(config, &s.report.keystore_created);
+  auto ks = OpenKeystoreFor(config, /*create=*/true, &s.report.keystore_created);
   if (!ks.ok()) return Part("keystore", ks.error());
   s.keystore = std::move(*ks);
 
-  auto pool = MakePool(config.entropy);
+  auto pool = MakeEntropyPool(config.entropy);
   if (!pool.ok()) return Part("entropy", pool.error());
   s.pool = *pool;
   if (Status f = s.feeder.Start(s.pool, config.entropy.drbg_feed_interval); !f.ok()) return Part("entropy", f.error());

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "qsapi/entropy/pool.h"
+#include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
 #include "server/config.h"
 
@@ -67,6 +69,13 @@ class Service {
   explicit Service(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// OpenKeystoreFor opens the keystore a configuration names: the embedded default under data_dir
+// (created first when `create`; FAILED_PRECONDITION saying how to create it otherwise) or the
+// configured PKCS#11 module and PIN source.
+Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config, bool create, bool* created);
+// MakeEntropyPool builds the pool [entropy] describes (QRNG devices and HTTP sources, policy).
+Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
 
 // AdminTokenPath is where the first start writes the admin token.
 inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) {

@@ -83,6 +83,19 @@ printf 'data_dir = "%s"\n[server]\nthreads = "two"\n' "$data" >"$dir/bad.toml"
 if "$qsapid" --check-config "$dir/bad.toml" 2>"$dir/err"; then fail "bad config accepted"; fi
 grep -q 'bad.toml:3: server.threads: expected an integer' "$dir/err" || fail "bad config message: $(cat "$dir/err")"
 
+# qsapi doctor: healthy here; a stuck QRNG under qrng = require is a FAIL with a fix, and exit 1.
+"$qsapi" doctor --data-dir "$data" --server "$url" >"$dir/doc" || fail "doctor: $(cat "$dir/doc")"
+for c in openssl hsm ca server-cert service; do grep -q "^ok    $c " "$dir/doc" || fail "doctor $c: $(cat "$dir/doc")"; done
+grep -q '^warn  admin-token' "$dir/doc" || fail "doctor did not warn about the admin token file"
+printf 'data_dir = "%s"
+[entropy]
+qrng = "require"
+[[entropy.device]]
+path = "/dev/zero"
+' "$data" >"$dir/stuck.toml"
+if "$qsapi" doctor --config "$dir/stuck.toml" --server "$url" >"$dir/doc" 2>&1; then fail "doctor passed a stuck QRNG"; fi
+grep -q '^FAIL  entropy' "$dir/doc" || fail "doctor entropy: $(cat "$dir/doc")"
+
 stop
 rm "$data/admin-token"
 start
