@@ -222,6 +222,7 @@ struct Route {
 };
 
 const Route kRoutes[] = {
+    {"GET", "/v1/livez"},
     {"GET", "/v1/health"},
     {"GET", "/metrics"},
     {"GET", "/v1/keys"},
@@ -383,6 +384,11 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     route_name = std::string(route->method) + " " + route->pattern;
     const std::string pattern = route->pattern;
 
+    if (pattern == "/v1/livez") {  // liveness: the process answers; touches nothing else
+      ApiResponse r;
+      r.body = R"({"status":"alive"})";
+      return r;
+    }
     if (pattern == "/v1/health") {
       std::map<std::string, std::string> checks;
       bool ok = true;

@@ -238,6 +238,7 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
   const std::string sig = Ok(Call("POST", "/v1/sign/doc-sig", {{"message", "YQ=="}}, admin_))["signature"];
   const std::string kct = Ok(Call("POST", "/v1/kem/doc-kem/encapsulate", json::object(), admin_))["ciphertext"];
   const std::map<std::string, std::pair<std::string, json>> calls = {
+      {"GET /v1/livez", {"/v1/livez", nullptr}},
       {"GET /v1/health", {"/v1/health", nullptr}},
       {"GET /metrics", {"/metrics", nullptr}},
       {"GET /v1/keys", {"/v1/keys", nullptr}},
