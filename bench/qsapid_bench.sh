@@ -56,10 +56,11 @@ port=$(( 20000 + RANDOM % 20000 ))
   -groups X25519MLKEM768 -tls1_3 -naccept 1000000 >/dev/null 2>&1 &
 spid=$!
 sleep 0.5
-stime=$("$openssl" s_time -connect "127.0.0.1:$port" -new -time "$seconds" -CAfile "$ca" 2>/dev/null |
-  sed -n 's/^\([0-9]*\) connections in \([0-9.]*\) real seconds.*/\1 \2/p' | head -1)
-read -r ossl_conns ossl_secs <<<"$stime"
-
+t0=$(date +%s.%N)
+stime=$("$openssl" s_time -connect "127.0.0.1:$port" -new -time "$seconds" -CAfile "$ca" 2>/dev/null)
+t1=$(date +%s.%N)
+ossl_conns=$(sed -n 's/^\([0-9]*\) connections in [0-9.]*s;.*/\1/p' <<<"$stime" | head -1)
+ossl_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')  # wall time (s_time rounds it)
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 hs_rate=$(field "$handshake" requests_per_second)
 ossl_rate=$(awk -v c="$ossl_conns" -v s="$ossl_secs" 'BEGIN { printf "%.1f", c / s }')

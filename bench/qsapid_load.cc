@@ -7,12 +7,18 @@
 //   encrypt    POST /v1/encrypt/KEY with a --payload-bytes plaintext on kept-alive connections
 //   handshake  a new TLS connection (full handshake, X25519MLKEM768, ML-DSA-65 chain verified) for
 //              every GET /v1/livez
-// Prints one JSON object: requests, errors, seconds, requests_per_second, p50_us, p99_us.
+//   mixed      rounds of encrypt, decrypt (checked), sign with --sign-key, verify (checked); for the
+//              soak (bench/soak.sh)
+// Prints one JSON object: requests, errors (and errors by kind), seconds, requests_per_second,
+// p50_us, p99_us.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,15 +52,16 @@ std::string Base64(const std::string& in) {
 
 int main(int argc, char** argv) {
   CLI::App app{"qsapid_load: closed-loop load against qsapid"};
-  std::string url, ca, token_file, mode = "encrypt", key = "bench";
+  std::string url, ca, token_file, mode = "encrypt", key = "bench", sign_key = "bench-sig";
   int threads = 1;
   double seconds = 5;
   std::size_t payload = 1024;
   app.add_option("--url", url)->required();
   app.add_option("--ca", ca)->required();
   app.add_option("--token-file", token_file);
-  app.add_option("--mode", mode)->check(CLI::IsMember({"livez", "encrypt", "handshake"}));
+  app.add_option("--mode", mode)->check(CLI::IsMember({"livez", "encrypt", "handshake", "mixed"}));
   app.add_option("--key", key);
+  app.add_option("--sign-key", sign_key);
   app.add_option("--threads", threads)->check(CLI::Range(1, 64));
   app.add_option("--seconds", seconds)->check(CLI::Range(0.1, 600.0));
   app.add_option("--payload-bytes", payload);
@@ -77,7 +84,14 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> latencies(static_cast<std::size_t>(threads));
   std::vector<std::thread> workers;
   std::string first_error;
+  std::map<std::string, std::uint64_t> kinds;  // "http 503", "UNAVAILABLE", "wrong plaintext", ...
   std::mutex error_mu;
+  const auto record_error = [&](const std::string& kind, const std::string& detail) {
+    ++errors;
+    const std::lock_guard<std::mutex> lock(error_mu);
+    ++kinds[kind];
+    if (first_error.empty()) first_error = detail.substr(0, 300);
+  };
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -86,22 +100,49 @@ int main(int argc, char** argv) {
       o.tls.ca_file = ca;
       auto client = qsapi::net::HttpsClient::Create(o);
       if (!client.ok()) {
-        ++errors;
+        record_error("client", client.error().ToString());
         return;
       }
       auto& lat = latencies[static_cast<std::size_t>(t)];
-      while (!stop.load(std::memory_order_relaxed)) {
+      // One timed request; returns the body on 200, nullopt (recorded) otherwise.
+      const auto call = [&](const std::string& m, const std::string& path, const std::string& b) -> std::optional<std::string> {
         const auto t0 = std::chrono::steady_clock::now();
-        auto r = (*client)->Request(method, target, mode == "encrypt" ? body : "", headers);
+        auto r = (*client)->Request(m, path, b, headers);
         const auto t1 = std::chrono::steady_clock::now();
-        if (!r.ok() || r->status != 200) {
-          ++errors;
-          const std::lock_guard<std::mutex> lock(error_mu);
-          if (first_error.empty()) first_error = r.ok() ? r->body.substr(0, 200) : r.error().ToString();
-          continue;
+        if (!r.ok()) {
+          record_error(std::string(qsapi::ErrorCodeName(r.error().code())), r.error().ToString());
+          return std::nullopt;
+        }
+        if (r->status != 200) {
+          record_error("http " + std::to_string(r->status), r->body);
+          return std::nullopt;
         }
         lat.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-        if (mode == "handshake") (*client)->Close();
+        return std::move(r->body);
+      };
+      const auto field = [](const std::string& json, const std::string& name) {
+        const std::string k = "\"" + name + "\":\"";
+        const std::size_t a = json.find(k);
+        if (a == std::string::npos) return std::string();
+        const std::size_t b = json.find('"', a + k.size());
+        return json.substr(a + k.size(), b - a - k.size());
+      };
+      const std::string plaintext = field(body, "plaintext");
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (mode != "mixed") {
+          (void)call(method, target, mode == "encrypt" ? body : "");
+          if (mode == "handshake") (*client)->Close();
+          continue;
+        }
+        if (auto e = call("POST", "/v1/encrypt/" + key, body)) {
+          auto d = call("POST", "/v1/decrypt/" + key, "{\"ciphertext\":\"" + field(*e, "ciphertext") + "\"}");
+          if (d && field(*d, "plaintext") != plaintext) record_error("wrong plaintext", *d);
+        }
+        if (auto sig = call("POST", "/v1/sign/" + sign_key, "{\"message\":\"" + plaintext + "\"}")) {
+          auto v = call("POST", "/v1/verify/" + sign_key,
+                        "{\"message\":\"" + plaintext + "\",\"signature\":\"" + field(*sig, "signature") + "\"}");
+          if (v && v->find("\"valid\":true") == std::string::npos) record_error("signature not valid", *v);
+        }
       }
     });
   }
@@ -115,11 +156,14 @@ int main(int argc, char** argv) {
   const auto pct = [&](double p) {
     return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))];
   };
+  std::string by_kind;
+  for (const auto& [k, n] : kinds) by_kind += (by_kind.empty() ? "\"" : ",\"") + k + "\":" + std::to_string(n);
   std::printf(
-      "{\"mode\":\"%s\",\"threads\":%d,\"payload_bytes\":%zu,\"requests\":%zu,\"errors\":%llu,\"seconds\":%.2f,"
-      "\"requests_per_second\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
-      mode.c_str(), threads, mode == "encrypt" ? payload : 0, all.size(), static_cast<unsigned long long>(errors.load()),
-      elapsed, static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99));
+      "{\"mode\":\"%s\",\"threads\":%d,\"payload_bytes\":%zu,\"requests\":%zu,\"errors\":%llu,"
+      "\"errors_by_kind\":{%s},\"seconds\":%.2f,\"requests_per_second\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
+      mode.c_str(), threads, mode == "livez" || mode == "handshake" ? std::size_t{0} : payload, all.size(),
+      static_cast<unsigned long long>(errors.load()), by_kind.c_str(), elapsed,
+      static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99));
   if (!first_error.empty()) std::fprintf(stderr, "qsapid_load: first error: %s\n", first_error.c_str());
   return all.empty() ? 1 : 0;
 }
