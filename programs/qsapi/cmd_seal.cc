@@ -36,19 +36,12 @@ struct OpenFlags {
   bool no_progress = false;
 };
 
-// DefaultKdf pairs each KEM with the KDF of its draft-ietf-hpke-pq test vector: HKDF-SHA256 for
-// X-Wing and ML-KEM-768, HKDF-SHA384 for ML-KEM-1024 and MLKEM1024-P384 (category 5).
-hpke::KdfId DefaultKdf(hpke::KemId kem) {
-  return kem == hpke::KemId::kMlKem1024 || kem == hpke::KemId::kMlKem1024P384 ? hpke::KdfId::kHkdfSha384
-                                                                              : hpke::KdfId::kHkdfSha256;
-}
-
 Status RunSeal(const SealFlags& f) {
   QSAPI_ASSIGN_OR_RETURN(const hpke::RecipientPublicKey recipient, ReadPublicKeyFile(f.to));
   QSAPI_ASSIGN_OR_RETURN(const hpke::KemId kem, hpke::KemIdFor(recipient.key.algorithm()));
   QSAPI_ASSIGN_OR_RETURN(const hpke::AeadId aead, hpke::ParseAeadName(f.aead));
   if (aead == hpke::AeadId::kExportOnly) return InvalidArgument("--aead export-only cannot carry data");
-  hpke::KdfId kdf = DefaultKdf(kem);
+  hpke::KdfId kdf = hpke::DefaultKdfFor(kem);
   if (!f.kdf.empty()) {
     QSAPI_ASSIGN_OR_RETURN(kdf, hpke::ParseKdfName(f.kdf));
   }

@@ -1,53 +1,29 @@
 #include "recipient_key_loader.h"
 
-#include <algorithm>
-#include <string>
-
 namespace qsapi::cli {
 namespace {
 
-class KeystoreRecipientKey final : public hpke::RecipientKey {
+// Owning: keeps the keystore open while the key is in use.
+class OwningRecipientKey final : public hpke::RecipientKey {
  public:
-  KeystoreRecipientKey(std::shared_ptr<keystore::Keystore> ks, std::string name, std::uint32_t version,
-                       crypto::KemAlgorithm algorithm, Bytes key_id)
-      : ks_(std::move(ks)), name_(std::move(name)), version_(version), algorithm_(algorithm), key_id_(std::move(key_id)) {}
-  [[nodiscard]] crypto::KemAlgorithm algorithm() const noexcept override { return algorithm_; }
-  [[nodiscard]] ByteView key_id() const noexcept override { return key_id_; }
-  [[nodiscard]] Result<SharedSecret> Decapsulate(ByteView enc) const override {
-    return ks_->Decapsulate(name_, version_, enc);
-  }
+  OwningRecipientKey(std::shared_ptr<keystore::Keystore> ks, std::unique_ptr<hpke::RecipientKey> inner)
+      : ks_(std::move(ks)), inner_(std::move(inner)) {}
+  [[nodiscard]] crypto::KemAlgorithm algorithm() const noexcept override { return inner_->algorithm(); }
+  [[nodiscard]] ByteView key_id() const noexcept override { return inner_->key_id(); }
+  [[nodiscard]] Result<SharedSecret> Decapsulate(ByteView enc) const override { return inner_->Decapsulate(enc); }
 
  private:
   std::shared_ptr<keystore::Keystore> ks_;
-  std::string name_;
-  std::uint32_t version_;
-  crypto::KemAlgorithm algorithm_;
-  Bytes key_id_;
+  std::unique_ptr<hpke::RecipientKey> inner_;
 };
 
 }  // namespace
 
-Bytes KeystoreHpkeKeyId(const keystore::KeyId& id, std::uint32_t version) {
-  Bytes out(id.begin(), id.end());
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(version >> s));
-  return out;
-}
-
 Result<std::unique_ptr<hpke::RecipientKey>> LoadRecipientKey(std::shared_ptr<keystore::Keystore> ks,
                                                              std::string_view name, ByteView header_key_id) {
-  QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, ks->Get(name));
-  if (info.type.purpose != keystore::KeyPurpose::kKem) {
-    return FailedPrecondition("key \"" + info.name + "\" is a " + keystore::KeyTypeName(info.type) +
-                              " key; opening sealed messages needs a KEM key");
-  }
-  if (header_key_id.size() != info.id.size() + 4 ||
-      !std::equal(info.id.begin(), info.id.end(), header_key_id.begin())) {
-    return InvalidArgument("the message is not sealed to key \"" + info.name + "\" (its recipient key id differs)");
-  }
-  const std::uint32_t version = (std::uint32_t{header_key_id[16]} << 24) | (std::uint32_t{header_key_id[17]} << 16) |
-                                (std::uint32_t{header_key_id[18]} << 8) | std::uint32_t{header_key_id[19]};
-  return std::unique_ptr<hpke::RecipientKey>(std::make_unique<KeystoreRecipientKey>(
-      std::move(ks), info.name, version, info.type.kem, Bytes(header_key_id.begin(), header_key_id.end())));
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<hpke::RecipientKey> inner,
+                         hpke::LoadKeystoreRecipient(*ks, name, header_key_id));
+  return std::unique_ptr<hpke::RecipientKey>(std::make_unique<OwningRecipientKey>(std::move(ks), std::move(inner)));
 }
 
 }  // namespace qsapi::cli

@@ -76,6 +76,15 @@ Result<Suite> Suite::FromIds(std::uint16_t kem_id, std::uint16_t kdf_id, std::ui
   return s;
 }
 
+KdfId DefaultKdfFor(KemId kem) noexcept {
+  return kem == KemId::kMlKem1024 || kem == KemId::kMlKem1024P384 ? KdfId::kHkdfSha384 : KdfId::kHkdfSha256;
+}
+
+Result<Suite> DefaultSuiteFor(crypto::KemAlgorithm algorithm) {
+  QSAPI_ASSIGN_OR_RETURN(const KemId kem, KemIdFor(algorithm));
+  return Suite{kem, DefaultKdfFor(kem), AeadId::kChaCha20Poly1305};
+}
+
 Result<KemId> KemIdFor(crypto::KemAlgorithm algorithm) {
   switch (algorithm) {
     case crypto::KemAlgorithm::kMlKem768: return KemId::kMlKem768;

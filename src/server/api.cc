@@ -1,5 +1,8 @@
 #include "server/api.h"
 
+#include "qsapi/hpke/container.h"
+#include "qsapi/hpke/keystore_recipient.h"
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -240,6 +243,8 @@ const Route kRoutes[] = {
     {"POST", "/v1/verify/{name}"},
     {"POST", "/v1/kem/{name}/encapsulate"},
     {"POST", "/v1/kem/{name}/decapsulate"},
+    {"POST", "/v1/seal/{name}"},
+    {"POST", "/v1/open/{name}"},
     {"POST", "/v1/random"},
 };
 
@@ -539,6 +544,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         {"POST /v1/datakey/{name}", "datakey"},         {"POST /v1/sign/{name}", "sign"},
         {"POST /v1/verify/{name}", "verify"},           {"POST /v1/kem/{name}/encapsulate", "kem"},
         {"POST /v1/kem/{name}/decapsulate", "kem"},     {"POST /v1/random", "random"},
+        {"POST /v1/seal/{name}", "seal"},               {"POST /v1/open/{name}", "open"},
     };
     const std::string op = ops.at(route_name);
     if (Status s = ctx.Allow(op, pattern == "/v1/random" ? "" : name); !s.ok()) return ctx.Fail(s.error());
@@ -663,6 +669,39 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         return json{{"shared_secret", B64(ss.view())}};
       }();
       return done("kem.decapsulate", name, *qversion, std::move(r));
+    }
+    if (route_name == "POST /v1/seal/{name}") {  // HPKE to the key's current (or ?version=) public key
+      std::uint32_t used = 0;
+      Result<json> r = [&]() -> Result<json> {
+        QSAPI_ASSIGN_OR_RETURN(Bytes pt, BytesField(b, "plaintext", true));
+        QSAPI_ASSIGN_OR_RETURN(Bytes aad, BytesField(b, "associated_data", false));
+        QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, keystore_->Get(name));
+        used = *qversion == 0 ? info.current_version : *qversion;
+        QSAPI_ASSIGN_OR_RETURN(crypto::KemPublicKey pk, keystore_->KemPublicKey(name, used));
+        hpke::SealOptions o;
+        QSAPI_ASSIGN_OR_RETURN(o.suite, hpke::DefaultSuiteFor(pk.algorithm()));
+        o.aad = aad;
+        QSAPI_ASSIGN_OR_RETURN(Bytes sealed, hpke::SealMessage(pk, hpke::KeystoreHpkeKeyId(info.id, used), pt, o));
+        SecureZero(pt.data(), pt.size());
+        return json{{"sealed", B64(sealed)}, {"version", used}};
+      }();
+      return done("seal", name, used, std::move(r));
+    }
+    if (route_name == "POST /v1/open/{name}") {  // the version comes from the message's recipient key id
+      Result<json> r = [&]() -> Result<json> {
+        QSAPI_ASSIGN_OR_RETURN(Bytes sealed, BytesField(b, "sealed", true));
+        QSAPI_ASSIGN_OR_RETURN(Bytes aad, BytesField(b, "associated_data", false));
+        QSAPI_ASSIGN_OR_RETURN(hpke::ParsedHeader header, hpke::ParseHeader(sealed));
+        QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<hpke::RecipientKey> key,
+                               hpke::LoadKeystoreRecipient(*keystore_, name, header.header.key_id));
+        hpke::OpenOptions o;
+        o.aad = aad;
+        QSAPI_ASSIGN_OR_RETURN(Bytes pt, hpke::OpenMessage(sealed, *key, o));
+        json out{{"plaintext", B64(pt)}};
+        SecureZero(pt.data(), pt.size());
+        return out;
+      }();
+      return done("open", name, 0, std::move(r));
     }
     if (route_name == "POST /v1/random") {
       Result<json> r = [&]() -> Result<json> {

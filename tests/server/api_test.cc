@@ -185,6 +185,33 @@ TEST_F(ApiTest, SignVerifyKemRandomHealthMetrics) {
   EXPECT_EQ(Call("GET", "/metrics", nullptr, billing_).status, 403U);
 }
 
+TEST_F(ApiTest, SealAndOpenWithStoredKemKeysAcrossRotation) {
+  Ok(Call("POST", "/v1/keys", {{"name", "inbox"}, {"type", "X-Wing"}}, admin_));
+  const json s1 = Ok(Call("POST", "/v1/seal/inbox", {{"plaintext", "aGVsbG8="}, {"associated_data", "YWQ="}}, admin_));
+  EXPECT_EQ(s1["version"], 1);
+  Ok(Call("POST", "/v1/keys/inbox/rotate", json::object(), admin_));
+  const json s2 = Ok(Call("POST", "/v1/seal/inbox", {{"plaintext", "d29ybGQ="}}, admin_));
+  EXPECT_EQ(s2["version"], 2);
+  // Both open: the version is read from the message's recipient key id.
+  EXPECT_EQ(Ok(Call("POST", "/v1/open/inbox", {{"sealed", s1["sealed"]}, {"associated_data", "YWQ="}}, admin_))["plaintext"],
+            "aGVsbG8=");
+  EXPECT_EQ(Ok(Call("POST", "/v1/open/inbox", {{"sealed", s2["sealed"]}}, admin_))["plaintext"], "d29ybGQ=");
+  // Wrong aad, another key, a flipped byte, a non-KEM key, garbage: clear errors, no plaintext.
+  auto r = Call("POST", "/v1/open/inbox", {{"sealed", s1["sealed"]}}, admin_);
+  EXPECT_EQ(Code(r), "AUTHENTICATION_FAILED");
+  Ok(Call("POST", "/v1/keys", {{"name", "other"}, {"type", "ML-KEM-768"}}, admin_));
+  r = Call("POST", "/v1/open/other", {{"sealed", s2["sealed"]}}, admin_);
+  EXPECT_EQ(Code(r), "INVALID_ARGUMENT");
+  EXPECT_THAT(r.body, HasSubstr("not sealed to key"));
+  std::string bytes = s2["sealed"];
+  bytes[bytes.size() - 6] = bytes[bytes.size() - 6] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Code(Call("POST", "/v1/open/inbox", {{"sealed", bytes}}, admin_)), "AUTHENTICATION_FAILED");
+  Ok(Call("POST", "/v1/keys", {{"name", "aes"}, {"type", "AES-256-GCM"}}, admin_));
+  EXPECT_EQ(Code(Call("POST", "/v1/seal/aes", {{"plaintext", "YQ=="}}, admin_)), "FAILED_PRECONDITION");
+  EXPECT_EQ(Code(Call("POST", "/v1/open/inbox", {{"sealed", "bm90IGEgbWVzc2FnZQ=="}}, admin_)), "INVALID_ARGUMENT");
+  EXPECT_EQ(Call("POST", "/v1/open/inbox", {{"sealed", s2["sealed"]}}, billing_).status, 403U);
+}
+
 TEST_F(ApiTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(Call("GET", "/v1/nothing", nullptr, admin_).status, 404U);
   EXPECT_EQ(Call("PUT", "/v1/keys", nullptr, admin_).status, 405U);
@@ -237,6 +264,7 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
   const std::string ct = Ok(Call("POST", "/v1/encrypt/doc-aes", {{"plaintext", "YQ=="}}, admin_))["ciphertext"];
   const std::string sig = Ok(Call("POST", "/v1/sign/doc-sig", {{"message", "YQ=="}}, admin_))["signature"];
   const std::string kct = Ok(Call("POST", "/v1/kem/doc-kem/encapsulate", json::object(), admin_))["ciphertext"];
+  const std::string sealed = Ok(Call("POST", "/v1/seal/doc-kem", {{"plaintext", "YQ=="}}, admin_))["sealed"];
   const std::map<std::string, std::pair<std::string, json>> calls = {
       {"GET /v1/livez", {"/v1/livez", nullptr}},
       {"GET /v1/health", {"/v1/health", nullptr}},
@@ -257,6 +285,8 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
       {"POST /v1/kem/{name}/encapsulate", {"/v1/kem/doc-kem/encapsulate", json::object()}},
       {"POST /v1/kem/{name}/decapsulate", {"/v1/kem/doc-kem/decapsulate", {{"ciphertext", kct}}}},
       {"POST /v1/random", {"/v1/random", {{"bytes", 8}}}},
+      {"POST /v1/seal/{name}", {"/v1/seal/doc-kem", {{"plaintext", "YQ=="}}}},
+      {"POST /v1/open/{name}", {"/v1/open/doc-kem", {{"sealed", sealed}}}},
   };
   for (const std::string& route : routes) {
     ASSERT_TRUE(calls.contains(route)) << "no example call for " << route;

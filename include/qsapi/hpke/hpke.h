@@ -75,6 +75,13 @@ struct Suite {
 // (draft-ietf-hpke-pq, Appendix A.5; the combination Tink and hpke-js use with X-Wing).
 inline constexpr Suite kDefaultSuite{KemId::kXWing, KdfId::kHkdfSha256, AeadId::kChaCha20Poly1305};
 
+// DefaultKdfFor pairs each KEM with the KDF of its draft-ietf-hpke-pq test vector: HKDF-SHA256 for
+// X-Wing and ML-KEM-768, HKDF-SHA384 for ML-KEM-1024 and MLKEM1024-P384 (category 5).
+KdfId DefaultKdfFor(KemId kem) noexcept;
+// DefaultSuiteFor is the suite qsapi seals with to a key of `algorithm`: its KEM, DefaultKdfFor,
+// ChaCha20-Poly1305. kInvalidArgument for a KEM without an HPKE id.
+Result<Suite> DefaultSuiteFor(crypto::KemAlgorithm algorithm);
+
 // KemIdFor / KemAlgorithmFor map between HPKE KEM ids and the crypto core's algorithms.
 // kInvalidArgument for ML-KEM-512, which qsapi does not offer for HPKE.
 Result<KemId> KemIdFor(crypto::KemAlgorithm algorithm);
