@@ -113,10 +113,12 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);  // a full disk or file-size limit is an EFBIG error to report, not a crash
 
   auto service = qsapi::server::Service::Start(config);
   if (!service.ok()) {
-    std::fprintf(stderr, "qsapid: %s\n", service.error().message().c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s\n", service.error().message().c_str());  // "qsapid start-up, <part>: ..."
     return EXIT_FAILURE;
   }
   const qsapi::server::StartupReport& r = (*service)->report();

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -139,6 +140,26 @@ class ModuleRef {
   [[nodiscard]] CK_FUNCTION_LIST_PTR fns() const { return fns_; }
   [[nodiscard]] const std::string& path() const { return path_; }
 
+  // Reinitialize finalizes and initializes the module again, when this process initialised it: the
+  // only way to make some modules (SoftHSM2) see a token whose storage went away and came back.
+  // Every session of every user of the module becomes invalid; they recover as this one does.
+  Status Reinitialize() const {
+    const std::lock_guard<std::mutex> lock(g_modules_mu);
+    Module& m = Modules()[path_];
+    if (!m.finalize) return FailedPrecondition("PKCS#11 module " + path_ + " was initialised by another user");
+    m.fns->C_Finalize(nullptr);
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    const CK_RV rv = m.fns->C_Initialize(&args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      // Still ours: the next recovery attempt initialises it again (C_Finalize on a module that is
+      // not initialised only returns an error).
+      return Unavailable("PKCS#11 module " + path_ + ": C_Initialize failed: " + CkrName(rv) +
+                         " (is the token's storage back?)");
+    }
+    return OkStatus();
+  }
+
  private:
   ModuleRef(std::string path, CK_FUNCTION_LIST_PTR fns) : path_(std::move(path)), fns_(fns) {}
   std::string path_;
@@ -190,8 +211,12 @@ constexpr std::size_t kMaxSessions = 8;
 
 class TokenProtector final : public KeyProtector {
  public:
-  TokenProtector(ModuleRef module, FoundToken token, std::string kek_label)
-      : module_(std::move(module)), token_(std::move(token)), kek_label_(std::move(kek_label)) {}
+  TokenProtector(ModuleRef module, FoundToken token, std::string token_label, std::string kek_label)
+      : module_(std::move(module)),
+        token_(std::move(token)),
+        slot_(token_.slot),
+        token_label_(std::move(token_label)),
+        kek_label_(std::move(kek_label)) {}
   ~TokenProtector() override {
     const std::lock_guard<std::mutex> lock(mu_);
     for (CK_SESSION_HANDLE s : idle_) p11()->C_CloseSession(s);
@@ -200,6 +225,7 @@ class TokenProtector final : public KeyProtector {
   TokenProtector& operator=(const TokenProtector&) = delete;
 
   Status Login(const SecretBytes& pin) {
+    pin_ = SecretBytes::CopyFrom(pin.view());  // kept (locked, never dumped) to log in again after a token comes back
     QSAPI_ASSIGN_OR_RETURN(CK_SESSION_HANDLE s, Acquire());
     const CK_RV rv = p11()->C_Login(s, CKU_USER, Utf8(pin), pin.size());
     Release(s, rv);
@@ -235,16 +261,25 @@ class TokenProtector final : public KeyProtector {
     params.aad_len = associated_data.size();
     params.tag_bits = kTagSize * 8;
     CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof params};
-    QSAPI_ASSIGN_OR_RETURN(CK_SESSION_HANDLE s, Acquire());
-    CK_RV rv = p11()->C_EncryptInit(s, &mech, kek_);
-    CK_ULONG out_len = blob.size() - 1 - kIvSize;
-    if (rv == CKR_OK) {
-      rv = p11()->C_Encrypt(s,
-                            const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
-                            plaintext.size(), blob.data() + 1 + kIvSize, &out_len);
-    }
-    Release(s, rv);
-    if (rv != CKR_OK) return TokenError("C_Encrypt (CKM_AES_GCM)", rv);
+    CK_ULONG out_len = 0;
+    std::string step;
+    const auto attempt = [&]() -> Result<CK_RV> {
+      CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+      step = "C_OpenSession";
+      if (const CK_RV open = AcquireRv(&s); open != CKR_OK) return open;
+      step = "C_Encrypt (CKM_AES_GCM)";
+      CK_RV rv = p11()->C_EncryptInit(s, &mech, kek_.load());
+      out_len = blob.size() - 1 - kIvSize;
+      if (rv == CKR_OK) {
+        rv = p11()->C_Encrypt(s,
+                              const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+                              plaintext.size(), blob.data() + 1 + kIvSize, &out_len);
+      }
+      Release(s, rv);
+      return rv;
+    };
+    QSAPI_ASSIGN_OR_RETURN(CK_RV rv, WithRecovery(attempt));
+    if (rv != CKR_OK) return TokenError(step, rv);
     if (out_len != plaintext.size() + kTagSize)
       return Internal(token_.description + ": unexpected AES-GCM output length");
     return blob;
@@ -264,21 +299,30 @@ class TokenProtector final : public KeyProtector {
     CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof params};
     const std::size_t ct_len = blob.size() - 1 - kIvSize;
     SecretBytes out(ct_len);  // the module may want room for the tag too
-    QSAPI_ASSIGN_OR_RETURN(CK_SESSION_HANDLE s, Acquire());
-    CK_RV rv = p11()->C_DecryptInit(s, &mech, kek_);
-    CK_ULONG out_len = out.size();
-    if (rv == CKR_OK) {
-      rv = p11()->C_Decrypt(s, const_cast<CK_BYTE_PTR>(blob.data() + 1 + kIvSize),  // NOLINT
-                            ct_len, out.data(), &out_len);
-    }
-    Release(s, rv);
+    CK_ULONG out_len = 0;
+    std::string step;
+    const auto attempt = [&]() -> Result<CK_RV> {
+      CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+      step = "C_OpenSession";
+      if (const CK_RV open = AcquireRv(&s); open != CKR_OK) return open;
+      step = "C_Decrypt (CKM_AES_GCM)";
+      CK_RV rv = p11()->C_DecryptInit(s, &mech, kek_.load());
+      out_len = out.size();
+      if (rv == CKR_OK) {
+        rv = p11()->C_Decrypt(s, const_cast<CK_BYTE_PTR>(blob.data() + 1 + kIvSize),  // NOLINT
+                              ct_len, out.data(), &out_len);
+      }
+      Release(s, rv);
+      return rv;
+    };
+    QSAPI_ASSIGN_OR_RETURN(CK_RV rv, WithRecovery(attempt));
     if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_GENERAL_ERROR ||
         rv == CKR_FUNCTION_FAILED) {
       return Error(ErrorCode::kDataLoss,
                    "wrapped key material fails authentication under the KEK (altered, moved to another key or "
                    "version, or wrapped by another token)");
     }
-    if (rv != CKR_OK) return TokenError("C_Decrypt (CKM_AES_GCM)", rv);
+    if (rv != CKR_OK) return TokenError(step, rv);
     if (out_len != ct_len - kTagSize) return Internal(token_.description + ": unexpected AES-GCM output length");
     out.Shrink(out_len);
     return out;
@@ -297,18 +341,64 @@ class TokenProtector final : public KeyProtector {
     return Unavailable(token_.description + ": " + what + " failed: " + CkrName(rv));
   }
 
-  Result<CK_SESSION_HANDLE> Acquire() {
+  // Stale handles after the token went away and came back (SoftHSM2 invalidates object handles
+  // when its token directory disappears; a hardware token that is re-inserted invalidates sessions
+  // and the login). Such a failure drops the idle sessions, logs in again, finds the KEK again
+  // (checking its attributes again) and retries the operation once.
+  static bool IsStale(CK_RV rv) {
+    return IsRemoval(rv) || rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID ||
+           rv == CKR_USER_NOT_LOGGED_IN;
+  }
+  template <typename Attempt>
+  Result<CK_RV> WithRecovery(const Attempt& attempt) {
+    QSAPI_ASSIGN_OR_RETURN(CK_RV rv, attempt());
+    if (!IsStale(rv)) return rv;
+    if (Status r = Recover(); !r.ok()) return r.error();
+    return attempt();
+  }
+  Status Recover() {
+    const std::lock_guard<std::mutex> recovering(recover_mu_);
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      for (CK_SESSION_HANDLE s : idle_) p11()->C_CloseSession(s);
+      open_ -= idle_.size();
+      idle_.clear();
+    }
+    cv_.notify_all();
+    Status st = Login(SecretBytes::CopyFrom(pin_.view()));
+    if (!st.ok() && st.error().code() != ErrorCode::kPermissionDenied) {
+      // The module itself lost the token: initialise it again and find the token anew.
+      QSAPI_RETURN_IF_ERROR(module_.Reinitialize());
+      {
+        const std::lock_guard<std::mutex> lock(mu_);
+        idle_.clear();  // handles of the finalized module; nothing to close
+        open_ = 0;
+      }
+      QSAPI_ASSIGN_OR_RETURN(std::optional<FoundToken> token, FindToken(p11(), token_label_));
+      if (!token) return Unavailable(token_.description + " is not present (was the token removed?)");
+      slot_.store(token->slot);
+      st = Login(SecretBytes::CopyFrom(pin_.view()));
+    }
+    QSAPI_RETURN_IF_ERROR(st);
+    return FindOrCreateKek(/*create=*/false);
+  }
+
+  // AcquireRv takes an idle session or opens one; returns the C_OpenSession result.
+  CK_RV AcquireRv(CK_SESSION_HANDLE* out) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !idle_.empty() || open_ < kMaxSessions; });
     if (!idle_.empty()) {
-      const CK_SESSION_HANDLE s = idle_.back();
+      *out = idle_.back();
       idle_.pop_back();
-      return s;
+      return CKR_OK;
     }
+    const CK_RV rv = p11()->C_OpenSession(slot_.load(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, out);
+    if (rv == CKR_OK) ++open_;
+    return rv;
+  }
+  Result<CK_SESSION_HANDLE> Acquire() {
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    const CK_RV rv = p11()->C_OpenSession(token_.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
-    if (rv != CKR_OK) return TokenError("C_OpenSession", rv);
-    ++open_;
+    if (const CK_RV rv = AcquireRv(&s); rv != CKR_OK) return TokenError("C_OpenSession", rv);
     return s;
   }
 
@@ -362,7 +452,7 @@ class TokenProtector final : public KeyProtector {
       return FailedPrecondition(token_.description + ": the KEK \"" + kek_label_ +
                                 "\" is not a sensitive, non-extractable AES-256 key; refusing to use it");
     }
-    kek_ = found[0];
+    kek_.store(found[0]);
     return OkStatus();
   }
 
@@ -382,7 +472,9 @@ class TokenProtector final : public KeyProtector {
         {CKA_MODIFIABLE, &no, sizeof no},
     };
     CK_MECHANISM keygen{CKM_AES_KEY_GEN, nullptr, 0};
-    const CK_RV rv = p11()->C_GenerateKey(s, &keygen, tmpl.data(), tmpl.size(), &kek_);
+    CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
+    const CK_RV rv = p11()->C_GenerateKey(s, &keygen, tmpl.data(), tmpl.size(), &created);
+    if (rv == CKR_OK) kek_.store(created);
     if (rv == CKR_DEVICE_MEMORY || rv == CKR_DEVICE_ERROR) {
       return ResourceExhausted(token_.description + ": creating the KEK (C_GenerateKey) failed: " + CkrName(rv) +
                                " (the token cannot store the key: is it full, or its storage not writable?)");
@@ -393,8 +485,12 @@ class TokenProtector final : public KeyProtector {
 
   ModuleRef module_;
   FoundToken token_;
+  std::atomic<CK_SLOT_ID> slot_;
+  std::string token_label_;
   std::string kek_label_;
-  CK_OBJECT_HANDLE kek_ = CK_INVALID_HANDLE;
+  std::atomic<CK_OBJECT_HANDLE> kek_{CK_INVALID_HANDLE};
+  SecretBytes pin_;         // set by Login, read by Recover (under recover_mu_)
+  std::mutex recover_mu_;   // one recovery at a time
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<CK_SESSION_HANDLE> idle_;  // guarded by mu_
@@ -441,7 +537,7 @@ Result<std::unique_ptr<KeyProtector>> OpenTokenProtector(const TokenOptions& opt
     return FailedPrecondition("PKCS#11 module " + options.module_path + " shows no token labelled \"" +
                               options.token_label + "\" (run `qsapi init` for the embedded default)");
   }
-  auto p = std::make_unique<TokenProtector>(std::move(module), std::move(*token), options.kek_label);
+  auto p = std::make_unique<TokenProtector>(std::move(module), std::move(*token), options.token_label, options.kek_label);
   QSAPI_RETURN_IF_ERROR(p->Login(pin));
   QSAPI_RETURN_IF_ERROR(p->FindOrCreateKek(create_kek));
   return std::unique_ptr<KeyProtector>(std::move(p));

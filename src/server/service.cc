@@ -262,6 +262,9 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   auto pool = MakeEntropyPool(config.entropy);
   if (!pool.ok()) return Part("entropy", pool.error());
   s.pool = *pool;
+  // One draw now runs every source's start-up health tests, so that a stuck QRNG is known before
+  // the first request and qrng = require refuses to start without a healthy one.
+  if (Result<entropy::PoolDraw> first = s.pool->Draw(32); !first.ok()) return Part("entropy", first.error());
   if (Status f = s.feeder.Start(s.pool, config.entropy.drbg_feed_interval); !f.ok()) return Part("entropy", f.error());
 
   auto profile = TlsProfileNamed(config.server.profile);
