@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <nlohmann/json.hpp>
 
+#include "server/route_examples.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {
@@ -258,36 +259,10 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
   const std::vector<std::string> routes = Api::Routes();
   EXPECT_EQ(documented, std::set<std::string>(routes.begin(), routes.end()));
 
-  Ok(Call("POST", "/v1/keys", {{"name", "doc-aes"}, {"type", "AES-256-GCM"}, {"deletion_allowed", true}}, admin_));
-  Ok(Call("POST", "/v1/keys", {{"name", "doc-sig"}, {"type", "ML-DSA-44"}}, admin_));
-  Ok(Call("POST", "/v1/keys", {{"name", "doc-kem"}, {"type", "ML-KEM-768"}}, admin_));
-  const std::string ct = Ok(Call("POST", "/v1/encrypt/doc-aes", {{"plaintext", "YQ=="}}, admin_))["ciphertext"];
-  const std::string sig = Ok(Call("POST", "/v1/sign/doc-sig", {{"message", "YQ=="}}, admin_))["signature"];
-  const std::string kct = Ok(Call("POST", "/v1/kem/doc-kem/encapsulate", json::object(), admin_))["ciphertext"];
-  const std::string sealed = Ok(Call("POST", "/v1/seal/doc-kem", {{"plaintext", "YQ=="}}, admin_))["sealed"];
-  const std::map<std::string, std::pair<std::string, json>> calls = {
-      {"GET /v1/livez", {"/v1/livez", nullptr}},
-      {"GET /v1/health", {"/v1/health", nullptr}},
-      {"GET /metrics", {"/metrics", nullptr}},
-      {"GET /v1/keys", {"/v1/keys", nullptr}},
-      {"POST /v1/keys", {"/v1/keys", {{"name", "doc-new"}, {"type", "X-Wing"}, {"deletion_allowed", true}}}},
-      {"GET /v1/keys/{name}", {"/v1/keys/doc-aes", nullptr}},
-      {"DELETE /v1/keys/{name}", {"/v1/keys/doc-new", nullptr}},
-      {"POST /v1/keys/{name}/rotate", {"/v1/keys/doc-sig/rotate", json::object()}},
-      {"POST /v1/keys/{name}/config", {"/v1/keys/doc-aes/config", {{"auto_rotate_seconds", 3600}}}},
-      {"GET /v1/keys/{name}/public", {"/v1/keys/doc-kem/public", nullptr}},
-      {"POST /v1/encrypt/{name}", {"/v1/encrypt/doc-aes", {{"plaintext", "YQ=="}}}},
-      {"POST /v1/decrypt/{name}", {"/v1/decrypt/doc-aes", {{"ciphertext", ct}}}},
-      {"POST /v1/rewrap/{name}", {"/v1/rewrap/doc-aes", {{"ciphertext", ct}}}},
-      {"POST /v1/datakey/{name}", {"/v1/datakey/doc-aes", json::object()}},
-      {"POST /v1/sign/{name}", {"/v1/sign/doc-sig", {{"message", "YQ=="}}}},
-      {"POST /v1/verify/{name}", {"/v1/verify/doc-sig", {{"message", "YQ=="}, {"signature", sig}}}},
-      {"POST /v1/kem/{name}/encapsulate", {"/v1/kem/doc-kem/encapsulate", json::object()}},
-      {"POST /v1/kem/{name}/decapsulate", {"/v1/kem/doc-kem/decapsulate", {{"ciphertext", kct}}}},
-      {"POST /v1/random", {"/v1/random", {{"bytes", 8}}}},
-      {"POST /v1/seal/{name}", {"/v1/seal/doc-kem", {{"plaintext", "YQ=="}}}},
-      {"POST /v1/open/{name}", {"/v1/open/doc-kem", {{"sealed", sealed}}}},
-  };
+  const RouteExamples calls = MakeRouteExamples(
+      [&](const std::string& method, const std::string& target, const json& body) {
+        return Ok(Call(method, target, body, admin_));
+      });
   for (const std::string& route : routes) {
     ASSERT_TRUE(calls.contains(route)) << "no example call for " << route;
     const auto& [target, body] = calls.at(route);

@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "net/https_client.h"
+#include "server/api.h"
 #include "server/deployment_ca.h"
+#include "server/route_examples.h"
 #include "server/tokens.h"
 #include "support/test_support.h"
 
@@ -147,6 +149,59 @@ TEST_F(ServiceTest, FirstStartCreatesCredentialsAndServesTheApiOverPqTls) {
     EXPECT_EQ(content.find("PRIVATE KEY"), std::string::npos) << e.path();
   }
   EXPECT_THAT(testing::ReadFile(DeploymentCa::KeyPath(dir_)), ::testing::StartsWith("qsapi:v1:"));
+}
+
+// Every route over real HTTPS: the good example call succeeds; without credentials it is 401
+// (except the two unauthenticated probes); a malformed JSON body is 400; an unknown key is 404;
+// and a token without the operation in its policy is 403.
+TEST_F(ServiceTest, EveryRouteOverHttpsWithGoodAndBadInput) {
+  StartService();
+  const std::string admin = AdminToken();
+  auto store = TokenStore::Load(TokenFilePath(dir_)).value();
+  const std::string weak = store.Create("weak", Policy{{"*"}, {"keys.read"}}).value();
+  auto c = Client();
+  const RouteExamples examples = MakeRouteExamples([&](const std::string& m, const std::string& t, const json& b) {
+    auto r = c->Request(m, t, b.is_null() ? "" : b.dump(), Bearer(admin));
+    EXPECT_TRUE(r.ok() && r->status < 300) << m << " " << t << ": " << (r.ok() ? r->body : r.error().ToString());
+    return r.ok() ? Json(*r) : json();
+  });
+  for (int i = 0; i < 50 && c->Request("POST", "/v1/random", "{}", Bearer(weak))->status == 401; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the token file is re-read within a second
+  }
+  for (const std::string& route : Api::Routes()) {
+    ASSERT_TRUE(examples.contains(route)) << "no example call for " << route;
+    const auto& [target, body] = examples.at(route);
+    const std::string method = route.substr(0, route.find(' '));
+    const std::string text = body.is_null() ? "" : body.dump();
+    auto good = c->Request(method, target, text, Bearer(admin));
+    ASSERT_TRUE(good.ok()) << route << ": " << good.error().ToString();
+    EXPECT_LT(good->status, 300U) << route << ": " << good->body;
+    const bool open = route == "GET /v1/livez" || route == "GET /v1/health";
+    if (!open) {
+      auto anon = c->Request(method, target, text);
+      EXPECT_EQ(anon->status, 401U) << route;
+      EXPECT_EQ(Code(*anon), "PERMISSION_DENIED") << route;
+    }
+    if (method == "POST") {
+      auto bad = c->Request(method, target, "{\"truncated\":", Bearer(admin));
+      EXPECT_EQ(bad->status, 400U) << route << ": " << bad->body;
+    }
+    if (route.find("{name}") != std::string::npos && route != "POST /v1/keys") {
+      std::string unknown = target;
+      const std::size_t at = unknown.find("doc-");
+      unknown.replace(at, unknown.find('/', at) == std::string::npos ? std::string::npos : unknown.find('/', at) - at,
+                      "no-such-key");
+      auto missing = c->Request(method, unknown, text, Bearer(admin));
+      // 404, or (for inputs whose header names their key) 400 saying which key made the input.
+      EXPECT_TRUE(missing->status == 404U ||
+                  (missing->status == 400U && missing->body.find("the input was made with key") != std::string::npos))
+          << route << " " << unknown << ": " << missing->body;
+    }
+    if (!open && route != "GET /v1/keys" && route != "GET /v1/keys/{name}" && route != "GET /v1/keys/{name}/public") {
+      auto denied = c->Request(method, target, text, Bearer(weak));
+      EXPECT_EQ(denied->status, 403U) << route << ": " << denied->body;
+    }
+  }
 }
 
 TEST_F(ServiceTest, ARestartKeepsKeysCredentialsAndTokens) {
