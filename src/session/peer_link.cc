@@ -18,11 +18,13 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -198,6 +200,46 @@ bool WaitFd(int fd, short events, Clock::time_point deadline) {  // NOLINT(googl
     if (r == 0) return false;
     if (errno != EINTR) return true;  // let the next I/O call report the error
   }
+}
+
+// A socket BIO that never raises SIGPIPE: OpenSSL's own socket BIO write()s, and a peer that has
+// closed its end would kill a process that does not ignore SIGPIPE. A library must not demand that
+// of its host, so this BIO sends with MSG_NOSIGNAL.
+int NoSigpipeWrite(BIO* bio, const char* data, int size) {
+  const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));  // NOLINT
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::send(fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(bio);
+  return static_cast<int>(n);
+}
+
+int NoSigpipeRead(BIO* bio, char* data, int size) {
+  const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));  // NOLINT
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::recv(fd, data, static_cast<std::size_t>(size), 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(bio);
+  return static_cast<int>(n);
+}
+
+long NoSigpipeCtrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {  // NOLINT(google-runtime-int)
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+const BIO_METHOD* NoSigpipeSocketMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "qsapi peer socket");
+    if (m != nullptr) {
+      BIO_meth_set_write(m, NoSigpipeWrite);
+      BIO_meth_set_read(m, NoSigpipeRead);
+      BIO_meth_set_ctrl(m, NoSigpipeCtrl);
+      BIO_meth_set_create(m, [](BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+      });
+    }
+    return m;
+  }();
+  return method;
 }
 
 bool SetNonBlocking(int fd) {
@@ -451,7 +493,11 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
   conn->ssl.reset(SSL_new(client ? context->handles_->client.get() : context->handles_->server.get()));
   if (!conn->ssl) return Internal("peer link: SSL_new failed: " + OpenSslReasonText());
   SSL* ssl = conn->ssl.get();
-  if (SSL_set_fd(ssl, fd) != 1 || SSL_set_ex_data(ssl, VerifyStateIndex(), &conn->verify) != 1) {
+  BIO* bio = NoSigpipeSocketMethod() != nullptr ? BIO_new(NoSigpipeSocketMethod()) : nullptr;
+  if (bio == nullptr) return Internal("peer link: cannot create the socket BIO: " + OpenSslReasonText());
+  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));  // NOLINT
+  SSL_set_bio(ssl, bio, bio);  // the SSL owns the BIO now
+  if (SSL_set_ex_data(ssl, VerifyStateIndex(), &conn->verify) != 1) {
     return Internal("peer link: cannot set up the connection: " + OpenSslReasonText());
   }
   if (client) QSAPI_RETURN_IF_ERROR(pki::ConfigureClientConnection(ssl, host, false));
