@@ -19,7 +19,7 @@ using testing::TestSessionId;
 Bytes B(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
 class BothSuites : public ::testing::TestWithParam<AeadSuite> {};
-INSTANTIATE_TEST_SUITE_P(Suites, BothSuites, ::testing::Values(AeadSuite::kAes256Gcm, AeadSuite::kXChaCha20Poly1305),
+INSTANTIATE_TEST_SUITE_P(Session, BothSuites, ::testing::Values(AeadSuite::kAes256Gcm, AeadSuite::kXChaCha20Poly1305),
                          [](const auto& param_info) {
                            return param_info.param == AeadSuite::kAes256Gcm ? std::string("Aes256Gcm")
                                                                             : std::string("XChaCha20Poly1305");
@@ -80,7 +80,7 @@ TEST_P(BothSuites, NonceIsPrefixXorSequenceAndHeaderIsAad) {
   }
 }
 
-TEST(EnvelopeFormatTest, HeaderFieldsAndTextForm) {
+TEST(SessionEnvelopeFormatTest, HeaderFieldsAndTextForm) {
   ChannelPair p = MakePair(AeadSuite::kXChaCha20Poly1305);
   auto env = p.initiator->Seal(B("abc"));
   QSAPI_ASSERT_OK(env);
@@ -105,7 +105,7 @@ TEST(EnvelopeFormatTest, HeaderFieldsAndTextForm) {
   EXPECT_EQ(EnvelopeFromText("qse1:abc+").error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(EnvelopeFormatTest, StrictParserErrors) {
+TEST(SessionEnvelopeFormatTest, StrictParserErrors) {
   ChannelPair p = MakePair();
   auto env = p.initiator->Seal(B("abcdef"));
   QSAPI_ASSERT_OK(env);
@@ -526,7 +526,7 @@ TEST(SessionChannelTest, SealingIsDeterministicForTheSameSecret) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(*a.initiator->Seal(B("same"), B("ad")), *b.initiator->Seal(B("same"), B("ad")));
 }
 
-TEST(EnvelopeStreamTest, ChunksRoundTripAndEndWithFinal) {
+TEST(SessionEnvelopeStreamTest, ChunksRoundTripAndEndWithFinal) {
   ChannelConfig config;
   config.max_payload = 1024;
   ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
@@ -560,7 +560,7 @@ TEST(EnvelopeStreamTest, ChunksRoundTripAndEndWithFinal) {
   EXPECT_NE(w2.stream_id(), w.stream_id());
 }
 
-TEST(EnvelopeStreamTest, ReorderedTruncatedAndForeignChunksAreDetected) {
+TEST(SessionEnvelopeStreamTest, ReorderedTruncatedAndForeignChunksAreDetected) {
   ChannelPair p = MakePair();
   EnvelopeStreamWriter w(*p.initiator);
   std::vector<Bytes> chunks;
@@ -620,7 +620,7 @@ TEST(EnvelopeStreamTest, ReorderedTruncatedAndForeignChunksAreDetected) {
   EXPECT_EQ(r.Read(*p.initiator->Seal(B("plain"))).error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(ReplayWindowTest, SlidingBitmap) {
+TEST(SessionReplayWindowTest, SlidingBitmap) {
   internal::ReplayWindow w;
   using V = internal::ReplayWindow::Verdict;
   EXPECT_EQ(w.Check(0), V::kFresh);
