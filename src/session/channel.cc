@@ -10,6 +10,7 @@
 
 #include "qsapi/crypto/aead.h"
 #include "qsapi/session/envelope.h"
+#include "session/internal/envelope_format.h"
 #include "session/internal/replay_window.h"
 
 namespace qsapi::session {
@@ -161,7 +162,7 @@ class ChannelState {
     return OkStatus();
   }
 
-  Result<Bytes> Seal(ByteView plaintext, ByteView aad, const StreamFields* stream) {
+  Status Seal(ByteView plaintext, ByteView aad, const StreamFields* stream, Bytes& out) {
     std::lock_guard lock(mu);
     QSAPI_RETURN_IF_ERROR(CheckOpen());
     if (plaintext.size() > config.max_payload) {
@@ -190,9 +191,9 @@ class ChannelState {
       h.stream_id = stream->stream_id;
       h.chunk_index = stream->chunk_index;
     }
-    Bytes out = EncodeEnvelopeHeader(h, plaintext.size());
-    const std::size_t header_size = out.size();
+    const std::size_t header_size = HeaderSize(h);
     out.resize(header_size + plaintext.size() + kEnvelopeTagSize);
+    WriteEnvelopeHeader(h, plaintext.size(), out.data());
     const auto nonce = MakeNonce(send->nonce_prefix, h.sequence);
     Bytes full_aad;
     ByteView ad(out.data(), header_size);
@@ -202,16 +203,20 @@ class ChannelState {
       full_aad.insert(full_aad.end(), aad.begin(), aad.end());
       ad = full_aad;
     }
-    QSAPI_RETURN_IF_ERROR(send->aead.SealWithNonce(ByteView(nonce).first(send->nonce_prefix.size()), plaintext, ad,
-                                                   std::span(out).subspan(header_size)));
+    if (auto st = send->aead.SealWithNonce(ByteView(nonce).first(send->nonce_prefix.size()), plaintext, ad,
+                                           std::span(out).subspan(header_size));
+        !st.ok()) {
+      out.clear();
+      return st.error();
+    }
     ++send->next_seq;
     send->bytes += plaintext.size();
     ++stats.messages_sealed;
     stats.bytes_sealed += plaintext.size();
-    return out;
+    return OkStatus();
   }
 
-  Result<Bytes> Open(const ParsedEnvelope& env, ByteView aad) {
+  Status Open(const ParsedEnvelope& env, ByteView aad, Bytes& plaintext) {
     std::lock_guard lock(mu);
     QSAPI_RETURN_IF_ERROR(CheckOpen());
     const EnvelopeHeader& h = env.header;
@@ -266,8 +271,9 @@ class ChannelState {
       full_aad.insert(full_aad.end(), aad.begin(), aad.end());
       ad = full_aad;
     }
-    Bytes plaintext(env.ciphertext.size() - kEnvelopeTagSize);
+    plaintext.resize(env.ciphertext.size() - kEnvelopeTagSize);
     if (!aead.OpenWithNonce(ByteView(nonce).first(prefix.size()), env.ciphertext, ad, plaintext).ok()) {
+      plaintext.clear();  // OpenWithNonce has zeroised it
       ++stats.failed_decryptions;
       if (stats.failed_decryptions >= config.max_failed_decryptions) CloseLocked();
       return AuthenticationFailed();
@@ -289,7 +295,7 @@ class ChannelState {
       ++r.newer_messages;
     }
     ExpireGrace(now);
-    return plaintext;
+    return OkStatus();
   }
 
   std::mutex mu;
@@ -346,17 +352,29 @@ Error MovedFrom() { return FailedPrecondition("the session channel was moved fro
 }  // namespace
 
 Result<Bytes> SessionChannel::Seal(ByteView plaintext, ByteView aad) {
+  Bytes out;
+  QSAPI_RETURN_IF_ERROR(SealTo(plaintext, aad, out));
+  return out;
+}
+
+Status SessionChannel::SealTo(ByteView plaintext, ByteView aad, Bytes& out) {
   if (!state_) return MovedFrom();
-  return state_->Seal(plaintext, aad, nullptr);
+  return state_->Seal(plaintext, aad, nullptr, out);
 }
 
 Result<Bytes> SessionChannel::Open(ByteView envelope, ByteView aad) {
+  Bytes out;
+  QSAPI_RETURN_IF_ERROR(OpenTo(envelope, aad, out));
+  return out;
+}
+
+Status SessionChannel::OpenTo(ByteView envelope, ByteView aad, Bytes& out) {
   if (!state_) return MovedFrom();
   QSAPI_ASSIGN_OR_RETURN(ParsedEnvelope env, ParseEnvelope(envelope, state_->config.max_payload));
   if (env.header.is_stream_chunk()) {
     return InvalidArgument("the envelope is a stream chunk: open it with an EnvelopeStreamReader");
   }
-  return state_->Open(env, aad);
+  return state_->Open(env, aad, out);
 }
 
 Status SessionChannel::AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key) {
@@ -428,7 +446,8 @@ Result<Bytes> EnvelopeStreamWriter::Write(ByteView chunk) {
   if (next_index_ == UINT32_MAX) return ResourceExhausted("the stream has reached its maximum number of chunks");
   if (!channel_.state_) return MovedFrom();
   const internal::StreamFields fields{.stream_id = stream_id_, .chunk_index = next_index_, .final_chunk = false};
-  QSAPI_ASSIGN_OR_RETURN(Bytes out, channel_.state_->Seal(chunk, aad_, &fields));
+  Bytes out;
+  QSAPI_RETURN_IF_ERROR(channel_.state_->Seal(chunk, aad_, &fields, out));
   ++next_index_;
   return out;
 }
@@ -437,7 +456,8 @@ Result<Bytes> EnvelopeStreamWriter::Finish(ByteView last_chunk) {
   if (finished_) return FailedPrecondition("the stream is finished");
   if (!channel_.state_) return MovedFrom();
   const internal::StreamFields fields{.stream_id = stream_id_, .chunk_index = next_index_, .final_chunk = true};
-  QSAPI_ASSIGN_OR_RETURN(Bytes out, channel_.state_->Seal(last_chunk, aad_, &fields));
+  Bytes out;
+  QSAPI_RETURN_IF_ERROR(channel_.state_->Seal(last_chunk, aad_, &fields, out));
   finished_ = true;
   return out;
 }
@@ -465,7 +485,8 @@ Result<Bytes> EnvelopeStreamReader::Read(ByteView envelope) {
   if (!h.is_final_chunk() && env.ciphertext.size() == kEnvelopeTagSize) {
     return InvalidArgument("a non-final stream chunk must not be empty");
   }
-  QSAPI_ASSIGN_OR_RETURN(Bytes plaintext, channel_.state_->Open(env, aad_));
+  Bytes plaintext;
+  QSAPI_RETURN_IF_ERROR(channel_.state_->Open(env, aad_, plaintext));
   started_ = true;
   stream_id_ = h.stream_id;
   ++next_index_;

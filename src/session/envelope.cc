@@ -1,5 +1,6 @@
 // The envelope's binary and text forms (qsapi/session/envelope.h; docs/PROTOCOL.md).
 #include "qsapi/session/envelope.h"
+#include "session/internal/envelope_format.h"
 
 #include <string>
 
@@ -83,10 +84,9 @@ Result<ParsedEnvelope> ParseEnvelope(ByteView envelope, std::size_t max_payload)
   return out;
 }
 
-Bytes EncodeEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_size) {
-  const bool stream = header.is_stream_chunk();
-  Bytes out(stream ? kStreamEnvelopeHeaderSize : kEnvelopeHeaderSize);
-  std::uint8_t* p = out.data();
+namespace internal {
+
+void WriteEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_size, std::uint8_t* p) noexcept {
   p[0] = kEnvelopeMagic[0];
   p[1] = kEnvelopeMagic[1];
   p[2] = kEnvelopeVersion;
@@ -96,10 +96,17 @@ Bytes EncodeEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_siz
   WriteU32(p + 21, header.epoch);
   WriteU64(p + 25, header.sequence);
   WriteU32(p + 33, static_cast<std::uint32_t>(payload_size + kEnvelopeTagSize));
-  if (stream) {
+  if (header.is_stream_chunk()) {
     WriteU64(p + 37, header.stream_id);
     WriteU32(p + 45, header.chunk_index);
   }
+}
+
+}  // namespace internal
+
+Bytes EncodeEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_size) {
+  Bytes out(internal::HeaderSize(header));
+  internal::WriteEnvelopeHeader(header, payload_size, out.data());
   return out;
 }
 

@@ -649,3 +649,28 @@ TEST(SessionReplayWindowTest, SlidingBitmap) {
 
 }  // namespace
 }  // namespace qsapi::session
+
+namespace qsapi::session {
+namespace {
+
+TEST(SessionChannelTest, SealToAndOpenToReuseTheCallersBuffer) {
+  ChannelPair p = MakePair();
+  Bytes env;
+  Bytes pt;
+  for (int i = 0; i < 3; ++i) {
+    const Bytes msg(100 + static_cast<std::size_t>(i), static_cast<std::uint8_t>(i));
+    QSAPI_ASSERT_OK(p.initiator->SealTo(msg, {}, env));
+    EXPECT_EQ(env.size(), kEnvelopeHeaderSize + msg.size() + kEnvelopeTagSize);
+    QSAPI_ASSERT_OK(p.responder->OpenTo(env, {}, pt));
+    EXPECT_EQ(pt, msg);
+  }
+  QSAPI_ASSERT_OK(p.initiator->SealTo(Bytes(10), {}, env));
+  env.back() ^= 1;
+  auto st = p.responder->OpenTo(env, {}, pt);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error(), AuthenticationFailed());
+  EXPECT_TRUE(pt.empty());  // no partial plaintext
+}
+
+}  // namespace
+}  // namespace qsapi::session

@@ -169,6 +169,10 @@ class SessionChannel {
   Result<Bytes> Seal(ByteView plaintext, ByteView aad = {});
   // Open authenticates and decrypts a (non-stream) envelope and returns its plaintext.
   Result<Bytes> Open(ByteView envelope, ByteView aad = {});
+  // SealTo and OpenTo are Seal and Open into a caller's buffer, resized to the output's size, so
+  // that a loop can reuse one buffer. After a failure `out` holds no plaintext of the envelope.
+  Status SealTo(ByteView plaintext, ByteView aad, Bytes& out);
+  Status OpenTo(ByteView envelope, ByteView aad, Bytes& out);
 
   // AddRatchetMaterial supplies fresh QKD key material (kQkdKeyMinSize..kQkdKeyMaxSize bytes) to
   // be mixed into the ratchet step that enters `epoch`. Both sides must supply the same material
