@@ -59,6 +59,9 @@ struct Candidate {
   Bytes send_prefix;
   crypto::Aead recv_aead;
   Bytes recv_prefix;
+  // Epochs the peer passed through on its way to `epoch` (a jump of more than one): their receive
+  // keys, for envelopes of those epochs still in flight (they enter in grace).
+  std::vector<Candidate> skipped;
 };
 
 // Nonce = prefix XOR (zeros || I2OSP(seq, 8)).
@@ -84,12 +87,20 @@ class ChannelState {
 
   Result<Candidate> Derive(std::uint32_t target) const {
     SecretBytes secret = chain_secret.Clone();
+    std::vector<Candidate> skipped;
     for (std::uint32_t n = chain_epoch + 1; n <= target && n != 0; ++n) {
       ByteView fresh;
       if (auto it = material.find(n); it != material.end()) fresh = it->second.view();
       QSAPI_ASSIGN_OR_RETURN(secret, NextEpochSecret(secret.view(), fresh, session_id, n));
+      if (n < target) {
+        QSAPI_ASSIGN_OR_RETURN(Candidate passed, FromSecret(n, secret.Clone()));
+        passed.chain_secret = SecretBytes();  // only its receive key is kept
+        skipped.push_back(std::move(passed));
+      }
     }
-    return FromSecret(target, std::move(secret));
+    QSAPI_ASSIGN_OR_RETURN(Candidate c, FromSecret(target, std::move(secret)));
+    c.skipped = std::move(skipped);
+    return c;
   }
 
   Result<Candidate> FromSecret(std::uint32_t epoch, SecretBytes secret) const {
@@ -105,7 +116,8 @@ class ChannelState {
                      .send_aead = std::move(send_aead),
                      .send_prefix = initiator ? keys.initiator_nonce_prefix : keys.responder_nonce_prefix,
                      .recv_aead = std::move(recv_aead),
-                     .recv_prefix = initiator ? keys.responder_nonce_prefix : keys.initiator_nonce_prefix};
+                     .recv_prefix = initiator ? keys.responder_nonce_prefix : keys.initiator_nonce_prefix,
+                     .skipped = {}};
   }
 
   void Enter(Candidate c, Clock::time_point now, bool count_rotation) {
@@ -121,6 +133,15 @@ class ChannelState {
                           .next_seq = 0,
                           .bytes = 0,
                           .started = now});
+    for (Candidate& passed : c.skipped) {
+      recv.push_back(ReceiveKeys{.epoch = passed.epoch,
+                                 .aead = std::move(passed.recv_aead),
+                                 .nonce_prefix = std::move(passed.recv_prefix),
+                                 .window = {},
+                                 .retiring = true,
+                                 .retire_at = now + config.grace_time,
+                                 .newer_messages = 0});
+    }
     recv.push_back(ReceiveKeys{.epoch = c.epoch,
                                .aead = std::move(c.recv_aead),
                                .nonce_prefix = std::move(c.recv_prefix),
@@ -236,7 +257,7 @@ class ChannelState {
     if (keys == nullptr) {
       if (h.epoch < chain_epoch) {
         return FailedPrecondition("envelope of retired epoch " + std::to_string(h.epoch) +
-                                  " (its receive key has been destroyed)");
+                                  " (the session no longer holds its receive key)");
       }
       if (h.epoch - chain_epoch > config.max_epochs_ahead) {
         return FailedPrecondition("envelope epoch " + std::to_string(h.epoch) + " is more than " +

@@ -446,8 +446,27 @@ TEST(SessionChannelTest, EpochsAheadAreBounded) {
   EXPECT_EQ(p.responder->stats().epoch, 0U);
   QSAPI_ASSERT_OK(p.responder->Open(*two_ahead));
   EXPECT_EQ(p.responder->stats().epoch, 2U);
+  // The epoch passed over (1) has a receive key in grace, for envelopes of it still in flight.
+  EXPECT_EQ(p.responder->receive_epochs(), (std::vector<std::uint32_t>{0, 1, 2}));
   QSAPI_ASSERT_OK(p.responder->Open(*three_ahead));
   EXPECT_EQ(p.responder->stats().epoch, 3U);
+}
+
+// The peer rotates twice; its epoch 1 envelope arrives after its epoch 2 envelope and still opens.
+TEST(SessionChannelTest, EnvelopeOfASkippedEpochOpensInGrace) {
+  ChannelPair p = MakePair();
+  QSAPI_ASSERT_OK(p.initiator->Rotate());
+  auto one = p.initiator->Seal(B("one"));
+  QSAPI_ASSERT_OK(p.initiator->Rotate());
+  auto two = p.initiator->Seal(B("two"));
+  QSAPI_ASSERT_OK(one);
+  QSAPI_ASSERT_OK(two);
+  QSAPI_ASSERT_OK(p.responder->Open(*two));
+  auto late = p.responder->Open(*one);
+  QSAPI_ASSERT_OK(late);
+  EXPECT_EQ(*late, B("one"));
+  p.clock.Advance(std::chrono::seconds(31));
+  EXPECT_EQ(p.responder->receive_epochs(), std::vector<std::uint32_t>{2});
 }
 
 // A forged envelope that claims a newer epoch derives a candidate but does not move the channel.
