@@ -31,7 +31,7 @@ struct Material {
 
 std::string Hex(const SecretBytes& s) { return ToHex(s.view()); }
 
-TEST(KeyScheduleTest, AllSourcesAreListedInOrderAndKeysHaveTheirSizes) {
+TEST(SessionKeyScheduleTest, AllSourcesAreListedInOrderAndKeysHaveTheirSizes) {
   const Material m;
   auto keys = DeriveSessionKeys(m.Full());
   QSAPI_ASSERT_OK(keys);
@@ -45,7 +45,7 @@ TEST(KeyScheduleTest, AllSourcesAreListedInOrderAndKeysHaveTheirSizes) {
   EXPECT_EQ(distinct.size(), 3U);
 }
 
-TEST(KeyScheduleTest, DeterministicForTheSameInput) {
+TEST(SessionKeyScheduleTest, DeterministicForTheSameInput) {
   const Material m;
   auto a = DeriveSessionKeys(m.Full());
   auto b = DeriveSessionKeys(m.Full());
@@ -55,7 +55,7 @@ TEST(KeyScheduleTest, DeterministicForTheSameInput) {
   EXPECT_EQ(Hex(a->confirm_key_responder), Hex(b->confirm_key_responder));
 }
 
-TEST(KeyScheduleTest, ExporterOnlySession) {
+TEST(SessionKeyScheduleTest, ExporterOnlySession) {
   const Material m;
   KeyScheduleInput in = m.Full();
   in.qkd_key = {};
@@ -67,7 +67,7 @@ TEST(KeyScheduleTest, ExporterOnlySession) {
 }
 
 // Every input changes every output: the key schedule binds each of them.
-TEST(KeyScheduleTest, EveryInputIsBound) {
+TEST(SessionKeyScheduleTest, EveryInputIsBound) {
   const Material m;
   auto base = DeriveSessionKeys(m.Full());
   QSAPI_ASSERT_OK(base);
@@ -93,7 +93,7 @@ TEST(KeyScheduleTest, EveryInputIsBound) {
 
 // A downgraded source list (one side drops QKD) gives different keys, and the confirmation MAC
 // made with the full list fails under the downgraded keys.
-TEST(KeyScheduleTest, DowngradedSourceListFailsConfirmation) {
+TEST(SessionKeyScheduleTest, DowngradedSourceListFailsConfirmation) {
   const Material m;
   auto full = DeriveSessionKeys(m.Full());
   KeyScheduleInput downgraded_in = m.Full();
@@ -112,7 +112,7 @@ TEST(KeyScheduleTest, DowngradedSourceListFailsConfirmation) {
 
 // The source list, not only the IKM, is bound: dropping a QRNG contribution from one side and
 // giving the other side's value twice cannot produce the same IKM layout and list.
-TEST(KeyScheduleTest, SourceListDistinguishesInitiatorFromResponderQrng) {
+TEST(SessionKeyScheduleTest, SourceListDistinguishesInitiatorFromResponderQrng) {
   const Material m;
   KeyScheduleInput only_i = m.Full();
   only_i.qkd_key = {};
@@ -134,7 +134,7 @@ TEST(KeyScheduleTest, SourceListDistinguishesInitiatorFromResponderQrng) {
             "04");
 }
 
-TEST(KeyScheduleTest, BadLengthsAndSuitesAreRefused) {
+TEST(SessionKeyScheduleTest, BadLengthsAndSuitesAreRefused) {
   const Material m;
   auto expect_invalid = [](const KeyScheduleInput& in, const std::string& needle) {
     auto r = DeriveSessionKeys(in);
@@ -175,7 +175,7 @@ TEST(KeyScheduleTest, BadLengthsAndSuitesAreRefused) {
   expect_invalid(in, "suite");
 }
 
-TEST(ConfirmationMacTest, RolesDifferAndTamperingFails) {
+TEST(SessionConfirmationMacTest, RolesDifferAndTamperingFails) {
   const Bytes key(kConfirmKeySize, 7);
   const Bytes ctx(kContextHashSize, 9);
   auto mi = ConfirmationMac(key, true, ctx);
@@ -197,7 +197,7 @@ TEST(ConfirmationMacTest, RolesDifferAndTamperingFails) {
   EXPECT_EQ(VerifyConfirmationMac(key, true, Bytes(32), *mi).error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(EpochKeysTest, DirectionsEpochsAndSuitesGiveDistinctKeys) {
+TEST(SessionEpochKeysTest, DirectionsEpochsAndSuitesGiveDistinctKeys) {
   const Bytes secret(kEpochSecretSize, 0x5a);
   const Bytes sid(kSessionIdSize, 0x01);
   auto e0 = DeriveEpochKeys(secret, AeadSuite::kAes256Gcm, sid, 0);
@@ -220,7 +220,7 @@ TEST(EpochKeysTest, DirectionsEpochsAndSuitesGiveDistinctKeys) {
   EXPECT_EQ(DeriveEpochKeys(secret, AeadSuite::kAes256Gcm, Bytes(8), 0).error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(RatchetTest, FreshQkdMaterialAndEpochNumberChangeTheNextSecret) {
+TEST(SessionRatchetTest, FreshQkdMaterialAndEpochNumberChangeTheNextSecret) {
   const Bytes secret(kEpochSecretSize, 0x5a);
   const Bytes sid(kSessionIdSize, 0x01);
   auto plain = NextEpochSecret(secret, {}, sid, 1);
@@ -242,7 +242,7 @@ TEST(RatchetTest, FreshQkdMaterialAndEpochNumberChangeTheNextSecret) {
   EXPECT_EQ(NextEpochSecret(Bytes(47), {}, sid, 1).error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(SuiteTest, NamesAndNonceSizes) {
+TEST(SessionSuiteTest, NamesAndNonceSizes) {
   EXPECT_EQ(AeadSuiteName(AeadSuite::kAes256Gcm), "AES-256-GCM");
   EXPECT_EQ(NonceSize(AeadSuite::kXChaCha20Poly1305), 24U);
   EXPECT_EQ(*ParseAeadSuite("xchacha20-poly1305"), AeadSuite::kXChaCha20Poly1305);
