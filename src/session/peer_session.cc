@@ -283,6 +283,51 @@ bool PeerSession::ReestablishDue(std::chrono::seconds interval) const {
 
 // ---------------------------------------------------------------------------------------------
 
+Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, ChannelConfig config) {
+  if (session.link() == nullptr || !session.link()->is_open()) {
+    return FailedPrecondition("peer channel: the session has no open link");
+  }
+  if (session.keys().epoch_secret.empty()) return FailedPrecondition("peer channel: the session's keys were taken");
+  SessionKeys keys = session.TakeKeys();
+  QSAPI_ASSIGN_OR_RETURN(SessionChannel channel,
+                         SessionChannel::New(session.role() == SessionRole::kInitiator, session.suite(),
+                                             session.session_id(), std::move(keys.epoch_secret), std::move(config)));
+  return std::unique_ptr<PeerChannel>(new PeerChannel(std::move(session), std::move(channel)));
+}
+
+Status PeerChannel::Send(ByteView plaintext, ByteView aad) {
+  Bytes envelope;
+  {
+    std::lock_guard lock(mu_);
+    QSAPI_RETURN_IF_ERROR(channel_.SealTo(plaintext, aad, envelope));
+  }
+  return session_.link()->Send(envelope);
+}
+
+Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView aad) {
+  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, session_.link()->Receive(timeout));
+  std::lock_guard lock(mu_);
+  return channel_.Open(envelope, aad);
+}
+
+Status PeerChannel::Rotate() {
+  std::lock_guard lock(mu_);
+  return channel_.Rotate();
+}
+
+ChannelStats PeerChannel::stats() const {
+  std::lock_guard lock(mu_);
+  return channel_.stats();
+}
+
+void PeerChannel::Close() {
+  {
+    std::lock_guard lock(mu_);
+    channel_.Close();
+  }
+  if (session_.link() != nullptr) session_.link()->Close();
+}
+
 Result<std::unique_ptr<PeerEndpoint>> PeerEndpoint::Create(Options options, std::vector<PeerConfig> peers) {
   if (options.link == nullptr) return InvalidArgument("peer endpoint: a peer link context is required");
   std::map<std::string, PeerConfig, std::less<>> by_name;

@@ -47,6 +47,7 @@
 
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
+#include "qsapi/session/envelope.h"
 #include "qsapi/session/key_schedule.h"
 #include "qsapi/session/peer_link.h"
 
@@ -160,7 +161,7 @@ class PeerSession {
   // keys: the derived session keys (epoch 0 secret and the confirmation keys). TakeKeys hands
   // them over (to an envelope channel), leaving this session without them.
   [[nodiscard]] const SessionKeys& keys() const noexcept { return keys_; }
-  [[nodiscard]] SessionKeys TakeKeys() && noexcept { return std::move(keys_); }
+  [[nodiscard]] SessionKeys TakeKeys() noexcept { return std::move(keys_); }
   // link: the peer link the session was established over (null after TakeLink()).
   [[nodiscard]] PeerLink* link() const noexcept { return link_.get(); }
   [[nodiscard]] std::unique_ptr<PeerLink> TakeLink() noexcept { return std::move(link_); }
@@ -177,6 +178,42 @@ class PeerSession {
   std::chrono::system_clock::time_point established_at_{};
   SessionKeys keys_;
   std::unique_ptr<PeerLink> link_;
+};
+
+// PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
+// session's SessionChannel (qsapi/session/envelope.h: epochs, rotation, replay window) and carried
+// over its peer link, one envelope per link message.
+//
+// Thread safety: one thread may Send while another Receives; the channel state is serialised.
+class PeerChannel {
+ public:
+  // Create takes the session over and builds its channel from the epoch 0 secret.
+  // FAILED_PRECONDITION when the session has no keys or no link left.
+  static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {});
+  PeerChannel(const PeerChannel&) = delete;
+  PeerChannel& operator=(const PeerChannel&) = delete;
+  ~PeerChannel() = default;
+
+  // Send seals `plaintext` (rotating the epoch when the policy says so) and sends the envelope.
+  Status Send(ByteView plaintext, ByteView aad = {});
+  // Receive waits for the next envelope (io_timeout of the link when zero) and opens it. Errors of
+  // Open (authentication, replay, ...) are returned as they are and the link stays open; the
+  // channel closes itself after too many failed decryptions.
+  Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0), ByteView aad = {});
+  // Rotate enters the next epoch now.
+  Status Rotate();
+  [[nodiscard]] ChannelStats stats() const;
+  // session: what the session was built from (its keys have been handed to the channel).
+  [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
+  // Close destroys the channel's keys and closes the link.
+  void Close();
+
+ private:
+  PeerChannel(PeerSession session, SessionChannel channel)
+      : session_(std::move(session)), channel_(std::move(channel)) {}
+  PeerSession session_;
+  mutable std::mutex mu_;  // guards channel_
+  SessionChannel channel_;
 };
 
 // PeerEndpoint is this node's side of peer sessions: its link context, its peers, its entropy
