@@ -129,8 +129,8 @@ int VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
   if (depth == 0) {
     const std::string_view want = LeafAlgorithm(state->profile);
     if (EVP_PKEY_is_a(key, std::string(want).c_str()) != 1) {
-      return refuse("the peer's certificate \"" + Printable(CommonNameOf(cert)) + "\" has a " + KeyTypeName(key) +
-                    " key; the " + std::string(PeerProfileName(state->profile)) + " profile requires " +
+      return refuse("the peer's certificate \"" + Printable(CommonNameOf(cert)) + "\" has key type " + KeyTypeName(key) +
+                    "; the " + std::string(PeerProfileName(state->profile)) + " profile requires " +
                     std::string(want) + " (classical certificates are refused)");
     }
     if (!state->expected_name.empty()) {
@@ -141,8 +141,8 @@ int VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
       }
     }
   } else if (!CaAlgorithmAllowed(state->profile, key)) {
-    return refuse("the CA certificate \"" + Printable(CommonNameOf(cert)) + "\" above the peer's has a " +
-                  KeyTypeName(key) + " key; the " + std::string(PeerProfileName(state->profile)) +
+    return refuse("the CA certificate \"" + Printable(CommonNameOf(cert)) + "\" above the peer's has key type " +
+                  KeyTypeName(key) + "; the " + std::string(PeerProfileName(state->profile)) +
                   " profile requires ML-DSA throughout the chain");
   }
   return 1;
@@ -301,8 +301,8 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   const EVP_PKEY* own_key = X509_get0_pubkey(own.native_handle());
   const std::string_view want = LeafAlgorithm(options.profile);
   if (own_key == nullptr || EVP_PKEY_is_a(own_key, std::string(want).c_str()) != 1) {
-    return InvalidArgument(who + "our certificate " + options.certificate_file + " has a " + KeyTypeName(own_key) +
-                           " key; the " + std::string(PeerProfileName(options.profile)) + " profile requires " +
+    return InvalidArgument(who + "our certificate " + options.certificate_file + " has key type " + KeyTypeName(own_key) +
+                           "; the " + std::string(PeerProfileName(options.profile)) + " profile requires " +
                            std::string(want));
   }
   QSAPI_ASSIGN_OR_RETURN(std::string cn, own.CommonName());
