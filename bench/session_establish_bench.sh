@@ -14,7 +14,7 @@ dir=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$bench" pki "$dir"
 port=$((20000 + RANDOM % 20000))
-"$openssl_bin" s_server -quiet -accept "$port" -tls1_3 -groups X25519MLKEM768 -num_tickets 0 -no_cache \
+"$openssl_bin" s_server -quiet -accept "$port" -tls1_3 -groups X25519MLKEM768 -ciphersuites TLS_AES_256_GCM_SHA384 -num_tickets 0 -no_cache \
   -cert "$dir/node-b.pem" -key "$dir/node-b-key.pem" -CAfile "$dir/ca.pem" -Verify 1 -naccept 1000000 \
   >/dev/null 2>&1 &
 server=$!

@@ -157,7 +157,11 @@ struct SslDeleter {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
-Status ConfigureCommon(SSL_CTX* ctx) {
+Status ConfigureCommon(SSL_CTX* ctx, PeerProfile profile) {
+  // 256-bit AEADs only (a 128-bit key keeps 64 bits against Grover); CNSA 2.0: AES-256-GCM.
+  const char* suites = profile == PeerProfile::kCnsa2 ? "TLS_AES_256_GCM_SHA384"
+                                                      : "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) return Internal("TLS: cannot set the TLS 1.3 cipher suites");
   // No resumption: every link is a full handshake with a fresh ML-KEM encapsulation.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -323,8 +327,8 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   if (!handles->client || !handles->server) return Internal(who + "cannot create TLS contexts: " + OpenSslReasonText());
   QSAPI_RETURN_IF_ERROR(pki::ConfigureClientContext(handles->client.get(), tls));
   QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(handles->server.get(), tls));
-  QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->client.get()));
-  QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->server.get()));
+  QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->client.get(), options.profile));
+  QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->server.get(), options.profile));
   return std::shared_ptr<const PeerLinkContext>(new PeerLinkContext(options, std::move(handles), std::move(cn)));
 }
 
@@ -546,6 +550,8 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
   info.remote_address = remote;
   info.tls_version = pki::ProtocolVersionName(ssl);
   info.tls_group = pki::NegotiatedGroupName(ssl);
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  info.tls_cipher = cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "";
   const std::string allowed(PeerProfileGroups(o.profile));
   const bool group_ok = pki::IsPqHybridGroup(info.tls_group) &&
                         (o.profile != PeerProfile::kCnsa2 || info.tls_group == "SecP384r1MLKEM1024");

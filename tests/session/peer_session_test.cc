@@ -175,6 +175,7 @@ TEST_F(PeerSessionTest, EstablishesWithoutQkdOverHybridTlsWithMlDsaCertificates)
   EXPECT_FALSE(p.initiator->degraded()) << "qkd and qrng are off: nothing preferred is missing";
   EXPECT_EQ(p.initiator->tls_group(), "X25519MLKEM768");
   EXPECT_EQ(p.initiator->link_info().tls_version, "TLSv1.3");
+  EXPECT_EQ(p.initiator->link_info().tls_cipher, "TLS_AES_256_GCM_SHA384");
   EXPECT_EQ(p.initiator->link_info().peer_key_algorithm, "ML-DSA-65");
   EXPECT_EQ(p.initiator->peer_name(), "node-b");
   EXPECT_EQ(p.responder->peer_name(), "node-a");
@@ -575,6 +576,7 @@ TEST(PeerSessionCnsa2Test, Cnsa2UsesMlDsa87AndSecP384r1MlKem1024Only) {
   ASSERT_TRUE(s.ok()) << s.error().ToString();
   EXPECT_EQ((*client)->info().tls_group, "SecP384r1MLKEM1024");
   EXPECT_EQ((*client)->info().peer_key_algorithm, "ML-DSA-87");
+  EXPECT_EQ((*client)->info().tls_cipher, "TLS_AES_256_GCM_SHA384");
   // A client offering only X25519MLKEM768 (hybrid, but not CNSA 2.0) is refused too.
   auto server2 = std::async(std::launch::async, [&]() -> Result<std::unique_ptr<PeerLink>> {
     QSAPI_ASSIGN_OR_RETURN(auto conn, (*listener)->AcceptConnection(15s));

@@ -10,6 +10,8 @@
 //    ML-DSA: the leaf ML-DSA-65 (`default`) or ML-DSA-87 (`cnsa2`), every CA above it ML-DSA too.
 //    A classical certificate, one from another CA or one whose CN is not the expected peer name is
 //    refused with an error that says which.
+//  - TLS 1.3 cipher suites with 256-bit keys only: TLS_AES_256_GCM_SHA384 and
+//    TLS_CHACHA20_POLY1305_SHA256 (`cnsa2`: TLS_AES_256_GCM_SHA384 only).
 //  - No session resumption (no tickets, no session cache): every link runs a full handshake with a
 //    fresh ML-KEM encapsulation, so re-establishment is simply a new link.
 //  - Messages are framed as a 4-byte big-endian length and that many bytes, at most
@@ -97,6 +99,7 @@ struct LinkInfo {
   std::string peer_name;         // the CN of the peer's verified certificate
   std::string tls_version;       // "TLSv1.3"
   std::string tls_group;         // "X25519MLKEM768" or "SecP384r1MLKEM1024"
+  std::string tls_cipher;        // "TLS_AES_256_GCM_SHA384" or "TLS_CHACHA20_POLY1305_SHA256"
   std::string peer_key_algorithm;  // "ML-DSA-65" / "ML-DSA-87"
   std::string remote_address;    // "127.0.0.1:40123"
   bool is_client = false;        // we initiated the TCP connection
