@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/interop/setup.sh: install the interop tests' npm dependencies (@noble/post-quantum, hpke-js,
-# @hpke/core, @hpke/ml-kem, @hpke/hybridkem-x-wing; pinned by package-lock.json) into
+# @hpke/core, @hpke/ml-kem, @hpke/hybridkem-x-wing, @noble/ciphers; pinned by package-lock.json) into
 # tests/interop/node_modules.
 #
 # Idempotent: runs `npm ci` only when node_modules is missing or older than package-lock.json.
@@ -18,7 +18,7 @@ command -v npm >/dev/null 2>&1 || die "npm not found; run scripts/setup.sh to in
 
 stamp=$here/node_modules/.package-lock.json  # written by npm ci/install on every successful run
 up_to_date() {
-  [ -d "$here/node_modules/@noble/post-quantum" ] && [ -d "$here/node_modules/hpke-js" ] &&
+  [ -d "$here/node_modules/@noble/post-quantum" ] && [ -d "$here/node_modules/@noble/ciphers" ] && [ -d "$here/node_modules/hpke-js" ] &&
     [ -d "$here/node_modules/@hpke/ml-kem" ] && [ -d "$here/node_modules/@hpke/hybridkem-x-wing" ] && [ -f "$stamp" ] && [ ! "$here/package-lock.json" -nt "$stamp" ]
 }
 up_to_date && exit 0

@@ -1,0 +1,170 @@
+// qsapi_session_bench: session envelopes (qsapi/session/envelope.h) against the raw AEAD of the
+// same suite and size, in the same run (docs/BENCHMARKS.md, "Session envelopes").
+//
+// Naming: BM_Session<Seal|Open>/<suite>/<size>/<variant>, where <variant> is
+//   envelope   SessionChannel::SealTo / OpenTo into one reused buffer: the 37-byte header, the
+//              counter nonce, the header as associated data, the replay window, the rotation
+//              check and the channel's mutex, on top of the AEAD
+//   raw_aead   crypto::Aead::SealWithNonce / OpenWithNonce with a counter nonce and no associated
+//              data into one reused buffer (bench/crypto_bench.cc shows it within a few percent of
+//              the raw OpenSSL / libsodium call)
+// Open works through a batch of distinct envelopes (a receiver opens each sequence number once),
+// resealed outside the timed region when used up; raw_aead opens a batch of the same size and
+// footprint, each ciphertext under its own nonce.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "qsapi/crypto/aead.h"
+#include "qsapi/session/envelope.h"
+
+namespace {
+
+using qsapi::Bytes;
+using qsapi::ByteView;
+using qsapi::SecretBytes;
+namespace crypto = qsapi::crypto;
+namespace session = qsapi::session;
+
+constexpr std::size_t kKiB = 1024;
+constexpr std::size_t kBatchBytes = 4 * 1024 * kKiB;  // envelopes per Open batch: 4 MiB of plaintext
+
+template <typename T>
+T Must(qsapi::Result<T> r, const char* what) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, r.error().ToString().c_str());
+    std::abort();
+  }
+  return std::move(r).value();
+}
+
+void Must(const qsapi::Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, s.error().ToString().c_str());
+    std::abort();
+  }
+}
+
+Bytes Plaintext(std::size_t size) {
+  Bytes b(size);
+  for (std::size_t i = 0; i < size; ++i) b[i] = static_cast<std::uint8_t>(i * 7);
+  return b;
+}
+
+session::SessionChannel Channel(bool initiator, session::AeadSuite suite) {
+  return Must(session::SessionChannel::New(initiator, suite, Bytes(session::kSessionIdSize, 0x11),
+                                           SecretBytes::CopyFrom(Bytes(session::kEpochSecretSize, 0x22))),
+              "channel");
+}
+
+crypto::Aead RawAead(session::AeadSuite suite) {
+  return Must(
+      crypto::Aead::Generate(suite == session::AeadSuite::kAes256Gcm ? crypto::AeadAlgorithm::kAes256Gcm
+                                                                     : crypto::AeadAlgorithm::kXChaCha20Poly1305),
+      "aead");
+}
+
+void CounterNonce(std::uint64_t counter, Bytes& nonce) {
+  for (std::size_t i = 0; i < 8; ++i) nonce[nonce.size() - 1 - i] = static_cast<std::uint8_t>(counter >> (8 * i));
+}
+
+void BM_SealEnvelope(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
+  session::SessionChannel ch = Channel(true, suite);
+  const Bytes pt = Plaintext(size);
+  Bytes out;
+  for (auto _ : state) {
+    Must(ch.SealTo(pt, {}, out), "seal");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+void BM_SealRaw(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
+  const crypto::Aead aead = RawAead(suite);
+  const Bytes pt = Plaintext(size);
+  Bytes out(size + 16);
+  Bytes nonce(session::NonceSize(suite), 0);
+  std::uint64_t counter = 0;
+  for (auto _ : state) {
+    CounterNonce(counter++, nonce);
+    Must(aead.SealWithNonce(nonce, pt, {}, out), "raw seal");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+void BM_OpenEnvelope(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
+  session::SessionChannel sender = Channel(true, suite);
+  session::SessionChannel receiver = Channel(false, suite);
+  const Bytes pt = Plaintext(size);
+  std::vector<Bytes> batch(kBatchBytes / size);
+  auto reseal = [&] {
+    for (Bytes& e : batch) Must(sender.SealTo(pt, {}, e), "seal");
+  };
+  reseal();
+  std::size_t next = 0;
+  Bytes out;
+  for (auto _ : state) {
+    if (next == batch.size()) {
+      state.PauseTiming();
+      reseal();
+      next = 0;
+      state.ResumeTiming();
+    }
+    Must(receiver.OpenTo(batch[next++], {}, out), "open");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+void BM_OpenRaw(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
+  const crypto::Aead aead = RawAead(suite);
+  const Bytes pt = Plaintext(size);
+  std::vector<Bytes> batch(kBatchBytes / size);
+  Bytes nonce(session::NonceSize(suite), 0);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i].resize(size + 16);
+    CounterNonce(i, nonce);
+    Must(aead.SealWithNonce(nonce, pt, {}, batch[i]), "raw seal");
+  }
+  std::size_t next = 0;
+  Bytes out(size);
+  for (auto _ : state) {
+    if (next == batch.size()) next = 0;
+    CounterNonce(next, nonce);
+    Must(aead.OpenWithNonce(nonce, batch[next++], {}, out), "raw open");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+void Register() {
+  for (const auto suite : {session::AeadSuite::kAes256Gcm, session::AeadSuite::kXChaCha20Poly1305}) {
+    const std::string s = suite == session::AeadSuite::kAes256Gcm ? "Aes256Gcm" : "XChaCha20Poly1305";
+    for (const std::size_t size : {kKiB, 16 * kKiB}) {
+      const std::string z = std::to_string(size / kKiB) + "KiB";
+      benchmark::RegisterBenchmark(("BM_SessionSeal/" + s + "/" + z + "/envelope").c_str(), BM_SealEnvelope, suite,
+                                   size);
+      benchmark::RegisterBenchmark(("BM_SessionSeal/" + s + "/" + z + "/raw_aead").c_str(), BM_SealRaw, suite, size);
+      benchmark::RegisterBenchmark(("BM_SessionOpen/" + s + "/" + z + "/envelope").c_str(), BM_OpenEnvelope, suite,
+                                   size);
+      benchmark::RegisterBenchmark(("BM_SessionOpen/" + s + "/" + z + "/raw_aead").c_str(), BM_OpenRaw, suite, size);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Register();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,258 @@
+// qsapi/session/peer_session.h: session establishment between two endpoints over a peer link.
+//
+// The initiator proposes a session (Init: id, suite, policy, its random and, when a QKD link to the
+// peer is configured, the key_IDs it reserved at its KME); the responder fetches the same keys by
+// key_ID from its own KME and answers (Accept: its random and the source list it accepts); both
+// derive the session keys (qsapi/session/key_schedule.h) over the TLS exporter, the QKD keys and
+// the QRNG contributions, with SHA-384(Init || Accept) as context hash, and confirm them with MACs,
+// the initiator first. docs/PROTOCOL.md, "Session establishment", has the bytes and the state
+// machine.
+//
+// Policy per peer (qkd and qrng, each off | prefer | require):
+//  - qkd: the initiator reserves QKD keys when qkd != off and a master key supply is configured;
+//    the responder uses the offered keys when qkd != off and a slave key supply is configured.
+//    `require` on either side fails establishment, with an error that says why, when the session
+//    would be without QKD (no supply configured, KME down or exhausted, the peer did not offer or
+//    accept QKD). `prefer` creates the session without QKD and says so (PeerSession::sources(),
+//    notes(), degraded()) — never silently.
+//  - qrng: each side's 32-byte random comes from the entropy pool; it counts as a QRNG contribution
+//    (and enters the key schedule as qrng-initiator / qrng-responder) only when a healthy QRNG
+//    source fed that draw. `require` fails when none did; `prefer` falls back to the OS CSPRNG and
+//    marks the session.
+//
+// Failures that the protocol detects, all with a clear error on both sides (the side that detects
+// sends an Abort carrying the reason): mismatched QKD keys (confirmation fails: DATA_LOSS, "the QKD
+// keys differ"), a replayed key_ID (PERMISSION_DENIED), a downgraded source list or unmet policy
+// (FAILED_PRECONDITION), an unknown peer (PERMISSION_DENIED), a malformed message
+// (INVALID_ARGUMENT), a timeout (DEADLINE_EXCEEDED).
+//
+// Thread safety: PeerEndpoint may be used from several threads (Initiate and Respond for different
+// links concurrently). A PeerSession is a value owned by one thread at a time.
+#ifndef QSAPI_SESSION_PEER_SESSION_H_
+#define QSAPI_SESSION_PEER_SESSION_H_
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "qsapi/result.h"
+#include "qsapi/secret.h"
+#include "qsapi/session/envelope.h"
+#include "qsapi/session/key_schedule.h"
+#include "qsapi/session/peer_link.h"
+
+namespace qsapi::entropy {
+class EntropyPool;
+}  // namespace qsapi::entropy
+namespace qsapi::qkd {
+class MasterKeySupply;
+class SlaveKeySupply;
+}  // namespace qsapi::qkd
+
+namespace qsapi::session {
+
+// SourcePolicy is the policy for one optional source (QKD, QRNG); its value is the wire byte.
+enum class SourcePolicy : std::uint8_t { kOff = 0, kPrefer = 1, kRequire = 2 };
+std::string_view SourcePolicyName(SourcePolicy policy) noexcept;  // "off", "prefer", "require"
+Result<SourcePolicy> ParseSourcePolicy(std::string_view name);
+
+struct PeerPolicy {
+  SourcePolicy qkd = SourcePolicy::kPrefer;
+  SourcePolicy qrng = SourcePolicy::kPrefer;
+};
+
+// AbortCode says why a side aborted establishment; its value is the wire byte of an Abort.
+enum class AbortCode : std::uint8_t {
+  kPolicy = 1,           // a source one side requires is missing, or the source list was downgraded
+  kQkdUnavailable = 2,   // the responder could not fetch the QKD keys and QKD is required
+  kQkdKeyMismatch = 3,   // key confirmation failed and QKD keys were mixed in: the KMEs' keys differ
+  kConfirmFailed = 4,    // key confirmation failed without QKD (tampering or a bug)
+  kReplayedKeyId = 5,    // a key_ID was already used in an earlier session
+  kUnknownPeer = 6,      // the peer's certificate names no configured peer
+  kMalformed = 7,        // a message did not parse
+  kUnsupported = 8,      // protocol version or suite not supported
+  kInternal = 9,         // anything else (the reason says what)
+};
+std::string_view AbortCodeName(AbortCode code) noexcept;
+
+// KeyIdReplayGuard remembers the last `capacity` QKD key_IDs a responder accepted (case-folded)
+// and refuses any of them a second time. Thread-safe.
+class KeyIdReplayGuard {
+ public:
+  explicit KeyIdReplayGuard(std::size_t capacity = 65536) : capacity_(capacity == 0 ? 1 : capacity) {}
+  // CheckAndRecord fails with PERMISSION_DENIED, naming the key_ID, when any of `key_ids` was seen
+  // before (and then records none of them); otherwise records them all, evicting the oldest.
+  Status CheckAndRecord(std::span<const std::string> key_ids);
+  [[nodiscard]] std::size_t size() const;
+
+ private:
+  std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::deque<std::string> order_;           // guarded by mu_
+  std::unordered_set<std::string> seen_;    // guarded by mu_
+};
+
+// PeerConfig describes one peer of this endpoint (both roles).
+struct PeerConfig {
+  std::string name;            // the CN of the peer's certificate: its identity
+  std::string host;            // where to reach it when initiating
+  std::uint16_t port = 0;
+  PeerPolicy policy;
+  AeadSuite suite = AeadSuite::kAes256Gcm;  // proposed when initiating
+  std::vector<AeadSuite> accepted_suites = {AeadSuite::kAes256Gcm, AeadSuite::kXChaCha20Poly1305};  // responding
+  // QKD towards this peer: this end's SAE as master (reserves keys when initiating) and as slave
+  // (fetches the keys the peer reserved when it initiates). Either may be null: no QKD in that role.
+  std::shared_ptr<qkd::MasterKeySupply> qkd_master;
+  std::shared_ptr<qkd::SlaveKeySupply> qkd_slave;
+  std::size_t qkd_keys_per_session = 1;  // 1..4; their total size must be 32..64 bytes
+  std::chrono::milliseconds establishment_timeout{15000};  // the whole exchange after the TLS handshake
+  // reestablish_interval: how often the service should replace a session by a new establishment
+  // (new TLS handshake, new ML-KEM). Informational for the caller's timer; see ReestablishDue().
+  std::chrono::seconds reestablish_interval{3600};
+};
+
+enum class SessionRole : std::uint8_t { kInitiator, kResponder };
+
+// PeerSession is an established session: its identity, what it was built from, its keys and the
+// link it runs over. Move-only (it owns secrets and the link).
+class PeerSession {
+ public:
+  PeerSession() = default;
+  PeerSession(PeerSession&&) noexcept = default;
+  PeerSession& operator=(PeerSession&&) noexcept = default;
+  PeerSession(const PeerSession&) = delete;
+  PeerSession& operator=(const PeerSession&) = delete;
+  ~PeerSession() = default;
+
+  [[nodiscard]] ByteView session_id() const noexcept { return session_id_; }
+  [[nodiscard]] std::string session_id_hex() const;
+  [[nodiscard]] SessionRole role() const noexcept { return role_; }
+  [[nodiscard]] AeadSuite suite() const noexcept { return suite_; }
+  // sources: the sources the keys were derived from, in key-schedule order (always tls-exporter).
+  [[nodiscard]] const std::vector<SourceId>& sources() const noexcept { return sources_; }
+  [[nodiscard]] bool uses(SourceId id) const noexcept;
+  [[nodiscard]] bool qkd_used() const noexcept { return uses(SourceId::kQkd); }
+  [[nodiscard]] bool qrng_used() const noexcept {
+    return uses(SourceId::kQrngInitiator) || uses(SourceId::kQrngResponder);
+  }
+  // SourcesText: "tls-exporter+qkd+qrng-initiator".
+  [[nodiscard]] std::string SourcesText() const;
+  // degraded: a source the policy prefers was not used; notes() says which and why.
+  [[nodiscard]] bool degraded() const noexcept { return !notes_.empty(); }
+  [[nodiscard]] const std::vector<std::string>& notes() const noexcept { return notes_; }
+  [[nodiscard]] const std::vector<std::string>& qkd_key_ids() const noexcept { return qkd_key_ids_; }
+  [[nodiscard]] const std::string& peer_name() const noexcept { return link_info_.peer_name; }
+  [[nodiscard]] const std::string& tls_group() const noexcept { return link_info_.tls_group; }
+  [[nodiscard]] const LinkInfo& link_info() const noexcept { return link_info_; }
+  [[nodiscard]] std::chrono::system_clock::time_point established_at() const noexcept { return established_at_; }
+  // ReestablishDue says whether `interval` has passed since establishment.
+  [[nodiscard]] bool ReestablishDue(std::chrono::seconds interval) const;
+
+  // keys: the derived session keys (epoch 0 secret and the confirmation keys). TakeKeys hands
+  // them over (to an envelope channel), leaving this session without them.
+  [[nodiscard]] const SessionKeys& keys() const noexcept { return keys_; }
+  [[nodiscard]] SessionKeys TakeKeys() noexcept { return std::move(keys_); }
+  // link: the peer link the session was established over (null after TakeLink()).
+  [[nodiscard]] PeerLink* link() const noexcept { return link_.get(); }
+  [[nodiscard]] std::unique_ptr<PeerLink> TakeLink() noexcept { return std::move(link_); }
+
+ private:
+  friend struct SessionBuilder;
+  Bytes session_id_;
+  SessionRole role_ = SessionRole::kInitiator;
+  AeadSuite suite_ = AeadSuite::kAes256Gcm;
+  std::vector<SourceId> sources_;
+  std::vector<std::string> notes_;
+  std::vector<std::string> qkd_key_ids_;
+  LinkInfo link_info_;
+  std::chrono::system_clock::time_point established_at_{};
+  SessionKeys keys_;
+  std::unique_ptr<PeerLink> link_;
+};
+
+// PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
+// session's SessionChannel (qsapi/session/envelope.h: epochs, rotation, replay window) and carried
+// over its peer link, one envelope per link message.
+//
+// Thread safety: one thread may Send while another Receives; the channel state is serialised.
+class PeerChannel {
+ public:
+  // Create takes the session over and builds its channel from the epoch 0 secret.
+  // FAILED_PRECONDITION when the session has no keys or no link left.
+  static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {});
+  PeerChannel(const PeerChannel&) = delete;
+  PeerChannel& operator=(const PeerChannel&) = delete;
+  ~PeerChannel() = default;
+
+  // Send seals `plaintext` (rotating the epoch when the policy says so) and sends the envelope.
+  Status Send(ByteView plaintext, ByteView aad = {});
+  // Receive waits for the next envelope (io_timeout of the link when zero) and opens it. Errors of
+  // Open (authentication, replay, ...) are returned as they are and the link stays open; the
+  // channel closes itself after too many failed decryptions.
+  Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0), ByteView aad = {});
+  // Rotate enters the next epoch now.
+  Status Rotate();
+  [[nodiscard]] ChannelStats stats() const;
+  // session: what the session was built from (its keys have been handed to the channel).
+  [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
+  // Close destroys the channel's keys and closes the link.
+  void Close();
+
+ private:
+  PeerChannel(PeerSession session, SessionChannel channel)
+      : session_(std::move(session)), channel_(std::move(channel)) {}
+  PeerSession session_;
+  mutable std::mutex mu_;  // guards channel_
+  SessionChannel channel_;
+};
+
+// PeerEndpoint is this node's side of peer sessions: its link context, its peers, its entropy
+// pool and the responder's key_ID replay guard.
+class PeerEndpoint {
+ public:
+  struct Options {
+    std::shared_ptr<const PeerLinkContext> link;     // required
+    std::shared_ptr<entropy::EntropyPool> entropy;   // the randoms' source; null: OS CSPRNG only (no QRNG)
+    std::size_t replay_guard_capacity = 65536;       // key_IDs remembered by the responder
+  };
+
+  // Create checks the options and every peer (non-empty unique names, suites, key counts, policy
+  // consistent with the configured supplies: qkd = require needs a master or slave supply).
+  static Result<std::unique_ptr<PeerEndpoint>> Create(Options options, std::vector<PeerConfig> peers);
+
+  // Initiate connects to the named peer and establishes a session over a new link.
+  Result<PeerSession> Initiate(std::string_view peer_name);
+  // InitiateOver establishes a session over an existing link (whose peer must be `peer_name`).
+  Result<PeerSession> InitiateOver(std::unique_ptr<PeerLink> link, std::string_view peer_name);
+  // Respond answers an initiator on a link this endpoint accepted (PeerLink::Accept). The peer is
+  // looked up by the CN of its certificate; unknown names are refused.
+  Result<PeerSession> Respond(std::unique_ptr<PeerLink> link);
+  // AcceptAndRespond takes the next connection of `listener`, runs the TLS handshake and Respond.
+  Result<PeerSession> AcceptAndRespond(PeerListener& listener, std::chrono::milliseconds timeout);
+
+  [[nodiscard]] const PeerConfig* FindPeer(std::string_view name) const;
+  [[nodiscard]] const std::shared_ptr<const PeerLinkContext>& link_context() const noexcept { return options_.link; }
+  [[nodiscard]] KeyIdReplayGuard& replay_guard() noexcept { return replay_guard_; }
+
+ private:
+  PeerEndpoint(Options options, std::map<std::string, PeerConfig, std::less<>> peers)
+      : options_(std::move(options)), peers_(std::move(peers)), replay_guard_(options_.replay_guard_capacity) {}
+
+  Options options_;
+  std::map<std::string, PeerConfig, std::less<>> peers_;
+  KeyIdReplayGuard replay_guard_;
+};
+
+}  // namespace qsapi::session
+
+#endif  // QSAPI_SESSION_PEER_SESSION_H_

@@ -1,0 +1,159 @@
+// The session key schedule and envelopes against tests/data/session/vectors.json, which
+// tests/interop/session_vectors.mjs computes from the protocol text with node:crypto and
+// @noble/ciphers (an independent implementation; ctest interop.session_vectors regenerates it).
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "qsapi/session/envelope.h"
+#include "qsapi/session/key_schedule.h"
+#include "support/test_support.h"
+
+namespace qsapi::session {
+namespace {
+
+using qsapi::testing::Hex;
+using qsapi::testing::ToHex;
+
+nlohmann::json LoadVectors() {
+  return nlohmann::json::parse(qsapi::testing::ReadFile(qsapi::testing::DataPath("session/vectors.json")));
+}
+
+Bytes Ascii(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+TEST(SessionVectorsTest, FileHasTheExpectedCases) {
+  const auto doc = LoadVectors();
+  ASSERT_EQ(doc.at("cases").size(), 4U);
+}
+
+class SessionVectors : public ::testing::TestWithParam<std::size_t> {};
+INSTANTIATE_TEST_SUITE_P(Session, SessionVectors, ::testing::Range<std::size_t>(0, 4));
+
+TEST_P(SessionVectors, KeySchedule) {
+  const auto c = LoadVectors().at("cases").at(GetParam());
+  SCOPED_TRACE(c.at("name").get<std::string>());
+  const auto& in = c.at("input");
+  const Bytes sid = Hex(in.at("session_id").get<std::string>());
+  const Bytes exporter = Hex(in.at("tls_exporter").get<std::string>());
+  const Bytes qkd = Hex(in.at("qkd_key").get<std::string>());
+  const Bytes qrng_i = Hex(in.at("qrng_initiator").get<std::string>());
+  const Bytes qrng_r = Hex(in.at("qrng_responder").get<std::string>());
+  const Bytes context_hash = Hex(in.at("context_hash").get<std::string>());
+  auto suite = ParseAeadSuite(in.at("suite").get<std::string>());
+  QSAPI_ASSERT_OK(suite);
+
+  auto keys = DeriveSessionKeys(KeyScheduleInput{.session_id = sid,
+                                                 .suite = *suite,
+                                                 .tls_exporter = exporter,
+                                                 .qkd_key = qkd,
+                                                 .qrng_initiator = qrng_i,
+                                                 .qrng_responder = qrng_r,
+                                                 .context_hash = context_hash});
+  QSAPI_ASSERT_OK(keys);
+  std::vector<std::string> source_names;
+  for (SourceId id : keys->sources) source_names.emplace_back(SourceIdName(id));
+  EXPECT_EQ(source_names, c.at("sources").get<std::vector<std::string>>());
+  EXPECT_EQ(ToHex(EncodeSourceList(keys->sources)), c.at("encoded_source_list").get<std::string>());
+  EXPECT_EQ(ToHex(keys->epoch_secret.view()), c.at("epoch_secret").get<std::string>());
+  EXPECT_EQ(ToHex(keys->confirm_key_initiator.view()), c.at("confirm_key_initiator").get<std::string>());
+  EXPECT_EQ(ToHex(keys->confirm_key_responder.view()), c.at("confirm_key_responder").get<std::string>());
+
+  auto mac_i = ConfirmationMac(keys->confirm_key_initiator.view(), true, context_hash);
+  auto mac_r = ConfirmationMac(keys->confirm_key_responder.view(), false, context_hash);
+  QSAPI_ASSERT_OK(mac_i);
+  QSAPI_ASSERT_OK(mac_r);
+  EXPECT_EQ(ToHex(*mac_i), c.at("confirm_mac_initiator").get<std::string>());
+  EXPECT_EQ(ToHex(*mac_r), c.at("confirm_mac_responder").get<std::string>());
+  QSAPI_EXPECT_OK(VerifyConfirmationMac(keys->confirm_key_responder.view(), false, context_hash,
+                                        Hex(c.at("confirm_mac_responder").get<std::string>())));
+
+  SecretBytes previous = keys->epoch_secret.Clone();
+  for (const auto& e : c.at("epochs")) {
+    const auto epoch = e.at("epoch").get<std::uint32_t>();
+    SCOPED_TRACE("epoch " + std::to_string(epoch));
+    if (epoch > 0) {
+      auto next = NextEpochSecret(previous.view(), Hex(e.at("fresh_qkd_key").get<std::string>()), sid, epoch);
+      QSAPI_ASSERT_OK(next);
+      EXPECT_EQ(ToHex(next->view()), e.at("secret").get<std::string>());
+      previous = std::move(*next);
+    }
+    if (!e.contains("initiator_key")) continue;
+    auto ek = DeriveEpochKeys(Hex(e.at("secret").get<std::string>()), *suite, sid, epoch);
+    QSAPI_ASSERT_OK(ek);
+    EXPECT_EQ(ToHex(ek->initiator_key.view()), e.at("initiator_key").get<std::string>());
+    EXPECT_EQ(ToHex(ek->responder_key.view()), e.at("responder_key").get<std::string>());
+    EXPECT_EQ(ToHex(ek->initiator_nonce_prefix), e.at("initiator_nonce_prefix").get<std::string>());
+    EXPECT_EQ(ToHex(ek->responder_nonce_prefix), e.at("responder_nonce_prefix").get<std::string>());
+  }
+}
+
+// Two channels replay the steps: every sealed envelope must equal the vector byte for byte (the
+// nonces are counters, so sealing is deterministic), and the peer must open it.
+TEST_P(SessionVectors, Envelopes) {
+  const auto c = LoadVectors().at("cases").at(GetParam());
+  SCOPED_TRACE(c.at("name").get<std::string>());
+  const Bytes sid = Hex(c.at("input").at("session_id").get<std::string>());
+  auto suite = ParseAeadSuite(c.at("input").at("suite").get<std::string>());
+  QSAPI_ASSERT_OK(suite);
+  const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
+  std::map<std::string, SessionChannel> channels;
+  for (const bool initiator : {true, false}) {
+    auto ch = SessionChannel::New(initiator, *suite, sid, SecretBytes::CopyFrom(secret));
+    QSAPI_ASSERT_OK(ch);
+    for (const auto& e : c.at("epochs")) {
+      if (e.contains("fresh_qkd_key") && !e.at("fresh_qkd_key").get<std::string>().empty()) {
+        QSAPI_ASSERT_OK(
+            ch->AddRatchetMaterial(e.at("epoch").get<std::uint32_t>(), Hex(e.at("fresh_qkd_key").get<std::string>())));
+      }
+    }
+    channels.emplace(initiator ? "initiator" : "responder", std::move(*ch));
+  }
+  std::map<std::string, std::optional<EnvelopeStreamWriter>> writers;
+  std::map<std::string, std::optional<EnvelopeStreamReader>> readers;
+  std::size_t seals = 0;
+  for (const auto& step : c.at("steps")) {
+    const std::string op = step.at("op").get<std::string>();
+    const std::string sender = step.at("sender").get<std::string>();
+    const std::string receiver = sender == "initiator" ? "responder" : "initiator";
+    SessionChannel& from = channels.at(sender);
+    SessionChannel& to = channels.at(receiver);
+    if (op == "rotate") {
+      QSAPI_ASSERT_OK(from.Rotate());
+      continue;
+    }
+    const Bytes pt = Ascii(step.at("plaintext").get<std::string>());
+    const Bytes aad = Ascii(step.at("aad").get<std::string>());
+    const std::string want = step.at("envelope").get<std::string>();
+    SCOPED_TRACE(op + " by " + sender + ": " + step.at("plaintext").get<std::string>());
+    Result<Bytes> env = Error(ErrorCode::kInternal, "unset");
+    Result<Bytes> opened = Error(ErrorCode::kInternal, "unset");
+    if (op == "seal") {
+      env = from.Seal(pt, aad);
+      QSAPI_ASSERT_OK(env);
+      opened = to.Open(*env, aad);
+    } else {
+      if (!writers[sender]) writers[sender].emplace(from, aad);
+      if (!readers[receiver]) readers[receiver].emplace(to, aad);
+      EXPECT_EQ(writers[sender]->stream_id(), step.at("stream_id").get<std::uint64_t>());
+      env = op == "stream_write" ? writers[sender]->Write(pt) : writers[sender]->Finish(pt);
+      QSAPI_ASSERT_OK(env);
+      opened = readers[receiver]->Read(*env);
+    }
+    EXPECT_EQ(ToHex(*env), want);
+    EXPECT_EQ(EnvelopeToText(*env), step.at("text").get<std::string>());
+    QSAPI_ASSERT_OK(opened);
+    EXPECT_EQ(*opened, pt);
+    auto parsed = ParseEnvelope(*env);
+    QSAPI_ASSERT_OK(parsed);
+    EXPECT_EQ(parsed->header.epoch, step.at("epoch").get<std::uint32_t>());
+    EXPECT_EQ(parsed->header.sequence, step.at("sequence").get<std::uint64_t>());
+    ++seals;
+  }
+  EXPECT_EQ(seals, 7U);
+  QSAPI_EXPECT_OK(readers["responder"]->Finish());
+}
+
+}  // namespace
+}  // namespace qsapi::session
