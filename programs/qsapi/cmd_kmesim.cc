@@ -28,6 +28,7 @@ struct KmeSimFlags {
   std::int64_t initial_keys = -1;  // -1: max_key_count
   std::string cert_alg = "ecdsa-p256";
   std::vector<std::string> faults;
+  bool reuse_pki = false;
 };
 
 Result<qkd::KmeFaults> ParseFaults(const std::vector<std::string>& faults) {
@@ -81,6 +82,7 @@ void RunKmeSim(const KmeSimFlags& flags) {
   o.max_key_count = flags.max_key_count;
   o.initial_key_count = flags.initial_keys < 0 ? flags.max_key_count : static_cast<std::uint64_t>(flags.initial_keys);
   o.faults = *faults;
+  o.reuse_pki = flags.reuse_pki;
 
   // Block the stop signals before the server threads exist, so that they inherit the mask and
   // only sigwait below receives them.
@@ -134,6 +136,8 @@ void RegisterKmeSimCommand(CLI::App& app) {
   cmd->add_option("--initial-keys", flags->initial_keys, "Keys stored at start (default: --max-key-count)");
   cmd->add_option("--cert-alg", flags->cert_alg, "ecdsa-p256 (compatible) or mldsa44|mldsa65|mldsa87 (TLS 1.3 only)")
       ->capture_default_str();
+  cmd->add_flag("--reuse-pki", flags->reuse_pki,
+               "Keep the CA and certificates of an earlier run in --dir (SAEs configured with them keep working)");
   cmd->add_option("--fault", flags->faults, "outage | latency=MS | exhausted | corrupt (repeatable)");
   cmd->callback([flags] { RunKmeSim(*flags); });
 }

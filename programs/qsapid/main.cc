@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
                 "        move it to your secret store, then delete the file\n",
                 r.admin_token_file.c_str());
   }
+  if (!r.node_name.empty()) {
+    std::printf("qsapid: peer sessions as \"%s\"; peer link %s\n", r.node_name.c_str(),
+                r.peer_port != 0 ? ("listening on port " + std::to_string(r.peer_port)).c_str() : "not listening");
+  }
   std::printf("qsapid: ready on %s\n", r.url.c_str());
   std::printf("  try:  qsapi call GET /v1/health --server %s --data-dir %s\n", r.url.c_str(), dir.c_str());
   std::printf("        qsapi call POST /v1/keys --data '{\"name\":\"demo\",\"type\":\"AES-256-GCM\"}' --server %s "

@@ -100,15 +100,31 @@ class Simulator final : public KmeSimulator {
     files_.sae_b_cert = o_.dir / "sae-b.pem";
     files_.sae_b_key = o_.dir / "sae-b-key.pem";
 
-    QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey ca_key, pki::PrivateKey::Generate(o_.cert_algorithm));
-    QSAPI_ASSIGN_OR_RETURN(pki::Certificate ca, pki::CreateSelfSignedCa(ca_key, "qsapi KME simulator CA"));
-    ca_key_ = std::make_unique<pki::PrivateKey>(std::move(ca_key));
-    ca_ = std::make_unique<pki::Certificate>(std::move(ca));
-    QSAPI_RETURN_IF_ERROR(pki::WriteCertificatePem(files_.ca, {*ca_}));
-    QSAPI_RETURN_IF_ERROR(Issue(o_.kme_a_id, true, files_.kme_a_cert, files_.kme_a_key));
-    QSAPI_RETURN_IF_ERROR(Issue(o_.kme_b_id, true, files_.kme_b_cert, files_.kme_b_key));
-    QSAPI_RETURN_IF_ERROR(Issue(o_.sae_a_id, false, files_.sae_a_cert, files_.sae_a_key));
-    QSAPI_RETURN_IF_ERROR(Issue(o_.sae_b_id, false, files_.sae_b_cert, files_.sae_b_key));
+    const std::filesystem::path ca_key_path = o_.dir / "ca-key.pem";
+    const std::filesystem::path all[] = {files_.ca,         ca_key_path,        files_.kme_a_cert, files_.kme_a_key,
+                                         files_.kme_b_cert, files_.kme_b_key,   files_.sae_a_cert, files_.sae_a_key,
+                                         files_.sae_b_cert, files_.sae_b_key};
+    const bool have_all = std::all_of(std::begin(all), std::end(all),
+                                      [](const std::filesystem::path& f) { return std::filesystem::exists(f); });
+    if (o_.reuse_pki && have_all) {
+      // A restarted simulator keeps its CA and certificates, so that SAEs configured with them
+      // keep working (a KME outage and recovery, or a switch of fault modes).
+      QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey ca_key, pki::ReadPrivateKeyPem(ca_key_path));
+      QSAPI_ASSIGN_OR_RETURN(pki::Certificate ca, pki::ReadCertificatePem(files_.ca));
+      ca_key_ = std::make_unique<pki::PrivateKey>(std::move(ca_key));
+      ca_ = std::make_unique<pki::Certificate>(std::move(ca));
+    } else {
+      QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey ca_key, pki::PrivateKey::Generate(o_.cert_algorithm));
+      QSAPI_ASSIGN_OR_RETURN(pki::Certificate ca, pki::CreateSelfSignedCa(ca_key, "qsapi KME simulator CA"));
+      ca_key_ = std::make_unique<pki::PrivateKey>(std::move(ca_key));
+      ca_ = std::make_unique<pki::Certificate>(std::move(ca));
+      QSAPI_RETURN_IF_ERROR(pki::WritePrivateKeyPem(ca_key_path, *ca_key_, /*overwrite=*/true));
+      QSAPI_RETURN_IF_ERROR(pki::WriteCertificatePem(files_.ca, {*ca_}));
+      QSAPI_RETURN_IF_ERROR(Issue(o_.kme_a_id, true, files_.kme_a_cert, files_.kme_a_key));
+      QSAPI_RETURN_IF_ERROR(Issue(o_.kme_b_id, true, files_.kme_b_cert, files_.kme_b_key));
+      QSAPI_RETURN_IF_ERROR(Issue(o_.sae_a_id, false, files_.sae_a_cert, files_.sae_a_key));
+      QSAPI_RETURN_IF_ERROR(Issue(o_.sae_b_id, false, files_.sae_b_cert, files_.sae_b_key));
+    }
 
     for (int i = 0; i < 2; ++i) {
       net::HttpsServerOptions so;

@@ -67,6 +67,9 @@ struct KmeSimulatorOptions {
   pki::TlsVersion min_tls_version = pki::TlsVersion::kTls12;
   std::string groups = std::string(pki::kKmeClientGroups);
   KmeFaults faults;
+  // reuse_pki: when `dir` holds the files of an earlier run (ca-key.pem included), use them instead
+  // of issuing new ones.
+  bool reuse_pki = false;
 };
 
 // KmeSimulatorFiles names the files Start() wrote.

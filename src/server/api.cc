@@ -1,5 +1,7 @@
 #include "server/api.h"
 
+#include "server/sessions.h"
+
 #include "qsapi/hpke/container.h"
 #include "qsapi/hpke/keystore_recipient.h"
 
@@ -243,6 +245,13 @@ const Route kRoutes[] = {
     {"POST", "/v1/verify/{name}"},
     {"POST", "/v1/kem/{name}/encapsulate"},
     {"POST", "/v1/kem/{name}/decapsulate"},
+    {"GET", "/v1/sessions"},
+    {"POST", "/v1/sessions"},
+    {"GET", "/v1/sessions/{name}"},
+    {"DELETE", "/v1/sessions/{name}"},
+    {"POST", "/v1/sessions/{name}/seal"},
+    {"POST", "/v1/sessions/{name}/open"},
+    {"POST", "/v1/sessions/{name}/rotate"},
     {"POST", "/v1/seal/{name}"},
     {"POST", "/v1/open/{name}"},
     {"POST", "/v1/random"},
@@ -340,6 +349,32 @@ Result<json> ForEach(const json& body, std::size_t max_batch, F one) {
 }
 
 }  // namespace
+
+json SessionJson(const SessionInfo& s) {
+  const auto established =
+      std::chrono::duration_cast<std::chrono::seconds>(s.established.time_since_epoch()).count();
+  return json{{"id", s.id},
+              {"peer", s.peer},
+              {"role", s.role},
+              {"suite", s.suite},
+              {"sources", s.sources},
+              {"qkd", s.qkd},
+              {"qrng", s.qrng},
+              {"degraded", s.degraded},
+              {"notes", s.notes},
+              {"qkd_keys", s.qkd_keys},
+              {"tls_group", s.tls_group},
+              {"tls_cipher", s.tls_cipher},
+              {"peer_key_algorithm", s.peer_key_algorithm},
+              {"established", established},
+              {"epoch", s.stats.epoch},
+              {"messages_sealed", s.stats.messages_sealed},
+              {"messages_opened", s.stats.messages_opened},
+              {"rotations", s.stats.rotations},
+              {"failed_decryptions", s.stats.failed_decryptions},
+              {"replays_rejected", s.stats.replays_rejected},
+              {"closed", s.stats.closed}};
+}
 
 std::vector<std::string> Api::Routes() {
   std::vector<std::string> out;
@@ -509,6 +544,68 @@ ApiResponse Api::Handle(const ApiRequest& req) {
                                                           : std::string();
     };
 
+    if (pattern.starts_with("/v1/sessions")) {
+      if (Status st = ctx.Allow("sessions", ""); !st.ok()) return ctx.Fail(st.error());
+      if (sessions_ == nullptr) {
+        return ctx.Fail(Error(ErrorCode::kFailedPrecondition,
+                              "peer sessions are not configured on this node ([session] and [[peer]] in the "
+                              "configuration; docs/OPERATIONS.md)"));
+      }
+      SessionManager& sm = *sessions_;
+      if (route_name == "GET /v1/sessions") {
+        json list = json::array();
+        for (const SessionInfo& si : sm.List()) list.push_back(SessionJson(si));
+        return done("sessions.list", "", 0, json{{"node", sm.node_name()}, {"sessions", list}});
+      }
+      if (route_name == "POST /v1/sessions") {
+        Result<std::string> peer = StringField(b, "peer", true, 128);
+        if (!peer.ok()) return ctx.Fail(peer.error());
+        auto created = sm.Create(*peer);
+        ApiResponse r = done("sessions.create", *peer, 0,
+                             created.ok() ? Result<json>(SessionJson(*created)) : Result<json>(created.error()),
+                             created.ok() ? "session " + created->id + " (" + created->sources + ")" : "");
+        if (r.status == 200) r.status = 201;
+        return r;
+      }
+      if (route_name == "GET /v1/sessions/{name}") {
+        auto got = sm.Get(name);
+        return done("sessions.read", "", 0, got.ok() ? Result<json>(SessionJson(*got)) : Result<json>(got.error()),
+                    "session " + name);
+      }
+      if (route_name == "DELETE /v1/sessions/{name}") {
+        const Status closed = sm.Close(name);
+        return done("sessions.close", "", 0, closed.ok() ? Result<json>(json{{"closed", name}}) : Result<json>(closed.error()),
+                    "session " + name);
+      }
+      if (route_name == "POST /v1/sessions/{name}/rotate") {
+        auto rotated = sm.Rotate(name);
+        return done("sessions.rotate", "", 0,
+                    rotated.ok() ? Result<json>(SessionJson(*rotated)) : Result<json>(rotated.error()), "session " + name);
+      }
+      if (route_name == "POST /v1/sessions/{name}/seal") {
+        Result<json> r = [&]() -> Result<json> {
+          QSAPI_ASSIGN_OR_RETURN(Bytes pt, BytesField(b, "plaintext", true));
+          QSAPI_ASSIGN_OR_RETURN(Bytes aad, BytesField(b, "associated_data", false));
+          Result<std::string> env = sm.Seal(name, pt, aad);
+          SecureZero(pt.data(), pt.size());
+          if (!env.ok()) return env.error();
+          return json{{"envelope", *env}};
+        }();
+        return done("sessions.seal", "", 0, std::move(r), "session " + name);
+      }
+      if (route_name == "POST /v1/sessions/{name}/open") {
+        Result<json> r = [&]() -> Result<json> {
+          QSAPI_ASSIGN_OR_RETURN(std::string env, StringField(b, "envelope", true, std::size_t{3} << 20));
+          QSAPI_ASSIGN_OR_RETURN(Bytes aad, BytesField(b, "associated_data", false));
+          QSAPI_ASSIGN_OR_RETURN(Bytes pt, sm.Open(name, env, aad));
+          json out{{"plaintext", B64(pt)}};
+          SecureZero(pt.data(), pt.size());
+          return out;
+        }();
+        return done("sessions.open", "", 0, std::move(r), "session " + name);
+      }
+      return ctx.Fail(Error(ErrorCode::kInternal, "unhandled session route " + route_name));
+    }
     if (pattern == "/v1/keys" && req.method == "GET") {
       if (Status s = ctx.Allow("keys.read", ""); !s.ok()) return ctx.Fail(s.error());
       auto keys = keystore_->List();

@@ -28,6 +28,8 @@
 
 namespace qsapi::server {
 
+class SessionManager;  // server/sessions.h
+
 // Keys whose names start with kReservedKeyPrefix belong to qsapid itself (the key that wraps the
 // deployment CA's and the TLS server's private keys): no API principal may list or use them,
 // whatever its policy says.
@@ -72,6 +74,8 @@ class Api {
 
   // ReloadTokens swaps in a freshly loaded token store (qsapid calls it when the file changes).
   void ReloadTokens(TokenStore tokens);
+  // set_sessions enables the /v1/sessions routes (not owned; must outlive the Api).
+  void set_sessions(SessionManager* sessions) { sessions_ = sessions; }
 
   // Hooks for health output that the API does not own (peers, KME links, rotations).
   using HealthHook = std::function<void(std::map<std::string, std::string>& checks)>;
@@ -95,6 +99,7 @@ class Api {
   TokenStore tokens_;
   std::vector<ClientCertificatePolicy> clients_;
   AuditLog* audit_;
+  SessionManager* sessions_ = nullptr;
   HealthHook health_hook_;
   Counters counters_;
   std::mutex metrics_mu_;

@@ -272,6 +272,33 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     }
     QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* sess, top.Table("session"));
+  if (sess != nullptr) {
+    Reader r(*sess, "session", origin);
+    QSAPI_RETURN_IF_ERROR(r.String("name", c.session.name));
+    std::string listen;
+    QSAPI_RETURN_IF_ERROR(r.String("listen", listen));
+    if (!listen.empty()) {
+      Result<std::pair<std::string, std::uint16_t>> hp = ParseListenAddress(listen);
+      if (!hp.ok()) return r.Bad("listen", hp.error().message());
+      c.session.listen_host = hp->first;
+      c.session.listen_port = hp->second;
+    }
+    QSAPI_RETURN_IF_ERROR(r.String("cert_file", c.session.cert_file));
+    QSAPI_RETURN_IF_ERROR(r.String("key_file", c.session.key_file));
+    if (c.session.cert_file.empty() != c.session.key_file.empty()) {
+      return r.Bad(c.session.cert_file.empty() ? "cert_file" : "key_file", "cert_file and key_file go together");
+    }
+    QSAPI_RETURN_IF_ERROR(r.String("ca_file", c.session.ca_file));
+    QSAPI_RETURN_IF_ERROR(r.Choice("suite", c.session.suite, {"AES-256-GCM", "XChaCha20-Poly1305"}));
+    QSAPI_RETURN_IF_ERROR(r.Integer("rotate_after_messages", c.session.rotate_after_messages, 1,
+                                    std::int64_t{1} << 32));
+    QSAPI_RETURN_IF_ERROR(r.Integer("rotate_after_bytes", c.session.rotate_after_bytes, 1024,
+                                    std::int64_t{1} << 38));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("rotate_after_seconds", c.session.rotate_after, 1, 86400));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("max_session_age_seconds", c.session.max_session_age, 60, 30 * 86400));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
   std::set<std::string> kme_names;
   QSAPI_ASSIGN_OR_RETURN(const toml::array* kmes, top.Array("kme"));
   if (kmes != nullptr) {
@@ -308,9 +335,15 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
       PeerSection peer;
       QSAPI_RETURN_IF_ERROR(p.String("name", peer.name));
       QSAPI_RETURN_IF_ERROR(RequireNonEmpty(p, "name", peer.name));
-      QSAPI_RETURN_IF_ERROR(p.String("url", peer.url));
-      QSAPI_RETURN_IF_ERROR(RequireNonEmpty(p, "url", peer.url));
-      if (!peer.url.starts_with("https://")) return p.Bad("url", "must start with https://");
+      std::string address;
+      QSAPI_RETURN_IF_ERROR(p.String("address", address));
+      QSAPI_RETURN_IF_ERROR(RequireNonEmpty(p, "address", address));
+      Result<std::pair<std::string, std::uint16_t>> hp = ParseListenAddress(address);
+      if (!hp.ok() || hp->second == 0) {
+        return p.Bad("address", "expected the peer link's \"host:port\", got \"" + address + "\"");
+      }
+      peer.host = hp->first;
+      peer.port = hp->second;
       QSAPI_RETURN_IF_ERROR(p.String("kme", peer.kme));
       QSAPI_RETURN_IF_ERROR(p.String("remote_sae_id", peer.remote_sae_id));
       QSAPI_RETURN_IF_ERROR(p.Policy("qkd", peer.qkd));

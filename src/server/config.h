@@ -74,9 +74,26 @@ struct KmeSection {
 };
 
 struct PeerSection {
-  std::string name, url, kme, remote_sae_id;
+  std::string name;     // the CN of the peer's certificate
+  std::string host;     // its peer-link address ("address" = "host:port")
+  std::uint16_t port = 0;
+  std::string kme, remote_sae_id;
   Policy3 qkd = Policy3::kOff;
   Policy3 qrng = Policy3::kPrefer;
+};
+
+// [session]: this node's side of peer sessions.
+struct SessionSection {
+  std::string name;  // our peer name (the CN of our peer certificate); empty: the host name
+  std::string listen_host;  // the peer-link listener ("listen" = "host:port"); empty: do not listen
+  std::uint16_t listen_port = 0;
+  std::string cert_file, key_file;  // our peer certificate and PEM key; empty: issued by the deployment CA
+  std::string ca_file;              // the trust anchor of peer links; empty: the deployment CA
+  std::string suite = "AES-256-GCM";
+  std::uint64_t rotate_after_messages = std::uint64_t{1} << 24;
+  std::uint64_t rotate_after_bytes = std::uint64_t{1} << 36;
+  std::chrono::seconds rotate_after{120};
+  std::chrono::seconds max_session_age{86400};
 };
 
 // A client certificate's CN bound to a policy (which keys, which operations), like a token's.
@@ -93,6 +110,7 @@ struct Config {
   RotationSection rotation;
   EntropySection entropy;
   std::vector<KmeSection> kmes;
+  SessionSection session;
   std::vector<PeerSection> peers;
   std::vector<ClientSection> clients;
 };

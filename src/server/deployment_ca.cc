@@ -158,21 +158,29 @@ std::vector<std::string> DefaultServerNames(std::string_view listen_host) {
   return unique;
 }
 
-Result<ServerCredentials> EnsureServerCertificate(keystore::Keystore& keystore, const DeploymentCa& ca,
-                                                  const fs::path& data_dir, const TlsProfile& profile,
-                                                  const std::vector<std::string>& names, std::chrono::seconds validity,
-                                                  std::chrono::seconds renew_before) {
-  if (names.empty()) return InvalidArgument("the server certificate needs at least one name");
+namespace {
+
+struct LeafSpec {
+  std::string stem;     // "server" -> tls/server.pem, tls/server.key.wrapped, tls/server.names
+  std::string purpose;  // the wrapped key's purpose
+  bool server_auth = false, client_auth = false;
+};
+
+Result<ServerCredentials> EnsureLeaf(keystore::Keystore& keystore, const DeploymentCa& ca, const fs::path& data_dir,
+                                     const TlsProfile& profile, const std::vector<std::string>& names,
+                                     std::chrono::seconds validity, std::chrono::seconds renew_before,
+                                     const LeafSpec& spec) {
+  if (names.empty()) return InvalidArgument("the " + spec.stem + " certificate needs at least one name");
   const fs::path dir = data_dir / "tls";
-  const fs::path chain = dir / "server.pem";
-  const fs::path key_path = dir / "server.key.wrapped";
-  const fs::path names_path = dir / "server.names";
+  const fs::path chain = dir / (spec.stem + ".pem");
+  const fs::path key_path = dir / (spec.stem + ".key.wrapped");
+  const fs::path names_path = dir / (spec.stem + ".names");
   QSAPI_RETURN_IF_ERROR(MakePrivateDir(dir));
 
   std::string reason;
   if (fs::exists(chain) && fs::exists(key_path)) {
     Result<pki::Certificate> leaf = pki::ReadCertificatePem(chain);
-    Result<pki::PrivateKey> key = ReadWrappedPrivateKey(keystore, key_path, "qsapid TLS server");
+    Result<pki::PrivateKey> key = ReadWrappedPrivateKey(keystore, key_path, spec.purpose);
     Result<std::string> old_names = ReadSmallFile(names_path, "names file");
     if (!leaf.ok() || !key.ok()) {
       return !leaf.ok() ? leaf.error() : key.error();  // damaged credentials are not silently replaced
@@ -190,22 +198,41 @@ Result<ServerCredentials> EnsureServerCertificate(keystore::Keystore& keystore, 
                                false};
     }
   }
-  if (!reason.empty()) Log(LogLevel::kInfo, "qsapid", "issuing a new TLS server certificate: " + reason);
+  if (!reason.empty()) Log(LogLevel::kInfo, "qsapid", "issuing a new " + spec.stem + " certificate: " + reason);
 
   QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(profile.algorithm));
   pki::CertificateProfile p;
   p.common_name = names.front();
   for (const std::string& n : names) (IsIpLiteral(n) ? p.ip_addresses : p.dns_names).push_back(n);
-  p.server_auth = true;
+  p.server_auth = spec.server_auth;
+  p.client_auth = spec.client_auth;
   p.validity = validity;
   QSAPI_ASSIGN_OR_RETURN(pki::Certificate leaf, ca.Issue(key, p));
   // Key, then names, then the chain: a crash before the chain is written leaves the old chain with
   // the new key, which the next start detects (the key does not match) and repairs by issuing again.
-  QSAPI_RETURN_IF_ERROR(WriteWrappedPrivateKey(keystore, key_path, key, "qsapid TLS server", /*overwrite=*/true));
+  QSAPI_RETURN_IF_ERROR(WriteWrappedPrivateKey(keystore, key_path, key, spec.purpose, /*overwrite=*/true));
   const std::string joined = JoinNames(names);
   QSAPI_RETURN_IF_ERROR(pki::WriteProtectedFile(names_path, View(joined), 0644, true));
   QSAPI_RETURN_IF_ERROR(pki::WriteCertificatePem(chain, {leaf, ca.certificate()}));
   return ServerCredentials{chain, std::make_shared<const pki::PrivateKey>(std::move(key)), leaf.NotAfter(), true};
+}
+
+}  // namespace
+
+Result<ServerCredentials> EnsureServerCertificate(keystore::Keystore& keystore, const DeploymentCa& ca,
+                                                  const fs::path& data_dir, const TlsProfile& profile,
+                                                  const std::vector<std::string>& names, std::chrono::seconds validity,
+                                                  std::chrono::seconds renew_before) {
+  return EnsureLeaf(keystore, ca, data_dir, profile, names, validity, renew_before,
+                    {"server", "qsapid TLS server", /*server_auth=*/true, /*client_auth=*/false});
+}
+
+Result<ServerCredentials> EnsurePeerCertificate(keystore::Keystore& keystore, const DeploymentCa& ca,
+                                                const fs::path& data_dir, const TlsProfile& profile,
+                                                const std::string& node_name, std::chrono::seconds validity,
+                                                std::chrono::seconds renew_before) {
+  return EnsureLeaf(keystore, ca, data_dir, profile, {node_name}, validity, renew_before,
+                    {"peer", "qsapid peer link", /*server_auth=*/true, /*client_auth=*/true});
 }
 
 }  // namespace qsapi::server

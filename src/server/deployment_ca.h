@@ -15,6 +15,7 @@
 //   tls/server.pem          qsapid's certificate chain: leaf, then the CA (0644)
 //   tls/server.key.wrapped  its private key, wrapped (0600)
 //   tls/server.names        the names the leaf was issued for (so that a change re-issues it)
+//   tls/peer.*              the same for this node's peer-link certificate (CN = its peer name)
 #ifndef QSAPI_SRC_SERVER_DEPLOYMENT_CA_H_
 #define QSAPI_SRC_SERVER_DEPLOYMENT_CA_H_
 
@@ -104,6 +105,14 @@ Result<ServerCredentials> EnsureServerCertificate(keystore::Keystore& keystore, 
                                                   const std::vector<std::string>& names,
                                                   std::chrono::seconds validity = std::chrono::hours(24 * 90),
                                                   std::chrono::seconds renew_before = std::chrono::hours(24 * 30));
+
+// EnsurePeerCertificate is the same for this node's peer-link certificate (tls/peer.*): CN and
+// DNS name `node_name`, client and server authentication (a peer link is mutual TLS).
+Result<ServerCredentials> EnsurePeerCertificate(keystore::Keystore& keystore, const DeploymentCa& ca,
+                                                const std::filesystem::path& data_dir, const TlsProfile& profile,
+                                                const std::string& node_name,
+                                                std::chrono::seconds validity = std::chrono::hours(24 * 90),
+                                                std::chrono::seconds renew_before = std::chrono::hours(24 * 30));
 
 // DefaultServerNames: "localhost", "127.0.0.1", "::1", this machine's host name, and `listen_host`
 // when it is a specific address or name.

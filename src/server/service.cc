@@ -1,10 +1,12 @@
 #include "server/service.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -18,6 +20,9 @@
 #include "server/api.h"
 #include "server/audit_log.h"
 #include "server/deployment_ca.h"
+#include "server/sessions.h"
+#include "qsapi/qkd/etsi014.h"
+#include "qsapi/qkd/key_supply.h"
 #include "server/tokens.h"
 
 namespace qsapi::server {
@@ -129,6 +134,72 @@ FileStamp StampOf(const fs::path& p) {
   return s;
 }
 
+std::string HostName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "qsapid";
+  return host;
+}
+
+// SessionOptionsFor builds the peer-session side of a node from [session], [[kme]] and [[peer]].
+Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keystore& ks, const DeploymentCa& ca,
+                                                const TlsProfile& profile, std::shared_ptr<entropy::EntropyPool> pool,
+                                                std::string* node_name) {
+  SessionManagerOptions o;
+  o.listen_host = c.session.listen_host;
+  o.listen_port = c.session.listen_port;
+  o.entropy = std::move(pool);
+  QSAPI_ASSIGN_OR_RETURN(o.link.profile, session::ParsePeerProfile(profile.name));
+  *node_name = c.session.name.empty() ? HostName() : c.session.name;
+  if (c.session.cert_file.empty()) {
+    QSAPI_ASSIGN_OR_RETURN(ServerCredentials creds, EnsurePeerCertificate(ks, ca, c.data_dir, profile, *node_name));
+    o.link.certificate_file = creds.chain_file.string();
+    o.link.private_key = creds.key;
+  } else {
+    o.link.certificate_file = c.session.cert_file;
+    o.link.private_key_file = c.session.key_file;
+  }
+  o.link.ca_file = c.session.ca_file.empty() ? DeploymentCa::CertificatePath(c.data_dir).string() : c.session.ca_file;
+  QSAPI_ASSIGN_OR_RETURN(const session::AeadSuite suite, session::ParseAeadSuite(c.session.suite));
+  o.channel.rotation.max_messages = c.session.rotate_after_messages;
+  o.channel.rotation.max_bytes = c.session.rotate_after_bytes;
+  o.channel.rotation.max_age = c.session.rotate_after;
+  o.channel.max_session_age = c.session.max_session_age;
+
+  std::map<std::string, std::shared_ptr<qkd::Etsi014Client>> kmes;
+  for (const KmeSection& k : c.kmes) {
+    qkd::Etsi014ClientOptions ko;
+    ko.kme_url = k.url;
+    ko.ca_file = k.ca_file;
+    ko.certificate_file = k.cert_file;
+    ko.private_key_file = k.key_file;
+    ko.expected_kme_id = k.kme_id;
+    auto client = qkd::Etsi014Client::Create(ko);
+    if (!client.ok()) return Error(client.error().code(), "kme " + k.name + ": " + client.error().message());
+    kmes[k.name] = std::shared_ptr<qkd::Etsi014Client>(std::move(*client));
+  }
+  for (const PeerSection& p : c.peers) {
+    session::PeerConfig pc;
+    pc.name = p.name;
+    pc.host = p.host;
+    pc.port = p.port;
+    QSAPI_ASSIGN_OR_RETURN(pc.policy.qkd, session::ParseSourcePolicy(Policy3Name(p.qkd)));
+    QSAPI_ASSIGN_OR_RETURN(pc.policy.qrng, session::ParseSourcePolicy(Policy3Name(p.qrng)));
+    pc.suite = suite;
+    pc.reestablish_interval = c.session.max_session_age;
+    if (p.qkd != Policy3::kOff) {
+      const std::shared_ptr<qkd::Etsi014Client>& client = kmes.at(p.kme);  // the parser checked the name
+      qkd::MasterKeySupplyOptions mo;
+      mo.slave_sae_id = p.remote_sae_id;
+      mo.key_size_bits = 256;
+      QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<qkd::MasterKeySupply> master, qkd::MasterKeySupply::Create(client, mo));
+      pc.qkd_master = std::move(master);
+      pc.qkd_slave = std::make_shared<qkd::SlaveKeySupply>(client, p.remote_sae_id, 256);
+    }
+    o.peers.push_back(std::move(pc));
+  }
+  return o;
+}
+
 pki::PeerVerification VerificationOf(const std::string& mode) {
   if (mode == "required") return pki::PeerVerification::kRequired;
   if (mode == "optional") return pki::PeerVerification::kOptional;
@@ -146,6 +217,7 @@ class Service::Impl {
   entropy::DrbgFeeder feeder;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<Api> api;
+  std::unique_ptr<SessionManager> sessions;
   std::unique_ptr<net::HttpsServer> server;
   FileStamp token_stamp;
 
@@ -201,6 +273,11 @@ class Service::Impl {
       if (stopping) break;
       lock.unlock();
       CheckTokens();
+      if (sessions) {
+        if (const std::size_t n = sessions->Expire(); n > 0) {
+          Log(LogLevel::kInfo, "qsapid", std::to_string(n) + " session(s) reached their maximum age and were closed");
+        }
+      }
       if (std::chrono::steady_clock::now() >= next_sweep) {
         (void)Sweep();
         next_sweep = std::chrono::steady_clock::now() + config.rotation.sweep_interval;
@@ -219,6 +296,12 @@ class Service::Impl {
     checks["drbg_feeder"] = f.last_error.empty() ? "ok: " + std::to_string(f.feeds) + " reseeds"
                                                  : "failing: " + f.last_error;
     const std::lock_guard<std::mutex> lock(sweep_mu);
+    if (sessions) {
+      for (const PeerState& p : sessions->Peers()) {
+        checks["peer:" + p.name] = "ok: " + std::to_string(p.sessions) + " session(s)" +
+                                   (p.last_error.empty() ? "" : "; last establishment failed: " + p.last_error);
+      }
+    }
     checks["rotation"] = last_sweep_error.empty()
                              ? "ok: " + std::to_string(rotations.load()) + " scheduled rotations done"
                              : "failing: " + last_sweep_error;
@@ -226,6 +309,7 @@ class Service::Impl {
 
   void Stop() {
     if (server) server->Stop(std::chrono::duration_cast<std::chrono::milliseconds>(config.server.shutdown_drain));
+    if (sessions) sessions->Stop();
     {
       const std::lock_guard<std::mutex> lock(mu);
       stopping = true;
@@ -322,6 +406,15 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   for (const ClientSection& c : config.clients) clients.push_back({c.common_name, Policy{c.keys, c.operations}});
   s.api = std::make_unique<Api>(ApiOptions{}, s.keystore.get(), s.pool, std::move(*tokens), std::move(clients),
                                 s.audit.get());
+  if (!config.peers.empty() || !config.session.listen_host.empty()) {
+    auto so = SessionOptionsFor(config, *s.keystore, *ca, *profile, s.pool, &s.report.node_name);
+    if (!so.ok()) return Part("peer sessions", so.error());
+    auto sm = SessionManager::Start(std::move(*so));
+    if (!sm.ok()) return Part("peer sessions", sm.error());
+    s.sessions = std::move(*sm);
+    s.report.peer_port = s.sessions->port();
+    s.api->set_sessions(s.sessions.get());
+  }
   Impl* raw = &s;
   s.api->set_health_hook([raw](std::map<std::string, std::string>& checks) { raw->Health(checks); });
 

@@ -45,6 +45,8 @@ struct StartupReport {
   std::string tls_profile;                  // "default" / "cnsa2"
   std::string tls_groups;
   std::chrono::system_clock::time_point certificate_not_after;
+  std::string node_name;        // our peer name, when peer sessions are configured
+  std::uint16_t peer_port = 0;  // the peer-link listener's port (0: none)
 };
 
 class Service {

@@ -251,6 +251,7 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
   std::set<std::string> documented;
   for (const auto& [path, ops] : doc["paths"].items()) {
     for (const auto& [method, op] : ops.items()) {
+      if (method == "parameters") continue;
       std::string m = method;
       std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::toupper(c); });
       documented.insert(m + " " + path);
@@ -264,6 +265,7 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
         return Ok(Call(method, target, body, admin_));
       });
   for (const std::string& route : routes) {
+    if (route.find("/v1/sessions") != std::string::npos) continue;  // two nodes: sessions_test.cc
     ASSERT_TRUE(calls.contains(route)) << "no example call for " << route;
     const auto& [target, body] = calls.at(route);
     const std::string method = route.substr(0, route.find(' '));

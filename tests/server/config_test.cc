@@ -47,7 +47,7 @@ ca_file = "ca.pem"
 
 [[peer]]
 name = "site-b"
-url = "https://site-b.example:9443"
+address = "site-b.example:9444"
 kme = "kme-a"
 remote_sae_id = "SAE-B"
 qkd = "require"
@@ -113,9 +113,9 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[[kme]]\nname = \"k\"\nurl = \"http://k\"\nsae_id = \"S\"\ncert_file = \"c\"\nkey_file = "
        "\"k\"\nca_file = \"a\"\n",
        "kme[0].url: must start with https://"},
-      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\n",
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\nqkd = \"prefer\"\n",
        "peer[0].kme: is required when qkd is prefer or require"},
-      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\nurl = \"https://p\"\nqkd = \"prefer\"\nkme = "
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\nqkd = \"prefer\"\nkme = "
        "\"nope\"\nremote_sae_id = \"S\"\n",
        "peer[0].kme: names no [[kme]]"},
       {"data_dir = \"/d\"\n[tls]\ncert_file = \"c.pem\"\n", "tls.key_file: cert_file and key_file go together"},
@@ -126,6 +126,9 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n[[client]]\ncommon_name "
        "= \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n",
        "client[1].common_name: \"c\" is used twice"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"https://p\"\n", "peer[0].address: expected the peer link's"},
+      {"data_dir = \"/d\"\n[session]\nsuite = \"DES\"\n", "session.suite: expected one of AES-256-GCM, XChaCha20-Poly1305"},
+      {"data_dir = \"/d\"\n[session]\nrotate_after_messages = 0\n", "session.rotate_after_messages: expected 1.."},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
   };

@@ -169,6 +169,7 @@ TEST_F(ServiceTest, EveryRouteOverHttpsWithGoodAndBadInput) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the token file is re-read within a second
   }
   for (const std::string& route : Api::Routes()) {
+    if (route.find("/v1/sessions") != std::string::npos) continue;  // two nodes: sessions_test.cc
     ASSERT_TRUE(examples.contains(route)) << "no example call for " << route;
     const auto& [target, body] = examples.at(route);
     const std::string method = route.substr(0, route.find(' '));

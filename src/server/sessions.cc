@@ -1,0 +1,288 @@
+#include "server/sessions.h"
+
+#include <atomic>
+
+#include "common/internal/text.h"
+#include "qsapi/log.h"
+
+namespace qsapi::server {
+namespace {
+
+std::string SourcesText(const std::vector<session::SourceId>& sources) {
+  std::string out;
+  for (session::SourceId s : sources) out += (out.empty() ? "" : "+") + std::string(session::SourceIdName(s));
+  return out;
+}
+
+}  // namespace
+
+std::string SessionInfoRole(session::SessionRole role) {
+  return role == session::SessionRole::kInitiator ? "initiator" : "responder";
+}
+
+Result<std::unique_ptr<SessionManager>> SessionManager::Start(SessionManagerOptions options) {
+  auto m = std::unique_ptr<SessionManager>(new SessionManager(std::move(options)));
+  QSAPI_ASSIGN_OR_RETURN(std::shared_ptr<const session::PeerLinkContext> link,
+                         session::PeerLinkContext::Create(m->options_.link));
+  m->node_name_ = link->common_name();
+  session::PeerEndpoint::Options eo;
+  eo.link = link;
+  eo.entropy = m->options_.entropy;
+  QSAPI_ASSIGN_OR_RETURN(m->endpoint_, session::PeerEndpoint::Create(eo, m->options_.peers));
+  if (!m->options_.listen_host.empty()) {
+    QSAPI_ASSIGN_OR_RETURN(m->listener_,
+                           session::PeerListener::Listen(m->options_.listen_host, m->options_.listen_port));
+    SessionManager* raw = m.get();
+    m->acceptor_ = std::thread([raw] { raw->AcceptLoop(); });
+  }
+  return m;
+}
+
+SessionManager::~SessionManager() { Stop(); }
+
+std::uint16_t SessionManager::port() const noexcept { return listener_ ? listener_->port() : 0; }
+const std::string& SessionManager::node_name() const noexcept { return node_name_; }
+
+void SessionManager::Stop() {
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (listener_) listener_->Close();
+  if (acceptor_.joinable()) acceptor_.join();
+  std::list<Worker> workers;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    workers.swap(workers_);
+  }
+  for (Worker& w : workers) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+  const std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, e] : sessions_) {
+    const std::lock_guard<std::mutex> entry_lock(e->mu);
+    e->channel.Close();
+  }
+  sessions_.clear();
+}
+
+void SessionManager::AcceptLoop() {
+  for (;;) {
+    Result<session::IncomingConnection> conn = listener_->AcceptConnection(std::chrono::milliseconds(500));
+    if (!conn.ok()) {
+      if (conn.error().code() == ErrorCode::kDeadlineExceeded) continue;
+      return;  // closed
+    }
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    if (handshakes_ >= options_.max_concurrent_handshakes) {
+      Log(LogLevel::kWarning, "qsapid", "peer link from " + conn->remote_address() +
+                                            " refused: too many establishments in progress");
+      continue;  // the connection is closed when `conn` goes out of scope
+    }
+    // Join the workers that have finished, so that a long-running node keeps no dead threads.
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    ++handshakes_;
+    auto done_flag = std::make_shared<std::atomic<bool>>(false);
+    Worker& w = workers_.emplace_back();
+    w.done = done_flag;
+    w.thread = std::thread([this, done_flag, c = std::move(*conn)]() mutable {
+      const std::string remote = c.remote_address();
+      Result<std::unique_ptr<session::PeerLink>> link = session::PeerLink::Accept(endpoint_->link_context(), std::move(c));
+      if (!link.ok()) {
+        Log(LogLevel::kWarning, "qsapid", "peer link from " + remote + " refused: " + link.error().message());
+      } else {
+        const std::string peer = (*link)->info().peer_name;
+        Result<session::PeerSession> s = endpoint_->Respond(std::move(*link));
+        if (!s.ok()) {
+          Log(LogLevel::kWarning, "qsapid", "session from " + peer + " (" + remote + ") failed: " + s.error().message());
+          RecordPeer(peer, &s.error());
+        } else {
+          Result<SessionInfo> added = Add(std::move(*s));
+          if (added.ok()) {
+            Log(LogLevel::kInfo, "qsapid", "session " + added->id + " from " + peer + " established (" +
+                                               added->sources + (added->degraded ? ", degraded" : "") + ")");
+          }
+        }
+      }
+      const std::lock_guard<std::mutex> done(mu_);
+      --handshakes_;
+      done_flag->store(true);
+    });
+  }
+}
+
+void SessionManager::RecordPeer(const std::string& peer, const Error* error) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  peer_errors_[peer] = error == nullptr ? "" : error->message();
+}
+
+Result<SessionInfo> SessionManager::Add(session::PeerSession s) {
+  SessionInfo info;
+  info.id = s.session_id_hex();
+  info.peer = s.peer_name();
+  info.role = SessionInfoRole(s.role());
+  info.suite = std::string(session::AeadSuiteName(s.suite()));
+  info.sources = SourcesText(s.sources());
+  info.qkd = s.qkd_used();
+  info.qrng = s.qrng_used();
+  info.degraded = s.degraded();
+  info.notes = s.notes();
+  info.qkd_keys = s.qkd_key_ids().size();
+  info.tls_group = s.link_info().tls_group;
+  info.tls_cipher = s.link_info().tls_cipher;
+  info.peer_key_algorithm = s.link_info().peer_key_algorithm;
+  info.established = s.established_at();
+  if (session::PeerLink* link = s.link()) link->Close();  // the link's work is done
+  const Bytes id(s.session_id().begin(), s.session_id().end());
+  session::SessionKeys keys = s.TakeKeys();
+  QSAPI_ASSIGN_OR_RETURN(session::SessionChannel channel,
+                         session::SessionChannel::New(s.role() == session::SessionRole::kInitiator, s.suite(), id,
+                                                      std::move(keys.epoch_secret), options_.channel));
+  auto entry = std::make_shared<Entry>(info, std::move(channel));
+  const std::lock_guard<std::mutex> lock(mu_);
+  if (sessions_.size() >= options_.max_sessions) {
+    entry->channel.Close();
+    return ResourceExhausted("this node holds " + std::to_string(sessions_.size()) +
+                             " sessions already (the limit); close some first");
+  }
+  sessions_[info.id] = entry;
+  peer_errors_[info.peer] = "";
+  return info;
+}
+
+std::shared_ptr<SessionManager::Entry> SessionManager::Find(const std::string& id) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  const auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+Result<SessionInfo> SessionManager::Create(const std::string& peer) {
+  if (endpoint_->FindPeer(peer) == nullptr) {
+    return Error(ErrorCode::kNotFound, "no peer named \"" + peer + "\" is configured ([[peer]] in the configuration)");
+  }
+  Result<session::PeerSession> s = endpoint_->Initiate(peer);
+  if (!s.ok()) {
+    RecordPeer(peer, &s.error());
+    return Error(s.error().code(), "session to " + peer + ": " + s.error().message());
+  }
+  return Add(std::move(*s));
+}
+
+Result<std::string> SessionManager::Seal(const std::string& id, ByteView plaintext, ByteView aad) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  const std::lock_guard<std::mutex> lock(e->mu);
+  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, e->channel.Seal(plaintext, aad));
+  return session::EnvelopeToText(envelope);
+}
+
+Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envelope_text, ByteView aad) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, session::EnvelopeFromText(envelope_text, options_.channel.max_payload));
+  QSAPI_ASSIGN_OR_RETURN(session::ParsedEnvelope parsed, session::ParseEnvelope(envelope, options_.channel.max_payload));
+  if (qsapi::internal::HexEncode(ByteView(parsed.header.session_id.data(), parsed.header.session_id.size())) != id) {
+    return InvalidArgument("the envelope belongs to another session");
+  }
+  const std::lock_guard<std::mutex> lock(e->mu);
+  return e->channel.Open(envelope, aad);
+}
+
+Result<SessionInfo> SessionManager::Rotate(const std::string& id) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  const std::lock_guard<std::mutex> lock(e->mu);
+  QSAPI_RETURN_IF_ERROR(e->channel.Rotate());
+  SessionInfo info = e->info;
+  info.stats = e->channel.stats();
+  return info;
+}
+
+Status SessionManager::Close(const std::string& id) {
+  std::shared_ptr<Entry> e;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    const auto it = sessions_.find(id);
+    if (it == sessions_.end()) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+    e = it->second;
+    sessions_.erase(it);
+  }
+  const std::lock_guard<std::mutex> lock(e->mu);
+  e->channel.Close();  // destroys the keys
+  return OkStatus();
+}
+
+Result<SessionInfo> SessionManager::Get(const std::string& id) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  const std::lock_guard<std::mutex> lock(e->mu);
+  SessionInfo info = e->info;
+  info.stats = e->channel.stats();
+  return info;
+}
+
+std::vector<SessionInfo> SessionManager::List() {
+  std::vector<std::shared_ptr<Entry>> entries;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, e] : sessions_) entries.push_back(e);
+  }
+  std::vector<SessionInfo> out;
+  for (const auto& e : entries) {
+    const std::lock_guard<std::mutex> lock(e->mu);
+    SessionInfo info = e->info;
+    info.stats = e->channel.stats();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<PeerState> SessionManager::Peers() {
+  std::vector<PeerState> out;
+  const std::lock_guard<std::mutex> lock(mu_);
+  for (const session::PeerConfig& p : options_.peers) {
+    PeerState st;
+    st.name = p.name;
+    for (const auto& [id, e] : sessions_) {
+      if (e->info.peer == p.name) ++st.sessions;
+    }
+    if (const auto it = peer_errors_.find(p.name); it != peer_errors_.end()) st.last_error = it->second;
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::size_t SessionManager::Expire() {
+  std::vector<std::shared_ptr<Entry>> expired;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    // Kept for the grace time after they stop sealing, so that envelopes in flight still open.
+    const auto limit = options_.channel.max_session_age +
+                       std::chrono::duration_cast<std::chrono::seconds>(options_.channel.grace_time);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (now - it->second->created > limit) {
+        expired.push_back(it->second);
+        it = sessions_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& e : expired) {
+    const std::lock_guard<std::mutex> lock(e->mu);
+    e->channel.Close();
+  }
+  return expired.size();
+}
+
+}  // namespace qsapi::server

@@ -1,0 +1,133 @@
+// SessionManager: qsapid's peer sessions (issue #6 through the API of issue #7).
+//
+// Each qsapid is a node with a peer name (the CN of its peer certificate from the deployment CA).
+// It listens for peer links ([session] listen) and establishes sessions to configured [[peer]]s
+// when an API client asks (POST /v1/sessions). Establishment is the session part's protocol
+// (qsapi/session/peer_session.h): TLS 1.3 with hybrid ML-KEM groups and ML-DSA certificates both
+// ways, the TLS exporter, QKD keys (ETSI 014, reserved at our KME and fetched by key_ID at the
+// peer's), QRNG contributions, confirmation MACs. Both nodes then hold the session's channel under
+// the same session id; the link is closed.
+//
+// Applications use the session end to end: the sender's qsapid seals a payload into an envelope
+// (POST /v1/sessions/{id}/seal: "qse1:..." text, carrying session id, epoch and sequence), the
+// application carries it over any channel (a queue, HTTP through proxies), and the receiver's
+// qsapid opens it (POST /v1/sessions/{id}/open): replays, reordering beyond the window and
+// tampering fail. Epochs rotate by message count, bytes and time (the envelope ratchet); a session
+// refuses to seal after max_session_age, when a new establishment (new TLS handshake, new ML-KEM,
+// new QKD keys) replaces it. Closing is local to each node (DELETE /v1/sessions/{id}): the keys
+// are destroyed.
+//
+// Thread safety: every method may be called from any thread.
+#ifndef QSAPI_SRC_SERVER_SESSIONS_H_
+#define QSAPI_SRC_SERVER_SESSIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <atomic>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "qsapi/result.h"
+#include "qsapi/secret.h"
+#include "qsapi/session/envelope.h"
+#include "qsapi/session/peer_session.h"
+
+namespace qsapi::server {
+
+struct SessionManagerOptions {
+  std::string listen_host = "127.0.0.1";  // the peer-link listener; empty: do not listen
+  std::uint16_t listen_port = 0;
+  session::PeerLinkOptions link;           // our peer certificate and key, the deployment CA, profile
+  std::vector<session::PeerConfig> peers;
+  std::shared_ptr<entropy::EntropyPool> entropy;
+  session::ChannelConfig channel;
+  std::size_t max_sessions = 4096;
+  std::size_t max_concurrent_handshakes = 8;
+};
+
+// SessionInfo is what the API reports about a session.
+struct SessionInfo {
+  std::string id;    // hex
+  std::string peer;  // the peer's name
+  std::string role;  // "initiator" / "responder"
+  std::string suite;
+  std::string sources;  // "tls-exporter+qkd+qrng-initiator+qrng-responder"
+  bool qkd = false, qrng = false, degraded = false;
+  std::vector<std::string> notes;  // why a preferred source is missing
+  std::size_t qkd_keys = 0;
+  std::string tls_group, tls_cipher, peer_key_algorithm;
+  std::chrono::system_clock::time_point established;
+  session::ChannelStats stats;
+};
+
+// PeerState is a peer's entry in health and status.
+struct PeerState {
+  std::string name;
+  std::size_t sessions = 0;
+  std::string last_error;  // of the last failed establishment with it, "" after a success
+};
+
+class SessionManager {
+ public:
+  static Result<std::unique_ptr<SessionManager>> Start(SessionManagerOptions options);
+  ~SessionManager();
+  SessionManager(const SessionManager&) = delete;
+  SessionManager& operator=(const SessionManager&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  [[nodiscard]] const std::string& node_name() const noexcept;
+
+  Result<SessionInfo> Create(const std::string& peer);
+  Result<std::string> Seal(const std::string& id, ByteView plaintext, ByteView aad);  // envelope text
+  Result<Bytes> Open(const std::string& id, std::string_view envelope_text, ByteView aad);
+  Result<SessionInfo> Rotate(const std::string& id);
+  Status Close(const std::string& id);
+  Result<SessionInfo> Get(const std::string& id);
+  std::vector<SessionInfo> List();
+  std::vector<PeerState> Peers();
+  // Expire closes sessions past max_session_age (the maintenance thread calls it).
+  std::size_t Expire();
+  void Stop();
+
+ private:
+  struct Entry {
+    SessionInfo info;  // fixed at establishment; stats refreshed on read
+    std::mutex mu;     // guards channel
+    session::SessionChannel channel;
+    std::chrono::steady_clock::time_point created;
+    Entry(SessionInfo i, session::SessionChannel c)
+        : info(std::move(i)), channel(std::move(c)), created(std::chrono::steady_clock::now()) {}
+  };
+  explicit SessionManager(SessionManagerOptions options) : options_(std::move(options)) {}
+  Result<SessionInfo> Add(session::PeerSession session);
+  std::shared_ptr<Entry> Find(const std::string& id);
+  void AcceptLoop();
+  void RecordPeer(const std::string& peer, const Error* error);
+
+  SessionManagerOptions options_;
+  std::unique_ptr<session::PeerEndpoint> endpoint_;
+  std::unique_ptr<session::PeerListener> listener_;
+  std::string node_name_;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>> sessions_;  // guarded by mu_
+  std::map<std::string, std::string> peer_errors_;          // guarded by mu_
+  std::size_t handshakes_ = 0;                              // guarded by mu_
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::list<Worker> workers_;                               // guarded by mu_
+  bool stopping_ = false;                                   // guarded by mu_
+};
+
+std::string SessionInfoRole(session::SessionRole role);
+
+}  // namespace qsapi::server
+
+#endif  // QSAPI_SRC_SERVER_SESSIONS_H_
