@@ -195,7 +195,7 @@ class ChannelState {
     if (now - created >= config.max_session_age) {
       return FailedPrecondition("the session is older than its maximum age: establish a new session");
     }
-    ExpireGrace(now);
+    if (recv.size() > 1) ExpireGrace(now);
     const RotationPolicy& policy = config.rotation;
     if (send->next_seq >= policy.max_messages || send->next_seq == UINT64_MAX ||
         send->bytes + plaintext.size() > policy.max_bytes || now - send->started >= policy.max_age) {
@@ -246,8 +246,17 @@ class ChannelState {
                              " does not match the session's " + std::string(AeadSuiteName(suite)));
     }
     if (h.session_id != session_id) return InvalidArgument("envelope belongs to another session");
-    const auto now = Now();
-    ExpireGrace(now);
+    // The clock is read only when something depends on it (an older epoch in grace, a new epoch).
+    Clock::time_point now_value{};
+    bool have_now = false;
+    auto now = [&] {
+      if (!have_now) {
+        now_value = Now();
+        have_now = true;
+      }
+      return now_value;
+    };
+    if (recv.size() > 1) ExpireGrace(now());
 
     ReceiveKeys* keys = nullptr;
     for (auto& r : recv) {
@@ -301,7 +310,7 @@ class ChannelState {
     }
 
     if (candidate) {
-      Enter(std::move(*candidate), now, true);
+      Enter(std::move(*candidate), now(), true);
       keys = &recv.back();
     }
     keys->window.Accept(h.sequence);
@@ -311,11 +320,11 @@ class ChannelState {
       if (r.epoch >= h.epoch) continue;
       if (!r.retiring) {
         r.retiring = true;
-        r.retire_at = now + config.grace_time;
+        r.retire_at = now() + config.grace_time;
       }
       ++r.newer_messages;
     }
-    ExpireGrace(now);
+    if (recv.size() > 1) ExpireGrace(now());
     return OkStatus();
   }
 
