@@ -429,11 +429,26 @@ Status SessionChannel::AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key)
   return OkStatus();
 }
 
-Status SessionChannel::Rotate() {
+Status SessionChannel::Rotate(ByteView fresh_qkd_key) {
   if (!state_) return MovedFrom();
+  if (!fresh_qkd_key.empty() && (fresh_qkd_key.size() < kQkdKeyMinSize || fresh_qkd_key.size() > kQkdKeyMaxSize)) {
+    return InvalidArgument("ratchet QKD material must be " + std::to_string(kQkdKeyMinSize) + ".." +
+                           std::to_string(kQkdKeyMaxSize) + " bytes, got " + std::to_string(fresh_qkd_key.size()));
+  }
   std::lock_guard lock(state_->mu);
   QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
-  return state_->RotateLocked(state_->Now());
+  if (fresh_qkd_key.empty()) return state_->RotateLocked(state_->Now());
+  if (state_->chain_epoch == UINT32_MAX) {
+    return FailedPrecondition("the session has used all its epochs: establish a new session");
+  }
+  const std::uint32_t next = state_->chain_epoch + 1;
+  if (state_->material.contains(next)) {
+    return FailedPrecondition("ratchet material for epoch " + std::to_string(next) + " was already supplied");
+  }
+  state_->material.emplace(next, SecretBytes::CopyFrom(fresh_qkd_key));
+  auto st = state_->RotateLocked(state_->Now());
+  if (!st.ok()) state_->material.erase(next);  // nothing changes on failure
+  return st;
 }
 
 void SessionChannel::Close() noexcept {

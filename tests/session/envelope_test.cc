@@ -507,6 +507,15 @@ TEST(SessionChannelTest, RatchetMixesFreshQkdMaterial) {
   QSAPI_ASSERT_OK(o.initiator->Rotate());
   EXPECT_EQ(o.responder->Open(*o.initiator->Seal(B("x"))).error(), AuthenticationFailed());
 
+  // The rotation hook: the sender mixes material in as it rotates; the receiver has it for that epoch.
+  QSAPI_ASSERT_OK(p.responder->AddRatchetMaterial(2, Bytes(48, 0x66)));
+  EXPECT_EQ(p.initiator->Rotate(Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
+  QSAPI_ASSERT_OK(p.initiator->Rotate(Bytes(48, 0x66)));
+  auto sealed2 = p.initiator->Seal(B("epoch two"));
+  QSAPI_ASSERT_OK(sealed2);
+  QSAPI_ASSERT_OK(p.responder->Open(*sealed2));
+  EXPECT_EQ(p.responder->stats().epoch, 2U);
+
   EXPECT_EQ(p.initiator->AddRatchetMaterial(1, qkd).error().code(), ErrorCode::kFailedPrecondition);  // too late
   EXPECT_EQ(p.initiator->AddRatchetMaterial(5, Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
   QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(5, qkd));
