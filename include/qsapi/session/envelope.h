@@ -161,8 +161,10 @@ class SessionChannel {
   static Result<SessionChannel> New(bool initiator, AeadSuite suite, ByteView session_id, SecretBytes epoch_secret,
                                     ChannelConfig config = {});
 
-  SessionChannel(SessionChannel&&) noexcept;
-  SessionChannel& operator=(SessionChannel&&) noexcept;
+  SessionChannel(SessionChannel&& other) noexcept;
+  SessionChannel& operator=(SessionChannel&& other) noexcept;
+  SessionChannel(const SessionChannel&) = delete;
+  SessionChannel& operator=(const SessionChannel&) = delete;
   ~SessionChannel();
 
   // Seal returns the binary envelope of `plaintext`, rotating first when the policy says so.
@@ -180,8 +182,10 @@ class SessionChannel {
   // the current one; at most 4 epochs may be pending. The copy is zeroised once used or passed.
   Status AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key);
 
-  // Rotate enters the next epoch now.
-  Status Rotate();
+  // Rotate enters the next epoch now. A non-empty `fresh_qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize
+  // bytes) is mixed into this ratchet step, as if given to AddRatchetMaterial for the next epoch;
+  // the peer must supply the same material for that epoch.
+  Status Rotate(ByteView fresh_qkd_key = {});
 
   // Close destroys every key; every later call fails with kFailedPrecondition.
   void Close() noexcept;
@@ -214,7 +218,7 @@ class EnvelopeStreamWriter {
  private:
   SessionChannel& channel_;
   Bytes aad_;
-  std::uint64_t stream_id_;
+  std::uint64_t stream_id_ = 0;
   std::uint32_t next_index_ = 0;
   bool finished_ = false;
 };
