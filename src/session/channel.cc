@@ -195,7 +195,7 @@ class ChannelState {
     if (now - created >= config.max_session_age) {
       return FailedPrecondition("the session is older than its maximum age: establish a new session");
     }
-    ExpireGrace(now);
+    if (recv.size() > 1) ExpireGrace(now);
     const RotationPolicy& policy = config.rotation;
     if (send->next_seq >= policy.max_messages || send->next_seq == UINT64_MAX ||
         send->bytes + plaintext.size() > policy.max_bytes || now - send->started >= policy.max_age) {
@@ -246,8 +246,17 @@ class ChannelState {
                              " does not match the session's " + std::string(AeadSuiteName(suite)));
     }
     if (h.session_id != session_id) return InvalidArgument("envelope belongs to another session");
-    const auto now = Now();
-    ExpireGrace(now);
+    // The clock is read only when something depends on it (an older epoch in grace, a new epoch).
+    Clock::time_point now_value{};
+    bool have_now = false;
+    auto now = [&] {
+      if (!have_now) {
+        now_value = Now();
+        have_now = true;
+      }
+      return now_value;
+    };
+    if (recv.size() > 1) ExpireGrace(now());
 
     ReceiveKeys* keys = nullptr;
     for (auto& r : recv) {
@@ -301,7 +310,7 @@ class ChannelState {
     }
 
     if (candidate) {
-      Enter(std::move(*candidate), now, true);
+      Enter(std::move(*candidate), now(), true);
       keys = &recv.back();
     }
     keys->window.Accept(h.sequence);
@@ -311,11 +320,11 @@ class ChannelState {
       if (r.epoch >= h.epoch) continue;
       if (!r.retiring) {
         r.retiring = true;
-        r.retire_at = now + config.grace_time;
+        r.retire_at = now() + config.grace_time;
       }
       ++r.newer_messages;
     }
-    ExpireGrace(now);
+    if (recv.size() > 1) ExpireGrace(now());
     return OkStatus();
   }
 
@@ -420,11 +429,26 @@ Status SessionChannel::AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key)
   return OkStatus();
 }
 
-Status SessionChannel::Rotate() {
+Status SessionChannel::Rotate(ByteView fresh_qkd_key) {
   if (!state_) return MovedFrom();
+  if (!fresh_qkd_key.empty() && (fresh_qkd_key.size() < kQkdKeyMinSize || fresh_qkd_key.size() > kQkdKeyMaxSize)) {
+    return InvalidArgument("ratchet QKD material must be " + std::to_string(kQkdKeyMinSize) + ".." +
+                           std::to_string(kQkdKeyMaxSize) + " bytes, got " + std::to_string(fresh_qkd_key.size()));
+  }
   std::lock_guard lock(state_->mu);
   QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
-  return state_->RotateLocked(state_->Now());
+  if (fresh_qkd_key.empty()) return state_->RotateLocked(state_->Now());
+  if (state_->chain_epoch == UINT32_MAX) {
+    return FailedPrecondition("the session has used all its epochs: establish a new session");
+  }
+  const std::uint32_t next = state_->chain_epoch + 1;
+  if (state_->material.contains(next)) {
+    return FailedPrecondition("ratchet material for epoch " + std::to_string(next) + " was already supplied");
+  }
+  state_->material.emplace(next, SecretBytes::CopyFrom(fresh_qkd_key));
+  auto st = state_->RotateLocked(state_->Now());
+  if (!st.ok()) state_->material.erase(next);  // nothing changes on failure
+  return st;
 }
 
 void SessionChannel::Close() noexcept {

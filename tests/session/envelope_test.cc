@@ -1,7 +1,9 @@
 #include "qsapi/session/envelope.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "qsapi/crypto/aead.h"
 #include "session/channel_test_util.h"
@@ -505,6 +507,15 @@ TEST(SessionChannelTest, RatchetMixesFreshQkdMaterial) {
   QSAPI_ASSERT_OK(o.initiator->Rotate());
   EXPECT_EQ(o.responder->Open(*o.initiator->Seal(B("x"))).error(), AuthenticationFailed());
 
+  // The rotation hook: the sender mixes material in as it rotates; the receiver has it for that epoch.
+  QSAPI_ASSERT_OK(p.responder->AddRatchetMaterial(2, Bytes(48, 0x66)));
+  EXPECT_EQ(p.initiator->Rotate(Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
+  QSAPI_ASSERT_OK(p.initiator->Rotate(Bytes(48, 0x66)));
+  auto sealed2 = p.initiator->Seal(B("epoch two"));
+  QSAPI_ASSERT_OK(sealed2);
+  QSAPI_ASSERT_OK(p.responder->Open(*sealed2));
+  EXPECT_EQ(p.responder->stats().epoch, 2U);
+
   EXPECT_EQ(p.initiator->AddRatchetMaterial(1, qkd).error().code(), ErrorCode::kFailedPrecondition);  // too late
   EXPECT_EQ(p.initiator->AddRatchetMaterial(5, Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
   QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(5, qkd));
@@ -689,6 +700,48 @@ TEST(SessionChannelTest, SealToAndOpenToReuseTheCallersBuffer) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error(), AuthenticationFailed());
   EXPECT_TRUE(pt.empty());  // no partial plaintext
+}
+
+}  // namespace
+}  // namespace qsapi::session
+
+namespace qsapi::session {
+namespace {
+
+// Two threads seal on one channel (its mutex serialises them): every envelope gets its own
+// sequence number, and the peer opens all of them once.
+TEST(SessionChannelTest, ConcurrentSealsGetDistinctSequenceNumbers) {
+  ChannelConfig config;
+  config.rotation.max_messages = 50;
+  ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
+  constexpr int kPerThread = 500;
+  std::vector<Bytes> a, b;
+  std::thread t1([&] {
+    for (int i = 0; i < kPerThread; ++i) a.push_back(*p.initiator->Seal(B("a")));
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < kPerThread; ++i) b.push_back(*p.initiator->Seal(B("b")));
+  });
+  t1.join();
+  t2.join();
+  std::set<std::pair<std::uint32_t, std::uint64_t>> ids;
+  for (const auto* list : {&a, &b}) {
+    for (const Bytes& e : *list) {
+      auto h = ParseEnvelope(e);
+      QSAPI_ASSERT_OK(h);
+      EXPECT_TRUE(ids.emplace(h->header.epoch, h->header.sequence).second);
+    }
+  }
+  EXPECT_EQ(ids.size(), 2U * kPerThread);
+  // Opened in epoch order (the receiver follows at most two epochs ahead), every one opens once.
+  std::vector<Bytes> all = a;
+  all.insert(all.end(), b.begin(), b.end());
+  std::sort(all.begin(), all.end(), [](const Bytes& x, const Bytes& y) {
+    return std::make_pair(ParseEnvelope(x)->header.epoch, ParseEnvelope(x)->header.sequence) <
+           std::make_pair(ParseEnvelope(y)->header.epoch, ParseEnvelope(y)->header.sequence);
+  });
+  for (const Bytes& e : all) QSAPI_ASSERT_OK(p.responder->Open(e));
+  EXPECT_EQ(p.responder->stats().messages_opened, 2U * kPerThread);
 }
 
 }  // namespace

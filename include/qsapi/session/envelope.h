@@ -180,8 +180,10 @@ class SessionChannel {
   // the current one; at most 4 epochs may be pending. The copy is zeroised once used or passed.
   Status AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key);
 
-  // Rotate enters the next epoch now.
-  Status Rotate();
+  // Rotate enters the next epoch now. A non-empty `fresh_qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize
+  // bytes) is mixed into this ratchet step, as if given to AddRatchetMaterial for the next epoch;
+  // the peer must supply the same material for that epoch.
+  Status Rotate(ByteView fresh_qkd_key = {});
 
   // Close destroys every key; every later call fails with kFailedPrecondition.
   void Close() noexcept;
