@@ -535,8 +535,10 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
       return Error(ErrorCode::kPermissionDenied, side + ": the peer presented no certificate; peer links are mutually authenticated");
     }
     if (text.find("alert") != std::string::npos) {
-      return Error(ErrorCode::kPermissionDenied, side + ": the peer refused the TLS handshake (" + text +
-                                                     "); it may not accept our certificate, CA or groups");
+      return Error(ErrorCode::kPermissionDenied,
+                   side + ": the peer refused the TLS handshake (" + text +
+                       "); it may not accept our certificate or CA, or not support the hybrid groups we offer (" +
+                       std::string(PeerProfileGroups(o.profile)) + ")");
     }
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
       return Unavailable(side + ": the connection closed during the TLS handshake" +

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -489,6 +491,33 @@ TEST_F(PeerSessionTest, AClassicalOnlyClientIsRefused) {
   ASSERT_TRUE(s2.ok()) << s2.error().ToString();
   EXPECT_EQ((*s2)->info().tls_group, "X25519MLKEM768");
   EXPECT_EQ((*s2)->info().peer_name, "node-a");
+}
+
+TEST_F(PeerSessionTest, AClassicalOnlyServerIsRefusedByTheInitiator) {
+  // A raw OpenSSL server with a valid ML-DSA-65 certificate that speaks only X25519.
+  auto server = std::async(std::launch::async, [&] {
+    auto conn = listener_->AcceptConnection(15s);
+    if (!conn.ok()) return false;
+    const int fd = conn->release();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set1_groups_list(ctx, "X25519");
+    SSL_CTX_use_certificate_chain_file(ctx, pki_.Cert("node-b").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, pki_.Key("node-b").c_str(), SSL_FILETYPE_PEM);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    const bool ok = SSL_accept(ssl) == 1;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+    ERR_clear_error();
+    return ok;
+  });
+  auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-b");
+  EXPECT_FALSE(server.get());
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(Contains(client.error().message(), "hybrid groups we offer (X25519MLKEM768:SecP384r1MLKEM1024)"))
+      << client.error().ToString();
 }
 
 TEST_F(PeerSessionTest, APeerWhoseNameIsNotTheExpectedOneIsRefused) {
