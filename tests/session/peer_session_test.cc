@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -249,6 +250,45 @@ TEST_F(PeerSessionTest, ChannelsCarryEnvelopesBothWaysAcrossRotationsAndRefuseTa
   auto replay = (*cr)->Receive(5s);
   ASSERT_FALSE(replay.ok());
   EXPECT_EQ(replay.error().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(PeerSessionTest, OneEndpointServesConcurrentEstablishments) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto a = Endpoint(ctx_a_, peer_b_);
+  auto b = Endpoint(ctx_b_, peer_a_);
+  constexpr int kEach = 3;
+  std::vector<std::future<std::vector<std::string>>> responders;
+  std::vector<std::future<std::vector<std::string>>> initiators;
+  for (int t = 0; t < 2; ++t) {
+    responders.push_back(std::async(std::launch::async, [&] {
+      std::vector<std::string> ids;
+      for (int i = 0; i < kEach; ++i) {
+        auto s = b->AcceptAndRespond(*listener_, 20s);
+        ids.push_back(s.ok() ? s->session_id_hex() + " " + s->qkd_key_ids().front() : s.error().ToString());
+      }
+      return ids;
+    }));
+    initiators.push_back(std::async(std::launch::async, [&] {
+      std::vector<std::string> ids;
+      for (int i = 0; i < kEach; ++i) {
+        auto s = a->Initiate("node-b");
+        ids.push_back(s.ok() ? s->session_id_hex() + " " + s->qkd_key_ids().front() : s.error().ToString());
+      }
+      return ids;
+    }));
+  }
+  std::set<std::string> initiated, responded;
+  for (auto& f : initiators) {
+    for (auto& id : f.get()) initiated.insert(id);
+  }
+  for (auto& f : responders) {
+    for (auto& id : f.get()) responded.insert(id);
+  }
+  EXPECT_EQ(initiated.size(), 2U * kEach) << "distinct sessions, each with its own QKD key";
+  EXPECT_EQ(initiated, responded);
+  EXPECT_EQ(b->replay_guard().size(), 2U * kEach);
 }
 
 TEST_F(PeerSessionTest, EstablishesWithQkdKeysFetchedByKeyIdAtTheOtherKme) {
