@@ -609,6 +609,39 @@ TEST_F(PeerSessionTest, FramesAboveTheBoundCloseTheLinkAndTimeoutsKeepItUsable) 
   EXPECT_NE(Hex(*e2), Hex(*e3));
 }
 
+TEST_F(PeerSessionTest, OneThreadSendsWhileAnotherReceivesOnTheSameLink) {
+  auto server = ServeOneLink(ctx_b_);
+  auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-b");
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  auto s = server.get();
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  PeerLink& a = **client;
+  PeerLink& b = **s;
+  constexpr int kCount = 200;
+  // b echoes; on a, one thread sends while another receives the echoes.
+  auto echo = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; i < kCount; ++i) {
+      QSAPI_ASSIGN_OR_RETURN(Bytes m, b.Receive(10s));
+      QSAPI_RETURN_IF_ERROR(b.Send(m));
+    }
+    return OkStatus();
+  });
+  auto sender = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; i < kCount; ++i) {
+      QSAPI_RETURN_IF_ERROR(a.Send(Bytes(static_cast<std::size_t>(100 + i * 50), static_cast<std::uint8_t>(i))));
+    }
+    return OkStatus();
+  });
+  for (int i = 0; i < kCount; ++i) {
+    auto m = a.Receive(10s);
+    ASSERT_TRUE(m.ok()) << i << ": " << m.error().ToString();
+    ASSERT_EQ(m->size(), static_cast<std::size_t>(100 + i * 50));
+    ASSERT_EQ(m->front(), static_cast<std::uint8_t>(i));
+  }
+  EXPECT_TRUE(sender.get().ok());
+  EXPECT_TRUE(echo.get().ok());
+}
+
 TEST_F(PeerSessionTest, AnOversizedFrameHeaderClosesTheReceivingLink) {
   PeerLinkOptions small = LinkOptions(pki_, "node-b");
   small.max_message_size = 1024;
