@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "common/internal/resolve.h"
 #include "qsapi/pki/pki.h"
@@ -169,6 +170,20 @@ Status ConfigureCommon(SSL_CTX* ctx, PeerProfile profile) {
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, VerifyCallback);
   return OkStatus();
+}
+
+// WarmCertificateCaches makes OpenSSL compute the cached extension data of the trust anchors and
+// our own certificate now, once, instead of lazily during the first concurrent handshakes: OpenSSL
+// fills that cache under a lock but reads it without one (a race ThreadSanitizer reports).
+void WarmCertificateCaches(SSL_CTX* ctx) {
+  if (X509* own = SSL_CTX_get0_certificate(ctx); own != nullptr) (void)X509_check_purpose(own, -1, 0);
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  if (store == nullptr) return;
+  STACK_OF(X509)* anchors = X509_STORE_get1_all_certs(store);
+  for (int i = 0; anchors != nullptr && i < sk_X509_num(anchors); ++i) {
+    (void)X509_check_purpose(sk_X509_value(anchors, i), -1, 0);
+  }
+  sk_X509_pop_free(anchors, X509_free);
 }
 
 std::string FormatAddress(const sockaddr_storage& ss) {
@@ -329,6 +344,8 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(handles->server.get(), tls));
   QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->client.get(), options.profile));
   QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->server.get(), options.profile));
+  WarmCertificateCaches(handles->client.get());
+  WarmCertificateCaches(handles->server.get());
   return std::shared_ptr<const PeerLinkContext>(new PeerLinkContext(options, std::move(handles), std::move(cn)));
 }
 
