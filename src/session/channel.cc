@@ -478,7 +478,7 @@ std::vector<std::uint32_t> SessionChannel::receive_epochs() const {
 // Streams.
 
 EnvelopeStreamWriter::EnvelopeStreamWriter(SessionChannel& channel, ByteView aad)
-    : channel_(channel), aad_(aad.begin(), aad.end()), stream_id_(0) {
+    : channel_(channel), aad_(aad.begin(), aad.end()) {
   if (channel_.state_) {
     std::lock_guard lock(channel_.state_->mu);
     stream_id_ = channel_.state_->next_stream_id++;

@@ -1,10 +1,11 @@
 // The envelope's binary and text forms (qsapi/session/envelope.h; docs/PROTOCOL.md).
 #include "qsapi/session/envelope.h"
-#include "session/internal/envelope_format.h"
 
 #include <string>
 
 #include <sodium.h>
+
+#include "session/internal/envelope_format.h"
 
 namespace qsapi::session {
 namespace {

@@ -133,7 +133,8 @@ Result<SessionKeys> DeriveSessionKeys(const KeyScheduleInput& in) {
   if (!in.qrng_responder.empty()) keys.sources.push_back(SourceId::kQrngResponder);
 
   // IKM: the secrets in the fixed source order, each length-prefixed (TS 103 744 CatKDF style).
-  Ikm ikm(2 * 4 + in.tls_exporter.size() + in.qkd_key.size() + in.qrng_initiator.size() + in.qrng_responder.size());
+  Ikm ikm(std::size_t{2} * 4 + in.tls_exporter.size() + in.qkd_key.size() + in.qrng_initiator.size() +
+          in.qrng_responder.size());
   ikm.Add(in.tls_exporter);
   if (!in.qkd_key.empty()) ikm.Add(in.qkd_key);
   if (!in.qrng_initiator.empty()) ikm.Add(in.qrng_initiator);

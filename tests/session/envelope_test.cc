@@ -354,7 +354,8 @@ TEST(SessionChannelTest, RotationUnderSustainedTraffic) {
   ChannelConfig config;
   config.rotation.max_messages = 97;
   ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
-  std::set<std::pair<std::uint32_t, std::uint64_t>> seen_i, seen_r;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> seen_i;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> seen_r;
   Bytes msg(64, 0x42);
   for (int i = 0; i < 50000; ++i) {
     msg[0] = static_cast<std::uint8_t>(i);
@@ -715,7 +716,8 @@ TEST(SessionChannelTest, ConcurrentSealsGetDistinctSequenceNumbers) {
   config.rotation.max_messages = 50;
   ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
   constexpr int kPerThread = 500;
-  std::vector<Bytes> a, b;
+  std::vector<Bytes> a;
+  std::vector<Bytes> b;
   std::thread t1([&] {
     for (int i = 0; i < kPerThread; ++i) a.push_back(*p.initiator->Seal(B("a")));
   });

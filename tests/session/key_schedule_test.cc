@@ -142,7 +142,11 @@ TEST(SessionKeyScheduleTest, BadLengthsAndSuitesAreRefused) {
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(r.error().message().find(needle), std::string::npos) << r.error().message();
   };
-  const Bytes b15(15), b31(31), b47(47), b65(65), b33(33);
+  const Bytes b15(15);
+  const Bytes b31(31);
+  const Bytes b47(47);
+  const Bytes b65(65);
+  const Bytes b33(33);
   KeyScheduleInput in = m.Full();
   in.session_id = b15;
   expect_invalid(in, "session id");

@@ -161,8 +161,10 @@ class SessionChannel {
   static Result<SessionChannel> New(bool initiator, AeadSuite suite, ByteView session_id, SecretBytes epoch_secret,
                                     ChannelConfig config = {});
 
-  SessionChannel(SessionChannel&&) noexcept;
-  SessionChannel& operator=(SessionChannel&&) noexcept;
+  SessionChannel(SessionChannel&& other) noexcept;
+  SessionChannel& operator=(SessionChannel&& other) noexcept;
+  SessionChannel(const SessionChannel&) = delete;
+  SessionChannel& operator=(const SessionChannel&) = delete;
   ~SessionChannel();
 
   // Seal returns the binary envelope of `plaintext`, rotating first when the policy says so.
@@ -216,7 +218,7 @@ class EnvelopeStreamWriter {
  private:
   SessionChannel& channel_;
   Bytes aad_;
-  std::uint64_t stream_id_;
+  std::uint64_t stream_id_ = 0;
   std::uint32_t next_index_ = 0;
   bool finished_ = false;
 };

@@ -14,8 +14,8 @@ inline std::size_t HeaderSize(const EnvelopeHeader& header) noexcept {
   return header.is_stream_chunk() ? kStreamEnvelopeHeaderSize : kEnvelopeHeaderSize;
 }
 
-// WriteEnvelopeHeader writes HeaderSize(header) bytes at `out`.
-void WriteEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_size, std::uint8_t* out) noexcept;
+// WriteEnvelopeHeader writes HeaderSize(header) bytes at `p`.
+void WriteEnvelopeHeader(const EnvelopeHeader& header, std::size_t payload_size, std::uint8_t* p) noexcept;
 
 }  // namespace qsapi::session::internal
 
