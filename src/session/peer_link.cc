@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "common/internal/resolve.h"
 #include "qsapi/pki/pki.h"
@@ -171,6 +173,20 @@ Status ConfigureCommon(SSL_CTX* ctx, PeerProfile profile) {
   return OkStatus();
 }
 
+// WarmCertificateCaches makes OpenSSL compute the cached extension data of the trust anchors and
+// our own certificate now, once, instead of lazily during the first concurrent handshakes: OpenSSL
+// fills that cache under a lock but reads it without one (a race ThreadSanitizer reports).
+void WarmCertificateCaches(SSL_CTX* ctx) {
+  if (X509* own = SSL_CTX_get0_certificate(ctx); own != nullptr) (void)X509_check_purpose(own, -1, 0);
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  if (store == nullptr) return;
+  STACK_OF(X509)* anchors = X509_STORE_get1_all_certs(store);
+  for (int i = 0; anchors != nullptr && i < sk_X509_num(anchors); ++i) {
+    (void)X509_check_purpose(sk_X509_value(anchors, i), -1, 0);
+  }
+  sk_X509_pop_free(anchors, X509_free);
+}
+
 std::string FormatAddress(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {};
   std::uint16_t port = 0;
@@ -206,6 +222,9 @@ bool WaitFd(int fd, short events, Clock::time_point deadline) {  // NOLINT(googl
   }
 }
 
+// OsError is strerror's text, thread-safely.
+std::string OsError(int err) { return std::system_category().message(err); }
+
 // A socket BIO that never raises SIGPIPE: OpenSSL's own socket BIO write()s, and a peer that has
 // closed its end would kill a process that does not ignore SIGPIPE. A library must not demand that
 // of its host, so this BIO sends with MSG_NOSIGNAL.
@@ -230,7 +249,7 @@ long NoSigpipeCtrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {  // NOL
 }
 
 const BIO_METHOD* NoSigpipeSocketMethod() {
-  static BIO_METHOD* method = [] {
+  static BIO_METHOD* method = [] {  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): OpenSSL's API
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "qsapi peer socket");
     if (m != nullptr) {
       BIO_meth_set_write(m, NoSigpipeWrite);
@@ -329,6 +348,8 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(handles->server.get(), tls));
   QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->client.get(), options.profile));
   QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->server.get(), options.profile));
+  WarmCertificateCaches(handles->client.get());
+  WarmCertificateCaches(handles->server.get());
   return std::shared_ptr<const PeerLinkContext>(new PeerLinkContext(options, std::move(handles), std::move(cn)));
 }
 
@@ -356,7 +377,7 @@ Result<std::unique_ptr<PeerListener>> PeerListener::Listen(const std::string& bi
   if (addrs.empty()) return Unavailable("peer listener: no address for " + bind_address);
   const auto& a = addrs.front();
   const int fd = ::socket(a.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Unavailable(std::string("peer listener: socket: ") + std::strerror(errno));
+  if (fd < 0) return Unavailable(std::string("peer listener: socket: ") + OsError(errno));
   const int one = 1;
   (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.address), a.length) != 0 ||  // NOLINT
@@ -364,7 +385,7 @@ Result<std::unique_ptr<PeerListener>> PeerListener::Listen(const std::string& bi
     const int e = errno;
     ::close(fd);
     return Unavailable("peer listener: cannot listen on " + bind_address + ":" + std::to_string(port) + ": " +
-                       std::strerror(e));
+                       OsError(e));
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
@@ -388,7 +409,9 @@ PeerListener::~PeerListener() {
 
 void PeerListener::Close() noexcept {
   const char c = 1;
-  (void)!::write(wake_write_, &c, 1);
+  if (::write(wake_write_, &c, 1) < 0) {
+    // The pipe is non-blocking: a full pipe already holds a wake-up.
+  }
 }
 
 Result<IncomingConnection> PeerListener::AcceptConnection(std::chrono::milliseconds timeout) {
@@ -405,7 +428,7 @@ Result<IncomingConnection> PeerListener::AcceptConnection(std::chrono::milliseco
     const int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);  // NOLINT
     if (c < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) continue;
-      return Unavailable(std::string("peer listener: accept: ") + std::strerror(errno));
+      return Unavailable(std::string("peer listener: accept: ") + OsError(errno));
     }
     return IncomingConnection(c, FormatAddress(peer));
   }
@@ -419,6 +442,11 @@ struct PeerLink::Conn {
   int fd = -1;
   bool closed = false;
   VerifyState verify;
+  Conn() = default;
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  Conn(Conn&&) = delete;
+  Conn& operator=(Conn&&) = delete;
   ~Conn() {
     if (fd >= 0) ::close(fd);
   }
@@ -442,7 +470,7 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Connect(std::shared_ptr<const PeerLi
   for (const auto& a : addrs) {
     const int fd = ::socket(a.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      last_error = std::strerror(errno);
+      last_error = OsError(errno);
       continue;
     }
     if (!SetNonBlocking(fd)) {
@@ -462,7 +490,7 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Connect(std::shared_ptr<const PeerLi
       errno = err;
     }
     if (rc != 0) {
-      last_error = std::strerror(errno);
+      last_error = OsError(errno);
       ::close(fd);
       continue;
     }
@@ -535,8 +563,10 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
       return Error(ErrorCode::kPermissionDenied, side + ": the peer presented no certificate; peer links are mutually authenticated");
     }
     if (text.find("alert") != std::string::npos) {
-      return Error(ErrorCode::kPermissionDenied, side + ": the peer refused the TLS handshake (" + text +
-                                                     "); it may not accept our certificate, CA or groups");
+      return Error(ErrorCode::kPermissionDenied,
+                   side + ": the peer refused the TLS handshake (" + text +
+                       "); it may not accept our certificate or CA, or not support the hybrid groups we offer (" +
+                       std::string(PeerProfileGroups(o.profile)) + ")");
     }
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
       return Unavailable(side + ": the connection closed during the TLS handshake" +
@@ -547,7 +577,7 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
   // After the handshake: the group (belt and braces: the group lists admit nothing else).
   LinkInfo info;
   info.is_client = client;
-  info.remote_address = remote;
+  info.remote_address = std::move(remote);
   info.tls_version = pki::ProtocolVersionName(ssl);
   info.tls_group = pki::NegotiatedGroupName(ssl);
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
@@ -690,7 +720,7 @@ Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
 }
 
 Result<SecretBytes> PeerLink::ExportKeyingMaterial(std::string_view label, ByteView context, std::size_t size) const {
-  if (size == 0 || size > 255 * 48) return InvalidArgument("peer link: bad exporter size");
+  if (size == 0 || size > std::size_t{255} * 48) return InvalidArgument("peer link: bad exporter size");
   SecretBytes out(size);
   std::lock_guard lock(ssl_mu_);
   if (conn_->closed) return Unavailable("peer link to " + info_.peer_name + ": closed");

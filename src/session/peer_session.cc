@@ -250,7 +250,7 @@ Status KeyIdReplayGuard::CheckAndRecord(std::span<const std::string> key_ids) {
   for (std::size_t i = 0; i < folded.size(); ++i) {
     const bool dup_here = std::find(folded.begin(), folded.begin() + static_cast<std::ptrdiff_t>(i), folded[i]) !=
                           folded.begin() + static_cast<std::ptrdiff_t>(i);
-    if (seen_.count(folded[i]) != 0 || dup_here) {
+    if (seen_.contains(folded[i]) || dup_here) {
       return Error(ErrorCode::kPermissionDenied,
                    "QKD key_ID " + folded[i] + " was already used in an earlier session (replay refused)");
     }
@@ -350,7 +350,7 @@ Result<std::unique_ptr<PeerEndpoint>> PeerEndpoint::Create(Options options, std:
     }
     if (p.establishment_timeout.count() <= 0) return InvalidArgument(who + "establishment_timeout must be positive");
     std::string name = p.name;
-    if (by_name.count(name) != 0) return InvalidArgument("peer endpoint: two peers are named \"" + name + "\"");
+    if (by_name.contains(name)) return InvalidArgument("peer endpoint: two peers are named \"" + name + "\"");
     by_name.emplace(std::move(name), std::move(p));
   }
   return std::unique_ptr<PeerEndpoint>(new PeerEndpoint(std::move(options), std::move(by_name)));
@@ -415,7 +415,7 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
         return ex.Fail(AbortCode::kQkdUnavailable,
                        Unavailable("session with " + peer->name + ": qkd = require, but " + reason));
       }
-      notes.push_back("qkd = prefer, but " + reason + "; the session is without QKD");
+      notes.emplace_back("qkd = prefer, but " + reason + "; the session is without QKD");
     }
   }
   init.sources.push_back(SourceId::kTlsExporter);
@@ -450,10 +450,7 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
                      FailedPrecondition("session with " + peer->name + ": downgraded source list refused: the peer "
                                         "accepted " + SourcesText(acc) + " without qkd, but qkd = require"));
     }
-    notes.push_back("qkd = prefer, but the peer did not accept QKD (see its log); the session is without QKD");
-  }
-  if (peer->policy.qrng != SourcePolicy::kOff && !Has(acc, SourceId::kQrngResponder)) {
-    notes.push_back("the peer contributed no QRNG random");
+    notes.emplace_back("qkd = prefer, but the peer did not accept QKD (see its log); the session is without QKD");
   }
 
   auto exporter = link->ExportKeyingMaterial(kExporterLabel, init.session_id, kExporterSize);
@@ -564,7 +561,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
                                    "session with " + peer->name + ": qkd = require (" +
                                        (initiator_requires_qkd ? "initiator" : "responder") + "), but " + reason));
       }
-      if (peer->policy.qkd == SourcePolicy::kPrefer) notes.push_back("qkd = prefer, but " + reason);
+      if (peer->policy.qkd == SourcePolicy::kPrefer) notes.emplace_back("qkd = prefer, but " + reason);
     }
   } else if (peer->policy.qkd == SourcePolicy::kRequire) {
     return ex.Fail(AbortCode::kPolicy,
@@ -572,7 +569,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
                                       ": qkd = require at the responder, but the initiator offered no QKD keys (" +
                                       SourcesText(init->sources) + ")"));
   } else if (peer->policy.qkd == SourcePolicy::kPrefer) {
-    notes.push_back("qkd = prefer, but the initiator offered no QKD keys; the session is without QKD");
+    notes.emplace_back("qkd = prefer, but the initiator offered no QKD keys; the session is without QKD");
   }
   if (Has(init->sources, SourceId::kQrngInitiator)) accepted.push_back(SourceId::kQrngInitiator);
   auto contribution = DrawContribution(peer->policy.qrng, options_.entropy.get(), peer->name, "responder");

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -247,6 +250,45 @@ TEST_F(PeerSessionTest, ChannelsCarryEnvelopesBothWaysAcrossRotationsAndRefuseTa
   auto replay = (*cr)->Receive(5s);
   ASSERT_FALSE(replay.ok());
   EXPECT_EQ(replay.error().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(PeerSessionTest, OneEndpointServesConcurrentEstablishments) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto a = Endpoint(ctx_a_, peer_b_);
+  auto b = Endpoint(ctx_b_, peer_a_);
+  constexpr int kEach = 3;
+  std::vector<std::future<std::vector<std::string>>> responders;
+  std::vector<std::future<std::vector<std::string>>> initiators;
+  for (int t = 0; t < 2; ++t) {
+    responders.push_back(std::async(std::launch::async, [&] {
+      std::vector<std::string> ids;
+      for (int i = 0; i < kEach; ++i) {
+        auto s = b->AcceptAndRespond(*listener_, 20s);
+        ids.push_back(s.ok() ? s->session_id_hex() + " " + s->qkd_key_ids().front() : s.error().ToString());
+      }
+      return ids;
+    }));
+    initiators.push_back(std::async(std::launch::async, [&] {
+      std::vector<std::string> ids;
+      for (int i = 0; i < kEach; ++i) {
+        auto s = a->Initiate("node-b");
+        ids.push_back(s.ok() ? s->session_id_hex() + " " + s->qkd_key_ids().front() : s.error().ToString());
+      }
+      return ids;
+    }));
+  }
+  std::set<std::string> initiated, responded;
+  for (auto& f : initiators) {
+    for (auto& id : f.get()) initiated.insert(id);
+  }
+  for (auto& f : responders) {
+    for (auto& id : f.get()) responded.insert(id);
+  }
+  EXPECT_EQ(initiated.size(), 2U * kEach) << "distinct sessions, each with its own QKD key";
+  EXPECT_EQ(initiated, responded);
+  EXPECT_EQ(b->replay_guard().size(), 2U * kEach);
 }
 
 TEST_F(PeerSessionTest, EstablishesWithQkdKeysFetchedByKeyIdAtTheOtherKme) {
@@ -491,6 +533,33 @@ TEST_F(PeerSessionTest, AClassicalOnlyClientIsRefused) {
   EXPECT_EQ((*s2)->info().peer_name, "node-a");
 }
 
+TEST_F(PeerSessionTest, AClassicalOnlyServerIsRefusedByTheInitiator) {
+  // A raw OpenSSL server with a valid ML-DSA-65 certificate that speaks only X25519.
+  auto server = std::async(std::launch::async, [&] {
+    auto conn = listener_->AcceptConnection(15s);
+    if (!conn.ok()) return false;
+    const int fd = conn->release();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set1_groups_list(ctx, "X25519");
+    SSL_CTX_use_certificate_chain_file(ctx, pki_.Cert("node-b").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, pki_.Key("node-b").c_str(), SSL_FILETYPE_PEM);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    const bool ok = SSL_accept(ssl) == 1;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+    ERR_clear_error();
+    return ok;
+  });
+  auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-b");
+  EXPECT_FALSE(server.get());
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(Contains(client.error().message(), "hybrid groups we offer (X25519MLKEM768:SecP384r1MLKEM1024)"))
+      << client.error().ToString();
+}
+
 TEST_F(PeerSessionTest, APeerWhoseNameIsNotTheExpectedOneIsRefused) {
   auto server = ServeOneLink(ctx_b_);
   auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-c");
@@ -538,6 +607,39 @@ TEST_F(PeerSessionTest, FramesAboveTheBoundCloseTheLinkAndTimeoutsKeepItUsable) 
   ASSERT_TRUE(e1.ok() && e2.ok() && e3.ok());
   EXPECT_EQ(Hex(*e1), Hex(*e2));
   EXPECT_NE(Hex(*e2), Hex(*e3));
+}
+
+TEST_F(PeerSessionTest, OneThreadSendsWhileAnotherReceivesOnTheSameLink) {
+  auto server = ServeOneLink(ctx_b_);
+  auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-b");
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  auto s = server.get();
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  PeerLink& a = **client;
+  PeerLink& b = **s;
+  constexpr int kCount = 200;
+  // b echoes; on a, one thread sends while another receives the echoes.
+  auto echo = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; i < kCount; ++i) {
+      QSAPI_ASSIGN_OR_RETURN(Bytes m, b.Receive(10s));
+      QSAPI_RETURN_IF_ERROR(b.Send(m));
+    }
+    return OkStatus();
+  });
+  auto sender = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; i < kCount; ++i) {
+      QSAPI_RETURN_IF_ERROR(a.Send(Bytes(static_cast<std::size_t>(100 + i * 50), static_cast<std::uint8_t>(i))));
+    }
+    return OkStatus();
+  });
+  for (int i = 0; i < kCount; ++i) {
+    auto m = a.Receive(10s);
+    ASSERT_TRUE(m.ok()) << i << ": " << m.error().ToString();
+    ASSERT_EQ(m->size(), static_cast<std::size_t>(100 + i * 50));
+    ASSERT_EQ(m->front(), static_cast<std::uint8_t>(i));
+  }
+  EXPECT_TRUE(sender.get().ok());
+  EXPECT_TRUE(echo.get().ok());
 }
 
 TEST_F(PeerSessionTest, AnOversizedFrameHeaderClosesTheReceivingLink) {

@@ -79,6 +79,8 @@ class PeerLinkContext {
   ~PeerLinkContext();
   PeerLinkContext(const PeerLinkContext&) = delete;
   PeerLinkContext& operator=(const PeerLinkContext&) = delete;
+  PeerLinkContext(PeerLinkContext&&) = delete;
+  PeerLinkContext& operator=(PeerLinkContext&&) = delete;
 
   [[nodiscard]] const PeerLinkOptions& options() const noexcept { return options_; }
   // common_name is the CN of our own certificate (our peer name as others see it).
@@ -134,6 +136,8 @@ class PeerListener {
   ~PeerListener();
   PeerListener(const PeerListener&) = delete;
   PeerListener& operator=(const PeerListener&) = delete;
+  PeerListener(PeerListener&&) = delete;
+  PeerListener& operator=(PeerListener&&) = delete;
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   // AcceptConnection waits up to `timeout` for a TCP connection. DEADLINE_EXCEEDED when none came,
@@ -168,6 +172,8 @@ class PeerLink {
   ~PeerLink();
   PeerLink(const PeerLink&) = delete;
   PeerLink& operator=(const PeerLink&) = delete;
+  PeerLink(PeerLink&&) = delete;
+  PeerLink& operator=(PeerLink&&) = delete;
 
   // Send writes one message (at most max_message_size bytes) before the deadline (io_timeout
   // when zero). UNAVAILABLE when the link is closed or broken; DEADLINE_EXCEEDED on timeout

@@ -192,6 +192,8 @@ class PeerChannel {
   static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {});
   PeerChannel(const PeerChannel&) = delete;
   PeerChannel& operator=(const PeerChannel&) = delete;
+  PeerChannel(PeerChannel&&) = delete;
+  PeerChannel& operator=(PeerChannel&&) = delete;
   ~PeerChannel() = default;
 
   // Send seals `plaintext` (rotating the epoch when the policy says so) and sends the envelope.

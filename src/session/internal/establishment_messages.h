@@ -67,10 +67,10 @@ Bytes EncodeAbort(const AbortMessage& m);
 // MessageType returns the type byte of a message (0 for an empty one).
 std::uint8_t MessageType(ByteView message) noexcept;
 
-Result<InitMessage> ParseInit(ByteView message);
-Result<AcceptMessage> ParseAccept(ByteView message);
-Result<ConfirmMessage> ParseConfirm(ByteView message);
-Result<AbortMessage> ParseAbort(ByteView message);
+Result<InitMessage> ParseInit(ByteView data);
+Result<AcceptMessage> ParseAccept(ByteView data);
+Result<ConfirmMessage> ParseConfirm(ByteView data);
+Result<AbortMessage> ParseAbort(ByteView data);
 
 // ParseSourceList parses n (1) || ids (n) at the start of `data`, consuming it; `what` names the
 // message in errors. The list must start with tls-exporter, be strictly increasing and contain
