@@ -581,6 +581,50 @@ TEST_F(PeerSessionTest, AnUnknownPeerIsRefusedByTheResponder) {
   EXPECT_TRUE(Contains(p.initiator.error().message(), "unknown-peer")) << p.initiator.error().ToString();
 }
 
+// A peer that goes away mid-establishment (closes the link after reading Init) or stalls (reads
+// Init and never answers): the initiator fails promptly with an error naming what happened, and a
+// later establishment with a working peer succeeds.
+TEST_F(PeerSessionTest, APeerGoneOrStalledMidEstablishmentFailsClearly) {
+  peer_b_.establishment_timeout = 2s;
+  auto a = Endpoint(ctx_a_, peer_b_);
+  ASSERT_NE(a, nullptr);
+  {
+    auto server = ServeOneLink(ctx_b_);
+    auto closer = std::async(std::launch::async, [&] {
+      auto link = server.get();
+      if (link.ok()) {
+        (void)(*link)->Receive(5s);  // the Init
+        (*link)->Close();            // and gone
+      }
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = a->Initiate("node-b");
+    closer.get();
+    ASSERT_FALSE(s.ok());
+    EXPECT_TRUE(s.error().code() == ErrorCode::kUnavailable || s.error().code() == ErrorCode::kDeadlineExceeded)
+        << s.error().ToString();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  }
+  {
+    auto server = ServeOneLink(ctx_b_);
+    std::promise<void> release;
+    auto staller = std::async(std::launch::async, [&] {
+      auto link = server.get();
+      if (link.ok()) {
+        (void)(*link)->Receive(5s);                      // the Init, then silence
+        release.get_future().wait_for(std::chrono::seconds(20));
+      }
+    });
+    auto s = a->Initiate("node-b");
+    release.set_value();
+    staller.get();
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code(), ErrorCode::kDeadlineExceeded) << s.error().ToString();
+  }
+  auto ok = Run();
+  EXPECT_TRUE(ok.initiator.ok()) << ok.initiator.error().ToString();
+}
+
 TEST_F(PeerSessionTest, FramesAboveTheBoundCloseTheLinkAndTimeoutsKeepItUsable) {
   auto server = ServeOneLink(ctx_b_);
   auto client = PeerLink::Connect(ctx_a_, "127.0.0.1", listener_->port(), "node-b");
