@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -331,8 +333,43 @@ Config DefaultConfig(const std::filesystem::path& data_dir) {
   return c;
 }
 
+namespace {
+
+// CheckTableHeaders refuses a table header whose brackets are not followed by a key ("[[[a]]",
+// "[[=", "[]"): toml++ 3.3 (Debian 12) enters its key parser there with a broken precondition,
+// which its release build states as an optimiser assumption, i.e. undefined behaviour (fixed
+// upstream in marzer/tomlplusplus#301). qsapid's configuration has no nested arrays, so a line
+// that starts with brackets is always a table header here. Found by fuzz/config_toml_fuzzer.cc.
+Status CheckTableHeaders(std::string_view text, const std::string& origin) {
+  const auto is_space = [](char ch) { return ch == ' ' || ch == '\t'; };
+  const auto starts_key = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-' || ch == '"' || ch == '\'';
+  };
+  std::size_t line_no = 0;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    ++line_no;
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    std::string_view line = text.substr(start, end - start);
+    while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+    if (line.starts_with('[')) {
+      line.remove_prefix(line.starts_with("[[") ? 2 : 1);
+      while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+      if (line.empty() || !starts_key(line.front())) {
+        return InvalidArgument("config " + origin + ":" + std::to_string(line_no) +
+                               ": a table header must name a table (a bare or quoted key) after its brackets");
+      }
+    }
+    start = end + 1;
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Result<Config> ParseConfig(std::string_view toml_text, const std::string& origin) {
   Config c = DefaultConfig("");
+  QSAPI_RETURN_IF_ERROR(CheckTableHeaders(toml_text, origin));
   toml::table root;
   try {
     root = toml::parse(toml_text, origin);

@@ -120,6 +120,11 @@ TEST(ConfigTest, MistakesNameTheKey) {
        "peer[0].kme: names no [[kme]]"},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
+      // toml++ 3.3 reaches undefined behaviour on these (marzer/tomlplusplus#301): refused first.
+      {"data_dir = \"/d\"\n[[[entropy.device]]\n", "bad.toml:2: a table header must name a table"},
+      {"data_dir = \"/d\"\n  [[ [a]]]\n", "bad.toml:2: a table header must name a table"},
+      {"[[=\n", "bad.toml:1: a table header must name a table"},
+      {"data_dir = \"/d\"\n[]\n", "bad.toml:2: a table header must name a table"},
   };
   for (const BadCase& c : cases) {
     auto r = ParseConfig(c.toml, "bad.toml");
