@@ -31,7 +31,8 @@ void ExpectInvalidOnError(const qsapi::Result<T>& r) {
 
 // DecodeItem reads what the key-operation routes read from one request object.
 qsapi::Result<json> DecodeItem(const json& item) {
-  for (const char* f : {"plaintext", "associated_data", "message"}) ExpectInvalidOnError(rp::BytesField(item, f, false));
+  for (const char* f : {"plaintext", "associated_data", "message"})
+    ExpectInvalidOnError(rp::BytesField(item, f, false));
   for (const char* f : {"ciphertext", "signature"}) {
     auto text = rp::StringField(item, f, false, std::size_t{96} << 20);
     ExpectInvalidOnError(text);

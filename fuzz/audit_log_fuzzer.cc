@@ -4,11 +4,11 @@
 // kInvalidArgument / kUnavailable for I/O); and when a file verifies with n lines, Open succeeds,
 // one more entry appends, and the file then verifies with n + 1 lines: a log that verifies can
 // always be continued without breaking its chain.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <string>
 
@@ -48,8 +48,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(!verified.ok());
     Check(log.error().code() == ErrorCode::kDataLoss);
   } else {
-    const qsapi::Status appended = (*log)->Append(
-        {.who = "fuzz", .action = "encrypt", .key = "k", .version = 1, .result = "ok", .request_id = "r", .detail = {}});
+    const qsapi::Status appended = (*log)->Append({.who = "fuzz",
+                                                   .action = "encrypt",
+                                                   .key = "k",
+                                                   .version = 1,
+                                                   .result = "ok",
+                                                   .request_id = "r",
+                                                   .detail = {}});
     if (verified.ok()) {
       Check(appended.ok());
       log->reset();

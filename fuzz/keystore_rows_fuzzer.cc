@@ -12,12 +12,12 @@
 // Invariants checked: no crash, exception or sanitizer report; a decryption that succeeds returns
 // the original plaintext; a signature that verifies is the one made over that message; with no
 // alteration, every operation succeeds.
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <sqlite3.h>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -120,8 +120,8 @@ bool Apply(sqlite3* db, const std::string& line) {
   long long row = -1;
   if (!(in >> table >> row >> column) || row < 0 || row > 64) return false;
   if (table != "keys" && table != "key_versions" && table != "audit" && table != "qsapi_meta") return false;
-  const std::string where = " WHERE rowid = (SELECT rowid FROM " + table + " ORDER BY rowid LIMIT 1 OFFSET " +
-                            std::to_string(row) + ")";
+  const std::string where =
+      " WHERE rowid = (SELECT rowid FROM " + table + " ORDER BY rowid LIMIT 1 OFFSET " + std::to_string(row) + ")";
   if (column == "delete") {
     return sqlite3_exec(db, ("DELETE FROM " + table + where).c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
            sqlite3_changes(db) > 0;

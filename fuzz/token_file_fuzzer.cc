@@ -3,11 +3,11 @@
 // Invariants checked: no crash, exception or sanitizer report; a failure is kDataLoss naming the
 // file; a store loaded has entries with 8-hex-digit ids and 64-hex-digit hashes, and refuses a
 // token that matches none of them with kPermissionDenied.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <string>
 

@@ -101,8 +101,8 @@ class SodiumChaChaImpl final : public AeadImpl {
     const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305
                         ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached
                         : crypto_aead_chacha20poly1305_ietf_decrypt_detached;
-    const int rc = fn(out.data(), nullptr, ct.data(), pt_len, ct.data() + pt_len, aad.data(), aad.size(),
-                      nonce.data(), key_.data());
+    const int rc = fn(out.data(), nullptr, ct.data(), pt_len, ct.data() + pt_len, aad.data(), aad.size(), nonce.data(),
+                      key_.data());
     // The outcome of the tag check is public; libsodium may hand it back computed (not as a
     // constant), so declassify it for the constant-time test before branching on it.
     qsapi::internal::Declassify(&rc, sizeof rc);

@@ -9,13 +9,12 @@
 #include <sodium.h>
 
 #include "common/internal/text.h"
-#include "server/internal/request_parsing.h"
 #include "qsapi/crypto/random.h"
 #include "qsapi/version.h"
+#include "server/internal/request_parsing.h"
 
 namespace qsapi::server {
 
-using nlohmann::json;
 using internal::BytesField;
 using internal::ForEach;
 using internal::ParseVersion;
@@ -24,6 +23,7 @@ using internal::PolicyFromJson;
 using internal::QueryParam;
 using internal::Split;
 using internal::StringField;
+using nlohmann::json;
 
 std::string_view ApiRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {

@@ -13,14 +13,14 @@
 // by Public(). Outputs of key derivation are checked to be still undefined, which shows that the
 // marking reached them (a test that lost its taint would pass vacuously).
 // What is covered and what is not: docs/RELIABILITY.md, "Constant time".
-#include <valgrind/memcheck.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
+#include <valgrind/memcheck.h>
 
 #include "qsapi/crypto/aead.h"
 #include "qsapi/crypto/kdf.h"
