@@ -514,8 +514,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         QSAPI_ASSIGN_OR_RETURN(Bytes ct, BytesField(b, "ciphertext", true));
         std::uint32_t version = *qversion;
         if (b.contains("version")) {
-          if (!b["version"].is_number_unsigned())
-            return InvalidArgument("field \"version\" must be a positive integer");
+          if (!b["version"].is_number_unsigned() || b["version"].get<std::uint64_t>() > 0xffffffffULL)
+            return InvalidArgument("field \"version\" must be a positive integer below 2^32");
           version = b["version"].get<std::uint32_t>();
         }
         QSAPI_ASSIGN_OR_RETURN(SharedSecret ss, keystore_->Decapsulate(name, version, ct));
