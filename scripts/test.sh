@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh                 # the dev preset (what the README's quick start runs)
 #   scripts/test.sh --preset asan   # AddressSanitizer + UndefinedBehaviorSanitizer
+#   scripts/test.sh --preset tsan   # ThreadSanitizer (clang); docs/RELIABILITY.md says what it covers
 #
 # Idempotent: scripts/setup.sh installs what is missing (Debian packages, OpenSSL 3.5 into a
 # cache, the npm packages of the interop tests) and reuses what is there.
@@ -14,7 +15,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=${2:?--preset needs a value}; shift 2 ;;
     --preset=*) preset=${1#--preset=}; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -16,6 +16,7 @@
 
 #include <sodium/utils.h>
 
+#include "common/internal/constant_time.h"
 #include "qsapi/secret.h"
 
 namespace qsapi {
@@ -137,8 +138,11 @@ void SecureZero(void* data, std::size_t size) noexcept {
 bool ConstantTimeEqual(ByteView a, ByteView b) noexcept {
   if (a.size() != b.size()) return false;
   if (a.empty()) return true;
-  // sodium_memcmp runs in time that depends only on the length.
-  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+  // sodium_memcmp runs in time that depends only on the length. Its outcome is public (the caller
+  // branches on it), so it is declassified for the constant-time test.
+  const bool equal = sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+  internal::Declassify(&equal, sizeof equal);
+  return equal;
 }
 
 SecureMemoryStats GetSecureMemoryStats() noexcept { return GetArena().Stats(); }

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <sodium.h>
 
+#include "common/internal/constant_time.h"
 #include "crypto/internal/openssl_util.h"
 #include "crypto/internal/sodium_init.h"
 #include "qsapi/crypto/random.h"
@@ -100,8 +101,12 @@ class SodiumChaChaImpl final : public AeadImpl {
     const auto fn = algorithm_ == AeadAlgorithm::kXChaCha20Poly1305
                         ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached
                         : crypto_aead_chacha20poly1305_ietf_decrypt_detached;
-    return fn(out.data(), nullptr, ct.data(), pt_len, ct.data() + pt_len, aad.data(), aad.size(), nonce.data(),
-              key_.data()) == 0;
+    const int rc = fn(out.data(), nullptr, ct.data(), pt_len, ct.data() + pt_len, aad.data(), aad.size(), nonce.data(),
+                      key_.data());
+    // The outcome of the tag check is public; libsodium may hand it back computed (not as a
+    // constant), so declassify it for the constant-time test before branching on it.
+    qsapi::internal::Declassify(&rc, sizeof rc);
+    return rc == 0;
   }
 
  private:

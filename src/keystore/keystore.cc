@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -418,6 +419,9 @@ class Keystore::Impl {
   // RotateLocked adds version current+1. Caller holds mu.
   Result<KeyRow> RotateLocked(const KeyRow& row, const std::string& why, const std::string& actor = {}) {
     QSAPI_ASSIGN_OR_RETURN(KeyType type, TypeOf(row));
+    if (row.current_version == UINT32_MAX) {
+      return FailedPrecondition("key \"" + row.name + "\" has used every version number; create a new key");
+    }
     const std::uint32_t next = row.current_version + 1;
     QSAPI_ASSIGN_OR_RETURN(VersionRow v, NewVersion(row.id, next, type));
     internal::FaultPoint("keystore.rotate.after_wrap");

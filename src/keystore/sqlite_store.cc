@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -111,6 +112,13 @@ class Stmt {
     return p == nullptr ? Bytes() : Bytes(p, p + n);
   }
   [[nodiscard]] int rc() const { return rc_; }
+  [[nodiscard]] int Type(int col) const { return sqlite3_column_type(stmt_, col); }
+  [[nodiscard]] bool IsText(int col) const { return Type(col) == SQLITE_TEXT; }
+  [[nodiscard]] bool IsBlob(int col) const { return Type(col) == SQLITE_BLOB; }
+  [[nodiscard]] bool IsBlobOrNull(int col) const { return Type(col) == SQLITE_BLOB || Type(col) == SQLITE_NULL; }
+  [[nodiscard]] bool IsInt(int col, std::int64_t min, std::int64_t max) const {
+    return Type(col) == SQLITE_INTEGER && Int(col) >= min && Int(col) <= max;
+  }
 
  private:
   void Check(int rc) {
@@ -142,12 +150,36 @@ Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a) {
   return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
 }
 
-KeyRow ReadKey(const Stmt& s) {
+// Rows are read back strictly: every column must hold the type and range the writer stores, so
+// that a database edited by hand or corrupted on disk gives a clear kDataLoss here instead of
+// values that overflow later (a time of -2^63 seconds, a version number that wraps).
+constexpr std::int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
+constexpr std::int64_t kMaxU32 = 0xffffffffLL;
+constexpr std::int64_t kMaxI64 = INT64_MAX;
+
+Error CorruptRow(const std::string& what, const std::string& column) {
+  return Error(ErrorCode::kDataLoss, "keystore metadata: " + what + " has a corrupt " + column +
+                                         " (wrong type or out of range); restore the database from a backup");
+}
+
+Result<KeyRow> ReadKey(const Stmt& s) {
   KeyRow k;
+  if (!s.IsText(0)) return CorruptRow("a key row", "name");
   k.name = s.Text(0);
+  const std::string what = "key \"" + k.name + "\"";
   const Bytes id = s.Blob(1);
-  if (id.size() == k.id.size()) std::memcpy(k.id.data(), id.data(), id.size());
+  if (!s.IsBlob(1) || id.size() != k.id.size()) return CorruptRow(what, "key_id");
+  std::memcpy(k.id.data(), id.data(), id.size());
+  if (!s.IsText(2)) return CorruptRow(what, "type");
   k.type = s.Text(2);
+  const auto in = [&](int col, std::int64_t min, std::int64_t max) { return s.IsInt(col, min, max); };
+  if (!in(3, 0, kMaxTime)) return CorruptRow(what, "created");
+  if (!in(4, 0, kMaxTime)) return CorruptRow(what, "rotated");
+  if (!in(5, 1, kMaxU32)) return CorruptRow(what, "current_version");
+  if (!in(6, 0, kMaxI64)) return CorruptRow(what, "auto_rotate_seconds");
+  if (!in(7, 0, kMaxI64)) return CorruptRow(what, "max_operations");
+  if (!in(8, 1, kMaxU32)) return CorruptRow(what, "min_decryption_version");
+  if (!in(9, 0, 1)) return CorruptRow(what, "deletion_allowed");
   k.created = s.Int(3);
   k.rotated = s.Int(4);
   k.current_version = static_cast<std::uint32_t>(s.Int(5));
@@ -161,12 +193,20 @@ constexpr const char* kKeyColumns =
     "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
     "min_decryption_version, deletion_allowed";
 
-VersionRow ReadVersion(const Stmt& s) {
+Result<VersionRow> ReadVersion(const Stmt& s) {
   VersionRow v;
   const Bytes id = s.Blob(0);
-  if (id.size() == v.key_id.size()) std::memcpy(v.key_id.data(), id.data(), id.size());
+  if (!s.IsBlob(0) || id.size() != v.key_id.size()) return CorruptRow("a key version row", "key_id");
+  std::memcpy(v.key_id.data(), id.data(), id.size());
+  if (!s.IsInt(1, 1, kMaxU32)) return CorruptRow("a key version row", "version");
   v.version = static_cast<std::uint32_t>(s.Int(1));
+  const std::string what = "key version " + std::to_string(v.version);
+  if (!s.IsText(2)) return CorruptRow(what, "state");
   v.state = s.Text(2);
+  if (!s.IsInt(3, 0, kMaxTime)) return CorruptRow(what, "created");
+  if (!s.IsInt(4, 0, kMaxI64)) return CorruptRow(what, "ops_leased");
+  if (!s.IsBlobOrNull(5)) return CorruptRow(what, "public_key");
+  if (!s.IsBlobOrNull(6)) return CorruptRow(what, "wrapped");
   v.created = s.Int(3);
   v.ops_leased = static_cast<std::uint64_t>(s.Int(4));
   v.public_key = s.Blob(5);
@@ -335,7 +375,10 @@ class SqliteStore final : public MetadataStore {
     Stmt s(db_, (std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name").c_str());
     std::vector<KeyRow> out;
     int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadKey(s));
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(s));
+      out.push_back(std::move(row));
+    }
     if (rc != SQLITE_DONE) return DbError("listing keys");
     return out;
   }
@@ -347,7 +390,10 @@ class SqliteStore final : public MetadataStore {
     s.Bind(1, ByteView(id));
     std::vector<VersionRow> out;
     int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadVersion(s));
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(s));
+      out.push_back(std::move(row));
+    }
     if (rc != SQLITE_DONE) return DbError("reading key versions");
     return out;
   }
@@ -360,7 +406,8 @@ class SqliteStore final : public MetadataStore {
     const int rc = s.Step();
     if (rc == SQLITE_DONE) return std::optional<VersionRow>();
     if (rc != SQLITE_ROW) return DbError("reading a key version");
-    return std::optional<VersionRow>(ReadVersion(s));
+    QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(s));
+    return std::optional<VersionRow>(std::move(row));
   }
 
   Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) override {
@@ -371,6 +418,9 @@ class SqliteStore final : public MetadataStore {
     std::vector<AuditEntry> out;
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
+      if (!s.IsInt(0, 1, kMaxI64) || !s.IsInt(1, 0, kMaxTime) || !s.IsInt(5, 0, kMaxU32)) {
+        return CorruptRow("an audit trail entry", "seq, at or version");
+      }
       AuditEntry e;
       e.seq = static_cast<std::uint64_t>(s.Int(0));
       e.at = std::chrono::system_clock::time_point(std::chrono::seconds(s.Int(1)));
@@ -486,7 +536,8 @@ class SqliteStore final : public MetadataStore {
     const int rc = s.Step();
     if (rc == SQLITE_DONE) return std::optional<KeyRow>();
     if (rc != SQLITE_ROW) return DbError("reading a key");
-    return std::optional<KeyRow>(ReadKey(s));
+    QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(s));
+    return std::optional<KeyRow>(std::move(row));
   }
 
   std::mutex mu_;

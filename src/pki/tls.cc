@@ -26,6 +26,28 @@ using internal::OpenSslReason;
 
 int OpenSslVersion(TlsVersion v) { return v == TlsVersion::kTls12 ? TLS1_2_VERSION : TLS1_3_VERSION; }
 
+// CacheCertificateExtensions makes OpenSSL decode and cache the extensions of every certificate
+// the context holds (its own chain and the trust anchors) now, while one thread configures it.
+// Otherwise the first handshakes do it lazily, and concurrent handshakes on several threads write
+// the cache of a shared certificate while others read it: a data race ThreadSanitizer reports in
+// HttpsServerTest.ConcurrentClientsOnSeveralThreads (OpenSSL issues #25202, #32609).
+void CacheCertificateExtensions(SSL_CTX* ctx) {
+  const auto cache = [](X509* x) {
+    if (x != nullptr) (void)X509_check_purpose(x, -1, 0);  // -1: only cache the extensions
+  };
+  cache(SSL_CTX_get0_certificate(ctx));
+  STACK_OF(X509)* chain = nullptr;
+  // SSL_CTX_get0_chain_certs is this call behind an old-style cast.
+  if (SSL_CTX_ctrl(ctx, SSL_CTRL_GET_CHAIN_CERTS, 0, &chain) == 1 && chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) cache(sk_X509_value(chain, i));
+  }
+  if (X509_STORE* store = SSL_CTX_get_cert_store(ctx); store != nullptr) {
+    STACK_OF(X509)* anchors = X509_STORE_get1_all_certs(store);
+    for (int i = 0; i < sk_X509_num(anchors); ++i) cache(sk_X509_value(anchors, i));
+    sk_X509_pop_free(anchors, X509_free);
+  }
+}
+
 Status ApplyCommon(SSL_CTX* ctx, const TlsOptions& o, std::string_view side) {
   const std::string who = "TLS " + std::string(side) + ": ";
   if (o.min_version == TlsVersion::kTls13 && o.max_version == TlsVersion::kTls12) {
@@ -70,6 +92,7 @@ Status ApplyCommon(SSL_CTX* ctx, const TlsOptions& o, std::string_view side) {
   if (!o.ca_file.empty() && SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1) {
     return InvalidArgument(who + "cannot load the trust anchors " + o.ca_file + OpenSslReason());
   }
+  CacheCertificateExtensions(ctx);
   return OkStatus();
 }
 

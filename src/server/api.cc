@@ -16,9 +16,18 @@
 #include "common/internal/text.h"
 #include "qsapi/crypto/random.h"
 #include "qsapi/version.h"
+#include "server/internal/request_parsing.h"
 
 namespace qsapi::server {
 
+using internal::BytesField;
+using internal::ForEach;
+using internal::ParseVersion;
+using internal::PercentDecode;
+using internal::PolicyFromJson;
+using internal::QueryParam;
+using internal::Split;
+using internal::StringField;
 using nlohmann::json;
 
 std::string_view ApiRequest::Header(std::string_view name) const {
@@ -56,88 +65,6 @@ std::string B64(ByteView b) {
   sodium_bin2base64(out.data(), out.size(), b.data(), b.size(), sodium_base64_VARIANT_ORIGINAL);
   out.resize(std::strlen(out.c_str()));
   return out;
-}
-
-Result<Bytes> FromB64(const std::string& field, const std::string& s) {
-  Bytes out(s.size() / 4 * 3 + 3);
-  std::size_t len = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      end != s.data() + s.size()) {
-    return InvalidArgument("field \"" + field + "\" is not valid base64 (RFC 4648, with padding)");
-  }
-  out.resize(len);
-  return out;
-}
-
-Result<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      return InvalidArgument("malformed percent-encoding in the path");
-    }
-    out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-
-std::vector<std::string> Split(std::string_view path) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const std::size_t slash = path.find('/', start);
-    const std::string_view part =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return parts;
-}
-
-std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
-  std::size_t start = 0;
-  while (start < query.size()) {
-    const std::size_t amp = query.find('&', start);
-    const std::string_view kv =
-        query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
-    const std::size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == name) return std::string(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    start = amp + 1;
-  }
-  return std::nullopt;
-}
-
-Result<std::uint32_t> ParseVersion(const std::optional<std::string>& v) {
-  if (!v) return 0U;
-  if (v->empty() || v->size() > 9 || v->find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgument("version must be a positive integer");
-  }
-  return static_cast<std::uint32_t>(std::stoul(*v));
-}
-
-// Field readers with clear errors.
-Result<std::string> StringField(const json& j, const char* name, bool required, std::size_t max = 1 << 20) {
-  if (!j.contains(name)) {
-    if (required) return InvalidArgument(std::string("field \"") + name + "\" is required");
-    return std::string();
-  }
-  if (!j[name].is_string()) return InvalidArgument(std::string("field \"") + name + "\" must be a string");
-  std::string s = j[name].get<std::string>();
-  if (s.size() > max) return InvalidArgument(std::string("field \"") + name + "\" is too long");
-  return s;
-}
-Result<Bytes> BytesField(const json& j, const char* name, bool required) {
-  QSAPI_ASSIGN_OR_RETURN(std::string s, StringField(j, name, required, std::size_t{96} << 20));
-  return FromB64(name, s);
 }
 
 std::string JsonText(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -196,13 +123,7 @@ class Api::Context {
     return OkStatus();
   }
 
-  Result<json> Body() const {
-    if (req.body.empty()) return json::object();
-    json j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded()) return InvalidArgument("the request body is not valid JSON");
-    if (!j.is_object()) return InvalidArgument("the request body must be a JSON object");
-    return j;
-  }
+  Result<json> Body() const { return internal::ParseRequestBody(req.body); }
 };
 
 Api::Api(ApiOptions options, keystore::Keystore* keystore, std::shared_ptr<entropy::EntropyPool> pool,
@@ -294,58 +215,6 @@ json KeyJson(const keystore::KeyInfo& k) {
             {"min_decryption_version", k.policy.min_decryption_version},
             {"deletion_allowed", k.policy.deletion_allowed}}},
           {"versions", versions}};
-}
-
-Result<keystore::KeyPolicy> PolicyFromJson(const json& j, keystore::KeyPolicy p) {
-  const auto uint_field = [&](const char* name, auto& out, std::uint64_t max) -> Status {
-    if (!j.contains(name)) return OkStatus();
-    if (!j[name].is_number_unsigned() || j[name].get<std::uint64_t>() > max) {
-      return InvalidArgument(std::string("field \"") + name + "\" must be an integer 0.." + std::to_string(max));
-    }
-    out = static_cast<std::remove_reference_t<decltype(out)>>(j[name].get<std::uint64_t>());
-    return OkStatus();
-  };
-  std::int64_t rotate = p.auto_rotate_period.count();
-  QSAPI_RETURN_IF_ERROR(uint_field("auto_rotate_seconds", rotate, 10ULL * 365 * 86400));
-  p.auto_rotate_period = std::chrono::seconds(rotate);
-  QSAPI_RETURN_IF_ERROR(uint_field("max_operations_per_version", p.max_operations_per_version, ~0ULL));
-  QSAPI_RETURN_IF_ERROR(uint_field("min_decryption_version", p.min_decryption_version, 0xffffffffULL));
-  if (j.contains("deletion_allowed")) {
-    if (!j["deletion_allowed"].is_boolean()) return InvalidArgument("field \"deletion_allowed\" must be true or false");
-    p.deletion_allowed = j["deletion_allowed"].get<bool>();
-  }
-  for (const auto& [k, v] : j.items()) {
-    if (k != "auto_rotate_seconds" && k != "max_operations_per_version" && k != "min_decryption_version" &&
-        k != "deletion_allowed" && k != "name" && k != "type") {
-      return InvalidArgument("unknown field \"" + k + "\"");
-    }
-  }
-  return p;
-}
-
-// ForEach runs `one` over a single request object or over {"batch": [...]} and collects results;
-// in a batch each item succeeds or fails on its own.
-template <typename F>
-Result<json> ForEach(const json& body, std::size_t max_batch, F one) {
-  if (!body.contains("batch")) return one(body);
-  if (!body["batch"].is_array()) return InvalidArgument("field \"batch\" must be an array");
-  if (body["batch"].size() > max_batch) {
-    return InvalidArgument("a batch may hold at most " + std::to_string(max_batch) + " items");
-  }
-  json results = json::array();
-  for (const json& item : body["batch"]) {
-    if (!item.is_object()) {
-      results.push_back({{"error", {{"code", "INVALID_ARGUMENT"}, {"message", "a batch item must be an object"}}}});
-      continue;
-    }
-    Result<json> r = one(item);
-    if (r.ok()) {
-      results.push_back(std::move(*r));
-    } else {
-      results.push_back({{"error", {{"code", ErrorCodeName(r.error().code())}, {"message", r.error().message()}}}});
-    }
-  }
-  return json{{"batch", results}};
 }
 
 }  // namespace
@@ -758,8 +627,8 @@ ApiResponse Api::Handle(const ApiRequest& req) {
         QSAPI_ASSIGN_OR_RETURN(Bytes ct, BytesField(b, "ciphertext", true));
         std::uint32_t version = *qversion;
         if (b.contains("version")) {
-          if (!b["version"].is_number_unsigned())
-            return InvalidArgument("field \"version\" must be a positive integer");
+          if (!b["version"].is_number_unsigned() || b["version"].get<std::uint64_t>() > 0xffffffffULL)
+            return InvalidArgument("field \"version\" must be a positive integer below 2^32");
           version = b["version"].get<std::uint32_t>();
         }
         QSAPI_ASSIGN_OR_RETURN(SharedSecret ss, keystore_->Decapsulate(name, version, ct));

@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -424,8 +425,53 @@ Config DefaultConfig(const std::filesystem::path& data_dir) {
   return c;
 }
 
+namespace {
+
+// CheckTomlText refuses, before toml++ sees them, inputs that toml++ 3.3 (Debian 12) mishandles,
+// found by fuzz/config_toml_fuzzer.cc and fixed upstream later:
+//  - any non-ASCII character: wherever toml++ tests one for whitespace (outside strings, after an
+//    invalid token, after a backslash in a multi-line string) code points from U+00A1 reach
+//    __builtin_unreachable(), i.e. undefined behaviour (marzer/tomlplusplus#295, #190). So the
+//    file is ASCII; strings still hold any character as a \uXXXX escape.
+//  - a table header without a key after its brackets ("[[[a]]", "[[="; #301): toml++ enters its
+//    key parser with a broken precondition (an assertion in its debug build, unchecked in release).
+//    qsapid's configuration has no nested arrays and no multi-line strings, so a line that starts
+//    with '[' is a table header here.
+Status CheckTomlText(std::string_view text, const std::string& origin) {
+  const auto is_space = [](char ch) { return ch == ' ' || ch == '\t'; };
+  const auto starts_key = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-' || ch == '"' || ch == '\'';
+  };
+  std::size_t line_no = 0;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    ++line_no;
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    const auto bad = [&](const std::string& what) {
+      return InvalidArgument("config " + origin + ":" + std::to_string(line_no) + ": " + what);
+    };
+    if (std::any_of(line.begin(), line.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; })) {
+      return bad("a non-ASCII character (the file is ASCII; write other characters in strings as \\uXXXX)");
+    }
+    while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+    if (line.starts_with('[')) {
+      line.remove_prefix(line.starts_with("[[") ? 2 : 1);
+      while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+      if (line.empty() || !starts_key(line.front())) {
+        return bad("a table header must name a table (a bare or quoted key) after its brackets");
+      }
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Result<Config> ParseConfig(std::string_view toml_text, const std::string& origin) {
   Config c = DefaultConfig("");
+  QSAPI_RETURN_IF_ERROR(CheckTomlText(toml_text, origin));
   toml::table root;
   try {
     root = toml::parse(toml_text, origin);

@@ -383,6 +383,50 @@ TEST_F(KeystoreBadInputTest, CorruptMetadataRowGivesDataLoss) {
   EXPECT_EQ(ks_->Get("c").error().code(), ErrorCode::kDataLoss);
 }
 
+// Found by fuzz/keystore_rows_fuzzer.cc: a row whose values the writer could never have stored
+// (a time of -2^63 seconds overflowed the conversion to a time point; a text where a number
+// belongs read as 0; a short key id read as all zeros; the last version number wrapped to 0 on
+// rotation) is refused as it is read, with kDataLoss naming the column.
+TEST_F(KeystoreBadInputTest, OutOfRangeMetadataValuesGiveDataLoss) {
+  KeyPolicy hourly;
+  hourly.auto_rotate_period = std::chrono::hours(1);
+  QSAPI_ASSERT_OK(ks_->Create("e", Type("AES-256-GCM"), hourly));
+  QSAPI_ASSERT_OK(ks_->Create("f", Type("AES-256-GCM")));
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(),
+      "CREATE TABLE saved_keys AS SELECT * FROM keys; CREATE TABLE saved_versions AS SELECT * FROM key_versions");
+  const auto expect_corrupt = [&](const std::string& sql, const std::string& column) {
+    ks_.reset();
+    Sql(EmbeddedLayout{dir_}.database(),
+        "BEGIN; DELETE FROM key_versions; DELETE FROM keys; INSERT INTO keys SELECT * FROM saved_keys; "
+        "INSERT INTO key_versions SELECT * FROM saved_versions; " +
+            sql + "; COMMIT");
+    Reopen();
+    auto got = ks_->Get("e");
+    ASSERT_FALSE(got.ok()) << sql;
+    EXPECT_EQ(got.error().code(), ErrorCode::kDataLoss) << sql;
+    EXPECT_THAT(got.error().message(), HasSubstr("corrupt " + column)) << sql;
+    auto all = ks_->List();
+    ASSERT_FALSE(all.ok()) << sql;
+    EXPECT_EQ(all.error().code(), ErrorCode::kDataLoss) << sql;
+  };
+  expect_corrupt("UPDATE keys SET rotated = -9223372036854775808 WHERE name = 'e'", "rotated");
+  expect_corrupt("UPDATE keys SET created = 'yesterday' WHERE name = 'e'", "created");
+  expect_corrupt("UPDATE keys SET key_id = x'0102' WHERE name = 'e'", "key_id");
+  expect_corrupt("UPDATE keys SET current_version = 0 WHERE name = 'e'", "current_version");
+  expect_corrupt("UPDATE keys SET max_operations = -1 WHERE name = 'e'", "max_operations");
+  expect_corrupt("UPDATE key_versions SET created = 1e300", "created");
+  // The largest version number is readable, but cannot be rotated past (it would wrap to 0).
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(),
+      "UPDATE key_versions SET created = 0; UPDATE keys SET current_version = 4294967295 WHERE name = 'f'");
+  Reopen();
+  auto last = ks_->Rotate("f");
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(last.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(last.error().message(), HasSubstr("every version number"));
+}
+
 TEST_F(KeystoreBadInputTest, EditedAuditTrailIsDetected) {
   QSAPI_ASSERT_OK(ks_->Create("d", Type("AES-256-GCM")));
   QSAPI_ASSERT_OK(ks_->Rotate("d"));

@@ -322,7 +322,7 @@ TEST(SimulatorPool, KeysAppearAtTheRateUpToMaxKeyCountAndRetriesWaitForThem) {
   o.dir = dir.path();
   o.initial_key_count = 2;
   o.max_key_count = 10;
-  o.keys_per_second = 40;  // one key per 25 ms
+  o.keys_per_second = 10;  // one key per 100 ms: eight take 800 ms, longer than a request under load
   auto sim = KmeSimulator::Start(o);
   QSAPI_ASSERT_OK(sim);
   auto opts = FastOptions((*sim)->url_a(), (*sim)->files().ca.string(), (*sim)->files().sae_a_cert.string(),
@@ -337,15 +337,24 @@ TEST(SimulatorPool, KeysAppearAtTheRateUpToMaxKeyCountAndRetriesWaitForThem) {
   auto empty = a->GetKey("SAE-B", eight);
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.error().code(), ErrorCode::kResourceExhausted);
-  // With retries and backoff the client waits for the link to produce the keys.
+  // With retries and backoff the client waits for the link to produce the keys. The patient
+  // client is made first and the pool drained just before its request, so that the keys cannot
+  // all have appeared while it was being set up (however slow the build, e.g. under TSan).
   opts.max_attempts = 8;
   opts.initial_backoff = std::chrono::milliseconds(40);
-  opts.max_backoff = std::chrono::milliseconds(100);
+  opts.max_backoff = std::chrono::milliseconds(200);
   auto patient = MakeClient(opts);
+  auto stored = a->GetStatus("SAE-B");
+  QSAPI_ASSERT_OK(stored);
+  if (stored->stored_key_count > 0) {
+    KeyRequest drain;
+    drain.number = static_cast<decltype(drain.number)>(stored->stored_key_count);
+    QSAPI_ASSERT_OK(a->GetKey("SAE-B", drain));
+  }
   QSAPI_ASSERT_OK(patient->GetKey("SAE-B", eight));
   EXPECT_GE(patient->link().retries, 1U);
   // The pool never exceeds max_key_count.
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
   EXPECT_EQ((*sim)->stored_key_count(), 10U);
 }
 

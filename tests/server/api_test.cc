@@ -232,6 +232,10 @@ TEST_F(ApiTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(Call("POST", "/v1/encrypt/missing", {{"plaintext", "YQ=="}}, admin_).status, 404U);
   EXPECT_EQ(Call("GET", "/v1/keys/x?version=abc", nullptr, admin_).status, 400U);
   EXPECT_EQ(Call("GET", "/v1/keys/%zz", nullptr, admin_).status, 400U);
+  // A version beyond 32 bits is refused, not truncated (4294967297 would have become version 1).
+  r = Call("POST", "/v1/kem/x/decapsulate", {{"ciphertext", "AAAA"}, {"version", 4294967297ULL}}, admin_);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("below 2^32"));
   r = Call("POST", "/v1/decrypt/x", {{"ciphertext", "vault:v1:abc"}}, admin_);
   EXPECT_EQ(r.status, 400U);
   EXPECT_THAT(r.body, HasSubstr("qsapi:v"));

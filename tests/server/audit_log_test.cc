@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -110,6 +111,26 @@ TEST_F(AuditLogTest, APartialLastLineStopsTheWriter) {
   auto log = AuditLog::Open(path_);
   ASSERT_FALSE(log.ok());
   EXPECT_THAT(log.error().message(), HasSubstr("partial line"));
+}
+
+// A last entry that is whole JSON but lacks its line end (a write cut short by a full disk) is a
+// partial line for verify as for the writer: Open refuses to continue it, so verify must not call
+// the log intact (found by fuzz/audit_log_fuzzer.cc).
+TEST_F(AuditLogTest, VerifyRefusesALastLineWithoutLineEnd) {
+  Write(2);
+  std::ifstream in(path_, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(text.back(), '\n');
+  text.pop_back();
+  {
+    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  const auto verified = VerifyAuditLog(path_);
+  ASSERT_FALSE(verified.ok());
+  EXPECT_EQ(verified.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(verified.error().message(), HasSubstr("line 2 is a partial line"));
+  EXPECT_FALSE(AuditLog::Open(path_).ok());
 }
 
 }  // namespace

@@ -131,6 +131,16 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[session]\nrotate_after_messages = 0\n", "session.rotate_after_messages: expected 1.."},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
+      // toml++ 3.3 mishandles these (marzer/tomlplusplus#301, #295, #190): refused before it parses.
+      {"data_dir = \"/d\"\n[[[entropy.device]]\n", "bad.toml:2: a table header must name a table"},
+      {"data_dir = \"/d\"\n  [[ [a]]]\n", "bad.toml:2: a table header must name a table"},
+      {"[[=\n", "bad.toml:1: a table header must name a table"},
+      {"data_dir = \"/d\"\n[]\n", "bad.toml:2: a table header must name a table"},
+      {"data_dir = \"/d\"\nqrng\xd0\x8b = 1\n", "bad.toml:2: a non-ASCII character (the file is ASCII"},
+      {"data_dir = \"/d\"\n\xcc\xaa\n", "bad.toml:2: a non-ASCII character"},
+      {"data_dir = \"/d\"\nx = \"\"\"\\\n  \xc2\xa7\"\"\"\n", "bad.toml:3: a non-ASCII character"},
+      {"data_dir = \"/d\"\nA = 333b\"\xc2\xa7\"\"\"\n", "bad.toml:2: a non-ASCII character"},
+      {"# \xc2\xa7\ndata_dir = \"/d\"\n", "bad.toml:1: a non-ASCII character"},
   };
   for (const BadCase& c : cases) {
     auto r = ParseConfig(c.toml, "bad.toml");
@@ -159,6 +169,13 @@ TEST(ConfigTest, ClientsAndListenAddresses) {
   EXPECT_FALSE(ParseListenAddress(":8443").ok());
   EXPECT_FALSE(ParseListenAddress("host").ok());
   EXPECT_FALSE(ParseListenAddress("host:65536").ok());
+}
+
+// Other characters than ASCII are written in strings as escapes.
+TEST(ConfigTest, NonAsciiIsWrittenAsEscapes) {
+  auto r = ParseConfig("# qsapid\ndata_dir = \"/srv/qsapi-\\u00e9t\\u00e9\"\n", "ok.toml");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->data_dir, "/srv/qsapi-\xc3\xa9t\xc3\xa9");
 }
 
 TEST(ConfigTest, ErrorsCarryTheLine) {

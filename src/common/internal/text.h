@@ -9,7 +9,8 @@
 
 namespace qsapi::internal {
 
-// HexEncode returns the lower-case hex form of `bytes` (public values only: ids, hashes).
+// HexEncode returns the lower-case hex form of `bytes`, in constant time (no table lookup or
+// branch on the bytes), so that it may encode digests of secrets.
 std::string HexEncode(ByteView bytes);
 
 // JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`,
