@@ -42,6 +42,7 @@
 #include "qsapi/entropy/source.h"
 #include "qsapi/log.h"
 #include "qsapi/secret.h"
+#include "common/internal/asio_await.h"
 
 namespace qsapi::entropy {
 namespace {
@@ -51,6 +52,8 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using ErrorCodeT = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+using qsapi::internal::Await;
+using qsapi::internal::SslErrorReason;
 
 constexpr std::size_t kMaxBytesPerRequest = std::size_t{1} << 20;  // 1 MiB of random bytes per GET
 constexpr std::size_t kMaxResponseBytes = std::size_t{64} << 20;   // 64 MiB
@@ -141,23 +144,6 @@ Result<ParsedUrl> ParseUrl(std::string_view url, const std::string& who) {
   u.target = std::move(target);
   u.display = (u.tls ? "https://" : "http://") + bracketed + ":" + u.port + u.target.substr(0, u.target.find('?'));
   return u;
-}
-
-// Await starts one asynchronous operation, `start(done)`, and runs the io_context until it
-// completes or the deadline passes; then `cancel()` closes the socket and the aborted handler runs.
-template <typename Start, typename Cancel>
-ErrorCodeT Await(asio::io_context& ioc, Clock::time_point deadline, Start&& start, Cancel&& cancel) {
-  std::optional<ErrorCodeT> result;
-  start([&result](const ErrorCodeT& ec) { result = ec; });
-  ioc.restart();
-  ioc.run_until(deadline);
-  if (!result) {
-    cancel();
-    ioc.restart();
-    ioc.run();
-    return asio::error::timed_out;
-  }
-  return *result;
 }
 
 class HttpSource final : public EntropySource {

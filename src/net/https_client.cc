@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "qsapi/secret.h"
+#include "common/internal/asio_await.h"
 
 namespace qsapi::net {
 
@@ -20,35 +21,8 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using ErrorCodeT = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-// Await starts one asynchronous operation and runs the io_context until it completes or the
-// deadline passes; then `cancel()` closes the socket and the aborted handler runs.
-template <typename Start, typename Cancel>
-ErrorCodeT Await(asio::io_context& ioc, Clock::time_point deadline, Start&& start, Cancel&& cancel) {
-  std::optional<ErrorCodeT> result;
-  start([&result](const ErrorCodeT& ec) { result = ec; });
-  ioc.restart();
-  ioc.run_until(deadline);
-  if (!result) {
-    cancel();
-    ioc.restart();
-    ioc.run();
-    return asio::error::timed_out;
-  }
-  return *result;
-}
-
-std::string Reason(const ErrorCodeT& ec) {
-  if (ec.category() == asio::error::get_ssl_category()) {
-    const char* r = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));  // NOLINT(google-runtime-int)
-    if (r != nullptr) return r;
-  }
-  return ec.message();
-}
-
-}  // namespace
+using qsapi::internal::Await;
+using qsapi::internal::SslErrorReason;
 
 class HttpsClient::Impl {
  public:
@@ -115,7 +89,7 @@ class HttpsClient::Impl {
                     "the server's certificate does not verify: " + verify + " (check the CA file and the host name)");
       }
       if (ec == asio::error::timed_out) return Fail(ErrorCode::kDeadlineExceeded, "no TLS handshake in time");
-      return Fail(ErrorCode::kUnavailable, "TLS handshake failed: " + Reason(ec) +
+      return Fail(ErrorCode::kUnavailable, "TLS handshake failed: " + SslErrorReason(ec) +
                                                " (the server may not accept the offered groups " + o.tls.groups + ")");
     }
     group = pki::NegotiatedGroupName(s->native_handle());
@@ -139,7 +113,7 @@ class HttpsClient::Impl {
       *retry = ec != asio::error::timed_out;
       Drop();
       return ec == asio::error::timed_out ? Fail(ErrorCode::kDeadlineExceeded, "sending the request timed out")
-                                          : Fail(ErrorCode::kUnavailable, "cannot send the request: " + Reason(ec));
+                                          : Fail(ErrorCode::kUnavailable, "cannot send the request: " + SslErrorReason(ec));
     }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
@@ -157,7 +131,7 @@ class HttpsClient::Impl {
       Drop();
       if (ec == asio::error::timed_out) return Fail(ErrorCode::kDeadlineExceeded, "no reply in time");
       if (ec == http::error::body_limit) return Fail(ErrorCode::kResourceExhausted, "the reply is too large");
-      return Fail(ErrorCode::kUnavailable, "cannot read the reply: " + Reason(ec));
+      return Fail(ErrorCode::kUnavailable, "cannot read the reply: " + SslErrorReason(ec));
     }
     http::response<http::string_body> res = parser.release();
     HttpsReply reply;

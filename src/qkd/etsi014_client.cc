@@ -37,6 +37,7 @@
 #include "qsapi/log.h"
 #include "qsapi/pki/tls.h"
 #include "qsapi/qkd/etsi014.h"
+#include "common/internal/asio_await.h"
 
 namespace qsapi::qkd {
 namespace {
@@ -46,6 +47,8 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using ErrorCodeT = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+using qsapi::internal::Await;
+using qsapi::internal::SslErrorReason;
 using SslStream = asio::ssl::stream<tcp::socket>;
 
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
@@ -136,31 +139,6 @@ void WipeBuffer(boost::beast::flat_buffer& buffer) {
   buffer.consume(buffer.size());
   const auto all = buffer.prepare(buffer.capacity());
   SecureZero(all.data(), all.size());
-}
-
-// Await starts one asynchronous operation, `start(done)`, and runs the io_context until it
-// completes or the deadline passes; then `cancel()` closes the socket and the aborted handler runs.
-template <typename Start, typename Cancel>
-ErrorCodeT Await(asio::io_context& ioc, Clock::time_point deadline, Start&& start, Cancel&& cancel) {
-  std::optional<ErrorCodeT> result;
-  start([&result](const ErrorCodeT& ec) { result = ec; });
-  ioc.restart();
-  ioc.run_until(deadline);
-  if (!result) {
-    cancel();
-    ioc.restart();
-    ioc.run();
-    return asio::error::timed_out;
-  }
-  return *result;
-}
-
-std::string SslReason(const ErrorCodeT& ec) {
-  if (ec.category() == asio::error::get_ssl_category()) {
-    const char* r = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));  // NOLINT(google-runtime-int)
-    if (r != nullptr) return r;
-  }
-  return ec.message();
 }
 
 struct HttpReply {
@@ -437,7 +415,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
   }
 
   Error TlsRefused(const ErrorCodeT& ec, std::string_view step) const {
-    const std::string reason = SslReason(ec);
+    const std::string reason = SslErrorReason(ec);
     ERR_clear_error();
     if (reason.find("certificate") != std::string::npos || reason.find("alert") != std::string::npos) {
       return Error(ErrorCode::kPermissionDenied,
@@ -491,7 +469,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
     }
     if (ec) {
       stale = true;
-      return Unavailable(Who(call) + ": sending the request failed: " + SslReason(ec));
+      return Unavailable(Who(call) + ": sending the request failed: " + SslErrorReason(ec));
     }
 
     boost::beast::flat_buffer buffer;
