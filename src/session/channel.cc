@@ -124,7 +124,12 @@ class ChannelState {
     chain_secret = std::move(c.chain_secret);  // the previous chain secret is zeroised here
     chain_epoch = c.epoch;
     for (auto it = material.begin(); it != material.end();) {
-      it = it->first <= chain_epoch ? material.erase(it) : std::next(it);
+      if (it->first <= chain_epoch) {
+        ++stats.fresh_key_epochs;  // Derive mixed it into the step that entered it->first
+        it = material.erase(it);
+      } else {
+        it = std::next(it);
+      }
     }
     send.reset();
     send.emplace(SendKeys{.epoch = c.epoch,
@@ -152,6 +157,28 @@ class ChannelState {
     while (recv.size() > config.max_receive_epochs) recv.erase(recv.begin());
     stats.epoch = chain_epoch;
     if (count_rotation) ++stats.rotations;
+  }
+
+  [[nodiscard]] bool PolicyDue(Clock::time_point now, std::size_t next_payload) const {
+    const RotationPolicy& policy = config.rotation;
+    return send->next_seq >= policy.max_messages || send->bytes + next_payload > policy.max_bytes ||
+           now - send->started >= policy.max_age;
+  }
+
+  // EnterWithMaterial enters `target` (> chain_epoch) with `key` mixed into the step that enters
+  // it; nothing changes on failure.
+  Status EnterWithMaterial(std::uint32_t target, ByteView key) {
+    if (material.contains(target)) {
+      return FailedPrecondition("ratchet material for epoch " + std::to_string(target) + " was already supplied");
+    }
+    material.emplace(target, SecretBytes::CopyFrom(key));
+    auto c = Derive(target);
+    if (!c.ok()) {
+      material.erase(target);
+      return c.error();
+    }
+    Enter(std::move(c).value(), Now(), true);
+    return OkStatus();
   }
 
   Status RotateLocked(Clock::time_point now) {
@@ -196,9 +223,9 @@ class ChannelState {
       return FailedPrecondition("the session is older than its maximum age: establish a new session");
     }
     if (recv.size() > 1) ExpireGrace(now);
-    const RotationPolicy& policy = config.rotation;
-    if (send->next_seq >= policy.max_messages || send->next_seq == UINT64_MAX ||
-        send->bytes + plaintext.size() > policy.max_bytes || now - send->started >= policy.max_age) {
+    if (send->next_seq == UINT64_MAX) {
+      QSAPI_RETURN_IF_ERROR(RotateLocked(now));  // even during a hold: a nonce must never repeat
+    } else if (PolicyDue(now, plaintext.size()) && !hold) {
       QSAPI_RETURN_IF_ERROR(RotateLocked(now));
     }
 
@@ -289,6 +316,14 @@ class ChannelState {
         return FailedPrecondition("envelope sequence " + std::to_string(h.sequence) +
                                   " is below the replay window of epoch " + std::to_string(h.epoch));
     }
+    if (config.ordering == Ordering::kStrict && last_opened &&
+        (h.epoch < last_opened->first || (h.epoch == last_opened->first && h.sequence <= last_opened->second))) {
+      ++stats.reordered_rejected;
+      return FailedPrecondition("envelope out of order: epoch " + std::to_string(h.epoch) + " sequence " +
+                                std::to_string(h.sequence) + " after epoch " + std::to_string(last_opened->first) +
+                                " sequence " + std::to_string(last_opened->second) +
+                                " (this channel requires envelopes in order)");
+    }
 
     const crypto::Aead& aead = keys != nullptr ? keys->aead : candidate->recv_aead;
     const Bytes& prefix = keys != nullptr ? keys->nonce_prefix : candidate->recv_prefix;
@@ -304,6 +339,10 @@ class ChannelState {
     plaintext.resize(env.ciphertext.size() - kEnvelopeTagSize);
     if (!aead.OpenWithNonce(ByteView(nonce).first(prefix.size()), env.ciphertext, ad, plaintext).ok()) {
       plaintext.clear();  // OpenWithNonce has zeroised it
+      if (hold && candidate) {
+        return Unavailable("envelope of epoch " + std::to_string(h.epoch) +
+                           " does not open while a fresh-key agreement is in progress; retry after it completes");
+      }
       ++stats.failed_decryptions;
       if (stats.failed_decryptions >= config.max_failed_decryptions) CloseLocked();
       return AuthenticationFailed();
@@ -314,6 +353,7 @@ class ChannelState {
       keys = &recv.back();
     }
     keys->window.Accept(h.sequence);
+    last_opened.emplace(h.epoch, h.sequence);
     ++stats.messages_opened;
     // Grace: once the peer shows it has moved to epoch h.epoch, older receive keys start retiring.
     for (auto& r : recv) {
@@ -342,6 +382,8 @@ class ChannelState {
   std::uint64_t next_stream_id = 1;
   ChannelStats stats;
   bool closed = false;
+  bool hold = false;  // a fresh-key agreement is in progress (BeginFreshKey)
+  std::optional<std::pair<std::uint32_t, std::uint64_t>> last_opened;  // (epoch, sequence), for kStrict
 };
 
 }  // namespace internal
@@ -437,6 +479,7 @@ Status SessionChannel::Rotate(ByteView fresh_qkd_key) {
   }
   std::lock_guard lock(state_->mu);
   QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
+  if (state_->hold) return FailedPrecondition("a fresh-key agreement is in progress; rotate after it completes");
   if (fresh_qkd_key.empty()) return state_->RotateLocked(state_->Now());
   if (state_->chain_epoch == UINT32_MAX) {
     return FailedPrecondition("the session has used all its epochs: establish a new session");
@@ -445,10 +488,90 @@ Status SessionChannel::Rotate(ByteView fresh_qkd_key) {
   if (state_->material.contains(next)) {
     return FailedPrecondition("ratchet material for epoch " + std::to_string(next) + " was already supplied");
   }
-  state_->material.emplace(next, SecretBytes::CopyFrom(fresh_qkd_key));
-  auto st = state_->RotateLocked(state_->Now());
-  if (!st.ok()) state_->material.erase(next);  // nothing changes on failure
-  return st;
+  return state_->EnterWithMaterial(next, fresh_qkd_key);
+}
+
+namespace {
+Status CheckMaterialSize(ByteView qkd_key) {
+  if (qkd_key.size() < kQkdKeyMinSize || qkd_key.size() > kQkdKeyMaxSize) {
+    return InvalidArgument("fresh QKD material must be " + std::to_string(kQkdKeyMinSize) + ".." +
+                           std::to_string(kQkdKeyMaxSize) + " bytes, got " + std::to_string(qkd_key.size()));
+  }
+  return OkStatus();
+}
+}  // namespace
+
+Result<std::uint32_t> SessionChannel::BeginFreshKey() {
+  if (!state_) return MovedFrom();
+  std::lock_guard lock(state_->mu);
+  QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
+  if (state_->hold) return FailedPrecondition("a fresh-key agreement is already in progress");
+  if (state_->chain_epoch == UINT32_MAX) {
+    return FailedPrecondition("the session has used all its epochs: establish a new session");
+  }
+  state_->hold = true;
+  return state_->chain_epoch + 1;
+}
+
+Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key) {
+  if (!state_) return MovedFrom();
+  QSAPI_RETURN_IF_ERROR(CheckMaterialSize(qkd_key));
+  std::lock_guard lock(state_->mu);
+  QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
+  if (!state_->hold) return FailedPrecondition("no fresh-key agreement is in progress");
+  if (epoch <= state_->chain_epoch) {
+    return FailedPrecondition("the peer bound the fresh key to epoch " + std::to_string(epoch) +
+                              ", but this side is already at epoch " + std::to_string(state_->chain_epoch));
+  }
+  if (epoch - state_->chain_epoch > state_->config.max_epochs_ahead + 1) {
+    return FailedPrecondition("the peer bound the fresh key to epoch " + std::to_string(epoch) + ", too far ahead of " +
+                              std::to_string(state_->chain_epoch));
+  }
+  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(epoch, qkd_key));
+  state_->hold = false;
+  return OkStatus();
+}
+
+void SessionChannel::CancelFreshKey() noexcept {
+  if (!state_) return;
+  std::lock_guard lock(state_->mu);
+  state_->hold = false;
+}
+
+Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key) {
+  if (!state_) return MovedFrom();
+  QSAPI_RETURN_IF_ERROR(CheckMaterialSize(qkd_key));
+  std::lock_guard lock(state_->mu);
+  QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
+  if (state_->hold) return FailedPrecondition("this side is itself proposing a fresh key; one agreement at a time");
+  const std::uint32_t current = state_->chain_epoch;
+  if (current == UINT32_MAX) return FailedPrecondition("the session has used all its epochs: establish a new session");
+  if (min_epoch > current && min_epoch - current > state_->config.max_epochs_ahead + 1) {
+    return FailedPrecondition("fresh key proposed for epoch " + std::to_string(min_epoch) + ", too far ahead of " +
+                              std::to_string(current));
+  }
+  const std::uint32_t target = std::max(current + 1, min_epoch);
+  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(target, qkd_key));
+  return target;
+}
+
+bool SessionChannel::RotationDue(std::size_t next_payload) const {
+  if (!state_) return false;
+  std::lock_guard lock(state_->mu);
+  if (state_->closed || !state_->send) return false;
+  return state_->send->next_seq == UINT64_MAX || state_->PolicyDue(state_->Now(), next_payload);
+}
+
+bool SessionChannel::fresh_key_pending() const {
+  if (!state_) return false;
+  std::lock_guard lock(state_->mu);
+  return state_->hold;
+}
+
+std::uint32_t SessionChannel::epoch() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mu);
+  return state_->chain_epoch;
 }
 
 void SessionChannel::Close() noexcept {

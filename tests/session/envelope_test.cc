@@ -525,6 +525,116 @@ TEST(SessionChannelTest, RatchetMixesFreshQkdMaterial) {
   EXPECT_EQ(p.initiator->AddRatchetMaterial(9, qkd).error().code(), ErrorCode::kResourceExhausted);
 }
 
+// The fresh-key agreement: the proposer holds its epoch, the answerer binds the key to the first
+// epoch past both sides and enters it, the proposer enters the same epoch with the same key.
+TEST(SessionChannelTest, FreshKeyAgreementBindsBothSidesToOneEpoch) {
+  ChannelConfig config;
+  config.rotation.max_messages = 4;
+  ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
+  const Bytes qkd(32, 0x5a);
+  // The responder raced ahead by the ratchet before the proposal arrived: it sealed in epoch 2.
+  QSAPI_ASSERT_OK(p.responder->Rotate());
+  QSAPI_ASSERT_OK(p.responder->Rotate());
+  auto early = p.responder->Seal(B("sealed in epoch 2 before the proposal"));
+  QSAPI_ASSERT_OK(early);
+
+  auto min_epoch = p.initiator->BeginFreshKey();
+  QSAPI_ASSERT_OK(min_epoch);
+  EXPECT_EQ(*min_epoch, 1U);
+  EXPECT_TRUE(p.initiator->fresh_key_pending());
+  EXPECT_EQ(p.initiator->BeginFreshKey().error().code(), ErrorCode::kFailedPrecondition);  // one at a time
+  EXPECT_EQ(p.initiator->Rotate().error().code(), ErrorCode::kFailedPrecondition);
+  // During the hold the proposer keeps its epoch past the policy's limits...
+  for (int i = 0; i < 6; ++i) {
+    auto e = p.initiator->Seal(B("held"));
+    QSAPI_ASSERT_OK(e);
+    EXPECT_EQ(ParseEnvelope(*e)->header.epoch, 0U);
+    QSAPI_ASSERT_OK(p.responder->Open(*e));
+  }
+  EXPECT_TRUE(p.initiator->RotationDue());
+  // ...and still follows the peer's ratchet-only epochs sealed before the peer saw the proposal.
+  QSAPI_ASSERT_OK(p.initiator->Open(*early));
+  EXPECT_EQ(p.initiator->epoch(), 2U);
+
+  auto bound = p.responder->BindFreshKey(*min_epoch, qkd);
+  QSAPI_ASSERT_OK(bound);
+  EXPECT_EQ(*bound, 3U);  // past the responder's own epoch 2
+  EXPECT_EQ(p.responder->stats().fresh_key_epochs, 1U);
+  auto after = p.responder->Seal(B("sealed in epoch 3 with the fresh key"));
+  QSAPI_ASSERT_OK(after);
+  // A forged or early newer-epoch envelope during the hold: UNAVAILABLE, not counted as a failure.
+  EXPECT_EQ(p.initiator->Open(*after).error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(p.initiator->stats().failed_decryptions, 0U);
+
+  EXPECT_EQ(p.initiator->CompleteFreshKey(3, Bytes(8)).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(p.initiator->CompleteFreshKey(2, qkd).error().code(), ErrorCode::kFailedPrecondition);  // not ahead
+  QSAPI_ASSERT_OK(p.initiator->CompleteFreshKey(*bound, qkd));
+  EXPECT_FALSE(p.initiator->fresh_key_pending());
+  EXPECT_EQ(p.initiator->epoch(), 3U);
+  EXPECT_EQ(p.initiator->stats().fresh_key_epochs, 1U);
+  auto opened = p.initiator->Open(*after);
+  QSAPI_ASSERT_OK(opened);
+  EXPECT_EQ(*opened, B("sealed in epoch 3 with the fresh key"));
+  auto reply = p.initiator->Seal(B("reply in epoch 3"));
+  QSAPI_ASSERT_OK(reply);
+  EXPECT_EQ(ParseEnvelope(*reply)->header.epoch, 3U);
+  QSAPI_ASSERT_OK(p.responder->Open(*reply));
+  EXPECT_EQ(p.initiator->CompleteFreshKey(4, qkd).error().code(), ErrorCode::kFailedPrecondition);  // no hold
+
+  // Different keys on the two sides: the bound epoch does not open (the caller detects the mismatch).
+  ChannelPair m = MakePair();
+  auto m_min = m.initiator->BeginFreshKey();
+  QSAPI_ASSERT_OK(m_min);
+  auto m_bound = m.responder->BindFreshKey(*m_min, Bytes(32, 0x01));
+  QSAPI_ASSERT_OK(m_bound);
+  QSAPI_ASSERT_OK(m.initiator->CompleteFreshKey(*m_bound, Bytes(32, 0x02)));
+  EXPECT_EQ(m.initiator->Open(*m.responder->Seal(B("x"))).error(), AuthenticationFailed());
+
+  // Cancel ends the hold with nothing bound; a bind too far ahead is refused and changes nothing.
+  ChannelPair c = MakePair();
+  QSAPI_ASSERT_OK(c.initiator->BeginFreshKey());
+  c.initiator->CancelFreshKey();
+  EXPECT_FALSE(c.initiator->fresh_key_pending());
+  QSAPI_ASSERT_OK(c.initiator->Rotate());
+  EXPECT_EQ(c.responder->BindFreshKey(100, qkd).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(c.responder->epoch(), 0U);
+  QSAPI_ASSERT_OK(c.responder->Open(*c.initiator->Seal(B("still in step"))));
+  // The answering side cannot bind while it is itself proposing.
+  QSAPI_ASSERT_OK(c.responder->BeginFreshKey());
+  EXPECT_EQ(c.responder->BindFreshKey(2, qkd).error().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST(SessionChannelTest, StrictOrderingRefusesReorderedEnvelopes) {
+  ChannelConfig config;
+  config.ordering = Ordering::kStrict;
+  ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
+  std::vector<Bytes> sent;
+  for (int i = 0; i < 4; ++i) sent.push_back(*p.initiator->Seal(B("m" + std::to_string(i))));
+  QSAPI_ASSERT_OK(p.responder->Open(sent[0]));
+  QSAPI_ASSERT_OK(p.responder->Open(sent[2]));  // a gap is allowed (a lost message)...
+  auto back = p.responder->Open(sent[1]);       // ...going back is not
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(back.error().message().find("out of order"), std::string::npos) << back.error().message();
+  EXPECT_EQ(p.responder->stats().reordered_rejected, 1U);
+  EXPECT_EQ(p.responder->Open(sent[2]).error().code(), ErrorCode::kFailedPrecondition);  // replay
+  EXPECT_EQ(p.responder->stats().replays_rejected, 1U);
+  QSAPI_ASSERT_OK(p.responder->Open(sent[3]));
+  // Across epochs: an envelope of an older epoch after a newer one opened is refused.
+  auto old_epoch = p.initiator->Seal(B("epoch 0"));
+  QSAPI_ASSERT_OK(p.initiator->Rotate());
+  auto new_epoch = p.initiator->Seal(B("epoch 1"));
+  QSAPI_ASSERT_OK(p.responder->Open(*new_epoch));
+  EXPECT_EQ(p.responder->Open(*old_epoch).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(p.responder->stats().reordered_rejected, 2U);
+  // The default (kWindow) opens the same older-epoch envelope in grace.
+  ChannelPair w = MakePair();
+  auto w_old = w.initiator->Seal(B("epoch 0"));
+  QSAPI_ASSERT_OK(w.initiator->Rotate());
+  QSAPI_ASSERT_OK(w.responder->Open(*w.initiator->Seal(B("epoch 1"))));
+  QSAPI_EXPECT_OK(w.responder->Open(*w_old));
+}
+
 // Zeroisation where it can be observed: secret memory held by the channel (the chain secret,
 // pending QKD material, the XChaCha keys) is released (and so wiped) when used up or on Close.
 TEST(SessionChannelTest, SecretsAreReleasedWhenUsedOrClosed) {

@@ -103,8 +103,20 @@ struct RotationPolicy {
   std::chrono::seconds max_age{120};
 };
 
+// Ordering says which envelope orders a channel accepts (each envelope is opened at most once
+// either way).
+enum class Ordering : std::uint8_t {
+  // kWindow: any order within the replay window of each held epoch. For transports that may
+  // reorder: message queues, parallel requests through proxies.
+  kWindow,
+  // kStrict: every envelope must come after (epoch, sequence) of every envelope opened before it;
+  // gaps are allowed, going back is refused. For ordered transports: the peer link.
+  kStrict,
+};
+
 struct ChannelConfig {
   RotationPolicy rotation;
+  Ordering ordering = Ordering::kWindow;
   // A receive key of an older epoch is kept after the first envelope of a newer epoch arrives,
   // for envelopes still in flight: until grace_time has passed or grace_messages newer envelopes
   // have been opened, whichever comes first. Then it is destroyed.
@@ -133,6 +145,8 @@ struct ChannelStats {
   std::uint64_t rotations = 0;  // epochs entered after epoch 0, by sealing or by opening
   std::uint64_t failed_decryptions = 0;
   std::uint64_t replays_rejected = 0;
+  std::uint64_t reordered_rejected = 0;  // refused by Ordering::kStrict
+  std::uint64_t fresh_key_epochs = 0;    // epochs entered with fresh QKD material mixed in
   bool closed = false;
 };
 
@@ -186,6 +200,31 @@ class SessionChannel {
   // bytes) is mixed into this ratchet step, as if given to AddRatchetMaterial for the next epoch;
   // the peer must supply the same material for that epoch.
   Status Rotate(ByteView fresh_qkd_key = {});
+
+  // Fresh QKD keys agreed with the peer for one epoch (docs/PROTOCOL.md, "Fresh QKD keys at
+  // rotation"). The proposing side calls BeginFreshKey, sends its proposal with the epoch it
+  // returns (the lowest epoch the peer may bind the key to) and, once the peer answered, calls
+  // CompleteFreshKey with the epoch the peer bound, or CancelFreshKey when the peer refused and
+  // bound nothing. Between the two the channel holds its epoch: Seal keeps the current epoch past
+  // the rotation policy's limits and Rotate fails; opening the peer's envelopes may still enter
+  // newer epochs (the peer sealed those before it bound the key). An envelope of a newer epoch
+  // that fails to authenticate during the hold fails with kUnavailable (retry after the
+  // agreement) and does not count towards max_failed_decryptions. One agreement at a time.
+  Result<std::uint32_t> BeginFreshKey();
+  // CompleteFreshKey enters `epoch` now (through ratchet-only steps for epochs in between), mixing
+  // `qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize bytes) into the step that enters it, and ends the
+  // hold. FAILED_PRECONDITION without a hold or when the channel is already at or past `epoch`.
+  Status CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key);
+  void CancelFreshKey() noexcept;
+  // BindFreshKey is the answering side: it enters epoch max(current + 1, min_epoch) now, mixing
+  // `qkd_key` into the step that enters it, and returns that epoch. min_epoch may be at most
+  // max_epochs_ahead + 1 ahead of the current epoch.
+  Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key);
+  // RotationDue says whether the next Seal of `next_payload` bytes would enter a new epoch under
+  // the rotation policy (ignoring a hold).
+  [[nodiscard]] bool RotationDue(std::size_t next_payload = 0) const;
+  [[nodiscard]] bool fresh_key_pending() const;
+  [[nodiscard]] std::uint32_t epoch() const;
 
   // Close destroys every key; every later call fails with kFailedPrecondition.
   void Close() noexcept;
