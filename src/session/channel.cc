@@ -167,7 +167,11 @@ class ChannelState {
 
   // EnterWithMaterial enters `target` (> chain_epoch) with `key` mixed into the step that enters
   // it; nothing changes on failure.
-  Status EnterWithMaterial(std::uint32_t target, ByteView key) {
+  // When `confirm` is given it must be an envelope of `target` from the peer that opens (empty
+  // payload, `confirm_aad`) under the new epoch's receive key, or nothing changes and the result
+  // is AuthenticationFailed(); its sequence number is then marked as received.
+  Status EnterWithMaterial(std::uint32_t target, ByteView key, const ParsedEnvelope* confirm = nullptr,
+                           ByteView confirm_aad = {}) {
     if (material.contains(target)) {
       return FailedPrecondition("ratchet material for epoch " + std::to_string(target) + " was already supplied");
     }
@@ -177,7 +181,17 @@ class ChannelState {
       material.erase(target);
       return c.error();
     }
+    if (confirm != nullptr) {
+      Bytes plaintext;
+      if (confirm->header.epoch != target || confirm->header.session_id != session_id ||
+          confirm->header.suite != suite || confirm->header.is_stream_chunk() ||
+          !OpenWith(c->recv_aead, c->recv_prefix, *confirm, confirm_aad, plaintext) || !plaintext.empty()) {
+        material.erase(target);
+        return AuthenticationFailed();
+      }
+    }
     Enter(std::move(c).value(), Now(), true);
+    if (confirm != nullptr) recv.back().window.Accept(confirm->header.sequence);
     return OkStatus();
   }
 
@@ -264,6 +278,26 @@ class ChannelState {
     return OkStatus();
   }
 
+  // OpenWith decrypts `env` with one receive key; on failure `plaintext` is cleared.
+  static bool OpenWith(const crypto::Aead& aead, const Bytes& prefix, const ParsedEnvelope& env, ByteView aad,
+                       Bytes& plaintext) {
+    const auto nonce = MakeNonce(prefix, env.header.sequence);
+    Bytes full_aad;
+    ByteView ad = env.header_bytes;
+    if (!aad.empty()) {
+      full_aad.reserve(ad.size() + aad.size());
+      full_aad.assign(ad.begin(), ad.end());
+      full_aad.insert(full_aad.end(), aad.begin(), aad.end());
+      ad = full_aad;
+    }
+    plaintext.resize(env.ciphertext.size() - kEnvelopeTagSize);
+    if (!aead.OpenWithNonce(ByteView(nonce).first(prefix.size()), env.ciphertext, ad, plaintext).ok()) {
+      plaintext.clear();  // OpenWithNonce has zeroised it
+      return false;
+    }
+    return true;
+  }
+
   Status Open(const ParsedEnvelope& env, ByteView aad, Bytes& plaintext) {
     std::lock_guard lock(mu);
     QSAPI_RETURN_IF_ERROR(CheckOpen());
@@ -327,18 +361,7 @@ class ChannelState {
 
     const crypto::Aead& aead = keys != nullptr ? keys->aead : candidate->recv_aead;
     const Bytes& prefix = keys != nullptr ? keys->nonce_prefix : candidate->recv_prefix;
-    const auto nonce = MakeNonce(prefix, h.sequence);
-    Bytes full_aad;
-    ByteView ad = env.header_bytes;
-    if (!aad.empty()) {
-      full_aad.reserve(ad.size() + aad.size());
-      full_aad.assign(ad.begin(), ad.end());
-      full_aad.insert(full_aad.end(), aad.begin(), aad.end());
-      ad = full_aad;
-    }
-    plaintext.resize(env.ciphertext.size() - kEnvelopeTagSize);
-    if (!aead.OpenWithNonce(ByteView(nonce).first(prefix.size()), env.ciphertext, ad, plaintext).ok()) {
-      plaintext.clear();  // OpenWithNonce has zeroised it
+    if (!OpenWith(aead, prefix, env, aad, plaintext)) {
       if (hold && candidate) {
         return Unavailable("envelope of epoch " + std::to_string(h.epoch) +
                            " does not open while a fresh-key agreement is in progress; retry after it completes");
@@ -513,9 +536,16 @@ Result<std::uint32_t> SessionChannel::BeginFreshKey() {
   return state_->chain_epoch + 1;
 }
 
-Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key) {
+Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, ByteView confirm_envelope,
+                                        ByteView confirm_aad) {
   if (!state_) return MovedFrom();
   QSAPI_RETURN_IF_ERROR(CheckMaterialSize(qkd_key));
+  std::optional<ParsedEnvelope> confirm;
+  if (!confirm_envelope.empty()) {
+    auto parsed = ParseEnvelope(confirm_envelope, state_->config.max_payload);
+    if (!parsed.ok()) return AuthenticationFailed();
+    confirm.emplace(*parsed);
+  }
   std::lock_guard lock(state_->mu);
   QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
   if (!state_->hold) return FailedPrecondition("no fresh-key agreement is in progress");
@@ -527,7 +557,7 @@ Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key) {
     return FailedPrecondition("the peer bound the fresh key to epoch " + std::to_string(epoch) + ", too far ahead of " +
                               std::to_string(state_->chain_epoch));
   }
-  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(epoch, qkd_key));
+  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(epoch, qkd_key, confirm ? &*confirm : nullptr, confirm_aad));
   state_->hold = false;
   return OkStatus();
 }

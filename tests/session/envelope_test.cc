@@ -581,14 +581,31 @@ TEST(SessionChannelTest, FreshKeyAgreementBindsBothSidesToOneEpoch) {
   QSAPI_ASSERT_OK(p.responder->Open(*reply));
   EXPECT_EQ(p.initiator->CompleteFreshKey(4, qkd).error().code(), ErrorCode::kFailedPrecondition);  // no hold
 
-  // Different keys on the two sides: the bound epoch does not open (the caller detects the mismatch).
+  // Different keys on the two sides: the peer's confirmation does not open, nothing changes and
+  // the hold stays; without a confirmation the bound epoch's envelopes do not open.
   ChannelPair m = MakePair();
   auto m_min = m.initiator->BeginFreshKey();
   QSAPI_ASSERT_OK(m_min);
   auto m_bound = m.responder->BindFreshKey(*m_min, Bytes(32, 0x01));
   QSAPI_ASSERT_OK(m_bound);
-  QSAPI_ASSERT_OK(m.initiator->CompleteFreshKey(*m_bound, Bytes(32, 0x02)));
-  EXPECT_EQ(m.initiator->Open(*m.responder->Seal(B("x"))).error(), AuthenticationFailed());
+  auto confirm = m.responder->Seal({}, B("offer bytes"));
+  QSAPI_ASSERT_OK(confirm);
+  EXPECT_EQ(m.initiator->CompleteFreshKey(*m_bound, Bytes(32, 0x02), *confirm, B("offer bytes")).error(),
+            AuthenticationFailed());
+  EXPECT_EQ(m.initiator->epoch(), 0U);
+  EXPECT_TRUE(m.initiator->fresh_key_pending());
+  // The right key but the wrong associated data (another offer): also refused.
+  EXPECT_EQ(m.initiator->CompleteFreshKey(*m_bound, Bytes(32, 0x01), *confirm, B("other offer")).error(),
+            AuthenticationFailed());
+  QSAPI_ASSERT_OK(m.initiator->CompleteFreshKey(*m_bound, Bytes(32, 0x01), *confirm, B("offer bytes")));
+  EXPECT_EQ(m.initiator->epoch(), 1U);
+  EXPECT_EQ(m.initiator->Open(*confirm).error().code(), ErrorCode::kFailedPrecondition);  // marked received
+  QSAPI_ASSERT_OK(m.initiator->Open(*m.responder->Seal(B("after the confirmation"))));
+  ChannelPair u = MakePair();
+  QSAPI_ASSERT_OK(u.initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(u.responder->BindFreshKey(1, Bytes(32, 0x01)));
+  QSAPI_ASSERT_OK(u.initiator->CompleteFreshKey(1, Bytes(32, 0x02)));
+  EXPECT_EQ(u.initiator->Open(*u.responder->Seal(B("x"))).error(), AuthenticationFailed());
 
   // Cancel ends the hold with nothing bound; a bind too far ahead is refused and changes nothing.
   ChannelPair c = MakePair();

@@ -214,7 +214,13 @@ class SessionChannel {
   // CompleteFreshKey enters `epoch` now (through ratchet-only steps for epochs in between), mixing
   // `qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize bytes) into the step that enters it, and ends the
   // hold. FAILED_PRECONDITION without a hold or when the channel is already at or past `epoch`.
-  Status CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key);
+  // With a `confirm_envelope` (the peer's empty-payload envelope of `epoch`, sealed with
+  // `confirm_aad` right after it bound the key) the epoch is entered only if that envelope opens
+  // under the new keys; otherwise AuthenticationFailed() and nothing changes (the hold stays): the
+  // two sides hold different keys. The confirmation is marked received in the replay window but
+  // does not move the kStrict order, so envelopes the peer sent before it stay in order.
+  Status CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, ByteView confirm_envelope = {},
+                          ByteView confirm_aad = {});
   void CancelFreshKey() noexcept;
   // BindFreshKey is the answering side: it enters epoch max(current + 1, min_epoch) now, mixing
   // `qkd_key` into the step that enters it, and returns that epoch. min_epoch may be at most
