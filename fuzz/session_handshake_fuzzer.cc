@@ -1,5 +1,6 @@
-// Fuzzes the parsers of the session establishment messages a peer sends (Init, Accept, Confirm,
-// Abort; docs/PROTOCOL.md, "Session establishment"). Every input goes to all four parsers.
+// Fuzzes the parsers of the session messages a peer sends (Init, Accept, Confirm, Abort, and on an
+// established session RekeyOffer, RekeyDone, RekeyRefuse; docs/PROTOCOL.md). Every input goes to
+// all seven parsers.
 // Invariants checked: no crash or sanitizer report; a message a parser accepts re-encodes to
 // exactly the input bytes (one encoding per message: nothing ignored, nothing ambiguous), with
 // every field in range; every failure is INVALID_ARGUMENT or UNIMPLEMENTED with a message.
@@ -51,6 +52,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (auto m = internal::ParseAbort(in); m.ok()) {
     Check(SameBytes(internal::EncodeAbort(*m), in));
+    Check(m->reason.size() <= internal::kMaxAbortReason);
+  } else {
+    CheckFailure(m);
+  }
+  if (auto m = internal::ParseRekeyOffer(in); m.ok()) {
+    Check(SameBytes(internal::EncodeRekeyOffer(*m), in));
+    Check(!m->key_ids.empty() && m->key_ids.size() <= internal::kMaxKeyIds && m->min_epoch > 0);
+    for (const auto& id : m->key_ids) Check(qsapi::qkd::IsValidKeyId(id));
+  } else {
+    CheckFailure(m);
+  }
+  if (auto m = internal::ParseRekeyDone(in); m.ok()) {
+    Check(SameBytes(internal::EncodeRekeyDone(*m), in));
+    Check(m->confirm_envelope.size() == internal::kRekeyConfirmEnvelopeSize && m->epoch > 0);
+  } else {
+    CheckFailure(m);
+  }
+  if (auto m = internal::ParseRekeyRefuse(in); m.ok()) {
+    Check(SameBytes(internal::EncodeRekeyRefuse(*m), in));
     Check(m->reason.size() <= internal::kMaxAbortReason);
   } else {
     CheckFailure(m);

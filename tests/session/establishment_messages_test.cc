@@ -113,5 +113,61 @@ TEST(EstablishmentMessagesTest, AcceptConfirmAndAbortParseStrictly) {
   EXPECT_EQ(EncodeAbort({.code = AbortCode::kInternal, .reason = std::string(2000, 'a')}).size(), 5 + kMaxAbortReason);
 }
 
+TEST(EstablishmentMessagesTest, RekeyMessagesRoundTripWithTheDocumentedLayout) {
+  RekeyOfferMessage offer;
+  offer.session_id.fill(0x33);
+  offer.min_epoch = 0x01020304;
+  offer.key_ids = {"0b4b4d8c-1f6a-4d5e-9a3b-2c1d0e9f8a7b"};
+  const Bytes o = EncodeRekeyOffer(offer);
+  ASSERT_EQ(o.size(), 2 + 16 + 4 + 1 + 36U);
+  EXPECT_EQ(o[0], kTypeRekeyOffer);
+  EXPECT_EQ(o[18], 0x01);
+  EXPECT_EQ(o[21], 0x04);
+  EXPECT_EQ(o[22], 1);
+  auto po = ParseRekeyOffer(o);
+  ASSERT_TRUE(po.ok()) << po.error().ToString();
+  EXPECT_EQ(po->min_epoch, 0x01020304U);
+  EXPECT_EQ(po->key_ids, offer.key_ids);
+  for (std::size_t n = 0; n < o.size(); ++n) EXPECT_FALSE(ParseRekeyOffer(ByteView(o).first(n)).ok()) << n;
+  Bytes zero_epoch = o;
+  zero_epoch[18] = zero_epoch[19] = zero_epoch[20] = zero_epoch[21] = 0;
+  EXPECT_TRUE(Contains(ParseRekeyOffer(zero_epoch).error().message(), "min_epoch 0"));
+  RekeyOfferMessage none = offer;
+  none.key_ids.clear();
+  EXPECT_TRUE(Contains(ParseRekeyOffer(EncodeRekeyOffer(none)).error().message(), "no key_IDs"));
+  Bytes bad_uuid = o;
+  bad_uuid[30] = 'z';
+  EXPECT_TRUE(Contains(ParseRekeyOffer(bad_uuid).error().message(), "not a UUID"));
+  EXPECT_FALSE(ParseRekeyOffer(EncodeInit(SampleInit())).ok());  // another type
+
+  RekeyDoneMessage done;
+  done.session_id.fill(0x44);
+  done.epoch = 7;
+  done.confirm_envelope = Bytes(kRekeyConfirmEnvelopeSize, 0x55);
+  const Bytes d = EncodeRekeyDone(done);
+  ASSERT_EQ(d.size(), 2 + 16 + 4 + 53U);
+  auto pd = ParseRekeyDone(d);
+  ASSERT_TRUE(pd.ok()) << pd.error().ToString();
+  EXPECT_EQ(pd->epoch, 7U);
+  EXPECT_EQ(pd->confirm_envelope, done.confirm_envelope);
+  Bytes long_done = d;
+  long_done.push_back(0);
+  EXPECT_TRUE(Contains(ParseRekeyDone(long_done).error().message(), "confirmation envelope of 54 bytes"));
+  EXPECT_FALSE(ParseRekeyDone(ByteView(d).first(d.size() - 1)).ok());
+
+  RekeyRefuseMessage refuse;
+  refuse.session_id.fill(0x66);
+  refuse.code = AbortCode::kQkdUnavailable;
+  refuse.reason = "the KME is down\n";
+  const Bytes r = EncodeRekeyRefuse(refuse);
+  auto pr = ParseRekeyRefuse(r);
+  ASSERT_TRUE(pr.ok()) << pr.error().ToString();
+  EXPECT_EQ(pr->code, AbortCode::kQkdUnavailable);
+  EXPECT_EQ(pr->reason, "the KME is down?");  // unprintable characters are replaced
+  Bytes bad_code = r;
+  bad_code[18] = 0;
+  EXPECT_TRUE(Contains(ParseRekeyRefuse(bad_code).error().message(), "unknown code"));
+}
+
 }  // namespace
 }  // namespace qsapi::session::internal

@@ -26,6 +26,10 @@ inline constexpr std::uint8_t kTypeInit = 0x01;
 inline constexpr std::uint8_t kTypeAccept = 0x02;
 inline constexpr std::uint8_t kTypeConfirm = 0x03;
 inline constexpr std::uint8_t kTypeAbort = 0x7f;
+// Fresh QKD keys at rotation, on an established session's link (docs/PROTOCOL.md).
+inline constexpr std::uint8_t kTypeRekeyOffer = 0x10;
+inline constexpr std::uint8_t kTypeRekeyDone = 0x11;
+inline constexpr std::uint8_t kTypeRekeyRefuse = 0x12;
 inline constexpr std::size_t kRandomSize = kQrngContributionSize;  // 32
 inline constexpr std::size_t kKeyIdSize = 36;                       // UUID text, 8-4-4-4-12
 inline constexpr std::size_t kMaxKeyIds = 4;
@@ -58,6 +62,31 @@ struct AbortMessage {
   std::string reason;  // printable ASCII, at most kMaxAbortReason bytes
 };
 
+// RekeyOffer: the session initiator proposes fresh QKD keys (its KME reserved them) for an epoch
+// at or after min_epoch.
+struct RekeyOfferMessage {
+  SessionId session_id{};
+  std::uint32_t min_epoch = 0;
+  std::vector<std::string> key_ids;  // 1..kMaxKeyIds
+};
+
+// RekeyDone: the responder fetched the keys, entered `epoch` with them mixed in and sealed an
+// empty envelope of that epoch (associated data: kRekeyConfirmLabel || the RekeyOffer message).
+struct RekeyDoneMessage {
+  SessionId session_id{};
+  std::uint32_t epoch = 0;
+  Bytes confirm_envelope;  // exactly kRekeyConfirmEnvelopeSize bytes
+};
+inline constexpr std::size_t kRekeyConfirmEnvelopeSize = 37 + 16;  // an envelope header and tag, no payload
+inline constexpr std::string_view kRekeyConfirmLabel = "qsapi session v1 rekey confirm";
+
+// RekeyRefuse: the responder bound nothing; the session goes on with the ratchet alone.
+struct RekeyRefuseMessage {
+  SessionId session_id{};
+  AbortCode code = AbortCode::kInternal;
+  std::string reason;  // printable ASCII, at most kMaxAbortReason bytes
+};
+
 Bytes EncodeInit(const InitMessage& m);
 Bytes EncodeAccept(const AcceptMessage& m);
 Bytes EncodeConfirm(const ConfirmMessage& m);
@@ -71,6 +100,14 @@ Result<InitMessage> ParseInit(ByteView data);
 Result<AcceptMessage> ParseAccept(ByteView data);
 Result<ConfirmMessage> ParseConfirm(ByteView data);
 Result<AbortMessage> ParseAbort(ByteView data);
+
+Bytes EncodeRekeyOffer(const RekeyOfferMessage& m);
+Bytes EncodeRekeyDone(const RekeyDoneMessage& m);
+// EncodeRekeyRefuse truncates and cleans the reason like EncodeAbort.
+Bytes EncodeRekeyRefuse(const RekeyRefuseMessage& m);
+Result<RekeyOfferMessage> ParseRekeyOffer(ByteView data);
+Result<RekeyDoneMessage> ParseRekeyDone(ByteView data);
+Result<RekeyRefuseMessage> ParseRekeyRefuse(ByteView data);
 
 // ParseSourceList parses n (1) || ids (n) at the start of `data`, consuming it; `what` names the
 // message in errors. The list must start with tls-exporter, be strictly increasing and contain
