@@ -412,6 +412,7 @@ class ChannelState {
 }  // namespace internal
 
 using internal::ChannelState;
+using internal::SendKeys;
 
 Result<SessionChannel> SessionChannel::New(bool initiator, AeadSuite suite, ByteView session_id,
                                            SecretBytes epoch_secret, ChannelConfig config) {
@@ -585,11 +586,17 @@ Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, Byte
   return target;
 }
 
-bool SessionChannel::RotationDue(std::size_t next_payload) const {
+bool SessionChannel::RotationDue(std::size_t next_payload, unsigned lead_divisor) const {
   if (!state_) return false;
   std::lock_guard lock(state_->mu);
   if (state_->closed || !state_->send) return false;
-  return state_->send->next_seq == UINT64_MAX || state_->PolicyDue(state_->Now(), next_payload);
+  const SendKeys& send = *state_->send;
+  if (send.next_seq == UINT64_MAX) return true;
+  const std::uint64_t d = lead_divisor == 0 ? 1 : lead_divisor;
+  const RotationPolicy& policy = state_->config.rotation;
+  return send.next_seq >= std::max<std::uint64_t>(policy.max_messages / d, 1) ||
+         send.bytes + next_payload > policy.max_bytes / d ||
+         state_->Now() - send.started >= policy.max_age / static_cast<std::int64_t>(d);
 }
 
 bool SessionChannel::fresh_key_pending() const {

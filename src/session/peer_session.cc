@@ -24,7 +24,7 @@ using namespace internal;  // NOLINT(google-build-using-namespace): the message 
 struct SessionBuilder {
   static PeerSession Build(SessionRole role, const SessionId& id, AeadSuite suite, std::vector<SourceId> sources,
                            std::vector<std::string> notes, std::vector<std::string> key_ids, SessionKeys keys,
-                           std::unique_ptr<PeerLink> link) {
+                           std::unique_ptr<PeerLink> link, std::shared_ptr<const FreshKeySupply> fresh_keys) {
     PeerSession s;
     s.session_id_.assign(id.begin(), id.end());
     s.role_ = role;
@@ -36,6 +36,7 @@ struct SessionBuilder {
     s.established_at_ = std::chrono::system_clock::now();
     s.keys_ = std::move(keys);
     s.link_ = std::move(link);
+    s.fresh_key_supply_ = std::move(fresh_keys);
     return s;
   }
 };
@@ -283,49 +284,442 @@ bool PeerSession::ReestablishDue(std::chrono::seconds interval) const {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// PeerChannel: envelopes over the link, and fresh QKD keys at rotation.
+
+struct PeerChannel::PendingFreshKey {
+  Bytes offer;  // the RekeyOffer message: the confirmation's associated data
+  SecretBytes material;
+  std::vector<std::string> key_ids;
+  Clock::time_point deadline;
+};
+
+namespace {
+
+bool IsEnvelope(const Bytes& m) { return m.size() >= 2 && m[0] == kEnvelopeMagic[0] && m[1] == kEnvelopeMagic[1]; }
+
+Bytes ConfirmAad(const Bytes& offer) {
+  Bytes aad(kRekeyConfirmLabel.begin(), kRekeyConfirmLabel.end());
+  aad.insert(aad.end(), offer.begin(), offer.end());
+  return aad;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, ChannelConfig config) {
   if (session.link() == nullptr || !session.link()->is_open()) {
     return FailedPrecondition("peer channel: the session has no open link");
   }
   if (session.keys().epoch_secret.empty()) return FailedPrecondition("peer channel: the session's keys were taken");
+  config.ordering = Ordering::kStrict;  // the link keeps order
   SessionKeys keys = session.TakeKeys();
   QSAPI_ASSIGN_OR_RETURN(SessionChannel channel,
                          SessionChannel::New(session.role() == SessionRole::kInitiator, session.suite(),
                                              session.session_id(), std::move(keys.epoch_secret), std::move(config)));
-  return std::unique_ptr<PeerChannel>(new PeerChannel(std::move(session), std::move(channel)));
+  auto out = std::unique_ptr<PeerChannel>(new PeerChannel(std::move(session), std::move(channel)));
+  out->reader_ = std::thread([p = out.get()] { p->ReaderLoop(); });
+  return out;
 }
 
-Status PeerChannel::Send(ByteView plaintext, ByteView aad) {
-  Bytes envelope;
-  {
-    std::lock_guard lock(mu_);
-    QSAPI_RETURN_IF_ERROR(channel_.SealTo(plaintext, aad, envelope));
-  }
-  return session_.link()->Send(envelope);
+PeerChannel::PeerChannel(PeerSession session, SessionChannel channel)
+    : session_(std::move(session)), channel_(std::move(channel)) {
+  const auto& supply = session_.fresh_key_supply();
+  can_propose_ = session_.role() == SessionRole::kInitiator && supply != nullptr && supply->master != nullptr;
 }
 
-Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView aad) {
-  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, session_.link()->Receive(timeout));
-  std::lock_guard lock(mu_);
-  return channel_.Open(envelope, aad);
-}
-
-Status PeerChannel::Rotate() {
-  std::lock_guard lock(mu_);
-  return channel_.Rotate();
-}
-
-ChannelStats PeerChannel::stats() const {
-  std::lock_guard lock(mu_);
-  return channel_.stats();
-}
+PeerChannel::~PeerChannel() { Close(); }
 
 void PeerChannel::Close() {
   {
     std::lock_guard lock(mu_);
-    channel_.Close();
+    stop_ = true;
+    if (!failure_) failure_ = FailedPrecondition("the peer channel is closed");
+    pending_.reset();
   }
+  cv_.notify_all();
+  if (session_.link() != nullptr) session_.link()->Close();  // wakes the reader
+  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  channel_.Close();
+}
+
+Status PeerChannel::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_ ? Status(*failure_) : OkStatus();
+}
+
+void PeerChannel::Fail(Error error, std::optional<AbortCode> tell_peer, bool keep_keys) {
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return;
+    failure_ = error;
+    pending_.reset();
+  }
+  // A link the peer closed is the normal end of a session; anything else is worth an error line.
+  Log(keep_keys ? LogLevel::kInfo : LogLevel::kError, kLog,
+      "session " + session_.session_id_hex() + " closed: " + error.message());
+  if (tell_peer && session_.link() != nullptr && session_.link()->is_open()) {
+    (void)session_.link()->Send(EncodeAbort(AbortMessage{.code = *tell_peer, .reason = error.message()}),
+                                std::chrono::milliseconds(1000));
+  }
+  if (!keep_keys) channel_.Close();
   if (session_.link() != nullptr) session_.link()->Close();
+  cv_.notify_all();
+}
+
+Status PeerChannel::CheckDeadlineLocked() {
+  if (failure_) return *failure_;
+  if (pending_ && Clock::now() >= pending_->deadline) {
+    return Error(ErrorCode::kDeadlineExceeded, "session with " + session_.peer_name() +
+                            ": the peer did not answer the fresh-key proposal in time; the two sides may now "
+                            "disagree on the next epoch, so the session is closed (establish a new one)");
+  }
+  return OkStatus();
+}
+
+void PeerChannel::ReaderLoop() {
+  PeerLink* link = session_.link();
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_ || failure_) return;
+      if (auto st = CheckDeadlineLocked(); !st.ok()) {
+        lock.unlock();
+        Fail(st.error(), AbortCode::kInternal);
+        return;
+      }
+    }
+    // Time-based rotations of an initiator that is not sending: propose from here, unless a Send
+    // or Rotate is under way (it proposes itself when due).
+    if (can_propose_) {
+      if (std::unique_lock send_lock(send_mu_, std::try_to_lock); send_lock.owns_lock()) MaybeProposeLocked(0);
+    }
+    auto m = link->Receive(std::chrono::milliseconds(200));
+    if (!m.ok()) {
+      if (m.error().code() == ErrorCode::kDeadlineExceeded && link->is_open()) continue;
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return;
+      }
+      // The envelopes already queued still open (the keys stay until Close).
+      Fail(m.error().code() == ErrorCode::kUnavailable
+               ? Unavailable("session with " + session_.peer_name() + ": the peer closed the link")
+               : m.error(),
+           std::nullopt, /*keep_keys=*/true);
+      return;
+    }
+    if (IsEnvelope(*m)) {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || failure_ || inbox_.size() < kMaxQueuedEnvelopes; });
+      if (stop_ || failure_) return;
+      inbox_.push_back(std::move(*m));
+      cv_.notify_all();
+      continue;
+    }
+    switch (MessageType(*m)) {
+      case kTypeRekeyOffer: HandleOffer(*m); break;
+      case kTypeRekeyDone: HandleDone(*m); break;
+      case kTypeRekeyRefuse: HandleRefuse(*m); break;
+      case kTypeAbort: {
+        auto abort = ParseAbort(*m);
+        Fail(abort.ok() ? Error(CodeForAbort(abort->code), "session with " + session_.peer_name() +
+                                                              ": the peer closed the session (" +
+                                                              std::string(AbortCodeName(abort->code)) +
+                                                              "): " + abort->reason)
+                        : Error(ErrorCode::kInternal, "session with " + session_.peer_name() + ": " +
+                                                          abort.error().message()),
+             std::nullopt);
+        return;
+      }
+      default:
+        Fail(InvalidArgument("session with " + session_.peer_name() + ": unexpected message of type " +
+                             std::to_string(MessageType(*m)) + " on an established session"),
+             AbortCode::kMalformed);
+        return;
+    }
+  }
+}
+
+// The responder's side of a fresh-key agreement (runs on the reader thread).
+void PeerChannel::HandleOffer(const Bytes& message) {
+  const std::string who = "session with " + session_.peer_name() + ": fresh QKD keys: ";
+  if (session_.role() != SessionRole::kResponder) {
+    // The initiator may be waiting for its own proposal's answer with send_mu_ held: no refusal,
+    // the peer broke the protocol.
+    return Fail(InvalidArgument(who + "the responder proposed; only the session's initiator does"),
+                AbortCode::kMalformed);
+  }
+  auto refuse = [&](AbortCode code, const std::string& reason) {
+    Log(LogLevel::kWarning, kLog, who + "refused: " + reason);
+    RekeyRefuseMessage r;
+    std::copy(session_.session_id().begin(), session_.session_id().end(), r.session_id.begin());
+    r.code = code;
+    r.reason = reason;
+    {
+      std::lock_guard lock(mu_);
+      ++fresh_stats_.refused;
+      fresh_stats_.last_problem = reason;
+    }
+    std::lock_guard send_lock(send_mu_);
+    (void)session_.link()->Send(EncodeRekeyRefuse(r));
+  };
+  auto offer = ParseRekeyOffer(message);
+  if (!offer.ok()) return refuse(AbortCode::kMalformed, offer.error().message());
+  if (!std::equal(offer->session_id.begin(), offer->session_id.end(), session_.session_id().begin())) {
+    return refuse(AbortCode::kMalformed, "the proposal names another session");
+  }
+  const auto& supply = session_.fresh_key_supply();
+  if (supply == nullptr || supply->slave == nullptr) {
+    return refuse(AbortCode::kPolicy, "this side has no QKD link for this session (or qkd_at_rotation is off)");
+  }
+  if (offer->key_ids.size() != supply->keys_per_epoch) {
+    return refuse(AbortCode::kPolicy, std::to_string(offer->key_ids.size()) + " key_IDs proposed, " +
+                                          std::to_string(supply->keys_per_epoch) + " expected");
+  }
+  if (supply->replay_guard != nullptr) {
+    if (auto st = supply->replay_guard->CheckAndRecord(offer->key_ids); !st.ok()) {
+      return refuse(AbortCode::kReplayedKeyId, st.error().message());
+    }
+  }
+  auto fetched = supply->slave->Fetch(offer->key_ids);
+  if (!fetched.ok()) {
+    return refuse(AbortCode::kQkdUnavailable, "the responder's KME could not deliver the keys: " +
+                                                  fetched.error().ToString());
+  }
+  auto joined = Concat(*fetched);
+  if (!joined.ok()) return refuse(AbortCode::kPolicy, joined.error().message());
+  std::lock_guard send_lock(send_mu_);  // no envelope of the new epoch leaves before RekeyDone
+  auto epoch = channel_.BindFreshKey(offer->min_epoch, joined->view());
+  if (!epoch.ok()) {
+    // Nothing was bound; send_mu_ is held, so refuse inline.
+    RekeyRefuseMessage r;
+    r.session_id = offer->session_id;
+    r.code = AbortCode::kInternal;
+    r.reason = epoch.error().message();
+    {
+      std::lock_guard lock(mu_);
+      ++fresh_stats_.refused;
+      fresh_stats_.last_problem = r.reason;
+    }
+    Log(LogLevel::kWarning, kLog, who + "refused: " + r.reason);
+    (void)session_.link()->Send(EncodeRekeyRefuse(r));
+    return;
+  }
+  auto confirm = channel_.Seal({}, ConfirmAad(message));
+  if (!confirm.ok()) {
+    Fail(Error(ErrorCode::kInternal, who + "cannot seal the confirmation: " + confirm.error().message()),
+         AbortCode::kInternal);
+    return;
+  }
+  RekeyDoneMessage done{.session_id = offer->session_id, .epoch = *epoch, .confirm_envelope = std::move(*confirm)};
+  if (auto st = session_.link()->Send(EncodeRekeyDone(done)); !st.ok()) {
+    Fail(st.error(), std::nullopt);
+    return;
+  }
+  std::lock_guard lock(mu_);
+  ++fresh_stats_.agreed;
+}
+
+// The initiator's side: the answers to its proposal (reader thread).
+void PeerChannel::HandleDone(const Bytes& message) {
+  auto done = ParseRekeyDone(message);
+  if (!done.ok()) return Fail(done.error(), AbortCode::kMalformed);
+  std::unique_lock lock(mu_);
+  if (!pending_) {
+    lock.unlock();
+    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyDone without a proposal"),
+                AbortCode::kMalformed);
+  }
+  if (!std::equal(done->session_id.begin(), done->session_id.end(), session_.session_id().begin())) {
+    lock.unlock();
+    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyDone names another session"),
+                AbortCode::kMalformed);
+  }
+  auto st = channel_.CompleteFreshKey(done->epoch, pending_->material.view(), done->confirm_envelope,
+                                      ConfirmAad(pending_->offer));
+  if (!st.ok()) {
+    const std::string ids = JoinIds(pending_->key_ids);
+    lock.unlock();
+    if (st.error() == AuthenticationFailed()) {
+      return Fail(Error(ErrorCode::kDataLoss, "session with " + session_.peer_name() +
+                                                  ": fresh-key confirmation failed: the QKD keys differ between the "
+                                                  "two KMEs (key_IDs " + ids + ")"),
+                  AbortCode::kQkdKeyMismatch);
+    }
+    return Fail(Error(st.error().code(), "session with " + session_.peer_name() + ": " + st.error().message()),
+                AbortCode::kInternal);
+  }
+  pending_.reset();
+  ++fresh_stats_.agreed;
+  last_refusal_.reset();
+  cv_.notify_all();
+}
+
+void PeerChannel::HandleRefuse(const Bytes& message) {
+  auto refuse = ParseRekeyRefuse(message);
+  if (!refuse.ok()) return Fail(refuse.error(), AbortCode::kMalformed);
+  std::unique_lock lock(mu_);
+  if (!pending_) {
+    lock.unlock();
+    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyRefuse without a proposal"),
+                AbortCode::kMalformed);
+  }
+  channel_.CancelFreshKey();  // the peer bound nothing
+  pending_.reset();
+  const std::string reason = "the peer refused the fresh QKD keys (" + std::string(AbortCodeName(refuse->code)) +
+                             "): " + refuse->reason;
+  ++fresh_stats_.refused;
+  fresh_stats_.last_problem = reason;
+  last_refusal_ = Error(CodeForAbort(refuse->code), "session with " + session_.peer_name() + ": " + reason);
+  skip_fresh_epoch_.store(channel_.epoch());  // this rotation goes on with the ratchet alone
+  cv_.notify_all();
+  lock.unlock();
+  Log(LogLevel::kWarning, kLog, "session with " + session_.peer_name() + ": " + reason +
+                                    "; this epoch rotates by the ratchet alone");
+}
+
+Status PeerChannel::StartFreshKeyLocked() {
+  const auto& supply = session_.fresh_key_supply();
+  auto skip = [&](const std::string& reason) -> Status {
+    std::lock_guard lock(mu_);
+    ++fresh_stats_.skipped;
+    fresh_stats_.last_problem = reason;
+    Log(LogLevel::kWarning, kLog, "session with " + session_.peer_name() + ": no fresh QKD keys for this rotation: " +
+                                      reason + "; the ratchet alone is used");
+    return Unavailable("session with " + session_.peer_name() + ": " + reason);
+  };
+  auto reserved = supply->master->Reserve(supply->keys_per_epoch);
+  if (!reserved.ok()) return skip("our KME could not supply keys: " + reserved.error().ToString());
+  auto joined = Concat(reserved->keys);
+  if (!joined.ok()) return skip(joined.error().message());
+  QSAPI_ASSIGN_OR_RETURN(std::uint32_t min_epoch, channel_.BeginFreshKey());
+  RekeyOfferMessage offer;
+  std::copy(session_.session_id().begin(), session_.session_id().end(), offer.session_id.begin());
+  offer.min_epoch = min_epoch;
+  offer.key_ids = reserved->key_ids;
+  auto pending = std::make_unique<PendingFreshKey>();
+  pending->offer = EncodeRekeyOffer(offer);
+  pending->material = std::move(joined).value();
+  pending->key_ids = reserved->key_ids;
+  pending->deadline = Clock::now() + supply->timeout;
+  const Bytes offer_bytes = pending->offer;
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) {
+      channel_.CancelFreshKey();
+      return *failure_;
+    }
+    pending_ = std::move(pending);
+    last_refusal_.reset();
+  }
+  if (auto st = session_.link()->Send(offer_bytes); !st.ok()) {
+    Fail(st.error(), std::nullopt);
+    return st;
+  }
+  return OkStatus();
+}
+
+Status PeerChannel::WaitFreshKey(std::unique_lock<std::mutex>& lock) {
+  while (pending_ && !failure_) {
+    const auto deadline = pending_->deadline;
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && pending_ && Clock::now() >= deadline) {
+      // The reader fails the channel on the deadline too; whoever is first says why.
+      Status st = CheckDeadlineLocked();
+      lock.unlock();
+      Fail(st.error(), AbortCode::kInternal);
+      lock.lock();
+    }
+  }
+  if (failure_) return *failure_;
+  if (last_refusal_) return *last_refusal_;
+  return OkStatus();
+}
+
+// The initiator leads the epochs of a session with fresh keys: it proposes once half of any
+// rotation limit is reached, so that its fresh-key epochs come before either side's policy would
+// rotate by the ratchet alone. If no proposal can be made, the policy rotates by the ratchet at
+// the full limit.
+void PeerChannel::MaybeProposeLocked(std::size_t next_payload) {
+  if (!can_propose_ || channel_.fresh_key_pending() || channel_.epoch() == skip_fresh_epoch_.load() ||
+      !channel_.RotationDue(next_payload, kFreshKeyLeadDivisor)) {
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (failure_ || pending_) return;
+  }
+  if (!StartFreshKeyLocked().ok()) skip_fresh_epoch_.store(channel_.epoch());
+}
+
+Status PeerChannel::Send(ByteView plaintext, ByteView aad) {
+  std::lock_guard send_lock(send_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return *failure_;
+  }
+  MaybeProposeLocked(plaintext.size());
+  Bytes envelope;
+  QSAPI_RETURN_IF_ERROR(channel_.SealTo(plaintext, aad, envelope));
+  return session_.link()->Send(envelope);
+}
+
+Result<Bytes> PeerChannel::Seal(ByteView plaintext, ByteView aad) {
+  std::lock_guard send_lock(send_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return *failure_;
+  }
+  return channel_.Seal(plaintext, aad);
+}
+
+Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView aad) {
+  if (timeout.count() <= 0) timeout = session_.link()->io_timeout();
+  Bytes envelope;
+  {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !inbox_.empty() || failure_.has_value(); })) {
+      return Error(ErrorCode::kDeadlineExceeded, "session with " + session_.peer_name() + ": no envelope arrived in time");
+    }
+    if (inbox_.empty()) return *failure_;
+    envelope = std::move(inbox_.front());
+    inbox_.pop_front();
+  }
+  cv_.notify_all();  // room in the queue for the reader
+  return channel_.Open(envelope, aad);
+}
+
+Result<Bytes> PeerChannel::Open(ByteView envelope, ByteView aad) { return channel_.Open(envelope, aad); }
+
+Status PeerChannel::RotateWithFreshQkd() {
+  if (!can_propose_) {
+    return FailedPrecondition(session_.role() == SessionRole::kInitiator
+                                  ? "this session has no QKD link for fresh keys (it was established without QKD, or "
+                                    "qkd_at_rotation is off)"
+                                  : "only the session's initiator proposes fresh QKD keys");
+  }
+  std::lock_guard send_lock(send_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return *failure_;
+  }
+  QSAPI_RETURN_IF_ERROR(StartFreshKeyLocked());
+  std::unique_lock lock(mu_);
+  return WaitFreshKey(lock);
+}
+
+Status PeerChannel::Rotate() {
+  if (can_propose_ && RotateWithFreshQkd().ok()) return OkStatus();
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return *failure_;
+  }
+  return channel_.Rotate();
+}
+
+ChannelStats PeerChannel::stats() const { return channel_.stats(); }
+
+FreshKeyStats PeerChannel::fresh_key_stats() const {
+  std::lock_guard lock(mu_);
+  return fresh_stats_;
 }
 
 Result<std::unique_ptr<PeerEndpoint>> PeerEndpoint::Create(Options options, std::vector<PeerConfig> peers) {
@@ -354,6 +748,23 @@ Result<std::unique_ptr<PeerEndpoint>> PeerEndpoint::Create(Options options, std:
     by_name.emplace(std::move(name), std::move(p));
   }
   return std::unique_ptr<PeerEndpoint>(new PeerEndpoint(std::move(options), std::move(by_name)));
+}
+
+std::shared_ptr<const FreshKeySupply> PeerEndpoint::FreshKeysFor(const PeerConfig& peer, SessionRole role,
+                                                                  bool qkd_used) const {
+  if (!qkd_used || !peer.qkd_at_rotation || peer.policy.qkd == SourcePolicy::kOff) return nullptr;
+  auto supply = std::make_shared<FreshKeySupply>();
+  if (role == SessionRole::kInitiator) {
+    if (peer.qkd_master == nullptr) return nullptr;
+    supply->master = peer.qkd_master;
+  } else {
+    if (peer.qkd_slave == nullptr) return nullptr;
+    supply->slave = peer.qkd_slave;
+    supply->replay_guard = replay_guard_;
+  }
+  supply->keys_per_epoch = peer.qkd_keys_per_session;
+  supply->timeout = peer.establishment_timeout;
+  return supply;
 }
 
 const PeerConfig* PeerEndpoint::FindPeer(std::string_view name) const {
@@ -495,7 +906,7 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
   }
   return SessionBuilder::Build(SessionRole::kInitiator, init.session_id, init.suite, acc, std::move(notes),
                                qkd_used ? init.key_ids : std::vector<std::string>{}, std::move(keys).value(),
-                               std::move(link));
+                               std::move(link), FreshKeysFor(*peer, SessionRole::kInitiator, qkd_used));
 }
 
 Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
@@ -535,7 +946,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
     } else if (peer->qkd_slave == nullptr) {
       reason = "no QKD link (slave key supply) to this peer is configured at the responder";
     } else {
-      if (auto st = replay_guard_.CheckAndRecord(init->key_ids); !st.ok()) {
+      if (auto st = replay_guard_->CheckAndRecord(init->key_ids); !st.ok()) {
         return ex.Fail(AbortCode::kReplayedKeyId,
                        Error(ErrorCode::kPermissionDenied, "session with " + peer->name + ": " + st.error().message()));
       }
@@ -625,7 +1036,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
   }
   return SessionBuilder::Build(SessionRole::kResponder, init->session_id, init->suite, accepted, std::move(notes),
                                qkd_used ? init->key_ids : std::vector<std::string>{}, std::move(keys).value(),
-                               std::move(link));
+                               std::move(link), FreshKeysFor(*peer, SessionRole::kResponder, qkd_used));
 }
 
 Result<PeerSession> PeerEndpoint::AcceptAndRespond(PeerListener& listener, std::chrono::milliseconds timeout) {

@@ -3,6 +3,7 @@
 // and without QKD and QRNG, prefer vs require when the KME is down, corrupt QKD keys, replayed
 // key_IDs, downgraded source lists, certificates from another CA, classical certificates, wrong
 // peer names, classical-only clients, the cnsa2 profile, framing bounds and deadlines.
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <future>
@@ -227,29 +228,201 @@ TEST_F(PeerSessionTest, ChannelsCarryEnvelopesBothWaysAcrossRotationsAndRefuseTa
   ASSERT_TRUE(echo.get().ok());
   EXPECT_GE((*ci)->stats().rotations, 5U);
   EXPECT_GE((*cr)->stats().rotations, 5U);
-  // A tampered envelope sent over the same link is refused and the channel keeps working.
-  auto sealed = Bytes{};
+  EXPECT_EQ((*ci)->fresh_key_stats().agreed, 0U) << "no QKD: the ratchet alone";
   {
     auto s = PeerChannel::Create(PeerSession(), config);
     EXPECT_FALSE(s.ok()) << "a session without link and keys makes no channel";
   }
-  ASSERT_TRUE((*ci)->Send(Bytes{9, 9, 9}).ok());
-  auto raw = (*cr)->session().link()->Receive(5s);
-  ASSERT_TRUE(raw.ok());
-  sealed = *raw;
+  // Envelopes injected on the link (as a man in the middle of the session, not of TLS, could):
+  // a tampered one is refused and the channel goes on; a good one opens once, never twice; one
+  // sealed before the last opened one is refused as out of order.
+  auto raw = (*ci)->Seal(Bytes{9, 9, 9});
+  ASSERT_TRUE(raw.ok()) << raw.error().ToString();
+  auto later = (*ci)->Seal(Bytes{8});
+  ASSERT_TRUE(later.ok());
+  Bytes sealed = *raw;
   sealed.back() ^= 1;
   ASSERT_TRUE((*ci)->session().link()->Send(sealed).ok());
   auto bad = (*cr)->Receive(5s);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error(), AuthenticationFailed());
-  ASSERT_TRUE((*ci)->session().link()->Send(*raw).ok());  // the untampered one opens once ...
+  ASSERT_TRUE((*ci)->session().link()->Send(*raw).ok());
   auto good = (*cr)->Receive(5s);
   ASSERT_TRUE(good.ok()) << good.error().ToString();
   EXPECT_EQ(*good, (Bytes{9, 9, 9}));
-  ASSERT_TRUE((*ci)->session().link()->Send(*raw).ok());  // ... and never twice
+  ASSERT_TRUE((*ci)->session().link()->Send(*raw).ok());
   auto replay = (*cr)->Receive(5s);
   ASSERT_FALSE(replay.ok());
   EXPECT_EQ(replay.error().code(), ErrorCode::kFailedPrecondition);
+  auto newest = (*ci)->Seal(Bytes{7});
+  ASSERT_TRUE((*ci)->session().link()->Send(*newest).ok());
+  ASSERT_TRUE((*cr)->Receive(5s).ok());
+  ASSERT_TRUE((*ci)->session().link()->Send(*later).ok());  // sealed before `newest`
+  auto reordered = (*cr)->Receive(5s);
+  ASSERT_FALSE(reordered.ok());
+  EXPECT_TRUE(Contains(reordered.error().message(), "out of order")) << reordered.error().ToString();
+  EXPECT_EQ((*cr)->stats().reordered_rejected, 1U);
+  ASSERT_TRUE((*ci)->Send(Bytes{6}).ok());  // and the channel goes on
+  auto after = (*cr)->Receive(5s);
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  EXPECT_EQ(*after, Bytes{6});
+  // Closing one side: the other sees the link closed, with a clear reason.
+  (*ci)->Close();
+  auto closed = (*cr)->Receive(5s);
+  ASSERT_FALSE(closed.ok());
+  EXPECT_EQ(closed.error().code(), ErrorCode::kUnavailable) << closed.error().ToString();
+  EXPECT_TRUE(Contains(closed.error().message(), "closed the link")) << closed.error().ToString();
+}
+
+// Fresh QKD keys at rotation: the sessions used QKD, so every epoch the initiator enters mixes
+// fresh keys agreed over the link (RekeyOffer/RekeyDone), under sustained traffic both ways.
+TEST_F(PeerSessionTest, RotationsUnderSustainedTrafficMixFreshQkdKeysAgreedOverTheLink) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto p = Run();
+  ASSERT_TRUE(p.initiator.ok()) << p.initiator.error().ToString();
+  ASSERT_TRUE(p.responder.ok()) << p.responder.error().ToString();
+  ChannelConfig config;
+  config.rotation.max_messages = 8;
+  auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
+  auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  const std::uint64_t keys_before = sim_->stored_key_count();
+  // The responder sends its own stream while echoing: both directions rotate.
+  auto echo = std::async(std::launch::async, [&]() -> Status {
+    for (int i = 0; i < 120; ++i) {
+      QSAPI_ASSIGN_OR_RETURN(Bytes m, (*cr)->Receive(10s));
+      QSAPI_RETURN_IF_ERROR((*cr)->Send(m));
+    }
+    return OkStatus();
+  });
+  for (int i = 0; i < 120; ++i) {
+    const Bytes m(static_cast<std::size_t>(1 + i * 13), static_cast<std::uint8_t>(i));
+    ASSERT_TRUE((*ci)->Send(m).ok()) << (*ci)->failure().error().ToString();
+    auto back = (*ci)->Receive(10s);
+    ASSERT_TRUE(back.ok()) << back.error().ToString();
+    ASSERT_EQ(*back, m);
+  }
+  ASSERT_TRUE(echo.get().ok());
+  const FreshKeyStats fi = (*ci)->fresh_key_stats();
+  const FreshKeyStats fr = (*cr)->fresh_key_stats();
+  EXPECT_GE(fi.agreed, 8U) << fi.last_problem;
+  EXPECT_EQ(fi.agreed, fr.agreed);
+  EXPECT_EQ(fi.refused + fi.skipped, 0U) << fi.last_problem;
+  EXPECT_EQ((*ci)->stats().fresh_key_epochs, fi.agreed);
+  EXPECT_EQ((*cr)->stats().fresh_key_epochs, fr.agreed);
+  EXPECT_EQ((*ci)->stats().epoch, (*cr)->stats().epoch);
+  EXPECT_EQ(sim_->reserved_key_count(), 0U) << "every reserved key was fetched by the responder";
+  EXPECT_LT(sim_->stored_key_count(), keys_before) << "fresh keys came from the KMEs";
+
+  // An explicit rotation with fresh keys, from the initiator; the responder cannot propose.
+  const std::uint32_t epoch = (*ci)->stats().epoch;
+  ASSERT_TRUE((*ci)->RotateWithFreshQkd().ok()) << (*ci)->failure().error().ToString();
+  EXPECT_GT((*ci)->stats().epoch, epoch);
+  EXPECT_EQ((*cr)->RotateWithFreshQkd().error().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
+  auto m = (*cr)->Receive(5s);
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  ASSERT_TRUE((*cr)->Send(Bytes{2}).ok());
+  ASSERT_TRUE((*ci)->Receive(5s).ok());
+}
+
+// Time-based rotation of an initiator that sends nothing: its reader proposes fresh keys once
+// half the epoch's maximum age has passed, and the responder's envelopes then use the new epoch.
+TEST_F(PeerSessionTest, AnIdleInitiatorStillLeadsTimeBasedRotationsWithFreshKeys) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto p = Run();
+  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
+  auto now = std::make_shared<std::atomic<std::int64_t>>(0);
+  ChannelConfig config;
+  config.rotation.max_age = 120s;
+  config.clock = [now] { return std::chrono::steady_clock::time_point{} + std::chrono::seconds(now->load()); };
+  auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
+  auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  now->store(59);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ((*ci)->fresh_key_stats().agreed, 0U) << "not yet half of max_age";
+  now->store(61);
+  for (int i = 0; i < 50 && (*cr)->fresh_key_stats().agreed == 0; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ((*cr)->fresh_key_stats().agreed, 1U);
+  ASSERT_TRUE((*cr)->Send(Bytes{42}).ok());
+  auto m = (*ci)->Receive(5s);
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  EXPECT_EQ((*ci)->stats().epoch, 1U);
+  EXPECT_EQ((*ci)->stats().fresh_key_epochs, 1U);
+}
+
+TEST_F(PeerSessionTest, FreshKeysAtRotationThatDifferCloseTheSessionSayingSo) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto p = Run();
+  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
+  auto ci = PeerChannel::Create(std::move(p.initiator).value());
+  auto cr = PeerChannel::Create(std::move(p.responder).value());
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
+  ASSERT_TRUE((*cr)->Receive(5s).ok());
+  sim_->SetFaults({.corrupt = true});
+  auto st = (*ci)->RotateWithFreshQkd();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kDataLoss);
+  EXPECT_TRUE(Contains(st.error().message(), "the QKD keys differ")) << st.error().ToString();
+  EXPECT_EQ((*ci)->Send(Bytes{2}).error().code(), ErrorCode::kDataLoss) << "the session is closed";
+  auto r = (*cr)->Receive(5s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kDataLoss) << r.error().ToString();
+  EXPECT_TRUE(Contains(r.error().message(), "qkd-key-mismatch")) << r.error().ToString();
+}
+
+TEST_F(PeerSessionTest, WithoutFreshKeysARotationUsesTheRatchetAloneAndSaysWhy) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kPrefer;
+  peer_a_.policy.qkd = SourcePolicy::kPrefer;
+  peer_a_.qkd_at_rotation = false;  // the responder refuses proposals
+  auto p = Run();
+  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
+  EXPECT_TRUE(p.initiator->qkd_used());
+  ASSERT_NE(p.initiator->fresh_key_supply(), nullptr);
+  EXPECT_EQ(p.responder->fresh_key_supply(), nullptr);
+  ChannelConfig config;
+  config.rotation.max_messages = 4;
+  auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
+  auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  // The peer refuses: RotateWithFreshQkd says why; Rotate falls back to the ratchet.
+  auto refused = (*ci)->RotateWithFreshQkd();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition) << refused.error().ToString();
+  EXPECT_TRUE(Contains(refused.error().message(), "qkd_at_rotation")) << refused.error().ToString();
+  ASSERT_TRUE((*ci)->Rotate().ok());
+  EXPECT_EQ((*ci)->stats().epoch, 1U);
+  EXPECT_EQ((*ci)->fresh_key_stats().refused, 2U);
+  EXPECT_EQ((*cr)->fresh_key_stats().refused, 2U);
+  // Traffic across policy rotations: each proposal is refused once, then the ratchet rotates.
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE((*ci)->Send(Bytes{static_cast<std::uint8_t>(i)}).ok());
+    auto m = (*cr)->Receive(5s);
+    ASSERT_TRUE(m.ok()) << m.error().ToString();
+  }
+  EXPECT_GE((*ci)->stats().epoch, 3U);
+  EXPECT_EQ((*ci)->stats().fresh_key_epochs, 0U);
+  EXPECT_TRUE(Contains((*ci)->fresh_key_stats().last_problem, "refused")) << (*ci)->fresh_key_stats().last_problem;
+  // Our own KME down: the rotation is skipped (no proposal) and the ratchet goes on.
+  sim_->SetFaults({.outage = true});
+  const auto skipped = (*ci)->fresh_key_stats().skipped;
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
+    ASSERT_TRUE((*cr)->Receive(5s).ok());
+  }
+  EXPECT_GT((*ci)->fresh_key_stats().skipped, skipped);
+  EXPECT_TRUE(Contains((*ci)->fresh_key_stats().last_problem, "KME")) << (*ci)->fresh_key_stats().last_problem;
+  // A session without QKD cannot propose at all.
+  EXPECT_EQ((*cr)->RotateWithFreshQkd().error().code(), ErrorCode::kFailedPrecondition);
 }
 
 TEST_F(PeerSessionTest, OneEndpointServesConcurrentEstablishments) {

@@ -227,8 +227,9 @@ class SessionChannel {
   // max_epochs_ahead + 1 ahead of the current epoch.
   Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key);
   // RotationDue says whether the next Seal of `next_payload` bytes would enter a new epoch under
-  // the rotation policy (ignoring a hold).
-  [[nodiscard]] bool RotationDue(std::size_t next_payload = 0) const;
+  // the rotation policy (ignoring a hold); with lead_divisor d > 1, whether 1/d of any of the
+  // policy's limits has been reached (a side that leads rotations starts early).
+  [[nodiscard]] bool RotationDue(std::size_t next_payload = 0, unsigned lead_divisor = 1) const;
   [[nodiscard]] bool fresh_key_pending() const;
   [[nodiscard]] std::uint32_t epoch() const;
 

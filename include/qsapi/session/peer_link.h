@@ -190,6 +190,7 @@ class PeerLink {
 
   [[nodiscard]] const LinkInfo& info() const noexcept { return info_; }
   [[nodiscard]] std::size_t max_message_size() const noexcept { return context_->options().max_message_size; }
+  [[nodiscard]] std::chrono::milliseconds io_timeout() const noexcept { return context_->options().io_timeout; }
   [[nodiscard]] bool is_open() const;
   // Close sends close_notify (best effort, bounded) and closes the socket. Idempotent.
   void Close();

@@ -32,7 +32,9 @@
 #define QSAPI_SESSION_PEER_SESSION_H_
 
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -41,7 +43,10 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <functional>
+#include <optional>
 #include <string_view>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -115,6 +120,11 @@ struct PeerConfig {
   std::shared_ptr<qkd::MasterKeySupply> qkd_master;
   std::shared_ptr<qkd::SlaveKeySupply> qkd_slave;
   std::size_t qkd_keys_per_session = 1;  // 1..4; their total size must be 32..64 bytes
+  // qkd_at_rotation: in a session that used QKD, each new epoch the initiator's PeerChannel enters
+  // mixes fresh QKD keys, agreed over the link (docs/PROTOCOL.md, "Fresh QKD keys at rotation");
+  // as responder, accept such proposals. Best effort: a rotation whose fresh keys cannot be had
+  // uses the ratchet alone and is counted and logged (PeerChannel::fresh_key_stats()).
+  bool qkd_at_rotation = true;
   std::chrono::milliseconds establishment_timeout{15000};  // the whole exchange after the TLS handshake
   // reestablish_interval: how often the service should replace a session by a new establishment
   // (new TLS handshake, new ML-KEM). Informational for the caller's timer; see ReestablishDue().
@@ -122,6 +132,17 @@ struct PeerConfig {
 };
 
 enum class SessionRole : std::uint8_t { kInitiator, kResponder };
+
+// FreshKeySupply is what a session needs to agree fresh QKD keys at rotation: the initiator's
+// master supply, or the responder's slave supply and key_ID replay guard. Null when the session
+// is without QKD or qkd_at_rotation is off.
+struct FreshKeySupply {
+  std::shared_ptr<qkd::MasterKeySupply> master;
+  std::shared_ptr<qkd::SlaveKeySupply> slave;
+  std::shared_ptr<KeyIdReplayGuard> replay_guard;
+  std::size_t keys_per_epoch = 1;
+  std::chrono::milliseconds timeout{15000};  // for the peer's answer to a proposal
+};
 
 // PeerSession is an established session: its identity, what it was built from, its keys and the
 // link it runs over. Move-only (it owns secrets and the link).
@@ -165,6 +186,10 @@ class PeerSession {
   // link: the peer link the session was established over (null after TakeLink()).
   [[nodiscard]] PeerLink* link() const noexcept { return link_.get(); }
   [[nodiscard]] std::unique_ptr<PeerLink> TakeLink() noexcept { return std::move(link_); }
+  // fresh_key_supply: null unless the session can agree fresh QKD keys at rotation.
+  [[nodiscard]] const std::shared_ptr<const FreshKeySupply>& fresh_key_supply() const noexcept {
+    return fresh_key_supply_;
+  }
 
  private:
   friend struct SessionBuilder;
@@ -178,44 +203,108 @@ class PeerSession {
   std::chrono::system_clock::time_point established_at_{};
   SessionKeys keys_;
   std::unique_ptr<PeerLink> link_;
+  std::shared_ptr<const FreshKeySupply> fresh_key_supply_;
+};
+
+// FreshKeyStats counts the fresh-key agreements of a PeerChannel.
+struct FreshKeyStats {
+  std::uint64_t agreed = 0;   // epochs entered with fresh QKD keys agreed over the link
+  std::uint64_t refused = 0;  // proposals the peer refused (it bound nothing): ratchet alone
+  std::uint64_t skipped = 0;  // rotations without a proposal: our KME could not reserve keys
+  std::string last_problem;   // why the last refusal or skip happened
 };
 
 // PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
 // session's SessionChannel (qsapi/session/envelope.h: epochs, rotation, replay window) and carried
-// over its peer link, one envelope per link message.
+// over its peer link, one envelope per link message. The link keeps order, so the channel opens
+// envelopes only in order (Ordering::kStrict, whatever the config says): a reordered envelope is
+// refused like a replayed one.
 //
-// Thread safety: one thread may Send while another Receives; the channel state is serialised.
+// A reader thread owns the link's receiving side: it queues envelopes for Receive (at most
+// kMaxQueuedEnvelopes; then it waits, and the peer's sends wait on TLS) and answers the session's
+// control messages. When the session used QKD (fresh_key_supply() set), each new epoch the
+// initiator enters mixes fresh QKD keys: it reserves keys at its KME, proposes them with the
+// lowest epoch they may enter (RekeyOffer) and holds its epoch; the responder fetches them by
+// key_ID, enters the first epoch past both sides with them mixed in and answers with an empty
+// envelope of that epoch (RekeyDone); the initiator enters the same epoch only if that envelope
+// opens. Different keys at the two KMEs close the channel with DATA_LOSS ("the QKD keys differ");
+// a refusal (the peer's KME failed, a replayed key_ID) leaves the ratchet alone for that epoch.
+//
+// Thread safety: one thread may Send while another Receives; Rotate may be called from either.
 class PeerChannel {
  public:
-  // Create takes the session over and builds its channel from the epoch 0 secret.
-  // FAILED_PRECONDITION when the session has no keys or no link left.
+  static constexpr std::size_t kMaxQueuedEnvelopes = 1024;
+
+  // Create takes the session over, builds its channel from the epoch 0 secret and starts the
+  // reader. FAILED_PRECONDITION when the session has no keys or no link left.
   static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {});
   PeerChannel(const PeerChannel&) = delete;
   PeerChannel& operator=(const PeerChannel&) = delete;
   PeerChannel(PeerChannel&&) = delete;
   PeerChannel& operator=(PeerChannel&&) = delete;
-  ~PeerChannel() = default;
+  ~PeerChannel();
 
-  // Send seals `plaintext` (rotating the epoch when the policy says so) and sends the envelope.
+  // Send seals `plaintext` (rotating the epoch when the policy says so, with fresh QKD keys when
+  // the session has them) and sends the envelope.
   Status Send(ByteView plaintext, ByteView aad = {});
+  // Seal seals without sending: the envelope may travel another way and be opened by the peer's
+  // Open, in the order sealed. Shares the sequence numbers of Send.
+  Result<Bytes> Seal(ByteView plaintext, ByteView aad = {});
   // Receive waits for the next envelope (io_timeout of the link when zero) and opens it. Errors of
-  // Open (authentication, replay, ...) are returned as they are and the link stays open; the
-  // channel closes itself after too many failed decryptions.
+  // Open (authentication, replay, order, ...) are returned as they are and the channel goes on; it
+  // closes itself after too many failed decryptions. After the link failed or the channel closed,
+  // the queued envelopes are still returned, then the reason.
   Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0), ByteView aad = {});
-  // Rotate enters the next epoch now.
+  // Open opens an envelope that came another way (see Seal).
+  Result<Bytes> Open(ByteView envelope, ByteView aad = {});
+  // Rotate enters the next epoch now: as initiator of a session with QKD, with fresh QKD keys
+  // agreed with the peer (waiting for its answer) when they can be had, else by the ratchet alone.
   Status Rotate();
+  // RotateWithFreshQkd is Rotate that fails instead of falling back: FAILED_PRECONDITION when this
+  // side cannot propose (responder, session without QKD), the KME's or the peer's error otherwise.
+  Status RotateWithFreshQkd();
   [[nodiscard]] ChannelStats stats() const;
+  [[nodiscard]] FreshKeyStats fresh_key_stats() const;
   // session: what the session was built from (its keys have been handed to the channel).
   [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
-  // Close destroys the channel's keys and closes the link.
+  // failure: why the channel stopped (OkStatus() while it works).
+  [[nodiscard]] Status failure() const;
+  // Close stops the reader, destroys the channel's keys and closes the link. Idempotent.
   void Close();
 
  private:
-  PeerChannel(PeerSession session, SessionChannel channel)
-      : session_(std::move(session)), channel_(std::move(channel)) {}
+  struct PendingFreshKey;
+  PeerChannel(PeerSession session, SessionChannel channel);
+  void ReaderLoop();
+  void HandleOffer(const Bytes& message);
+  void HandleDone(const Bytes& message);
+  void HandleRefuse(const Bytes& message);
+  // StartFreshKey reserves keys and sends a proposal; call with send_mu_ held. An error means no
+  // proposal is pending (the reason is counted as a skip).
+  Status StartFreshKeyLocked();
+  // MaybeProposeLocked starts a proposal when this side leads and a rotation is near; send_mu_ held.
+  void MaybeProposeLocked(std::size_t next_payload);
+  static constexpr unsigned kFreshKeyLeadDivisor = 2;
+  Status WaitFreshKey(std::unique_lock<std::mutex>& lock);
+  // Fail stops the channel with `error` (the first reason wins), tells the peer with an Abort when
+  // `tell_peer` is set, closes the link and, unless keep_keys, destroys the keys.
+  void Fail(Error error, std::optional<AbortCode> tell_peer, bool keep_keys = false);
+  Status CheckDeadlineLocked();
+
   PeerSession session_;
-  mutable std::mutex mu_;  // guards channel_
-  SessionChannel channel_;
+  SessionChannel channel_;  // thread-safe itself
+  bool can_propose_ = false;
+  std::mutex send_mu_;  // one Send (seal + link send) or proposal at a time
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> inbox_;                    // guarded by mu_
+  std::unique_ptr<PendingFreshKey> pending_;   // guarded by mu_
+  std::optional<Error> failure_;               // guarded by mu_
+  std::optional<Error> last_refusal_;          // guarded by mu_; for RotateWithFreshQkd
+  std::atomic<std::uint32_t> skip_fresh_epoch_{UINT32_MAX};  // an epoch that rotates by the ratchet alone
+  FreshKeyStats fresh_stats_;                  // guarded by mu_
+  bool stop_ = false;                          // guarded by mu_
+  std::thread reader_;
 };
 
 // PeerEndpoint is this node's side of peer sessions: its link context, its peers, its entropy
@@ -244,15 +333,18 @@ class PeerEndpoint {
 
   [[nodiscard]] const PeerConfig* FindPeer(std::string_view name) const;
   [[nodiscard]] const std::shared_ptr<const PeerLinkContext>& link_context() const noexcept { return options_.link; }
-  [[nodiscard]] KeyIdReplayGuard& replay_guard() noexcept { return replay_guard_; }
+  [[nodiscard]] KeyIdReplayGuard& replay_guard() noexcept { return *replay_guard_; }
 
  private:
   PeerEndpoint(Options options, std::map<std::string, PeerConfig, std::less<>> peers)
-      : options_(std::move(options)), peers_(std::move(peers)), replay_guard_(options_.replay_guard_capacity) {}
+      : options_(std::move(options)),
+        peers_(std::move(peers)),
+        replay_guard_(std::make_shared<KeyIdReplayGuard>(options_.replay_guard_capacity)) {}
+  std::shared_ptr<const FreshKeySupply> FreshKeysFor(const PeerConfig& peer, SessionRole role, bool qkd_used) const;
 
   Options options_;
   std::map<std::string, PeerConfig, std::less<>> peers_;
-  KeyIdReplayGuard replay_guard_;
+  std::shared_ptr<KeyIdReplayGuard> replay_guard_;  // shared with the sessions' fresh-key supplies
 };
 
 }  // namespace qsapi::session
