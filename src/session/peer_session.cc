@@ -306,18 +306,24 @@ Bytes ConfirmAad(const Bytes& offer) {
 
 }  // namespace
 
-Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, ChannelConfig config) {
-  if (session.link() == nullptr || !session.link()->is_open()) {
-    return FailedPrecondition("peer channel: the session has no open link");
+Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, ChannelConfig config,
+                                                         Ordering ordering) {
+  if (session.keys().epoch_secret.empty()) {
+    return FailedPrecondition("peer channel: the session has no keys (taken, or not an established session)");
   }
-  if (session.keys().epoch_secret.empty()) return FailedPrecondition("peer channel: the session's keys were taken");
-  config.ordering = Ordering::kStrict;  // the link keeps order
+  config.ordering = ordering;
   SessionKeys keys = session.TakeKeys();
   QSAPI_ASSIGN_OR_RETURN(SessionChannel channel,
                          SessionChannel::New(session.role() == SessionRole::kInitiator, session.suite(),
                                              session.session_id(), std::move(keys.epoch_secret), std::move(config)));
+  const bool attached = session.link() != nullptr && session.link()->is_open();
   auto out = std::unique_ptr<PeerChannel>(new PeerChannel(std::move(session), std::move(channel)));
-  out->reader_ = std::thread([p = out.get()] { p->ReaderLoop(); });
+  if (attached) {
+    out->reader_ = std::thread([p = out.get()] { p->ReaderLoop(); });
+  } else {
+    out->link_down_ = FailedPrecondition("session with " + out->session_.peer_name() +
+                                         ": the channel has no link (envelopes travel another way; no fresh keys)");
+  }
   return out;
 }
 
@@ -342,26 +348,35 @@ void PeerChannel::Close() {
   channel_.Close();
 }
 
+Status PeerChannel::CheckUsableLocked(bool needs_link) const {
+  if (failure_) return *failure_;
+  if (needs_link && link_down_) return *link_down_;
+  return OkStatus();
+}
+
 Status PeerChannel::failure() const {
   std::lock_guard lock(mu_);
   return failure_ ? Status(*failure_) : OkStatus();
 }
 
-void PeerChannel::Fail(Error error, std::optional<AbortCode> tell_peer, bool keep_keys) {
+Status PeerChannel::link_status() const {
+  std::lock_guard lock(mu_);
+  return CheckUsableLocked(true);
+}
+
+void PeerChannel::Fail(Error error, std::optional<AbortCode> tell_peer) {
   {
     std::lock_guard lock(mu_);
     if (failure_) return;
     failure_ = error;
     pending_.reset();
   }
-  // A link the peer closed is the normal end of a session; anything else is worth an error line.
-  Log(keep_keys ? LogLevel::kInfo : LogLevel::kError, kLog,
-      "session " + session_.session_id_hex() + " closed: " + error.message());
+  Log(LogLevel::kError, kLog, "session " + session_.session_id_hex() + " closed: " + error.message());
   if (tell_peer && session_.link() != nullptr && session_.link()->is_open()) {
     (void)session_.link()->Send(EncodeAbort(AbortMessage{.code = *tell_peer, .reason = error.message()}),
                                 std::chrono::milliseconds(1000));
   }
-  if (!keep_keys) channel_.Close();
+  channel_.Close();
   if (session_.link() != nullptr) session_.link()->Close();
   cv_.notify_all();
 }
@@ -393,18 +408,33 @@ void PeerChannel::ReaderLoop() {
     if (can_propose_) {
       if (std::unique_lock send_lock(send_mu_, std::try_to_lock); send_lock.owns_lock()) MaybeProposeLocked(0);
     }
-    auto m = link->Receive(std::chrono::milliseconds(200));
+    auto m = link->Receive(std::chrono::milliseconds(1000));
     if (!m.ok()) {
       if (m.error().code() == ErrorCode::kDeadlineExceeded && link->is_open()) continue;
+      Error lost = m.error().code() == ErrorCode::kUnavailable
+                       ? Unavailable("session with " + session_.peer_name() + ": the peer closed the link")
+                       : m.error();
+      bool keys_stay = false;
       {
         std::lock_guard lock(mu_);
-        if (stop_) return;
+        if (stop_ || failure_) return;
+        keys_stay = !pending_;
+        if (keys_stay) {
+          // The keys stay: queued envelopes still open, and Seal/Open go on (envelopes that travel
+          // another way); Send, Receive and fresh keys need the link and now fail with this reason.
+          link_down_ = lost;
+          cv_.notify_all();
+        }
       }
-      // The envelopes already queued still open (the keys stay until Close).
-      Fail(m.error().code() == ErrorCode::kUnavailable
-               ? Unavailable("session with " + session_.peer_name() + ": the peer closed the link")
-               : m.error(),
-           std::nullopt, /*keep_keys=*/true);
+      if (keys_stay) {
+        Log(LogLevel::kInfo, kLog, "session " + session_.session_id_hex() + ": link closed: " + lost.message());
+        link->Close();
+        return;
+      }
+      // A proposal was in flight: the peer may or may not have entered the new epoch.
+      Fail(Error(lost.code(), lost.message() + ", during a fresh-key agreement (the two sides may disagree on the "
+                                               "next epoch; establish a new session)"),
+           std::nullopt);
       return;
     }
     if (IsEnvelope(*m)) {
@@ -604,9 +634,9 @@ Status PeerChannel::StartFreshKeyLocked() {
   const Bytes offer_bytes = pending->offer;
   {
     std::lock_guard lock(mu_);
-    if (failure_) {
+    if (auto st = CheckUsableLocked(true); !st.ok()) {
       channel_.CancelFreshKey();
-      return *failure_;
+      return st;
     }
     pending_ = std::move(pending);
     last_refusal_.reset();
@@ -645,7 +675,7 @@ void PeerChannel::MaybeProposeLocked(std::size_t next_payload) {
   }
   {
     std::lock_guard lock(mu_);
-    if (failure_ || pending_) return;
+    if (failure_ || link_down_ || pending_) return;
   }
   if (!StartFreshKeyLocked().ok()) skip_fresh_epoch_.store(channel_.epoch());
 }
@@ -654,7 +684,7 @@ Status PeerChannel::Send(ByteView plaintext, ByteView aad) {
   std::lock_guard send_lock(send_mu_);
   {
     std::lock_guard lock(mu_);
-    if (failure_) return *failure_;
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(true));
   }
   MaybeProposeLocked(plaintext.size());
   Bytes envelope;
@@ -666,20 +696,23 @@ Result<Bytes> PeerChannel::Seal(ByteView plaintext, ByteView aad) {
   std::lock_guard send_lock(send_mu_);
   {
     std::lock_guard lock(mu_);
-    if (failure_) return *failure_;
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
   }
+  MaybeProposeLocked(plaintext.size());
   return channel_.Seal(plaintext, aad);
 }
 
 Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView aad) {
-  if (timeout.count() <= 0) timeout = session_.link()->io_timeout();
+  if (timeout.count() <= 0) {
+    timeout = session_.link() != nullptr ? session_.link()->io_timeout() : std::chrono::milliseconds(1);
+  }
   Bytes envelope;
   {
     std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !inbox_.empty() || failure_.has_value(); })) {
+    if (!cv_.wait_for(lock, timeout, [&] { return !inbox_.empty() || failure_ || link_down_; })) {
       return Error(ErrorCode::kDeadlineExceeded, "session with " + session_.peer_name() + ": no envelope arrived in time");
     }
-    if (inbox_.empty()) return *failure_;
+    if (inbox_.empty()) return CheckUsableLocked(true).error();
     envelope = std::move(inbox_.front());
     inbox_.pop_front();
   }
@@ -687,7 +720,13 @@ Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView a
   return channel_.Open(envelope, aad);
 }
 
-Result<Bytes> PeerChannel::Open(ByteView envelope, ByteView aad) { return channel_.Open(envelope, aad); }
+Result<Bytes> PeerChannel::Open(ByteView envelope, ByteView aad) {
+  {
+    std::lock_guard lock(mu_);
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
+  }
+  return channel_.Open(envelope, aad);
+}
 
 Status PeerChannel::RotateWithFreshQkd() {
   if (!can_propose_) {
@@ -699,7 +738,7 @@ Status PeerChannel::RotateWithFreshQkd() {
   std::lock_guard send_lock(send_mu_);
   {
     std::lock_guard lock(mu_);
-    if (failure_) return *failure_;
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(true));
   }
   QSAPI_RETURN_IF_ERROR(StartFreshKeyLocked());
   std::unique_lock lock(mu_);
@@ -707,10 +746,16 @@ Status PeerChannel::RotateWithFreshQkd() {
 }
 
 Status PeerChannel::Rotate() {
-  if (can_propose_ && RotateWithFreshQkd().ok()) return OkStatus();
+  bool with_link = false;
   {
     std::lock_guard lock(mu_);
-    if (failure_) return *failure_;
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
+    with_link = !link_down_.has_value();
+  }
+  if (can_propose_ && with_link && RotateWithFreshQkd().ok()) return OkStatus();
+  {
+    std::lock_guard lock(mu_);
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
   }
   return channel_.Rotate();
 }

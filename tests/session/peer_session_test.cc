@@ -272,6 +272,39 @@ TEST_F(PeerSessionTest, ChannelsCarryEnvelopesBothWaysAcrossRotationsAndRefuseTa
   ASSERT_FALSE(closed.ok());
   EXPECT_EQ(closed.error().code(), ErrorCode::kUnavailable) << closed.error().ToString();
   EXPECT_TRUE(Contains(closed.error().message(), "closed the link")) << closed.error().ToString();
+  // A closed link alone is not a failure: the keys stay for envelopes that travel another way.
+  EXPECT_TRUE((*cr)->failure().ok());
+  EXPECT_EQ((*cr)->link_status().error().code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE((*cr)->Seal(Bytes{5}).ok());
+  EXPECT_EQ((*cr)->Send(Bytes{5}).error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ((*ci)->Seal(Bytes{5}).error().code(), ErrorCode::kFailedPrecondition) << "closed by its owner";
+}
+
+// Detached channels (the link closed after establishment), for envelopes carried by the
+// application: Seal and Open in any order within the window; no Send, Receive or fresh keys.
+TEST_F(PeerSessionTest, DetachedChannelsSealAndOpenEnvelopesCarriedAnotherWay) {
+  auto p = Run();
+  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
+  p.initiator->TakeLink().reset();
+  p.responder->TakeLink().reset();
+  auto ci = PeerChannel::Create(std::move(p.initiator).value(), {}, Ordering::kWindow);
+  auto cr = PeerChannel::Create(std::move(p.responder).value(), {}, Ordering::kWindow);
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  auto e1 = (*ci)->Seal(Bytes{1});
+  auto e2 = (*ci)->Seal(Bytes{2});
+  ASSERT_TRUE(e1.ok() && e2.ok());
+  auto m2 = (*cr)->Open(*e2);
+  ASSERT_TRUE(m2.ok()) << m2.error().ToString();
+  auto m1 = (*cr)->Open(*e1);
+  ASSERT_TRUE(m1.ok()) << m1.error().ToString();
+  EXPECT_EQ(*m1, Bytes{1});
+  EXPECT_EQ((*cr)->Open(*e1).error().code(), ErrorCode::kFailedPrecondition) << "a replay";
+  EXPECT_EQ((*ci)->Send(Bytes{3}).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ((*ci)->Receive(10ms).error().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE((*ci)->Rotate().ok());
+  auto e3 = (*ci)->Seal(Bytes{3});
+  ASSERT_TRUE((*cr)->Open(*e3).ok());
+  EXPECT_EQ((*cr)->stats().epoch, 1U);
 }
 
 // Fresh QKD keys at rotation: the sessions used QKD, so every epoch the initiator enters mixes

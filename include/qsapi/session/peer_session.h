@@ -235,9 +235,14 @@ class PeerChannel {
  public:
   static constexpr std::size_t kMaxQueuedEnvelopes = 1024;
 
-  // Create takes the session over, builds its channel from the epoch 0 secret and starts the
-  // reader. FAILED_PRECONDITION when the session has no keys or no link left.
-  static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {});
+  // Create takes the session over, builds its channel from the epoch 0 secret and, when the
+  // session's link is open, starts the reader. `ordering` replaces config.ordering: kStrict suits
+  // envelopes carried on the link; kWindow suits envelopes that travel other ways (Seal/Open),
+  // which may be reordered. Without an open link the channel is detached: Seal, Open and Rotate
+  // (by the ratchet alone) work, Send, Receive and fresh keys fail with FAILED_PRECONDITION.
+  // FAILED_PRECONDITION when the session has no keys.
+  static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {},
+                                                     Ordering ordering = Ordering::kStrict);
   PeerChannel(const PeerChannel&) = delete;
   PeerChannel& operator=(const PeerChannel&) = delete;
   PeerChannel(PeerChannel&&) = delete;
@@ -252,8 +257,10 @@ class PeerChannel {
   Result<Bytes> Seal(ByteView plaintext, ByteView aad = {});
   // Receive waits for the next envelope (io_timeout of the link when zero) and opens it. Errors of
   // Open (authentication, replay, order, ...) are returned as they are and the channel goes on; it
-  // closes itself after too many failed decryptions. After the link failed or the channel closed,
-  // the queued envelopes are still returned, then the reason.
+  // closes itself after too many failed decryptions. After the link closed, the queued envelopes
+  // are still returned, then the reason; Seal and Open go on without the link (no fresh keys).
+  // A link lost while a fresh-key proposal is in flight closes the channel: the two sides may
+  // disagree on the next epoch.
   Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0), ByteView aad = {});
   // Open opens an envelope that came another way (see Seal).
   Result<Bytes> Open(ByteView envelope, ByteView aad = {});
@@ -267,8 +274,10 @@ class PeerChannel {
   [[nodiscard]] FreshKeyStats fresh_key_stats() const;
   // session: what the session was built from (its keys have been handed to the channel).
   [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
-  // failure: why the channel stopped (OkStatus() while it works).
+  // failure: why the channel stopped (OkStatus() while it works; a closed link alone is not a
+  // failure: see link_status()).
   [[nodiscard]] Status failure() const;
+  [[nodiscard]] Status link_status() const;
   // Close stops the reader, destroys the channel's keys and closes the link. Idempotent.
   void Close();
 
@@ -287,8 +296,9 @@ class PeerChannel {
   static constexpr unsigned kFreshKeyLeadDivisor = 2;
   Status WaitFreshKey(std::unique_lock<std::mutex>& lock);
   // Fail stops the channel with `error` (the first reason wins), tells the peer with an Abort when
-  // `tell_peer` is set, closes the link and, unless keep_keys, destroys the keys.
-  void Fail(Error error, std::optional<AbortCode> tell_peer, bool keep_keys = false);
+  // `tell_peer` is set, closes the link and destroys the keys.
+  void Fail(Error error, std::optional<AbortCode> tell_peer);
+  [[nodiscard]] Status CheckUsableLocked(bool needs_link) const;
   Status CheckDeadlineLocked();
 
   PeerSession session_;
@@ -299,7 +309,8 @@ class PeerChannel {
   std::condition_variable cv_;
   std::deque<Bytes> inbox_;                    // guarded by mu_
   std::unique_ptr<PendingFreshKey> pending_;   // guarded by mu_
-  std::optional<Error> failure_;               // guarded by mu_
+  std::optional<Error> failure_;               // guarded by mu_; the keys are gone
+  std::optional<Error> link_down_;             // guarded by mu_; the link is gone, the keys stay
   std::optional<Error> last_refusal_;          // guarded by mu_; for RotateWithFreshQkd
   std::atomic<std::uint32_t> skip_fresh_epoch_{UINT32_MAX};  // an epoch that rotates by the ratchet alone
   FreshKeyStats fresh_stats_;                  // guarded by mu_
