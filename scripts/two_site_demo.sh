@@ -17,8 +17,12 @@
 #      both nodes' QRNG/OS contributions, key confirmation;
 #   5. an application at site-a seals a payload; the envelope travels (here: a shell variable) to
 #      site-b, which opens it; a replay is refused; site-b answers and site-a opens the answer;
-#   6. the KME link is corrupted (the simulator hands out different keys): a new establishment
-#      fails with "the QKD keys differ" instead of producing a session.
+#   6. site-a rotates the session with fresh QKD keys: it reserves a key at KME-A and proposes its
+#      key_ID over the peer link, site-b fetches it at KME-B and enters the next epoch with it mixed
+#      in, and both nodes report the epoch as a fresh-key epoch; envelopes of the new epoch open;
+#   7. the KME link is corrupted (the simulator hands out different keys): a new establishment
+#      fails with "the QKD keys differ" instead of producing a session, and so does a fresh-key
+#      rotation of the existing session, which both nodes then close.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$root/build/release/programs keep=0
@@ -152,7 +156,20 @@ ans=$("$qsapi" call POST "/v1/sessions/$id/seal" --data '{"plaintext":"YWNr"}' "
   || fail "site-a could not open site-b's answer"
 echo "site-a opened site-b's answer"
 
-step "6. a corrupt QKD link is detected"
+step "6. a rotation with fresh QKD keys agreed over the peer link"
+rotated=$("$qsapi" call POST "/v1/sessions/$id/rotate" --data '{"fresh_qkd":true}' "${at[@]}") || fail "fresh rotation: $rotated"
+grep -q '"epoch":1,' <<<"$rotated" || fail "epoch after the fresh rotation: $rotated"
+grep -q '"enabled":true' <<<"$rotated" && grep -q '"epochs":1' <<<"$rotated" || fail "fresh_qkd: $rotated"
+echo "site-a: $(grep -o '"fresh_qkd":{[^}]*}' <<<"$rotated")"
+"$qsapi" call GET "/v1/sessions/$id" "${bt[@]}" >"$work/b-session"
+grep -q '"epochs":1' "$work/b-session" || fail "site-b did not enter a fresh-key epoch: $(cat "$work/b-session")"
+echo "site-b: $(grep -o '"fresh_qkd":{[^}]*}' "$work/b-session")"
+ans=$("$qsapi" call POST "/v1/sessions/$id/seal" --data '{"plaintext":"ZXBvY2ggMQ=="}' "${bt[@]}" | field envelope)
+[[ $("$qsapi" call POST "/v1/sessions/$id/open" --data "{\"envelope\":\"$ans\"}" "${at[@]}" | field plaintext) == ZXBvY2ggMQ== ]] \
+  || fail "site-a could not open site-b's envelope of the fresh-key epoch"
+echo "an envelope of epoch 1 from site-b opened at site-a"
+
+step "7. a corrupt QKD link is detected"
 kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 "$qsapi" kme-sim --dir "$work/kme" --rate 0 --max-key-count 100 --port-a "${kme_a##*:}" --port-b "${kme_b##*:}" \
   --reuse-pki --fault corrupt >"$work/kme2.out" 2>&1 &
@@ -163,5 +180,17 @@ if "$qsapi" call POST /v1/sessions --data '{"peer":"site-b"}' "${at[@]}" >"$work
 fi
 grep -q 'QKD keys differ' "$work/corrupt" || fail "corrupt-QKD error: $(cat "$work/corrupt")"
 echo "refused: $(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$work/corrupt")"
+if "$qsapi" call POST "/v1/sessions/$id/rotate" --data '{"fresh_qkd":true}' "${at[@]}" >"$work/corrupt-rotate" 2>/dev/null; then
+  fail "a fresh-key rotation succeeded over corrupt QKD keys: $(cat "$work/corrupt-rotate")"
+fi
+grep -q 'QKD keys differ' "$work/corrupt-rotate" || fail "corrupt fresh-key error: $(cat "$work/corrupt-rotate")"
+echo "fresh-key rotation refused: $(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$work/corrupt-rotate")"
+for _ in $(seq 1 50); do
+  "$qsapi" call GET "/v1/sessions/$id" "${bt[@]}" >"$work/b-closed" 2>/dev/null || true
+  grep -q '"closed":true' "$work/b-closed" && break
+  sleep 0.1
+done
+grep -q '"closed":true' "$work/b-closed" || fail "site-b kept the session: $(cat "$work/b-closed")"
+echo "site-b closed the session too"
 echo
 echo "two-site demo: ok"

@@ -242,6 +242,14 @@ json SessionJson(const SessionInfo& s) {
               {"rotations", s.stats.rotations},
               {"failed_decryptions", s.stats.failed_decryptions},
               {"replays_rejected", s.stats.replays_rejected},
+              {"fresh_qkd",
+               {{"enabled", s.fresh_keys},
+                {"epochs", s.stats.fresh_key_epochs},
+                {"agreed", s.fresh.agreed},
+                {"refused", s.fresh.refused},
+                {"skipped", s.fresh.skipped},
+                {"last_problem", s.fresh.last_problem}}},
+              {"link", s.link},
               {"closed", s.stats.closed}};
 }
 
@@ -447,7 +455,12 @@ ApiResponse Api::Handle(const ApiRequest& req) {
                     "session " + name);
       }
       if (route_name == "POST /v1/sessions/{name}/rotate") {
-        auto rotated = sm.Rotate(name);
+        bool require_fresh = false;
+        if (b.is_object() && b.contains("fresh_qkd")) {
+          if (!b["fresh_qkd"].is_boolean()) return ctx.Fail(InvalidArgument("field \"fresh_qkd\" must be true or false"));
+          require_fresh = b["fresh_qkd"].get<bool>();
+        }
+        auto rotated = sm.Rotate(name, require_fresh);
         return done("sessions.rotate", "", 0,
                     rotated.ok() ? Result<json>(SessionJson(*rotated)) : Result<json>(rotated.error()), "session " + name);
       }

@@ -39,6 +39,14 @@ class Reader {
     out = n->as_string()->get();
     return OkStatus();
   }
+  Status Bool(std::string_view key, bool& out) {
+    seen_.insert(std::string(key));
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_boolean()) return Bad(key, "expected true or false");
+    out = n->as_boolean()->get();
+    return OkStatus();
+  }
   template <typename Int>
   Status Integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
     seen_.insert(std::string(key));
@@ -349,6 +357,7 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
       QSAPI_RETURN_IF_ERROR(p.String("remote_sae_id", peer.remote_sae_id));
       QSAPI_RETURN_IF_ERROR(p.Policy("qkd", peer.qkd));
       QSAPI_RETURN_IF_ERROR(p.Policy("qrng", peer.qrng));
+      QSAPI_RETURN_IF_ERROR(p.Bool("qkd_at_rotation", peer.qkd_at_rotation));
       QSAPI_RETURN_IF_ERROR(p.NoUnknownKeys());
       if (peer.qkd != Policy3::kOff) {
         if (peer.kme.empty()) return p.Bad("kme", "is required when qkd is prefer or require");

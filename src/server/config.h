@@ -80,6 +80,7 @@ struct PeerSection {
   std::string kme, remote_sae_id;
   Policy3 qkd = Policy3::kOff;
   Policy3 qrng = Policy3::kPrefer;
+  bool qkd_at_rotation = true;  // sessions with QKD agree fresh QKD keys for each new epoch
 };
 
 // [session]: this node's side of peer sessions.

@@ -186,6 +186,7 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
     QSAPI_ASSIGN_OR_RETURN(pc.policy.qrng, session::ParseSourcePolicy(Policy3Name(p.qrng)));
     pc.suite = suite;
     pc.reestablish_interval = c.session.max_session_age;
+    pc.qkd_at_rotation = p.qkd_at_rotation;
     if (p.qkd != Policy3::kOff) {
       const std::shared_ptr<qkd::Etsi014Client>& client = kmes.at(p.kme);  // the parser checked the name
       qkd::MasterKeySupplyOptions mo;

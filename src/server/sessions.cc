@@ -59,12 +59,12 @@ void SessionManager::Stop() {
   for (Worker& w : workers) {
     if (w.thread.joinable()) w.thread.join();
   }
-  const std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, e] : sessions_) {
-    const std::lock_guard<std::mutex> entry_lock(e->mu);
-    e->channel.Close();
+  std::map<std::string, std::shared_ptr<Entry>> sessions;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    sessions.swap(sessions_);
   }
-  sessions_.clear();
+  for (auto& [id, e] : sessions) e->channel->Close();
 }
 
 void SessionManager::AcceptLoop() {
@@ -141,22 +141,33 @@ Result<SessionInfo> SessionManager::Add(session::PeerSession s) {
   info.tls_cipher = s.link_info().tls_cipher;
   info.peer_key_algorithm = s.link_info().peer_key_algorithm;
   info.established = s.established_at();
-  if (session::PeerLink* link = s.link()) link->Close();  // the link's work is done
-  const Bytes id(s.session_id().begin(), s.session_id().end());
-  session::SessionKeys keys = s.TakeKeys();
-  QSAPI_ASSIGN_OR_RETURN(session::SessionChannel channel,
-                         session::SessionChannel::New(s.role() == session::SessionRole::kInitiator, s.suite(), id,
-                                                      std::move(keys.epoch_secret), options_.channel));
+  info.fresh_keys = s.fresh_key_supply() != nullptr;
+  // Only a session that agrees fresh QKD keys at rotation needs its link (and a reader thread).
+  if (!info.fresh_keys) s.TakeLink().reset();
+  // Envelopes travel through the applications, which may reorder them: the replay window decides.
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<session::PeerChannel> channel,
+                         session::PeerChannel::Create(std::move(s), options_.channel, session::Ordering::kWindow));
   auto entry = std::make_shared<Entry>(info, std::move(channel));
-  const std::lock_guard<std::mutex> lock(mu_);
-  if (sessions_.size() >= options_.max_sessions) {
-    entry->channel.Close();
-    return ResourceExhausted("this node holds " + std::to_string(sessions_.size()) +
-                             " sessions already (the limit); close some first");
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (sessions_.size() < options_.max_sessions) {
+      sessions_[info.id] = entry;
+      peer_errors_[info.peer] = "";
+      return entry->Snapshot();
+    }
   }
-  sessions_[info.id] = entry;
-  peer_errors_[info.peer] = "";
-  return info;
+  const std::size_t held = options_.max_sessions;
+  entry->channel->Close();
+  return ResourceExhausted("this node holds " + std::to_string(held) + " sessions already (the limit); close some first");
+}
+
+SessionInfo SessionManager::Entry::Snapshot() const {
+  SessionInfo out = info;
+  out.stats = channel->stats();
+  out.fresh = channel->fresh_key_stats();
+  const Status link = channel->link_status();
+  out.link = link.ok() ? "open" : link.error().message();
+  return out;
 }
 
 std::shared_ptr<SessionManager::Entry> SessionManager::Find(const std::string& id) {
@@ -180,8 +191,7 @@ Result<SessionInfo> SessionManager::Create(const std::string& peer) {
 Result<std::string> SessionManager::Seal(const std::string& id, ByteView plaintext, ByteView aad) {
   std::shared_ptr<Entry> e = Find(id);
   if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
-  const std::lock_guard<std::mutex> lock(e->mu);
-  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, e->channel.Seal(plaintext, aad));
+  QSAPI_ASSIGN_OR_RETURN(Bytes envelope, e->channel->Seal(plaintext, aad));
   return session::EnvelopeToText(envelope);
 }
 
@@ -193,18 +203,14 @@ Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envel
   if (qsapi::internal::HexEncode(ByteView(parsed.header.session_id.data(), parsed.header.session_id.size())) != id) {
     return InvalidArgument("the envelope belongs to another session");
   }
-  const std::lock_guard<std::mutex> lock(e->mu);
-  return e->channel.Open(envelope, aad);
+  return e->channel->Open(envelope, aad);
 }
 
-Result<SessionInfo> SessionManager::Rotate(const std::string& id) {
+Result<SessionInfo> SessionManager::Rotate(const std::string& id, bool require_fresh_qkd) {
   std::shared_ptr<Entry> e = Find(id);
   if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
-  const std::lock_guard<std::mutex> lock(e->mu);
-  QSAPI_RETURN_IF_ERROR(e->channel.Rotate());
-  SessionInfo info = e->info;
-  info.stats = e->channel.stats();
-  return info;
+  QSAPI_RETURN_IF_ERROR(require_fresh_qkd ? e->channel->RotateWithFreshQkd() : e->channel->Rotate());
+  return e->Snapshot();
 }
 
 Status SessionManager::Close(const std::string& id) {
@@ -216,18 +222,14 @@ Status SessionManager::Close(const std::string& id) {
     e = it->second;
     sessions_.erase(it);
   }
-  const std::lock_guard<std::mutex> lock(e->mu);
-  e->channel.Close();  // destroys the keys
+  e->channel->Close();  // destroys the keys and closes the link
   return OkStatus();
 }
 
 Result<SessionInfo> SessionManager::Get(const std::string& id) {
   std::shared_ptr<Entry> e = Find(id);
   if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
-  const std::lock_guard<std::mutex> lock(e->mu);
-  SessionInfo info = e->info;
-  info.stats = e->channel.stats();
-  return info;
+  return e->Snapshot();
 }
 
 std::vector<SessionInfo> SessionManager::List() {
@@ -237,12 +239,7 @@ std::vector<SessionInfo> SessionManager::List() {
     for (const auto& [id, e] : sessions_) entries.push_back(e);
   }
   std::vector<SessionInfo> out;
-  for (const auto& e : entries) {
-    const std::lock_guard<std::mutex> lock(e->mu);
-    SessionInfo info = e->info;
-    info.stats = e->channel.stats();
-    out.push_back(std::move(info));
-  }
+  for (const auto& e : entries) out.push_back(e->Snapshot());
   return out;
 }
 
@@ -278,10 +275,7 @@ std::size_t SessionManager::Expire() {
       }
     }
   }
-  for (const auto& e : expired) {
-    const std::lock_guard<std::mutex> lock(e->mu);
-    e->channel.Close();
-  }
+  for (const auto& e : expired) e->channel->Close();
   return expired.size();
 }
 

@@ -6,15 +6,17 @@
 // (qsapi/session/peer_session.h): TLS 1.3 with hybrid ML-KEM groups and ML-DSA certificates both
 // ways, the TLS exporter, QKD keys (ETSI 014, reserved at our KME and fetched by key_ID at the
 // peer's), QRNG contributions, confirmation MACs. Both nodes then hold the session's channel under
-// the same session id; the link is closed.
+// the same session id. A session with QKD keeps its link open (qkd_at_rotation) to agree fresh
+// QKD keys for new epochs (session::PeerChannel); any other session's link is closed.
 //
 // Applications use the session end to end: the sender's qsapid seals a payload into an envelope
 // (POST /v1/sessions/{id}/seal: "qse1:..." text, carrying session id, epoch and sequence), the
 // application carries it over any channel (a queue, HTTP through proxies), and the receiver's
 // qsapid opens it (POST /v1/sessions/{id}/open): replays, reordering beyond the window and
-// tampering fail. Epochs rotate by message count, bytes and time (the envelope ratchet); a session
-// refuses to seal after max_session_age, when a new establishment (new TLS handshake, new ML-KEM,
-// new QKD keys) replaces it. Closing is local to each node (DELETE /v1/sessions/{id}): the keys
+// tampering fail. Epochs rotate by message count, bytes and time: the initiator's node mixes fresh
+// QKD keys into each new epoch when the session has a QKD link, the ratchet alone otherwise; a
+// session refuses to seal after max_session_age, when a new establishment (new TLS handshake, new
+// ML-KEM, new QKD keys) replaces it. Closing is local to each node (DELETE /v1/sessions/{id}): the keys
 // are destroyed.
 //
 // Thread safety: every method may be called from any thread.
@@ -63,6 +65,9 @@ struct SessionInfo {
   std::string tls_group, tls_cipher, peer_key_algorithm;
   std::chrono::system_clock::time_point established;
   session::ChannelStats stats;
+  bool fresh_keys = false;      // the session can agree fresh QKD keys at rotation (link kept open)
+  std::string link;             // "open", or why it is closed
+  session::FreshKeyStats fresh;
 };
 
 // PeerState is a peer's entry in health and status.
@@ -85,7 +90,9 @@ class SessionManager {
   Result<SessionInfo> Create(const std::string& peer);
   Result<std::string> Seal(const std::string& id, ByteView plaintext, ByteView aad);  // envelope text
   Result<Bytes> Open(const std::string& id, std::string_view envelope_text, ByteView aad);
-  Result<SessionInfo> Rotate(const std::string& id);
+  // Rotate enters the next epoch: with fresh QKD keys when the session can agree them (falling
+  // back to the ratchet, unless require_fresh_qkd, when the failure is returned).
+  Result<SessionInfo> Rotate(const std::string& id, bool require_fresh_qkd = false);
   Status Close(const std::string& id);
   Result<SessionInfo> Get(const std::string& id);
   std::vector<SessionInfo> List();
@@ -97,11 +104,11 @@ class SessionManager {
  private:
   struct Entry {
     SessionInfo info;  // fixed at establishment; stats refreshed on read
-    std::mutex mu;     // guards channel
-    session::SessionChannel channel;
+    std::unique_ptr<session::PeerChannel> channel;  // thread-safe
     std::chrono::steady_clock::time_point created;
-    Entry(SessionInfo i, session::SessionChannel c)
+    Entry(SessionInfo i, std::unique_ptr<session::PeerChannel> c)
         : info(std::move(i)), channel(std::move(c)), created(std::chrono::steady_clock::now()) {}
+    [[nodiscard]] SessionInfo Snapshot() const;
   };
   explicit SessionManager(SessionManagerOptions options) : options_(std::move(options)) {}
   Result<SessionInfo> Add(session::PeerSession session);

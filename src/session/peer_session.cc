@@ -208,6 +208,8 @@ std::string JoinIds(const std::vector<std::string>& ids) {
 
 // ---------------------------------------------------------------------------------------------
 
+std::vector<AeadSuite> AllAeadSuites() { return {AeadSuite::kAes256Gcm, AeadSuite::kXChaCha20Poly1305}; }
+
 std::string_view SourcePolicyName(SourcePolicy policy) noexcept {
   switch (policy) {
     case SourcePolicy::kOff: return "off";

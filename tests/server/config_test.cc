@@ -52,6 +52,7 @@ kme = "kme-a"
 remote_sae_id = "SAE-B"
 qkd = "require"
 qrng = "prefer"
+qkd_at_rotation = false
 )";
 
 TEST(ConfigTest, AFullFileParses) {
@@ -74,6 +75,10 @@ TEST(ConfigTest, AFullFileParses) {
   ASSERT_EQ(c->kmes.size(), 1U);
   ASSERT_EQ(c->peers.size(), 1U);
   EXPECT_EQ(c->peers[0].qkd, Policy3::kRequire);
+  EXPECT_FALSE(c->peers[0].qkd_at_rotation);
+  auto d = ParseConfig("data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\n", "peer.toml");
+  QSAPI_ASSERT_OK(d);
+  EXPECT_TRUE(d->peers[0].qkd_at_rotation) << "on by default";
 }
 
 TEST(ConfigTest, DefaultsNeedOnlyTheDataDir) {
@@ -127,6 +132,8 @@ TEST(ConfigTest, MistakesNameTheKey) {
        "= \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n",
        "client[1].common_name: \"c\" is used twice"},
       {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"https://p\"\n", "peer[0].address: expected the peer link's"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\nqkd_at_rotation = \"yes\"\n",
+       "peer[0].qkd_at_rotation: expected true or false"},
       {"data_dir = \"/d\"\n[session]\nsuite = \"DES\"\n", "session.suite: expected one of AES-256-GCM, XChaCha20-Poly1305"},
       {"data_dir = \"/d\"\n[session]\nrotate_after_messages = 0\n", "session.rotate_after_messages: expected 1.."},
       {"[server]\n", "data_dir is required"},

@@ -107,6 +107,9 @@ class KeyIdReplayGuard {
   std::unordered_set<std::string> seen_;    // guarded by mu_
 };
 
+// AllAeadSuites lists every suite (the default accepted_suites).
+std::vector<AeadSuite> AllAeadSuites();
+
 // PeerConfig describes one peer of this endpoint (both roles).
 struct PeerConfig {
   std::string name;            // the CN of the peer's certificate: its identity
@@ -114,7 +117,7 @@ struct PeerConfig {
   std::uint16_t port = 0;
   PeerPolicy policy;
   AeadSuite suite = AeadSuite::kAes256Gcm;  // proposed when initiating
-  std::vector<AeadSuite> accepted_suites = {AeadSuite::kAes256Gcm, AeadSuite::kXChaCha20Poly1305};  // responding
+  std::vector<AeadSuite> accepted_suites = AllAeadSuites();  // responding
   // QKD towards this peer: this end's SAE as master (reserves keys when initiating) and as slave
   // (fetches the keys the peer reserved when it initiates). Either may be null: no QKD in that role.
   std::shared_ptr<qkd::MasterKeySupply> qkd_master;
