@@ -161,6 +161,17 @@ function buildCase(c) {
   seq.responder = 0;
   seal('responder', e2, 2, 'reply in epoch two', '');
 
+  // "Fresh QKD keys at rotation": the responder, at epoch 1 by the ratchet alone, gets a RekeyOffer
+  // (min_epoch 1, one key_ID) and binds the fresh key to epoch max(1 + 1, 1) = 2, whose secret is
+  // s2 above; its confirmation is its first envelope of epoch 2, empty, with the offer as AAD.
+  const keyId = '0b4b4d8c-1f6a-4d5e-9a3b-2c1d0e9f8a7b';
+  const offer = Buffer.concat([Buffer.from([0x10, 0x01]), sessionId, u32(1), Buffer.from([1]), ascii(keyId)]);
+  const confirm = envelope({
+    suite, sessionId, epoch: 2, seq: 0, key: e2.keyR, prefix: e2.nonceR, plaintext: Buffer.alloc(0),
+    aad: Buffer.concat([ascii('qsapi session v1 rekey confirm'), offer]),
+  });
+  const done = Buffer.concat([Buffer.from([0x11, 0x01]), sessionId, u32(2), confirm]);
+
   return {
     name: c.name,
     input: {
@@ -183,6 +194,10 @@ function buildCase(c) {
         responder_key: hex(e2.keyR), initiator_nonce_prefix: hex(e2.nonceI), responder_nonce_prefix: hex(e2.nonceR) },
     ],
     steps,
+    fresh_key_agreement: {
+      responder_epoch_before: 1, min_epoch: 1, key_ids: [keyId], fresh_qkd_key: hex(freshQkd), bound_epoch: 2,
+      rekey_offer: hex(offer), confirm_envelope: hex(confirm), rekey_done: hex(done),
+    },
   };
 }
 

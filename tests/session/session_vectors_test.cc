@@ -9,6 +9,7 @@
 
 #include "qsapi/session/envelope.h"
 #include "qsapi/session/key_schedule.h"
+#include "session/internal/establishment_messages.h"
 #include "support/test_support.h"
 
 namespace qsapi::session {
@@ -153,6 +154,56 @@ TEST_P(SessionVectors, Envelopes) {
   }
   EXPECT_EQ(seals, 7U);
   QSAPI_EXPECT_OK(readers["responder"]->Finish());
+}
+
+// The fresh-key agreement: the RekeyOffer and RekeyDone bytes and the responder's confirmation
+// envelope must equal the independent generator's; the initiator must accept them.
+TEST_P(SessionVectors, FreshKeyAgreement) {
+  const auto c = LoadVectors().at("cases").at(GetParam());
+  SCOPED_TRACE(c.at("name").get<std::string>());
+  const auto& v = c.at("fresh_key_agreement");
+  const Bytes sid = Hex(c.at("input").at("session_id").get<std::string>());
+  auto suite = ParseAeadSuite(c.at("input").at("suite").get<std::string>());
+  QSAPI_ASSERT_OK(suite);
+  const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
+  const Bytes fresh = Hex(v.at("fresh_qkd_key").get<std::string>());
+
+  internal::RekeyOfferMessage offer;
+  std::copy(sid.begin(), sid.end(), offer.session_id.begin());
+  offer.min_epoch = v.at("min_epoch").get<std::uint32_t>();
+  offer.key_ids = v.at("key_ids").get<std::vector<std::string>>();
+  const Bytes offer_bytes = internal::EncodeRekeyOffer(offer);
+  EXPECT_EQ(ToHex(offer_bytes), v.at("rekey_offer").get<std::string>());
+  Bytes aad(internal::kRekeyConfirmLabel.begin(), internal::kRekeyConfirmLabel.end());
+  aad.insert(aad.end(), offer_bytes.begin(), offer_bytes.end());
+
+  auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
+  QSAPI_ASSERT_OK(responder);
+  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e) QSAPI_ASSERT_OK(responder->Rotate());
+  auto bound = responder->BindFreshKey(offer.min_epoch, fresh);
+  QSAPI_ASSERT_OK(bound);
+  EXPECT_EQ(*bound, v.at("bound_epoch").get<std::uint32_t>());
+  auto confirm = responder->Seal({}, aad);
+  QSAPI_ASSERT_OK(confirm);
+  EXPECT_EQ(ToHex(*confirm), v.at("confirm_envelope").get<std::string>());
+  internal::RekeyDoneMessage done;
+  done.session_id = offer.session_id;
+  done.epoch = *bound;
+  done.confirm_envelope = *confirm;
+  EXPECT_EQ(ToHex(internal::EncodeRekeyDone(done)), v.at("rekey_done").get<std::string>());
+
+  auto initiator = SessionChannel::New(true, *suite, sid, SecretBytes::CopyFrom(secret));
+  QSAPI_ASSERT_OK(initiator);
+  auto min_epoch = initiator->BeginFreshKey();
+  QSAPI_ASSERT_OK(min_epoch);
+  EXPECT_EQ(*min_epoch, offer.min_epoch);
+  auto parsed = internal::ParseRekeyDone(Hex(v.at("rekey_done").get<std::string>()));
+  QSAPI_ASSERT_OK(parsed);
+  QSAPI_ASSERT_OK(initiator->CompleteFreshKey(parsed->epoch, fresh, parsed->confirm_envelope, aad));
+  EXPECT_EQ(initiator->epoch(), 2U);
+  auto reply = initiator->Seal(Ascii("in the fresh-key epoch"));
+  QSAPI_ASSERT_OK(reply);
+  QSAPI_EXPECT_OK(responder->Open(*reply));
 }
 
 }  // namespace
