@@ -551,20 +551,26 @@ void PeerChannel::HandleOffer(const Bytes& message) {
   ++fresh_stats_.agreed;
 }
 
+// CheckAnswerLocked: an answer is only valid for this session while a proposal is out.
+Status PeerChannel::CheckAnswerLocked(std::string_view what, const std::array<std::uint8_t, kSessionIdSize>& id) const {
+  if (!pending_) {
+    return InvalidArgument("session with " + session_.peer_name() + ": a " + std::string(what) + " without a proposal");
+  }
+  if (!std::equal(id.begin(), id.end(), session_.session_id().begin())) {
+    return InvalidArgument("session with " + session_.peer_name() + ": a " + std::string(what) +
+                           " names another session");
+  }
+  return OkStatus();
+}
+
 // The initiator's side: the answers to its proposal (reader thread).
 void PeerChannel::HandleDone(const Bytes& message) {
   auto done = ParseRekeyDone(message);
   if (!done.ok()) return Fail(done.error(), AbortCode::kMalformed);
   std::unique_lock lock(mu_);
-  if (!pending_) {
+  if (auto bad = CheckAnswerLocked("RekeyDone", done->session_id); !bad.ok()) {
     lock.unlock();
-    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyDone without a proposal"),
-                AbortCode::kMalformed);
-  }
-  if (!std::equal(done->session_id.begin(), done->session_id.end(), session_.session_id().begin())) {
-    lock.unlock();
-    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyDone names another session"),
-                AbortCode::kMalformed);
+    return Fail(bad.error(), AbortCode::kMalformed);
   }
   auto st = channel_.CompleteFreshKey(done->epoch, pending_->material.view(), done->confirm_envelope,
                                       ConfirmAad(pending_->offer));
@@ -590,10 +596,9 @@ void PeerChannel::HandleRefuse(const Bytes& message) {
   auto refuse = ParseRekeyRefuse(message);
   if (!refuse.ok()) return Fail(refuse.error(), AbortCode::kMalformed);
   std::unique_lock lock(mu_);
-  if (!pending_) {
+  if (auto bad = CheckAnswerLocked("RekeyRefuse", refuse->session_id); !bad.ok()) {
     lock.unlock();
-    return Fail(InvalidArgument("session with " + session_.peer_name() + ": a RekeyRefuse without a proposal"),
-                AbortCode::kMalformed);
+    return Fail(bad.error(), AbortCode::kMalformed);
   }
   channel_.CancelFreshKey();  // the peer bound nothing
   pending_.reset();

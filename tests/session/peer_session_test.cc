@@ -340,7 +340,10 @@ TEST_F(PeerSessionTest, RotationsUnderSustainedTrafficMixFreshQkdKeysAgreedOverT
   ASSERT_TRUE(echo.get().ok());
   const FreshKeyStats fi = (*ci)->fresh_key_stats();
   const FreshKeyStats fr = (*cr)->fresh_key_stats();
-  EXPECT_GE(fi.agreed, 8U) << fi.last_problem;
+  // The initiator leads at half the limit; how many of the epochs come with fresh keys depends on
+  // how fast the answers come back (a slow answer holds the epoch), but every agreement enters an
+  // epoch on both sides and none fails.
+  EXPECT_GE(fi.agreed, 3U) << fi.last_problem;
   EXPECT_EQ(fi.agreed, fr.agreed);
   EXPECT_EQ(fi.refused + fi.skipped, 0U) << fi.last_problem;
   EXPECT_EQ((*ci)->stats().fresh_key_epochs, fi.agreed);
@@ -437,22 +440,29 @@ TEST_F(PeerSessionTest, WithoutFreshKeysARotationUsesTheRatchetAloneAndSaysWhy) 
   EXPECT_EQ((*ci)->fresh_key_stats().refused, 2U);
   EXPECT_EQ((*cr)->fresh_key_stats().refused, 2U);
   // Traffic across policy rotations: each proposal is refused once, then the ratchet rotates.
-  for (int i = 0; i < 12; ++i) {
+  // (How many envelopes that takes depends on when the refusal arrives: the epoch is held until.)
+  for (int i = 0; i < 400 && (*ci)->stats().epoch < 3; ++i) {
     ASSERT_TRUE((*ci)->Send(Bytes{static_cast<std::uint8_t>(i)}).ok());
     auto m = (*cr)->Receive(5s);
     ASSERT_TRUE(m.ok()) << m.error().ToString();
   }
   EXPECT_GE((*ci)->stats().epoch, 3U);
+  EXPECT_GE((*ci)->fresh_key_stats().refused, 4U);
   EXPECT_EQ((*ci)->stats().fresh_key_epochs, 0U);
   EXPECT_TRUE(Contains((*ci)->fresh_key_stats().last_problem, "refused")) << (*ci)->fresh_key_stats().last_problem;
   // Our own KME down: the rotation is skipped (no proposal) and the ratchet goes on.
   sim_->SetFaults({.outage = true});
   const auto skipped = (*ci)->fresh_key_stats().skipped;
-  for (int i = 0; i < 8; ++i) {
+  const auto epoch_before = (*ci)->stats().epoch;
+  for (int i = 0; i < 400 && ((*ci)->fresh_key_stats().skipped == skipped || (*ci)->stats().epoch < epoch_before + 2);
+       ++i) {
     ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
     ASSERT_TRUE((*cr)->Receive(5s).ok());
   }
-  EXPECT_GT((*ci)->fresh_key_stats().skipped, skipped);
+  EXPECT_GE((*ci)->stats().epoch, epoch_before + 2) << "the ratchet goes on";
+  EXPECT_GT((*ci)->fresh_key_stats().skipped, skipped)
+      << "epoch " << (*ci)->stats().epoch << ", refused " << (*ci)->fresh_key_stats().refused << ", agreed "
+      << (*ci)->fresh_key_stats().agreed << ", rotations " << (*ci)->stats().rotations;
   EXPECT_TRUE(Contains((*ci)->fresh_key_stats().last_problem, "KME")) << (*ci)->fresh_key_stats().last_problem;
   // A session without QKD cannot propose at all.
   EXPECT_EQ((*cr)->RotateWithFreshQkd().error().code(), ErrorCode::kFailedPrecondition);

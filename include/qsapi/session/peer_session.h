@@ -291,6 +291,8 @@ class PeerChannel {
   void HandleOffer(const Bytes& message);
   void HandleDone(const Bytes& message);
   void HandleRefuse(const Bytes& message);
+  [[nodiscard]] Status CheckAnswerLocked(std::string_view what,
+                                         const std::array<std::uint8_t, kSessionIdSize>& id) const;
   // StartFreshKey reserves keys and sends a proposal; call with send_mu_ held. An error means no
   // proposal is pending (the reason is counted as a skip).
   Status StartFreshKeyLocked();
