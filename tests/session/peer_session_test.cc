@@ -262,6 +262,12 @@ TEST_F(PeerSessionTest, ChannelsCarryEnvelopesBothWaysAcrossRotationsAndRefuseTa
   ASSERT_FALSE(reordered.ok());
   EXPECT_TRUE(Contains(reordered.error().message(), "out of order")) << reordered.error().ToString();
   EXPECT_EQ((*cr)->stats().reordered_rejected, 1U);
+  Bytes truncated = *newest;
+  truncated.resize(truncated.size() - 5);
+  ASSERT_TRUE((*ci)->session().link()->Send(truncated).ok());
+  auto cut = (*cr)->Receive(5s);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code(), ErrorCode::kInvalidArgument) << cut.error().ToString();
   ASSERT_TRUE((*ci)->Send(Bytes{6}).ok());  // and the channel goes on
   auto after = (*cr)->Receive(5s);
   ASSERT_TRUE(after.ok()) << after.error().ToString();
