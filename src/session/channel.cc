@@ -171,7 +171,8 @@ class ChannelState {
   // payload, `confirm_aad`) under the new epoch's receive key, or nothing changes and the result
   // is AuthenticationFailed(); its sequence number is then marked as received.
   Status EnterWithMaterial(std::uint32_t target, ByteView key, const ParsedEnvelope* confirm = nullptr,
-                           ByteView confirm_aad = {}) {
+                           ByteView confirm_aad = {},
+                           SessionChannel::FreshKeyKind kind = SessionChannel::FreshKeyKind::kQkd) {
     if (material.contains(target)) {
       return FailedPrecondition("ratchet material for epoch " + std::to_string(target) + " was already supplied");
     }
@@ -192,6 +193,11 @@ class ChannelState {
     }
     Enter(std::move(c).value(), Now(), true);
     if (confirm != nullptr) recv.back().window.Accept(confirm->header.sequence);
+    if (kind == SessionChannel::FreshKeyKind::kReestablishment) {
+      --stats.fresh_key_epochs;  // Enter counted the material as QKD
+      ++stats.reestablishments;
+      created = Now();
+    }
     return OkStatus();
   }
 
@@ -538,7 +544,7 @@ Result<std::uint32_t> SessionChannel::BeginFreshKey() {
 }
 
 Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, ByteView confirm_envelope,
-                                        ByteView confirm_aad) {
+                                        ByteView confirm_aad, FreshKeyKind kind) {
   if (!state_) return MovedFrom();
   QSAPI_RETURN_IF_ERROR(CheckMaterialSize(qkd_key));
   std::optional<ParsedEnvelope> confirm;
@@ -558,7 +564,7 @@ Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, B
     return FailedPrecondition("the peer bound the fresh key to epoch " + std::to_string(epoch) + ", too far ahead of " +
                               std::to_string(state_->chain_epoch));
   }
-  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(epoch, qkd_key, confirm ? &*confirm : nullptr, confirm_aad));
+  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(epoch, qkd_key, confirm ? &*confirm : nullptr, confirm_aad, kind));
   state_->hold = false;
   return OkStatus();
 }
@@ -569,7 +575,7 @@ void SessionChannel::CancelFreshKey() noexcept {
   state_->hold = false;
 }
 
-Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key) {
+Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key, FreshKeyKind kind) {
   if (!state_) return MovedFrom();
   QSAPI_RETURN_IF_ERROR(CheckMaterialSize(qkd_key));
   std::lock_guard lock(state_->mu);
@@ -582,7 +588,7 @@ Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, Byte
                               std::to_string(current));
   }
   const std::uint32_t target = std::max(current + 1, min_epoch);
-  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(target, qkd_key));
+  QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(target, qkd_key, nullptr, {}, kind));
   return target;
 }
 
@@ -603,6 +609,12 @@ bool SessionChannel::fresh_key_pending() const {
   if (!state_) return false;
   std::lock_guard lock(state_->mu);
   return state_->hold;
+}
+
+std::chrono::steady_clock::duration SessionChannel::age() const {
+  if (!state_) return {};
+  std::lock_guard lock(state_->mu);
+  return state_->Now() - state_->created;
 }
 
 std::uint32_t SessionChannel::epoch() const {

@@ -107,7 +107,8 @@ void AppendReason(Bytes& out, const std::string& text) {
 
 Result<AbortCode> TakeAbortCode(ByteView& data, std::string_view what) {
   QSAPI_ASSIGN_OR_RETURN(std::uint8_t code, TakeByte(data, what, "code"));
-  if (code < static_cast<std::uint8_t>(AbortCode::kPolicy) || code > static_cast<std::uint8_t>(AbortCode::kInternal)) {
+  if (code < static_cast<std::uint8_t>(AbortCode::kPolicy) ||
+      code > static_cast<std::uint8_t>(AbortCode::kUnknownSession)) {
     return Malformed(what, "unknown code " + std::to_string(code));
   }
   return static_cast<AbortCode>(code);
@@ -169,8 +170,9 @@ Result<std::vector<SourceId>> ParseSourceList(ByteView& data, std::string_view w
 }
 
 Bytes EncodeInit(const InitMessage& m) {
-  Bytes out{kTypeInit, kProtocolVersion};
+  Bytes out{m.reestablish ? kTypeReestablish : kTypeInit, kProtocolVersion};
   Append(out, m.session_id);
+  if (m.reestablish) AppendU32(out, m.min_epoch);
   out.push_back(static_cast<std::uint8_t>(m.suite));
   out.push_back(static_cast<std::uint8_t>(m.qkd_policy));
   out.push_back(static_cast<std::uint8_t>(m.qrng_policy));
@@ -181,14 +183,20 @@ Bytes EncodeInit(const InitMessage& m) {
 }
 
 Result<InitMessage> ParseInit(ByteView data) {
-  constexpr std::string_view kWhat = "Init";
-  QSAPI_RETURN_IF_ERROR(Header(data, kTypeInit, kWhat));
+  const bool reestablish = MessageType(data) == kTypeReestablish;
+  const std::string_view kWhat = reestablish ? "Reestablish" : "Init";
+  QSAPI_RETURN_IF_ERROR(Header(data, reestablish ? kTypeReestablish : kTypeInit, kWhat));
   InitMessage m;
+  m.reestablish = reestablish;
   QSAPI_RETURN_IF_ERROR(Take(data, m.session_id, kWhat, "session id"));
+  if (reestablish) {
+    QSAPI_ASSIGN_OR_RETURN(m.min_epoch, TakeU32(data, kWhat, "min_epoch"));
+    if (m.min_epoch == 0) return Malformed(kWhat, "min_epoch 0 (epoch 0 is the established one)");
+  }
   QSAPI_ASSIGN_OR_RETURN(std::uint8_t suite, TakeByte(data, kWhat, "suite"));
   if (suite != static_cast<std::uint8_t>(AeadSuite::kAes256Gcm) &&
       suite != static_cast<std::uint8_t>(AeadSuite::kXChaCha20Poly1305)) {
-    return Error(ErrorCode::kUnimplemented, "Init message proposes unknown suite " + std::to_string(suite));
+    return Error(ErrorCode::kUnimplemented, std::string(kWhat) + " message proposes unknown suite " + std::to_string(suite));
   }
   m.suite = static_cast<AeadSuite>(suite);
   QSAPI_ASSIGN_OR_RETURN(m.qkd_policy, TakePolicy(data, kWhat, "qkd policy"));

@@ -39,6 +39,11 @@ struct SessionBuilder {
     s.fresh_key_supply_ = std::move(fresh_keys);
     return s;
   }
+  static void SetReestablishment(PeerSession& s, std::uint32_t min_epoch, Bytes context_hash, Bytes rekey_done) {
+    s.reestablish_min_epoch_ = min_epoch;
+    s.context_hash_ = std::move(context_hash);
+    s.rekey_done_ = std::move(rekey_done);
+  }
 };
 
 namespace {
@@ -69,6 +74,7 @@ ErrorCode CodeForAbort(AbortCode code) {
     case AbortCode::kMalformed: return ErrorCode::kInvalidArgument;
     case AbortCode::kUnsupported: return ErrorCode::kUnimplemented;
     case AbortCode::kInternal: return ErrorCode::kInternal;
+    case AbortCode::kUnknownSession: return ErrorCode::kNotFound;
   }
   return ErrorCode::kInternal;
 }
@@ -91,7 +97,7 @@ class Exchange {
   Status Send(const Bytes& message) { return link_.Send(message, Remaining(deadline_)); }
 
   // Receive returns the next message of type `type`; an Abort from the peer becomes its error.
-  Result<Bytes> Receive(std::uint8_t type, std::string_view what) {
+  Result<Bytes> Receive(std::uint8_t type, std::string_view what, std::uint8_t also = 0) {
     auto m = link_.Receive(Remaining(deadline_));
     if (!m.ok()) {
       const Error& e = m.error();
@@ -106,13 +112,14 @@ class Exchange {
       return e;
     }
     if (MessageType(*m) == kTypeAbort) {
+      peer_aborted_ = true;
       auto abort = ParseAbort(*m);
       link_.Close();
       if (!abort.ok()) return Error(ErrorCode::kInternal, "session with " + peer_ + ": " + abort.error().message());
       return Error(CodeForAbort(abort->code), "session with " + peer_ + ": the peer aborted (" +
                                                   std::string(AbortCodeName(abort->code)) + "): " + abort->reason);
     }
-    if (MessageType(*m) != type) {
+    if (MessageType(*m) != type && (also == 0 || MessageType(*m) != also)) {
       return Fail(AbortCode::kMalformed,
                   InvalidArgument("session with " + peer_ + ": expected a " + std::string(what) +
                                   " message, got type " + std::to_string(MessageType(*m))));
@@ -133,8 +140,10 @@ class Exchange {
   }
 
   [[nodiscard]] const std::string& peer() const { return peer_; }
+  [[nodiscard]] bool peer_aborted() const { return peer_aborted_; }
 
  private:
+  bool peer_aborted_ = false;
   PeerLink& link_;
   std::string peer_;
   Clock::time_point deadline_;
@@ -237,6 +246,7 @@ std::string_view AbortCodeName(AbortCode code) noexcept {
     case AbortCode::kMalformed: return "malformed";
     case AbortCode::kUnsupported: return "unsupported";
     case AbortCode::kInternal: return "internal";
+    case AbortCode::kUnknownSession: return "unknown-session";
   }
   return "unknown";
 }
@@ -724,7 +734,15 @@ Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView a
     inbox_.pop_front();
   }
   cv_.notify_all();  // room in the queue for the reader
-  return channel_.Open(envelope, aad);
+  auto opened = channel_.Open(envelope, aad);
+  if (!opened.ok() && opened.error().code() == ErrorCode::kUnavailable) {
+    // An envelope of the epoch our held fresh-key agreement or re-establishment is entering (it
+    // can overtake the answer when that comes over another link): open it once the hold ends.
+    const auto until = Clock::now() + timeout;
+    while (channel_.fresh_key_pending() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    opened = channel_.Open(envelope, aad);
+  }
+  return opened;
 }
 
 Result<Bytes> PeerChannel::Open(ByteView envelope, ByteView aad) {
@@ -765,6 +783,153 @@ Status PeerChannel::Rotate() {
     QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
   }
   return channel_.Rotate();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-establishment in place.
+
+namespace {
+
+Bytes ReestablishAad(const Bytes& context_hash) {
+  Bytes aad(kReestablishConfirmLabel.begin(), kReestablishConfirmLabel.end());
+  aad.insert(aad.end(), context_hash.begin(), context_hash.end());
+  return aad;
+}
+
+}  // namespace
+
+Status PeerEndpoint::Reestablish(PeerChannel& channel) {
+  const PeerSession& s = channel.session();
+  if (s.role() != SessionRole::kInitiator) {
+    return FailedPrecondition("session " + s.session_id_hex() + ": only the session's initiator re-establishes it");
+  }
+  const PeerConfig* peer = FindPeer(s.peer_name());
+  if (peer == nullptr) {
+    return Error(ErrorCode::kNotFound, "session " + s.session_id_hex() + ": its peer \"" + s.peer_name() +
+                                           "\" is no longer configured");
+  }
+  return channel.ReestablishWith([&](std::uint32_t min_epoch, bool& uncertain) -> Result<PeerSession> {
+    ReestablishRequest re;
+    std::copy(s.session_id().begin(), s.session_id().end(), re.session_id.begin());
+    re.suite = s.suite();
+    re.min_epoch = min_epoch;
+    QSAPI_ASSIGN_OR_RETURN(auto link, PeerLink::Connect(options_.link, peer->host, peer->port, peer->name));
+    EstablishOutcome outcome;
+    auto fresh = Establish(std::move(link), *peer, &re, outcome);
+    uncertain = !fresh.ok() && outcome.confirm_sent && !outcome.peer_aborted;
+    return fresh;
+  });
+}
+
+Status PeerChannel::ReestablishWith(const std::function<Result<PeerSession>(std::uint32_t, bool&)>& establish) {
+  std::lock_guard send_lock(send_mu_);  // no seals or proposals meanwhile: the epoch is held anyway
+  {
+    std::unique_lock lock(mu_);
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
+    if (pending_) (void)WaitFreshKey(lock);  // a fresh-key proposal is out: let it finish first
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
+  }
+  QSAPI_ASSIGN_OR_RETURN(std::uint32_t min_epoch, channel_.BeginFreshKey());
+  bool uncertain = false;
+  auto fresh = establish(min_epoch, uncertain);
+  const std::string who = "session " + session_.session_id_hex() + " with " + session_.peer_name();
+  if (!fresh.ok()) {
+    if (uncertain) {
+      Fail(Error(fresh.error().code(), who + ": re-establishment failed after our confirmation (" +
+                                           fresh.error().message() +
+                                           "); the peer may have entered the new epoch, so the session is closed"),
+           std::nullopt);
+      return failure();
+    }
+    channel_.CancelFreshKey();
+    Log(LogLevel::kWarning, kLog, who + ": re-establishment failed; the session goes on under its keys: " +
+                                      fresh.error().message());
+    return Error(fresh.error().code(), who + ": re-establishment failed: " + fresh.error().message());
+  }
+  auto done = ParseRekeyDone(fresh->rekey_done_);
+  Status st = done.ok() ? OkStatus() : Status(done.error());
+  if (st.ok() && !std::equal(done->session_id.begin(), done->session_id.end(), session_.session_id().begin())) {
+    st = InvalidArgument("the RekeyDone names another session");
+  }
+  if (st.ok()) {
+    st = channel_.CompleteFreshKey(done->epoch, fresh->keys().epoch_secret.view(), done->confirm_envelope,
+                                   ReestablishAad(fresh->context_hash_), SessionChannel::FreshKeyKind::kReestablishment);
+  }
+  if (fresh->link() != nullptr) fresh->link()->Close();
+  if (!st.ok()) {
+    Fail(Error(st.error() == AuthenticationFailed() ? ErrorCode::kDataLoss : st.error().code(),
+               who + ": the peer's confirmation of the re-established keys failed (" + st.error().message() +
+                   "); the session is closed"),
+         std::nullopt);
+    return failure();
+  }
+  std::lock_guard lock(mu_);
+  ++fresh_stats_.reestablished;
+  fresh_stats_.reestablished_sources = fresh->SourcesText();
+  Log(LogLevel::kInfo, kLog, who + ": re-established (new TLS handshake and ML-KEM; " +
+                                 fresh_stats_.reestablished_sources + "), epoch " + std::to_string(done->epoch));
+  return OkStatus();
+}
+
+void PeerChannel::RefuseReestablishment(PeerSession fresh, const std::string& reason) {
+  if (fresh.link() == nullptr) return;
+  Log(LogLevel::kWarning, kLog, "re-establishment of session " + fresh.session_id_hex() + " from " +
+                                    fresh.peer_name() + " refused: " + reason);
+  (void)fresh.link()->Send(EncodeAbort(AbortMessage{.code = AbortCode::kUnknownSession, .reason = reason}),
+                           std::chrono::milliseconds(1000));
+  fresh.link()->Close();
+}
+
+Status PeerChannel::AcceptReestablishment(PeerSession fresh) {
+  if (!fresh.reestablishes()) return InvalidArgument("not a re-establishment");
+  const std::string who = "session " + session_.session_id_hex() + " with " + session_.peer_name();
+  auto refuse = [&](const std::string& reason) -> Status {
+    RefuseReestablishment(std::move(fresh), reason);
+    return FailedPrecondition(who + ": re-establishment refused: " + reason);
+  };
+  if (fresh.session_id_hex() != session_.session_id_hex()) return refuse("another session's re-establishment");
+  if (fresh.peer_name() != session_.peer_name()) {
+    return refuse("the re-establishment comes from \"" + fresh.peer_name() + "\", not the session's peer");
+  }
+  if (session_.role() != SessionRole::kResponder || fresh.role() != SessionRole::kResponder) {
+    return refuse("only the session's initiator re-establishes it");
+  }
+  if (fresh.suite() != session_.suite()) return refuse("the re-establishment proposes another suite");
+  std::lock_guard send_lock(send_mu_);  // RekeyDone before any envelope of the new epoch
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return refuse("the session has failed: " + failure_->message());
+  }
+  auto epoch = channel_.BindFreshKey(fresh.reestablish_min_epoch_, fresh.keys().epoch_secret.view(),
+                                     SessionChannel::FreshKeyKind::kReestablishment);
+  if (!epoch.ok()) return refuse(epoch.error().message());
+  const Bytes aad = ReestablishAad(fresh.context_hash_);
+  auto confirm = channel_.Seal({}, aad);
+  if (!confirm.ok()) {
+    Fail(Error(ErrorCode::kInternal, who + ": cannot seal the re-establishment's confirmation: " +
+                                         confirm.error().message()),
+         AbortCode::kInternal);
+    return failure();
+  }
+  RekeyDoneMessage done;
+  std::copy(session_.session_id().begin(), session_.session_id().end(), done.session_id.begin());
+  done.epoch = *epoch;
+  done.confirm_envelope = std::move(*confirm);
+  Status sent = fresh.link()->Send(EncodeRekeyDone(done));
+  fresh.link()->Close();
+  if (!sent.ok()) {
+    // We entered the new epoch; the initiator will not (it got no RekeyDone): the session is lost.
+    Fail(Error(sent.error().code(), who + ": re-establishment: RekeyDone could not be sent (" +
+                                        sent.error().message() + "); the session is closed"),
+         AbortCode::kInternal);
+    return failure();
+  }
+  std::lock_guard lock(mu_);
+  ++fresh_stats_.reestablished;
+  fresh_stats_.reestablished_sources = fresh.SourcesText();
+  Log(LogLevel::kInfo, kLog, who + ": re-established by the peer (" + fresh_stats_.reestablished_sources +
+                                 "), epoch " + std::to_string(*epoch));
+  return OkStatus();
 }
 
 ChannelStats PeerChannel::stats() const { return channel_.stats(); }
@@ -835,7 +1000,16 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
   if (link == nullptr) return InvalidArgument("session: no link");
   const PeerConfig* peer = FindPeer(peer_name);
   if (peer == nullptr) return Error(ErrorCode::kNotFound, "no peer named \"" + std::string(peer_name) + "\" is configured");
+  EstablishOutcome outcome;
+  return Establish(std::move(link), *peer, nullptr, outcome);
+}
+
+Result<PeerSession> PeerEndpoint::Establish(std::unique_ptr<PeerLink> link, const PeerConfig& peer_config,
+                                            const ReestablishRequest* re, EstablishOutcome& outcome) {
+  const PeerConfig* peer = &peer_config;
   Exchange ex(*link, peer->name, Clock::now() + peer->establishment_timeout);
+  outcome.confirm_sent = false;
+  outcome.peer_aborted = false;
   if (link->info().peer_name != peer->name) {
     return ex.Fail(AbortCode::kUnknownPeer, Error(ErrorCode::kPermissionDenied,
                                                   "session: the link's peer is \"" + link->info().peer_name +
@@ -844,8 +1018,14 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
   std::vector<std::string> notes;
 
   InitMessage init;
-  QSAPI_RETURN_IF_ERROR(crypto::RandomFill(init.session_id));
-  init.suite = peer->suite;
+  if (re != nullptr) {
+    init.session_id = re->session_id;
+    init.reestablish = true;
+    init.min_epoch = re->min_epoch;
+  } else {
+    QSAPI_RETURN_IF_ERROR(crypto::RandomFill(init.session_id));
+  }
+  init.suite = re != nullptr ? re->suite : peer->suite;
   init.qkd_policy = peer->policy.qkd;
   init.qrng_policy = peer->policy.qrng;
   auto contribution = DrawContribution(peer->policy.qrng, options_.entropy.get(), peer->name, "initiator");
@@ -940,9 +1120,14 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
   auto mac = ConfirmationMac(keys->confirm_key_initiator.view(), true, *context_hash);
   if (!mac.ok()) return ex.Fail(AbortCode::kInternal, mac.error());
   QSAPI_RETURN_IF_ERROR(ex.Send(EncodeConfirm(ConfirmMessage{.mac = *mac})));
+  outcome.confirm_sent = true;  // from here a re-establishing responder may bind the new keys
 
-  QSAPI_ASSIGN_OR_RETURN(Bytes confirm_bytes, ex.Receive(kTypeConfirm, "Confirm"));
-  auto confirm = ParseConfirm(confirm_bytes);
+  auto confirm_bytes = ex.Receive(kTypeConfirm, "Confirm");
+  if (!confirm_bytes.ok()) {
+    outcome.peer_aborted = ex.peer_aborted();
+    return confirm_bytes.error();
+  }
+  auto confirm = ParseConfirm(*confirm_bytes);
   if (!confirm.ok()) return ex.Fail(AbortForError(confirm.error()), confirm.error());
   if (!VerifyConfirmationMac(keys->confirm_key_responder.view(), false, *context_hash, confirm->mac).ok()) {
     link->Close();
@@ -953,12 +1138,23 @@ Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, s
     }
     return AuthenticationFailed();
   }
+  Bytes done_bytes;
+  if (re != nullptr) {
+    auto done = ex.Receive(kTypeRekeyDone, "RekeyDone");
+    if (!done.ok()) {
+      outcome.peer_aborted = ex.peer_aborted();
+      return done.error();
+    }
+    done_bytes = std::move(done).value();
+  }
   if (!notes.empty()) {
     Log(LogLevel::kWarning, kLog, "session with " + peer->name + " established without a preferred source: " + notes.front());
   }
-  return SessionBuilder::Build(SessionRole::kInitiator, init.session_id, init.suite, acc, std::move(notes),
-                               qkd_used ? init.key_ids : std::vector<std::string>{}, std::move(keys).value(),
-                               std::move(link), FreshKeysFor(*peer, SessionRole::kInitiator, qkd_used));
+  PeerSession out = SessionBuilder::Build(SessionRole::kInitiator, init.session_id, init.suite, acc, std::move(notes),
+                                          qkd_used ? init.key_ids : std::vector<std::string>{}, std::move(keys).value(),
+                                          std::move(link), FreshKeysFor(*peer, SessionRole::kInitiator, qkd_used));
+  if (re != nullptr) SessionBuilder::SetReestablishment(out, re->min_epoch, *context_hash, std::move(done_bytes));
+  return out;
 }
 
 Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
@@ -976,7 +1172,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
   Exchange ex(*link, peer->name, Clock::now() + peer->establishment_timeout);
   std::vector<std::string> notes;
 
-  QSAPI_ASSIGN_OR_RETURN(Bytes init_bytes, ex.Receive(kTypeInit, "Init"));
+  QSAPI_ASSIGN_OR_RETURN(Bytes init_bytes, ex.Receive(kTypeInit, "Init", kTypeReestablish));
   auto init = ParseInit(init_bytes);
   if (!init.ok()) return ex.Fail(AbortForError(init.error()), init.error());
   if (std::find(peer->accepted_suites.begin(), peer->accepted_suites.end(), init->suite) ==
@@ -1086,9 +1282,12 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
   if (!notes.empty()) {
     Log(LogLevel::kWarning, kLog, "session with " + peer->name + " established without a preferred source: " + notes.front());
   }
-  return SessionBuilder::Build(SessionRole::kResponder, init->session_id, init->suite, accepted, std::move(notes),
-                               qkd_used ? init->key_ids : std::vector<std::string>{}, std::move(keys).value(),
-                               std::move(link), FreshKeysFor(*peer, SessionRole::kResponder, qkd_used));
+  PeerSession out = SessionBuilder::Build(SessionRole::kResponder, init->session_id, init->suite, accepted,
+                                          std::move(notes), qkd_used ? init->key_ids : std::vector<std::string>{},
+                                          std::move(keys).value(), std::move(link),
+                                          FreshKeysFor(*peer, SessionRole::kResponder, qkd_used));
+  if (init->reestablish) SessionBuilder::SetReestablishment(out, init->min_epoch, *context_hash, {});
+  return out;
 }
 
 Result<PeerSession> PeerEndpoint::AcceptAndRespond(PeerListener& listener, std::chrono::milliseconds timeout) {

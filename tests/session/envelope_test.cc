@@ -621,6 +621,29 @@ TEST(SessionChannelTest, FreshKeyAgreementBindsBothSidesToOneEpoch) {
   EXPECT_EQ(c.responder->BindFreshKey(2, qkd).error().code(), ErrorCode::kFailedPrecondition);
 }
 
+TEST(SessionChannelTest, AReestablishmentRestartsTheSessionAge) {
+  ChannelConfig config;
+  config.max_session_age = std::chrono::seconds(10);
+  ChannelPair p = MakePair(AeadSuite::kAes256Gcm, config);
+  p.clock.Advance(std::chrono::seconds(9));
+  auto min_epoch = p.initiator->BeginFreshKey();
+  QSAPI_ASSERT_OK(min_epoch);
+  const Bytes secret(kEpochSecretSize, 0x42);  // a new establishment's epoch 0 secret
+  auto bound = p.responder->BindFreshKey(*min_epoch, secret, SessionChannel::FreshKeyKind::kReestablishment);
+  QSAPI_ASSERT_OK(bound);
+  auto confirm = p.responder->Seal({}, B("context"));
+  QSAPI_ASSERT_OK(confirm);
+  QSAPI_ASSERT_OK(p.initiator->CompleteFreshKey(*bound, secret, *confirm, B("context"),
+                                                SessionChannel::FreshKeyKind::kReestablishment));
+  EXPECT_EQ(p.initiator->stats().reestablishments, 1U);
+  EXPECT_EQ(p.initiator->stats().fresh_key_epochs, 0U);
+  EXPECT_EQ(p.responder->stats().reestablishments, 1U);
+  p.clock.Advance(std::chrono::seconds(5));  // 14 s after creation, 5 s after the re-establishment
+  QSAPI_ASSERT_OK(p.responder->Open(*p.initiator->Seal(B("still young"))));
+  p.clock.Advance(std::chrono::seconds(6));
+  EXPECT_EQ(p.initiator->Seal(B("too old")).error().code(), ErrorCode::kFailedPrecondition);
+}
+
 TEST(SessionChannelTest, StrictOrderingRefusesReorderedEnvelopes) {
   ChannelConfig config;
   config.ordering = Ordering::kStrict;

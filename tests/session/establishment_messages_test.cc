@@ -169,5 +169,36 @@ TEST(EstablishmentMessagesTest, RekeyMessagesRoundTripWithTheDocumentedLayout) {
   EXPECT_TRUE(Contains(ParseRekeyRefuse(bad_code).error().message(), "unknown code"));
 }
 
+TEST(EstablishmentMessagesTest, ReestablishIsAnInitWithTheSessionAndALowestEpoch) {
+  InitMessage m = SampleInit();
+  m.reestablish = true;
+  m.min_epoch = 7;
+  const Bytes b = EncodeInit(m);
+  ASSERT_EQ(b.size(), EncodeInit(SampleInit()).size() + 4);
+  EXPECT_EQ(b[0], kTypeReestablish);
+  EXPECT_EQ(b[21], 7);  // min_epoch right after the session id
+  EXPECT_EQ(b[22], 2);  // then the Init fields: suite XChaCha20-Poly1305
+  auto p = ParseInit(b);
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  EXPECT_TRUE(p->reestablish);
+  EXPECT_EQ(p->min_epoch, 7U);
+  EXPECT_EQ(p->key_ids, SampleInit().key_ids);
+  for (std::size_t n = 0; n < b.size(); ++n) EXPECT_FALSE(ParseInit(ByteView(b).first(n)).ok()) << n;
+  Bytes zero = b;
+  zero[18] = zero[19] = zero[20] = zero[21] = 0;
+  EXPECT_TRUE(Contains(ParseInit(zero).error().message(), "Reestablish message: min_epoch 0"))
+      << ParseInit(zero).error().ToString();
+  auto plain = ParseInit(EncodeInit(SampleInit()));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->reestablish);
+  // The abort code for a re-establishment of a session the responder does not hold.
+  auto abort = ParseAbort(EncodeAbort(AbortMessage{.code = AbortCode::kUnknownSession, .reason = "no such session"}));
+  ASSERT_TRUE(abort.ok()) << abort.error().ToString();
+  EXPECT_EQ(abort->code, AbortCode::kUnknownSession);
+  Bytes eleven = EncodeAbort(AbortMessage{.code = AbortCode::kUnknownSession, .reason = ""});
+  eleven[2] = 11;
+  EXPECT_FALSE(ParseAbort(eleven).ok());
+}
+
 }  // namespace
 }  // namespace qsapi::session::internal

@@ -398,6 +398,72 @@ TEST_F(PeerSessionTest, AnIdleInitiatorStillLeadsTimeBasedRotationsWithFreshKeys
   EXPECT_EQ((*ci)->stats().fresh_key_epochs, 1U);
 }
 
+// Re-establishment in place: a new link (TLS handshake, ML-KEM), a Reestablish naming the session,
+// new QKD keys and randoms, and the new secret mixed into the next epoch of the same session.
+TEST_F(PeerSessionTest, ReestablishmentRenewsTheKeysInPlaceOverANewHandshake) {
+  StartKmes();
+  peer_b_.policy.qkd = SourcePolicy::kRequire;
+  peer_a_.policy.qkd = SourcePolicy::kRequire;
+  auto a = Endpoint(ctx_a_, peer_b_);
+  auto b = Endpoint(ctx_b_, peer_a_);
+  auto responded = std::async(std::launch::async, [&] { return b->AcceptAndRespond(*listener_, 15s); });
+  auto si = a->Initiate("node-b");
+  auto sr = responded.get();
+  ASSERT_TRUE(si.ok() && sr.ok());
+  const std::string id = si->session_id_hex();
+  auto ci = PeerChannel::Create(std::move(si).value());
+  auto cr = PeerChannel::Create(std::move(sr).value());
+  ASSERT_TRUE(ci.ok() && cr.ok());
+  ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
+  ASSERT_TRUE((*cr)->Receive(5s).ok());
+  const std::uint64_t keys_before = sim_->stored_key_count();
+
+  auto accepted = std::async(std::launch::async, [&]() -> Status {
+    QSAPI_ASSIGN_OR_RETURN(PeerSession s, b->AcceptAndRespond(*listener_, 15s));
+    if (!s.reestablishes()) return Internal("not a re-establishment");
+    if (s.session_id_hex() != id) return Internal("another session id");
+    return (*cr)->AcceptReestablishment(std::move(s));
+  });
+  auto st = a->Reestablish(**ci);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  auto acc = accepted.get();
+  ASSERT_TRUE(acc.ok()) << acc.error().ToString();
+  EXPECT_EQ((*ci)->stats().epoch, 1U);
+  EXPECT_EQ((*ci)->stats().reestablishments, 1U);
+  EXPECT_EQ((*ci)->stats().fresh_key_epochs, 0U);
+  EXPECT_EQ((*cr)->stats().reestablishments, 1U);
+  EXPECT_EQ((*ci)->fresh_key_stats().reestablished, 1U);
+  EXPECT_EQ((*ci)->fresh_key_stats().reestablished_sources, "tls-exporter+qkd");
+  EXPECT_EQ(sim_->reserved_key_count(), 0U) << "the responder fetched the new QKD key";
+  EXPECT_LT(sim_->stored_key_count(), keys_before);
+  // The same session (id, channel) carries on in the new epoch, both ways.
+  ASSERT_TRUE((*ci)->Send(Bytes{2}).ok());
+  auto m = (*cr)->Receive(5s);
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  ASSERT_TRUE((*cr)->Send(Bytes{3}).ok());
+  auto back = (*ci)->Receive(5s);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ((*cr)->stats().epoch, 1U);
+
+  // A responder that holds no such session refuses; the initiator's session goes on unchanged.
+  auto refused = std::async(std::launch::async, [&]() -> Status {
+    QSAPI_ASSIGN_OR_RETURN(PeerSession s, b->AcceptAndRespond(*listener_, 15s));
+    PeerChannel::RefuseReestablishment(std::move(s), "no session " + id + " here");
+    return OkStatus();
+  });
+  auto no = a->Reestablish(**ci);
+  ASSERT_TRUE(refused.get().ok());
+  ASSERT_FALSE(no.ok());
+  EXPECT_EQ(no.error().code(), ErrorCode::kNotFound) << no.error().ToString();
+  EXPECT_TRUE(Contains(no.error().message(), "unknown-session")) << no.error().ToString();
+  EXPECT_TRUE((*ci)->failure().ok());
+  EXPECT_EQ((*ci)->stats().epoch, 1U);
+  ASSERT_TRUE((*ci)->Send(Bytes{4}).ok());
+  ASSERT_TRUE((*cr)->Receive(5s).ok());
+  // Only the initiator re-establishes; a re-establishment of another session is refused.
+  EXPECT_EQ(b->Reestablish(**cr).error().code(), ErrorCode::kFailedPrecondition);
+}
+
 TEST_F(PeerSessionTest, FreshKeysAtRotationThatDifferCloseTheSessionSayingSo) {
   StartKmes();
   peer_b_.policy.qkd = SourcePolicy::kRequire;

@@ -147,6 +147,7 @@ struct ChannelStats {
   std::uint64_t replays_rejected = 0;
   std::uint64_t reordered_rejected = 0;  // refused by Ordering::kStrict
   std::uint64_t fresh_key_epochs = 0;    // epochs entered with fresh QKD material mixed in
+  std::uint64_t reestablishments = 0;    // epochs entered with a new establishment's secret mixed in
   bool closed = false;
 };
 
@@ -211,6 +212,10 @@ class SessionChannel {
   // that fails to authenticate during the hold fails with kUnavailable (retry after the
   // agreement) and does not count towards max_failed_decryptions. One agreement at a time.
   Result<std::uint32_t> BeginFreshKey();
+  // FreshKeyKind says what the fresh material is: QKD keys, or the epoch 0 secret of a new
+  // establishment of this session (a re-establishment: new TLS handshake, new ML-KEM), which also
+  // restarts the session's age (max_session_age).
+  enum class FreshKeyKind : std::uint8_t { kQkd, kReestablishment };
   // CompleteFreshKey enters `epoch` now (through ratchet-only steps for epochs in between), mixing
   // `qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize bytes) into the step that enters it, and ends the
   // hold. FAILED_PRECONDITION without a hold or when the channel is already at or past `epoch`.
@@ -220,18 +225,21 @@ class SessionChannel {
   // two sides hold different keys. The confirmation is marked received in the replay window but
   // does not move the kStrict order, so envelopes the peer sent before it stay in order.
   Status CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, ByteView confirm_envelope = {},
-                          ByteView confirm_aad = {});
+                          ByteView confirm_aad = {}, FreshKeyKind kind = FreshKeyKind::kQkd);
   void CancelFreshKey() noexcept;
   // BindFreshKey is the answering side: it enters epoch max(current + 1, min_epoch) now, mixing
   // `qkd_key` into the step that enters it, and returns that epoch. min_epoch may be at most
   // max_epochs_ahead + 1 ahead of the current epoch.
-  Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key);
+  Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key,
+                                     FreshKeyKind kind = FreshKeyKind::kQkd);
   // RotationDue says whether the next Seal of `next_payload` bytes would enter a new epoch under
   // the rotation policy (ignoring a hold); with lead_divisor d > 1, whether 1/d of any of the
   // policy's limits has been reached (a side that leads rotations starts early).
   [[nodiscard]] bool RotationDue(std::size_t next_payload = 0, unsigned lead_divisor = 1) const;
   [[nodiscard]] bool fresh_key_pending() const;
   [[nodiscard]] std::uint32_t epoch() const;
+  // age: time since the channel was created or last re-established.
+  [[nodiscard]] std::chrono::steady_clock::duration age() const;
 
   // Close destroys every key; every later call fails with kFailedPrecondition.
   void Close() noexcept;

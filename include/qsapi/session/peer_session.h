@@ -87,6 +87,7 @@ enum class AbortCode : std::uint8_t {
   kMalformed = 7,        // a message did not parse
   kUnsupported = 8,      // protocol version or suite not supported
   kInternal = 9,         // anything else (the reason says what)
+  kUnknownSession = 10,  // a Reestablish names no session this side holds with that peer
 };
 std::string_view AbortCodeName(AbortCode code) noexcept;
 
@@ -189,6 +190,9 @@ class PeerSession {
   // link: the peer link the session was established over (null after TakeLink()).
   [[nodiscard]] PeerLink* link() const noexcept { return link_.get(); }
   [[nodiscard]] std::unique_ptr<PeerLink> TakeLink() noexcept { return std::move(link_); }
+  // reestablishes: this is a re-establishment of the existing session with this id (a responder's
+  // PeerEndpoint::Respond returns it; hand it to that session's PeerChannel::AcceptReestablishment).
+  [[nodiscard]] bool reestablishes() const noexcept { return reestablish_min_epoch_ != 0; }
   // fresh_key_supply: null unless the session can agree fresh QKD keys at rotation.
   [[nodiscard]] const std::shared_ptr<const FreshKeySupply>& fresh_key_supply() const noexcept {
     return fresh_key_supply_;
@@ -207,6 +211,11 @@ class PeerSession {
   SessionKeys keys_;
   std::unique_ptr<PeerLink> link_;
   std::shared_ptr<const FreshKeySupply> fresh_key_supply_;
+  // A re-establishment (docs/PROTOCOL.md, "Re-establishment"):
+  std::uint32_t reestablish_min_epoch_ = 0;  // 0: a new session
+  Bytes context_hash_;                       // SHA-384(Reestablish || Accept)
+  Bytes rekey_done_;                         // the initiator's: the responder's RekeyDone
+  friend class PeerChannel;
 };
 
 // FreshKeyStats counts the fresh-key agreements of a PeerChannel.
@@ -215,6 +224,8 @@ struct FreshKeyStats {
   std::uint64_t refused = 0;  // proposals the peer refused (it bound nothing): ratchet alone
   std::uint64_t skipped = 0;  // rotations without a proposal: our KME could not reserve keys
   std::string last_problem;   // why the last refusal or skip happened
+  std::uint64_t reestablished = 0;   // re-establishments (new TLS handshake and ML-KEM) of the session
+  std::string reestablished_sources; // the sources of the last one ("tls-exporter+qkd+...")
 };
 
 // PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
@@ -275,6 +286,15 @@ class PeerChannel {
   Status RotateWithFreshQkd();
   [[nodiscard]] ChannelStats stats() const;
   [[nodiscard]] FreshKeyStats fresh_key_stats() const;
+  // AcceptReestablishment is the responder's side of a re-establishment: `fresh` is what
+  // PeerEndpoint::Respond returned for a Reestablish naming this session. It mixes the new
+  // session secret into the first epoch past both sides, enters it, answers RekeyDone with the
+  // confirmation on fresh's link and closes that link. A Reestablish for another session, from
+  // another peer or to an initiator is refused (Abort unknown-session), and so is one while the
+  // channel has failed.
+  Status AcceptReestablishment(PeerSession fresh);
+  // RefuseReestablishment answers a Reestablish that names no session this side holds.
+  static void RefuseReestablishment(PeerSession fresh, const std::string& reason);
   // session: what the session was built from (its keys have been handed to the channel).
   [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
   // failure: why the channel stopped (OkStatus() while it works; a closed link alone is not a
@@ -286,7 +306,11 @@ class PeerChannel {
 
  private:
   struct PendingFreshKey;
+  friend class PeerEndpoint;
   PeerChannel(PeerSession session, SessionChannel channel);
+  // ReestablishWith runs `establish(min_epoch)` (a new link and a Reestablish exchange that ends
+  // with the responder's RekeyDone) with the epoch held, then enters the responder's epoch.
+  Status ReestablishWith(const std::function<Result<PeerSession>(std::uint32_t, bool&)>& establish);
   void ReaderLoop();
   void HandleOffer(const Bytes& message);
   void HandleDone(const Bytes& message);
@@ -344,6 +368,16 @@ class PeerEndpoint {
   // Respond answers an initiator on a link this endpoint accepted (PeerLink::Accept). The peer is
   // looked up by the CN of its certificate; unknown names are refused.
   Result<PeerSession> Respond(std::unique_ptr<PeerLink> link);
+  // Reestablish renews an established session's keys in place (docs/PROTOCOL.md,
+  // "Re-establishment"): a new link to the peer (new TLS handshake, new hybrid ML-KEM exchange),
+  // a Reestablish message naming the session, the establishment's policy, checks, QKD keys, QRNG
+  // randoms and key schedule, and the new session secret mixed into the channel's next epoch once
+  // the responder confirms it. The session keeps its id; envelopes keep flowing (the initiator's
+  // epoch is held meanwhile). The channel's max_session_age restarts. Only the session's initiator
+  // calls it; the responder's Respond returns a PeerSession with reestablishes() set, for
+  // PeerChannel::AcceptReestablishment. On failure the session goes on under its current keys,
+  // unless the outcome is uncertain (no answer after our confirmation), when it is closed.
+  Status Reestablish(PeerChannel& channel);
   // AcceptAndRespond takes the next connection of `listener`, runs the TLS handshake and Respond.
   Result<PeerSession> AcceptAndRespond(PeerListener& listener, std::chrono::milliseconds timeout);
 
@@ -357,6 +391,17 @@ class PeerEndpoint {
         peers_(std::move(peers)),
         replay_guard_(std::make_shared<KeyIdReplayGuard>(options_.replay_guard_capacity)) {}
   std::shared_ptr<const FreshKeySupply> FreshKeysFor(const PeerConfig& peer, SessionRole role, bool qkd_used) const;
+  struct ReestablishRequest {
+    std::array<std::uint8_t, kSessionIdSize> session_id{};
+    AeadSuite suite = AeadSuite::kAes256Gcm;
+    std::uint32_t min_epoch = 0;
+  };
+  struct EstablishOutcome {
+    bool confirm_sent = false;  // our Confirm went out
+    bool peer_aborted = false;  // the peer said Abort (it bound nothing)
+  };
+  Result<PeerSession> Establish(std::unique_ptr<PeerLink> link, const PeerConfig& peer, const ReestablishRequest* re,
+                                EstablishOutcome& outcome);
 
   Options options_;
   std::map<std::string, PeerConfig, std::less<>> peers_;

@@ -25,6 +25,9 @@ inline constexpr std::uint8_t kProtocolVersion = 1;
 inline constexpr std::uint8_t kTypeInit = 0x01;
 inline constexpr std::uint8_t kTypeAccept = 0x02;
 inline constexpr std::uint8_t kTypeConfirm = 0x03;
+// Reestablish: an Init for an existing session (its id), with the lowest epoch the new keys may
+// enter; the responder answers Accept, Confirm and then RekeyDone (docs/PROTOCOL.md).
+inline constexpr std::uint8_t kTypeReestablish = 0x04;
 inline constexpr std::uint8_t kTypeAbort = 0x7f;
 // Fresh QKD keys at rotation, on an established session's link (docs/PROTOCOL.md).
 inline constexpr std::uint8_t kTypeRekeyOffer = 0x10;
@@ -45,6 +48,8 @@ struct InitMessage {
   std::array<std::uint8_t, kRandomSize> random{};
   std::vector<SourceId> sources;     // offered: tls-exporter [, qkd] [, qrng-initiator]
   std::vector<std::string> key_ids;  // present iff qkd is offered
+  bool reestablish = false;          // type 0x04: re-establishes session_id ...
+  std::uint32_t min_epoch = 0;       // ... into an epoch >= min_epoch (>= 1)
 };
 
 struct AcceptMessage {
@@ -79,6 +84,8 @@ struct RekeyDoneMessage {
 };
 inline constexpr std::size_t kRekeyConfirmEnvelopeSize = 37 + 16;  // an envelope header and tag, no payload
 inline constexpr std::string_view kRekeyConfirmLabel = "qsapi session v1 rekey confirm";
+// After a Reestablish, the confirmation's associated data is this label || the new context hash.
+inline constexpr std::string_view kReestablishConfirmLabel = "qsapi session v1 reestablish confirm";
 
 // RekeyRefuse: the responder bound nothing; the session goes on with the ratchet alone.
 struct RekeyRefuseMessage {
@@ -96,6 +103,7 @@ Bytes EncodeAbort(const AbortMessage& m);
 // MessageType returns the type byte of a message (0 for an empty one).
 std::uint8_t MessageType(ByteView message) noexcept;
 
+// ParseInit parses an Init (0x01) or a Reestablish (0x04) message.
 Result<InitMessage> ParseInit(ByteView data);
 Result<AcceptMessage> ParseAccept(ByteView data);
 Result<ConfirmMessage> ParseConfirm(ByteView data);
