@@ -20,6 +20,8 @@
 #   6. site-a rotates the session with fresh QKD keys: it reserves a key at KME-A and proposes its
 #      key_ID over the peer link, site-b fetches it at KME-B and enters the next epoch with it mixed
 #      in, and both nodes report the epoch as a fresh-key epoch; envelopes of the new epoch open;
+#      then site-a re-establishes the session in place (a new TLS handshake and ML-KEM exchange, a
+#      new QKD key and randoms; the same session id), and envelopes of the next epoch open;
 #   7. the KME link is corrupted (the simulator hands out different keys): a new establishment
 #      fails with "the QKD keys differ" instead of producing a session, and so does a fresh-key
 #      rotation of the existing session, which both nodes then close.
@@ -156,7 +158,7 @@ ans=$("$qsapi" call POST "/v1/sessions/$id/seal" --data '{"plaintext":"YWNr"}' "
   || fail "site-a could not open site-b's answer"
 echo "site-a opened site-b's answer"
 
-step "6. a rotation with fresh QKD keys agreed over the peer link"
+step "6. a rotation with fresh QKD keys agreed over the peer link, then a re-establishment"
 rotated=$("$qsapi" call POST "/v1/sessions/$id/rotate" --data '{"fresh_qkd":true}' "${at[@]}") || fail "fresh rotation: $rotated"
 grep -q '"epoch":1,' <<<"$rotated" || fail "epoch after the fresh rotation: $rotated"
 grep -q '"enabled":true' <<<"$rotated" && grep -q '"epochs":1' <<<"$rotated" || fail "fresh_qkd: $rotated"
@@ -168,6 +170,14 @@ ans=$("$qsapi" call POST "/v1/sessions/$id/seal" --data '{"plaintext":"ZXBvY2ggM
 [[ $("$qsapi" call POST "/v1/sessions/$id/open" --data "{\"envelope\":\"$ans\"}" "${at[@]}" | field plaintext) == ZXBvY2ggMQ== ]] \
   || fail "site-a could not open site-b's envelope of the fresh-key epoch"
 echo "an envelope of epoch 1 from site-b opened at site-a"
+reest=$("$qsapi" call POST "/v1/sessions/$id/rotate" --data '{"reestablish":true}' "${at[@]}") || fail "re-establishment: $reest"
+grep -q '"reestablishments":1' <<<"$reest" && grep -q '"epoch":2,' <<<"$reest" || fail "re-establishment: $reest"
+"$qsapi" call GET "/v1/sessions/$id" "${bt[@]}" >"$work/b-session"
+grep -q '"reestablishments":1' "$work/b-session" || fail "site-b did not re-establish: $(cat "$work/b-session")"
+ans=$("$qsapi" call POST "/v1/sessions/$id/seal" --data '{"plaintext":"ZXBvY2ggMg=="}' "${at[@]}" | field envelope)
+[[ $("$qsapi" call POST "/v1/sessions/$id/open" --data "{\"envelope\":\"$ans\"}" "${bt[@]}" | field plaintext) == ZXBvY2ggMg== ]] \
+  || fail "site-b could not open site-a's envelope after the re-establishment"
+echo "re-established in place (new TLS handshake, ML-KEM, QKD key; same session id): epoch 2 on both nodes"
 
 step "7. a corrupt QKD link is detected"
 kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true

@@ -250,6 +250,8 @@ json SessionJson(const SessionInfo& s) {
                 {"skipped", s.fresh.skipped},
                 {"last_problem", s.fresh.last_problem}}},
               {"link", s.link},
+              {"reestablishments", s.stats.reestablishments},
+              {"reestablished", std::chrono::duration_cast<std::chrono::seconds>(s.reestablished.time_since_epoch()).count()},
               {"closed", s.stats.closed}};
 }
 
@@ -456,11 +458,19 @@ ApiResponse Api::Handle(const ApiRequest& req) {
       }
       if (route_name == "POST /v1/sessions/{name}/rotate") {
         bool require_fresh = false;
-        if (b.is_object() && b.contains("fresh_qkd")) {
-          if (!b["fresh_qkd"].is_boolean()) return ctx.Fail(InvalidArgument("field \"fresh_qkd\" must be true or false"));
-          require_fresh = b["fresh_qkd"].get<bool>();
+        bool reestablish = false;
+        for (const char* field : {"fresh_qkd", "reestablish"}) {
+          if (b.is_object() && b.contains(field)) {
+            if (!b[field].is_boolean()) {
+              return ctx.Fail(InvalidArgument("field \"" + std::string(field) + "\" must be true or false"));
+            }
+            (std::string_view(field) == "fresh_qkd" ? require_fresh : reestablish) = b[field].get<bool>();
+          }
         }
-        auto rotated = sm.Rotate(name, require_fresh);
+        if (require_fresh && reestablish) {
+          return ctx.Fail(InvalidArgument("give fresh_qkd or reestablish, not both"));
+        }
+        auto rotated = reestablish ? sm.Reestablish(name) : sm.Rotate(name, require_fresh);
         return done("sessions.rotate", "", 0,
                     rotated.ok() ? Result<json>(SessionJson(*rotated)) : Result<json>(rotated.error()), "session " + name);
       }

@@ -306,7 +306,13 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
                                     std::int64_t{1} << 38));
     QSAPI_RETURN_IF_ERROR(r.Seconds("rotate_after_seconds", c.session.rotate_after, 1, 86400));
     QSAPI_RETURN_IF_ERROR(r.Seconds("max_session_age_seconds", c.session.max_session_age, 60, 30 * 86400));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("reestablish_after_seconds", c.session.reestablish_after, 0, 30 * 86400));
     QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+    if (c.session.reestablish_after.count() != 0 && c.session.reestablish_after >= c.session.max_session_age) {
+      return r.Bad("reestablish_after_seconds", "must be below max_session_age_seconds (" +
+                                                    std::to_string(c.session.max_session_age.count()) +
+                                                    "), or 0 to re-establish only on request");
+    }
   }
   std::set<std::string> kme_names;
   QSAPI_ASSIGN_OR_RETURN(const toml::array* kmes, top.Array("kme"));

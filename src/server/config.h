@@ -95,6 +95,9 @@ struct SessionSection {
   std::uint64_t rotate_after_bytes = std::uint64_t{1} << 36;
   std::chrono::seconds rotate_after{120};
   std::chrono::seconds max_session_age{86400};
+  // The initiating node re-establishes a session in place (new TLS handshake, new ML-KEM, new QKD
+  // keys) this long after its establishment or last re-establishment; 0: only on request.
+  std::chrono::seconds reestablish_after{3600};
 };
 
 // A client certificate's CN bound to a policy (which keys, which operations), like a token's.

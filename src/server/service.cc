@@ -185,7 +185,7 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
     QSAPI_ASSIGN_OR_RETURN(pc.policy.qkd, session::ParseSourcePolicy(Policy3Name(p.qkd)));
     QSAPI_ASSIGN_OR_RETURN(pc.policy.qrng, session::ParseSourcePolicy(Policy3Name(p.qrng)));
     pc.suite = suite;
-    pc.reestablish_interval = c.session.max_session_age;
+    pc.reestablish_interval = c.session.reestablish_after;
     pc.qkd_at_rotation = p.qkd_at_rotation;
     if (p.qkd != Policy3::kOff) {
       const std::shared_ptr<qkd::Etsi014Client>& client = kmes.at(p.kme);  // the parser checked the name
@@ -278,6 +278,7 @@ class Service::Impl {
         if (const std::size_t n = sessions->Expire(); n > 0) {
           Log(LogLevel::kInfo, "qsapid", std::to_string(n) + " session(s) reached their maximum age and were closed");
         }
+        sessions->ReestablishDue();
       }
       if (std::chrono::steady_clock::now() >= next_sweep) {
         (void)Sweep();

@@ -105,6 +105,19 @@ void SessionManager::AcceptLoop() {
         if (!s.ok()) {
           Log(LogLevel::kWarning, "qsapid", "session from " + peer + " (" + remote + ") failed: " + s.error().message());
           RecordPeer(peer, &s.error());
+        } else if (s->reestablishes()) {
+          const std::string id = s->session_id_hex();
+          std::shared_ptr<Entry> e = Find(id);
+          if (e == nullptr) {
+            session::PeerChannel::RefuseReestablishment(std::move(*s), "no session " + id + " on " + node_name_);
+          } else if (Status st = e->channel->AcceptReestablishment(std::move(*s)); st.ok()) {
+            e->reestablished_unix.store(std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+            Log(LogLevel::kInfo, "qsapid", "session " + id + " re-established by " + peer);
+          } else {
+            Log(LogLevel::kWarning, "qsapid", "session " + id + ": " + st.error().message());
+          }
         } else {
           Result<SessionInfo> added = Add(std::move(*s));
           if (added.ok()) {
@@ -167,6 +180,8 @@ SessionInfo SessionManager::Entry::Snapshot() const {
   out.fresh = channel->fresh_key_stats();
   const Status link = channel->link_status();
   out.link = link.ok() ? "open" : link.error().message();
+  const std::int64_t re = reestablished_unix.load();
+  out.reestablished = re == 0 ? info.established : std::chrono::system_clock::time_point(std::chrono::seconds(re));
   return out;
 }
 
@@ -204,6 +219,44 @@ Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envel
     return InvalidArgument("the envelope belongs to another session");
   }
   return e->channel->Open(envelope, aad);
+}
+
+Result<SessionInfo> SessionManager::Reestablish(const std::string& id) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  const std::lock_guard<std::mutex> lock(e->reestablish_mu);
+  QSAPI_RETURN_IF_ERROR(endpoint_->Reestablish(*e->channel));
+  e->reestablished_unix.store(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return e->Snapshot();
+}
+
+std::size_t SessionManager::ReestablishDue() {
+  std::vector<std::shared_ptr<Entry>> due;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, e] : sessions_) {
+      if (e->info.role != "initiator" || now < e->retry_reestablish_at) continue;
+      const session::PeerConfig* peer = endpoint_->FindPeer(e->info.peer);
+      if (peer == nullptr || peer->reestablish_interval.count() == 0) continue;
+      if (e->channel->age() >= peer->reestablish_interval) due.push_back(e);
+    }
+  }
+  std::size_t done = 0;
+  for (const auto& e : due) {
+    auto r = Reestablish(e->info.id);
+    if (r.ok()) {
+      ++done;
+    } else {
+      // The session goes on under its keys (until max_session_age); try again in a minute.
+      const std::lock_guard<std::mutex> lock(mu_);
+      e->retry_reestablish_at = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      Log(LogLevel::kWarning, "qsapid", "session " + e->info.id + ": scheduled re-establishment failed (next try in 60 s): " +
+                                            r.error().message());
+    }
+  }
+  return done;
 }
 
 Result<SessionInfo> SessionManager::Rotate(const std::string& id, bool require_fresh_qkd) {
@@ -262,12 +315,11 @@ std::size_t SessionManager::Expire() {
   std::vector<std::shared_ptr<Entry>> expired;
   {
     const std::lock_guard<std::mutex> lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
     // Kept for the grace time after they stop sealing, so that envelopes in flight still open.
     const auto limit = options_.channel.max_session_age +
                        std::chrono::duration_cast<std::chrono::seconds>(options_.channel.grace_time);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
-      if (now - it->second->created > limit) {
+      if (it->second->channel->age() > limit) {  // the age restarts at each re-establishment
         expired.push_back(it->second);
         it = sessions_.erase(it);
       } else {

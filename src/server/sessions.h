@@ -64,6 +64,7 @@ struct SessionInfo {
   std::size_t qkd_keys = 0;
   std::string tls_group, tls_cipher, peer_key_algorithm;
   std::chrono::system_clock::time_point established;
+  std::chrono::system_clock::time_point reestablished;  // the last re-establishment (or established)
   session::ChannelStats stats;
   bool fresh_keys = false;      // the session can agree fresh QKD keys at rotation (link kept open)
   std::string link;             // "open", or why it is closed
@@ -93,6 +94,12 @@ class SessionManager {
   // Rotate enters the next epoch: with fresh QKD keys when the session can agree them (falling
   // back to the ratchet, unless require_fresh_qkd, when the failure is returned).
   Result<SessionInfo> Rotate(const std::string& id, bool require_fresh_qkd = false);
+  // Reestablish renews a session's keys in place (new TLS handshake, new ML-KEM, new QKD keys and
+  // randoms; same id). Only on the node that initiated it.
+  Result<SessionInfo> Reestablish(const std::string& id);
+  // ReestablishDue re-establishes this node's initiated sessions whose reestablish interval has
+  // passed (the maintenance thread calls it); returns how many succeeded.
+  std::size_t ReestablishDue();
   Status Close(const std::string& id);
   Result<SessionInfo> Get(const std::string& id);
   std::vector<SessionInfo> List();
@@ -106,6 +113,9 @@ class SessionManager {
     SessionInfo info;  // fixed at establishment; stats refreshed on read
     std::unique_ptr<session::PeerChannel> channel;  // thread-safe
     std::chrono::steady_clock::time_point created;
+    std::mutex reestablish_mu;  // one re-establishment at a time
+    std::atomic<std::int64_t> reestablished_unix{0};
+    std::chrono::steady_clock::time_point retry_reestablish_at{};  // guarded by SessionManager::mu_
     Entry(SessionInfo i, std::unique_ptr<session::PeerChannel> c)
         : info(std::move(i)), channel(std::move(c)), created(std::chrono::steady_clock::now()) {}
     [[nodiscard]] SessionInfo Snapshot() const;

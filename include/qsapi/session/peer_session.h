@@ -286,6 +286,8 @@ class PeerChannel {
   Status RotateWithFreshQkd();
   [[nodiscard]] ChannelStats stats() const;
   [[nodiscard]] FreshKeyStats fresh_key_stats() const;
+  // age: since establishment or the last re-establishment (the channel's clock).
+  [[nodiscard]] std::chrono::steady_clock::duration age() const { return channel_.age(); }
   // AcceptReestablishment is the responder's side of a re-establishment: `fresh` is what
   // PeerEndpoint::Respond returned for a Reestablish naming this session. It mixes the new
   // session secret into the first epoch past both sides, enters it, answers RekeyDone with the
