@@ -79,6 +79,7 @@ TEST(ConfigTest, AFullFileParses) {
   auto d = ParseConfig("data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\n", "peer.toml");
   QSAPI_ASSERT_OK(d);
   EXPECT_TRUE(d->peers[0].qkd_at_rotation) << "on by default";
+  EXPECT_EQ(d->session.reestablish_after, std::chrono::seconds(3600));
 }
 
 TEST(ConfigTest, DefaultsNeedOnlyTheDataDir) {
@@ -136,6 +137,8 @@ TEST(ConfigTest, MistakesNameTheKey) {
        "peer[0].qkd_at_rotation: expected true or false"},
       {"data_dir = \"/d\"\n[session]\nsuite = \"DES\"\n", "session.suite: expected one of AES-256-GCM, XChaCha20-Poly1305"},
       {"data_dir = \"/d\"\n[session]\nrotate_after_messages = 0\n", "session.rotate_after_messages: expected 1.."},
+      {"data_dir = \"/d\"\n[session]\nmax_session_age_seconds = 600\nreestablish_after_seconds = 600\n",
+       "session.reestablish_after_seconds: must be below max_session_age_seconds (600)"},
       {"[server]\n", "data_dir is required"},
       {"data_dir = \"/d\"\n[server\n", "bad.toml:2"},
       // toml++ 3.3 mishandles these (marzer/tomlplusplus#301, #295, #190): refused before it parses.
