@@ -323,6 +323,10 @@ Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, Ch
   if (session.keys().epoch_secret.empty()) {
     return FailedPrecondition("peer channel: the session has no keys (taken, or not an established session)");
   }
+  if (session.reestablishes()) {
+    return FailedPrecondition("peer channel: this is a re-establishment of session " + session.session_id_hex() +
+                              "; hand it to that session's PeerChannel::AcceptReestablishment (or refuse it)");
+  }
   config.ordering = ordering;
   SessionKeys keys = session.TakeKeys();
   QSAPI_ASSIGN_OR_RETURN(SessionChannel channel,

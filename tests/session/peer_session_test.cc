@@ -462,6 +462,16 @@ TEST_F(PeerSessionTest, ReestablishmentRenewsTheKeysInPlaceOverANewHandshake) {
   ASSERT_TRUE((*cr)->Receive(5s).ok());
   // Only the initiator re-establishes; a re-establishment of another session is refused.
   EXPECT_EQ(b->Reestablish(**cr).error().code(), ErrorCode::kFailedPrecondition);
+  // The peer unreachable: a clear error, and the session goes on under its keys.
+  PeerConfig unreachable = peer_b_;
+  unreachable.port = 1;
+  auto a2 = Endpoint(ctx_a_, unreachable);
+  auto down = a2->Reestablish(**ci);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code(), ErrorCode::kUnavailable) << down.error().ToString();
+  EXPECT_TRUE(Contains(down.error().message(), "re-establishment failed")) << down.error().ToString();
+  ASSERT_TRUE((*ci)->Send(Bytes{5}).ok());
+  ASSERT_TRUE((*cr)->Receive(5s).ok());
 }
 
 TEST_F(PeerSessionTest, FreshKeysAtRotationThatDifferCloseTheSessionSayingSo) {

@@ -368,7 +368,10 @@ class PeerEndpoint {
   // InitiateOver establishes a session over an existing link (whose peer must be `peer_name`).
   Result<PeerSession> InitiateOver(std::unique_ptr<PeerLink> link, std::string_view peer_name);
   // Respond answers an initiator on a link this endpoint accepted (PeerLink::Accept). The peer is
-  // looked up by the CN of its certificate; unknown names are refused.
+  // looked up by the CN of its certificate; unknown names are refused. When the initiator
+  // re-establishes an existing session, the result has reestablishes() set: give it to that
+  // session's PeerChannel::AcceptReestablishment, or to RefuseReestablishment when there is none
+  // (PeerChannel::Create refuses it).
   Result<PeerSession> Respond(std::unique_ptr<PeerLink> link);
   // Reestablish renews an established session's keys in place (docs/PROTOCOL.md,
   // "Re-establishment"): a new link to the peer (new TLS handshake, new hybrid ML-KEM exchange),
