@@ -172,6 +172,36 @@ function buildCase(c) {
   });
   const done = Buffer.concat([Buffer.from([0x11, 0x01]), sessionId, u32(2), confirm]);
 
+  // "Re-establishment": the responder, at epoch 2 by the ratchet alone, gets a Reestablish naming
+  // the session (min_epoch 3, qkd require / qrng prefer, one key_ID), answers Accept, and both derive
+  // a new epoch 0 secret over the new link's exporter, a new QKD key and both randoms; it enters
+  // epoch 3 with that secret as the ratchet's fresh material and seals its confirmation there.
+  const reKeyId = '1b4b4d8c-1f6a-4d5e-9a3b-2c1d0e9f8a7b';
+  const reRandomI = pattern(0x30, 32);
+  const reRandomR = pattern(0x50, 32);
+  const reSources = [SOURCES['tls-exporter'], SOURCES.qkd, SOURCES['qrng-initiator']];
+  const reestablish = Buffer.concat([
+    Buffer.from([0x04, 0x01]), sessionId, u32(3), Buffer.from([suite, 0x02, 0x01]), reRandomI,
+    Buffer.from([reSources.length, ...reSources]), Buffer.from([1]), ascii(reKeyId),
+  ]);
+  const reAcceptSources = [...reSources, SOURCES['qrng-responder']];
+  const reAccept = Buffer.concat([
+    Buffer.from([0x02, 0x01]), sessionId, reRandomR, Buffer.from([reAcceptSources.length, ...reAcceptSources]),
+  ]);
+  const reContextHash = createHash('sha384').update(Buffer.concat([reestablish, reAccept])).digest();
+  const reExporter = pattern(0x70, 48);
+  const reQkd = pattern(0x90, 32);
+  const reKeys = sessionKeys({ sessionId, suite, exporter: reExporter, qkd: reQkd, qrngI: reRandomI, qrngR: reRandomR,
+    contextHash: reContextHash });
+  const r2 = nextEpochSecret(s1, Buffer.alloc(0), sessionId, 2);
+  const r3 = nextEpochSecret(r2, reKeys.epochSecret, sessionId, 3);
+  const e3 = epochKeys(r3, suite, sessionId, 3);
+  const reConfirm = envelope({
+    suite, sessionId, epoch: 3, seq: 0, key: e3.keyR, prefix: e3.nonceR, plaintext: Buffer.alloc(0),
+    aad: Buffer.concat([ascii('qsapi session v1 reestablish confirm'), reContextHash]),
+  });
+  const reDone = Buffer.concat([Buffer.from([0x11, 0x01]), sessionId, u32(3), reConfirm]);
+
   return {
     name: c.name,
     input: {
@@ -197,6 +227,13 @@ function buildCase(c) {
     fresh_key_agreement: {
       responder_epoch_before: 1, min_epoch: 1, key_ids: [keyId], fresh_qkd_key: hex(freshQkd), bound_epoch: 2,
       rekey_offer: hex(offer), confirm_envelope: hex(confirm), rekey_done: hex(done),
+    },
+    reestablishment: {
+      responder_epoch_before: 2, min_epoch: 3, key_ids: [reKeyId], random_initiator: hex(reRandomI),
+      random_responder: hex(reRandomR), tls_exporter: hex(reExporter), qkd_key: hex(reQkd),
+      reestablish: hex(reestablish), accept: hex(reAccept), context_hash: hex(reContextHash),
+      epoch_secret: hex(reKeys.epochSecret), bound_epoch: 3, epoch_3_secret: hex(r3),
+      confirm_envelope: hex(reConfirm), rekey_done: hex(reDone),
     },
   };
 }

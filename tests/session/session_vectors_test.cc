@@ -7,8 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qsapi/crypto/kdf.h"
 #include "qsapi/session/envelope.h"
 #include "qsapi/session/key_schedule.h"
+#include "qsapi/session/peer_session.h"
 #include "session/internal/establishment_messages.h"
 #include "support/test_support.h"
 
@@ -204,6 +206,78 @@ TEST_P(SessionVectors, FreshKeyAgreement) {
   auto reply = initiator->Seal(Ascii("in the fresh-key epoch"));
   QSAPI_ASSERT_OK(reply);
   QSAPI_EXPECT_OK(responder->Open(*reply));
+}
+
+// Re-establishment: the Reestablish and Accept bytes, the new key schedule over them, and the
+// responder's binding and confirmation must equal the independent generator's.
+TEST_P(SessionVectors, Reestablishment) {
+  const auto c = LoadVectors().at("cases").at(GetParam());
+  SCOPED_TRACE(c.at("name").get<std::string>());
+  const auto& v = c.at("reestablishment");
+  const Bytes sid = Hex(c.at("input").at("session_id").get<std::string>());
+  auto suite = ParseAeadSuite(c.at("input").at("suite").get<std::string>());
+  QSAPI_ASSERT_OK(suite);
+
+  internal::InitMessage re;
+  std::copy(sid.begin(), sid.end(), re.session_id.begin());
+  re.reestablish = true;
+  re.min_epoch = v.at("min_epoch").get<std::uint32_t>();
+  re.suite = *suite;
+  re.qkd_policy = SourcePolicy::kRequire;
+  re.qrng_policy = SourcePolicy::kPrefer;
+  const Bytes random_i = Hex(v.at("random_initiator").get<std::string>());
+  std::copy(random_i.begin(), random_i.end(), re.random.begin());
+  re.sources = {SourceId::kTlsExporter, SourceId::kQkd, SourceId::kQrngInitiator};
+  re.key_ids = v.at("key_ids").get<std::vector<std::string>>();
+  const Bytes re_bytes = internal::EncodeInit(re);
+  EXPECT_EQ(ToHex(re_bytes), v.at("reestablish").get<std::string>());
+  auto parsed = internal::ParseInit(re_bytes);
+  QSAPI_ASSERT_OK(parsed);
+  EXPECT_TRUE(parsed->reestablish);
+
+  internal::AcceptMessage accept;
+  accept.session_id = re.session_id;
+  const Bytes random_r = Hex(v.at("random_responder").get<std::string>());
+  std::copy(random_r.begin(), random_r.end(), accept.random.begin());
+  accept.sources = {SourceId::kTlsExporter, SourceId::kQkd, SourceId::kQrngInitiator, SourceId::kQrngResponder};
+  const Bytes accept_bytes = internal::EncodeAccept(accept);
+  EXPECT_EQ(ToHex(accept_bytes), v.at("accept").get<std::string>());
+  Bytes transcript = re_bytes;
+  transcript.insert(transcript.end(), accept_bytes.begin(), accept_bytes.end());
+  auto context_hash = crypto::Hash(crypto::HashAlgorithm::kSha384, transcript);
+  QSAPI_ASSERT_OK(context_hash);
+  EXPECT_EQ(ToHex(*context_hash), v.at("context_hash").get<std::string>());
+  const Bytes exporter = Hex(v.at("tls_exporter").get<std::string>());
+  const Bytes qkd = Hex(v.at("qkd_key").get<std::string>());
+  auto keys = DeriveSessionKeys({.session_id = sid, .suite = *suite, .tls_exporter = exporter, .qkd_key = qkd,
+                                 .qrng_initiator = random_i, .qrng_responder = random_r,
+                                 .context_hash = *context_hash});
+  QSAPI_ASSERT_OK(keys);
+  EXPECT_EQ(ToHex(keys->epoch_secret.view()), v.at("epoch_secret").get<std::string>());
+
+  Bytes aad(internal::kReestablishConfirmLabel.begin(), internal::kReestablishConfirmLabel.end());
+  aad.insert(aad.end(), context_hash->begin(), context_hash->end());
+  const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
+  auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
+  QSAPI_ASSERT_OK(responder);
+  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e) QSAPI_ASSERT_OK(responder->Rotate());
+  auto bound = responder->BindFreshKey(re.min_epoch, keys->epoch_secret.view(),
+                                       SessionChannel::FreshKeyKind::kReestablishment);
+  QSAPI_ASSERT_OK(bound);
+  EXPECT_EQ(*bound, v.at("bound_epoch").get<std::uint32_t>());
+  auto confirm = responder->Seal({}, aad);
+  QSAPI_ASSERT_OK(confirm);
+  EXPECT_EQ(ToHex(*confirm), v.at("confirm_envelope").get<std::string>());
+  internal::RekeyDoneMessage done{.session_id = re.session_id, .epoch = *bound, .confirm_envelope = *confirm};
+  EXPECT_EQ(ToHex(internal::EncodeRekeyDone(done)), v.at("rekey_done").get<std::string>());
+
+  auto initiator = SessionChannel::New(true, *suite, sid, SecretBytes::CopyFrom(secret));
+  QSAPI_ASSERT_OK(initiator);
+  QSAPI_ASSERT_OK(initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(initiator->CompleteFreshKey(*bound, keys->epoch_secret.view(), *confirm, aad,
+                                              SessionChannel::FreshKeyKind::kReestablishment));
+  EXPECT_EQ(initiator->stats().reestablishments, 1U);
+  QSAPI_EXPECT_OK(responder->Open(*initiator->Seal(Ascii("after the re-establishment"))));
 }
 
 }  // namespace
