@@ -8,6 +8,8 @@
 //               envelope, RekeyDone, complete; one round trip on the link and one KME call per side
 //   establish   a whole new session with QKD (the other way to get fresh QKD keys): TLS 1.3 with
 //               X25519MLKEM768 and ML-DSA-65 both ways, Init/Accept/Confirm, one KME call per side
+//   reestablish PeerEndpoint::Reestablish of the existing session in place: the same handshake and
+//               exchange, then binding, confirmation envelope and RekeyDone (the session keeps its id)
 //
 //   qsapi_session_rotation_bench DIR SECONDS ROUNDS
 //
@@ -146,13 +148,17 @@ int main(int argc, char** argv) {
   std::atomic<bool> serving{true};
   std::vector<session::PeerSession> responded;
   std::mutex responded_mu;
+  std::atomic<session::PeerChannel*> responder_channel{nullptr};
   std::thread responder([&] {
     while (serving.load()) {
       auto s = b->AcceptAndRespond(*listener, std::chrono::milliseconds(500));
-      if (s.ok()) {
-        std::lock_guard lock(responded_mu);
-        responded.push_back(std::move(s).value());
+      if (!s.ok()) continue;
+      if (s->reestablishes()) {
+        if (session::PeerChannel* c = responder_channel.load()) Must(c->AcceptReestablishment(std::move(*s)), "accept");
+        continue;
       }
+      std::lock_guard lock(responded_mu);
+      responded.push_back(std::move(s).value());
     }
   });
   auto initiate = [&] { return Must(a->Initiate("node-b"), "establishment"); };
@@ -172,6 +178,7 @@ int main(int argc, char** argv) {
   config.max_receive_epochs = 3;
   auto ci = Must(session::PeerChannel::Create(std::move(si), config), "initiator channel");
   auto cr = Must(session::PeerChannel::Create(std::move(sr), config), "responder channel");
+  responder_channel.store(cr.get());
   // The ratchet baseline: a channel of the same kind whose session has no fresh-key supply.
   session::PeerSession plain = initiate();
   {
@@ -181,7 +188,7 @@ int main(int argc, char** argv) {
   plain.TakeLink().reset();
   auto cp = Must(session::PeerChannel::Create(std::move(plain), config, session::Ordering::kWindow), "plain channel");
 
-  std::vector<double> ratchet, fresh, establish;
+  std::vector<double> ratchet, fresh, establish, reestablish;
   for (int r = 0; r < rounds; ++r) {
     ratchet.push_back(Rate(seconds, [&] { Must(cp->Rotate(), "ratchet rotation"); }));
     fresh.push_back(Rate(seconds, [&] { Must(ci->RotateWithFreshQkd(), "fresh-key rotation"); }));
@@ -190,8 +197,9 @@ int main(int argc, char** argv) {
       std::lock_guard lock(responded_mu);
       responded.clear();
     }));
+    reestablish.push_back(Rate(seconds, [&] { Must(a->Reestablish(*ci), "re-establishment"); }));
     std::cout << "round " << r + 1 << ": ratchet " << ratchet.back() << "/s, fresh " << fresh.back()
-              << "/s, establish " << establish.back() << "/s\n";
+              << "/s, establish " << establish.back() << "/s, reestablish " << reestablish.back() << "/s\n";
   }
   const auto stats = ci->fresh_key_stats();
   const double fr = Median(fresh);
@@ -200,9 +208,13 @@ int main(int argc, char** argv) {
             << "  fresh-key rotation (KMEs + link)    " << fr << " per second, " << 1000.0 / fr << " ms each\n"
             << "  new session with QKD                " << Median(establish) << " per second, "
             << 1000.0 / Median(establish) << " ms each\n"
+            << "  re-establishment in place           " << Median(reestablish) << " per second, "
+            << 1000.0 / Median(reestablish) << " ms each\n"
             << "  fresh / establish                   " << fr / Median(establish) << "\n"
+            << "  reestablish / establish             " << Median(reestablish) / Median(establish) << "\n"
             << "agreements: " << stats.agreed << " agreed, " << stats.refused << " refused, " << stats.skipped
             << " skipped; responder " << cr->fresh_key_stats().agreed << " agreed\n";
+  responder_channel.store(nullptr);
   serving.store(false);
   listener->Close();
   responder.join();

@@ -130,8 +130,9 @@ struct PeerConfig {
   // uses the ratchet alone and is counted and logged (PeerChannel::fresh_key_stats()).
   bool qkd_at_rotation = true;
   std::chrono::milliseconds establishment_timeout{15000};  // the whole exchange after the TLS handshake
-  // reestablish_interval: how often the service should replace a session by a new establishment
-  // (new TLS handshake, new ML-KEM). Informational for the caller's timer; see ReestablishDue().
+  // reestablish_interval: how often the initiator should re-establish a session in place (new TLS
+  // handshake, new ML-KEM; PeerEndpoint::Reestablish) when PeerChannel::age() reaches it. The
+  // caller's timer runs it (qsapid's maintenance thread does); 0: only on request.
   std::chrono::seconds reestablish_interval{3600};
 };
 
