@@ -147,6 +147,25 @@ class PeerSessionTest : public ::testing::Test {
     return p;
   }
 
+  struct Channels {
+    std::unique_ptr<PeerChannel> initiator, responder;
+  };
+  // QkdChannels starts the KMEs, establishes one session from A to B with qkd = require on both
+  // sides and makes the two channels.
+  Channels QkdChannels(const ChannelConfig& config = {}) {
+    StartKmes();
+    peer_b_.policy.qkd = SourcePolicy::kRequire;
+    peer_a_.policy.qkd = SourcePolicy::kRequire;
+    auto p = Run();
+    EXPECT_TRUE(p.initiator.ok() && p.responder.ok());
+    if (!p.initiator.ok() || !p.responder.ok()) return {};
+    auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
+    auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
+    EXPECT_TRUE(ci.ok() && cr.ok());
+    if (!ci.ok() || !cr.ok()) return {};
+    return {std::move(ci).value(), std::move(cr).value()};
+  }
+
   // Serve runs the server side of one link (handshake and checks only) and returns its result.
   std::future<Result<std::unique_ptr<PeerLink>>> ServeOneLink(std::shared_ptr<const PeerLinkContext> ctx) {
     return std::async(std::launch::async, [this, ctx]() -> Result<std::unique_ptr<PeerLink>> {
@@ -316,17 +335,12 @@ TEST_F(PeerSessionTest, DetachedChannelsSealAndOpenEnvelopesCarriedAnotherWay) {
 // Fresh QKD keys at rotation: the sessions used QKD, so every epoch the initiator enters mixes
 // fresh keys agreed over the link (RekeyOffer/RekeyDone), under sustained traffic both ways.
 TEST_F(PeerSessionTest, RotationsUnderSustainedTrafficMixFreshQkdKeysAgreedOverTheLink) {
-  StartKmes();
-  peer_b_.policy.qkd = SourcePolicy::kRequire;
-  peer_a_.policy.qkd = SourcePolicy::kRequire;
-  auto p = Run();
-  ASSERT_TRUE(p.initiator.ok()) << p.initiator.error().ToString();
-  ASSERT_TRUE(p.responder.ok()) << p.responder.error().ToString();
   ChannelConfig config;
   config.rotation.max_messages = 8;
-  auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
-  auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
-  ASSERT_TRUE(ci.ok() && cr.ok());
+  auto [initiator, responder] = QkdChannels(config);
+  ASSERT_TRUE(initiator && responder);
+  auto* ci = &initiator;
+  auto* cr = &responder;
   const std::uint64_t keys_before = sim_->stored_key_count();
   // The responder sends its own stream while echoing: both directions rotate.
   auto echo = std::async(std::launch::async, [&]() -> Status {
@@ -373,18 +387,14 @@ TEST_F(PeerSessionTest, RotationsUnderSustainedTrafficMixFreshQkdKeysAgreedOverT
 // Time-based rotation of an initiator that sends nothing: its reader proposes fresh keys once
 // half the epoch's maximum age has passed, and the responder's envelopes then use the new epoch.
 TEST_F(PeerSessionTest, AnIdleInitiatorStillLeadsTimeBasedRotationsWithFreshKeys) {
-  StartKmes();
-  peer_b_.policy.qkd = SourcePolicy::kRequire;
-  peer_a_.policy.qkd = SourcePolicy::kRequire;
-  auto p = Run();
-  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
   auto now = std::make_shared<std::atomic<std::int64_t>>(0);
   ChannelConfig config;
   config.rotation.max_age = 120s;
   config.clock = [now] { return std::chrono::steady_clock::time_point{} + std::chrono::seconds(now->load()); };
-  auto ci = PeerChannel::Create(std::move(p.initiator).value(), config);
-  auto cr = PeerChannel::Create(std::move(p.responder).value(), config);
-  ASSERT_TRUE(ci.ok() && cr.ok());
+  auto [initiator, responder] = QkdChannels(config);
+  ASSERT_TRUE(initiator && responder);
+  auto* ci = &initiator;
+  auto* cr = &responder;
   now->store(59);
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ((*ci)->fresh_key_stats().agreed, 0U) << "not yet half of max_age";
@@ -475,14 +485,10 @@ TEST_F(PeerSessionTest, ReestablishmentRenewsTheKeysInPlaceOverANewHandshake) {
 }
 
 TEST_F(PeerSessionTest, FreshKeysAtRotationThatDifferCloseTheSessionSayingSo) {
-  StartKmes();
-  peer_b_.policy.qkd = SourcePolicy::kRequire;
-  peer_a_.policy.qkd = SourcePolicy::kRequire;
-  auto p = Run();
-  ASSERT_TRUE(p.initiator.ok() && p.responder.ok());
-  auto ci = PeerChannel::Create(std::move(p.initiator).value());
-  auto cr = PeerChannel::Create(std::move(p.responder).value());
-  ASSERT_TRUE(ci.ok() && cr.ok());
+  auto [initiator, responder] = QkdChannels();
+  ASSERT_TRUE(initiator && responder);
+  auto* ci = &initiator;
+  auto* cr = &responder;
   ASSERT_TRUE((*ci)->Send(Bytes{1}).ok());
   ASSERT_TRUE((*cr)->Receive(5s).ok());
   sim_->SetFaults({.corrupt = true});
