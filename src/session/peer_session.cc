@@ -826,14 +826,17 @@ Status PeerEndpoint::Reestablish(PeerChannel& channel) {
 }
 
 Status PeerChannel::ReestablishWith(const std::function<Result<PeerSession>(std::uint32_t, bool&)>& establish) {
-  std::lock_guard send_lock(send_mu_);  // no seals or proposals meanwhile: the epoch is held anyway
+  std::uint32_t min_epoch = 0;
   {
+    // The hold, not send_mu_, keeps the epoch during the handshake: seals go on in the current
+    // epoch, proposals and rotations wait for the outcome.
+    std::lock_guard send_lock(send_mu_);
     std::unique_lock lock(mu_);
     QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
     if (pending_) (void)WaitFreshKey(lock);  // a fresh-key proposal is out: let it finish first
     QSAPI_RETURN_IF_ERROR(CheckUsableLocked(false));
+    QSAPI_ASSIGN_OR_RETURN(min_epoch, channel_.BeginFreshKey());
   }
-  QSAPI_ASSIGN_OR_RETURN(std::uint32_t min_epoch, channel_.BeginFreshKey());
   bool uncertain = false;
   auto fresh = establish(min_epoch, uncertain);
   const std::string who = "session " + session_.session_id_hex() + " with " + session_.peer_name();
