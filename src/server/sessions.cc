@@ -237,10 +237,13 @@ std::size_t SessionManager::ReestablishDue() {
   {
     const std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [id, e] : sessions_) {
-      if (e->info.role != "initiator" || now < e->retry_reestablish_at) continue;
+      if (e->info.role != "initiator" || now < e->retry_reestablish_at || !e->channel->failure().ok()) continue;
       const session::PeerConfig* peer = endpoint_->FindPeer(e->info.peer);
       if (peer == nullptr || peer->reestablish_interval.count() == 0) continue;
       if (e->channel->age() >= peer->reestablish_interval) due.push_back(e);
+      // A few per tick: the maintenance thread also reloads tokens and expires sessions, and an
+      // unreachable peer costs a connect timeout each. The rest come on the next ticks.
+      if (due.size() >= kReestablishmentsPerTick) break;
     }
   }
   std::size_t done = 0;

@@ -100,6 +100,7 @@ class SessionManager {
   // ReestablishDue re-establishes this node's initiated sessions whose reestablish interval has
   // passed (the maintenance thread calls it); returns how many succeeded.
   std::size_t ReestablishDue();
+  static constexpr std::size_t kReestablishmentsPerTick = 4;
   Status Close(const std::string& id);
   Result<SessionInfo> Get(const std::string& id);
   std::vector<SessionInfo> List();

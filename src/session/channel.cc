@@ -186,7 +186,12 @@ class ChannelState {
       Bytes plaintext;
       if (confirm->header.epoch != target || confirm->header.session_id != session_id ||
           confirm->header.suite != suite || confirm->header.is_stream_chunk() ||
-          !OpenWith(c->recv_aead, c->recv_prefix, *confirm, confirm_aad, plaintext) || !plaintext.empty()) {
+          confirm->ciphertext.size() != kEnvelopeTagSize) {
+        material.erase(target);
+        return InvalidArgument("the confirmation is not an empty envelope of this session's epoch " +
+                               std::to_string(target));
+      }
+      if (!OpenWith(c->recv_aead, c->recv_prefix, *confirm, confirm_aad, plaintext)) {
         material.erase(target);
         return AuthenticationFailed();
       }
@@ -550,7 +555,7 @@ Status SessionChannel::CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, B
   std::optional<ParsedEnvelope> confirm;
   if (!confirm_envelope.empty()) {
     auto parsed = ParseEnvelope(confirm_envelope, state_->config.max_payload);
-    if (!parsed.ok()) return AuthenticationFailed();
+    if (!parsed.ok()) return InvalidArgument("the confirmation is not an envelope: " + parsed.error().message());
     confirm.emplace(*parsed);
   }
   std::lock_guard lock(state_->mu);
@@ -588,6 +593,12 @@ Result<std::uint32_t> SessionChannel::BindFreshKey(std::uint32_t min_epoch, Byte
                               std::to_string(current));
   }
   const std::uint32_t target = std::max(current + 1, min_epoch);
+  if (target - min_epoch > state_->config.max_epochs_ahead) {
+    // The proposer may still be at min_epoch - 1; it could not follow a bigger jump.
+    return FailedPrecondition("this side is at epoch " + std::to_string(current) + ", more than " +
+                              std::to_string(state_->config.max_epochs_ahead) + " epochs past the proposed " +
+                              std::to_string(min_epoch) + ": the proposer could not follow");
+  }
   QSAPI_RETURN_IF_ERROR(state_->EnterWithMaterial(target, qkd_key, nullptr, {}, kind));
   return target;
 }

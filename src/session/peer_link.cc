@@ -653,7 +653,8 @@ Status PeerLink::Send(ByteView message, std::chrono::milliseconds timeout) {
 }
 
 Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + (timeout.count() > 0 ? timeout : context_->options().io_timeout);
+  auto deadline = Clock::now() + (timeout.count() > 0 ? timeout : context_->options().io_timeout);
+  bool frame_started = false;  // from its first byte on, a frame gets at least io_timeout to arrive
   std::lock_guard recv_lock(recv_mu_);
   std::array<std::uint8_t, 4> header{};
   Bytes body;
@@ -689,6 +690,10 @@ Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
                              (text.empty() ? std::string() : " (" + text + ")"));
         }
       }
+    }
+    if (!frame_started && (got > 0 || in_body)) {
+      frame_started = true;
+      deadline = std::max(deadline, Clock::now() + context_->options().io_timeout);
     }
     if (err == 0 && got == want) {
       if (in_body) return body;

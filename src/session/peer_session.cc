@@ -360,7 +360,10 @@ void PeerChannel::Close() {
   }
   cv_.notify_all();
   if (session_.link() != nullptr) session_.link()->Close();  // wakes the reader
-  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  {
+    std::lock_guard join_lock(join_mu_);
+    if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  }
   channel_.Close();
 }
 
@@ -455,7 +458,9 @@ void PeerChannel::ReaderLoop() {
     }
     if (IsEnvelope(*m)) {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || failure_ || inbox_.size() < kMaxQueuedEnvelopes; });
+      // While our proposal is out, its answer may be behind these envelopes: keep reading (at most
+      // one agreement is in flight, so the overshoot is bounded by what the peer sends meanwhile).
+      cv_.wait(lock, [&] { return stop_ || failure_ || pending_ || inbox_.size() < kMaxQueuedEnvelopes; });
       if (stop_ || failure_) return;
       inbox_.push_back(std::move(*m));
       cv_.notify_all();
@@ -539,7 +544,7 @@ void PeerChannel::HandleOffer(const Bytes& message) {
     // Nothing was bound; send_mu_ is held, so refuse inline.
     RekeyRefuseMessage r;
     r.session_id = offer->session_id;
-    r.code = AbortCode::kInternal;
+    r.code = epoch.error().code() == ErrorCode::kFailedPrecondition ? AbortCode::kPolicy : AbortCode::kInternal;
     r.reason = epoch.error().message();
     {
       std::lock_guard lock(mu_);
@@ -638,11 +643,23 @@ Status PeerChannel::StartFreshKeyLocked() {
                                       reason + "; the ratchet alone is used");
     return Unavailable("session with " + session_.peer_name() + ": " + reason);
   };
-  auto reserved = supply->master->Reserve(supply->keys_per_epoch);
-  if (!reserved.ok()) return skip("our KME could not supply keys: " + reserved.error().ToString());
-  auto joined = Concat(reserved->keys);
-  if (!joined.ok()) return skip(joined.error().message());
+  {
+    std::lock_guard lock(mu_);
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(true));
+  }
+  // The hold first: a re-establishment or another agreement in progress makes this fail before
+  // any QKD key is reserved (and so wasted).
   QSAPI_ASSIGN_OR_RETURN(std::uint32_t min_epoch, channel_.BeginFreshKey());
+  auto reserved = supply->master->Reserve(supply->keys_per_epoch);
+  if (!reserved.ok()) {
+    channel_.CancelFreshKey();
+    return skip("our KME could not supply keys: " + reserved.error().ToString());
+  }
+  auto joined = Concat(reserved->keys);
+  if (!joined.ok()) {
+    channel_.CancelFreshKey();
+    return skip(joined.error().message());
+  }
   RekeyOfferMessage offer;
   std::copy(session_.session_id().begin(), session_.session_id().end(), offer.session_id.begin());
   offer.min_epoch = min_epoch;
@@ -662,8 +679,17 @@ Status PeerChannel::StartFreshKeyLocked() {
     pending_ = std::move(pending);
     last_refusal_.reset();
   }
+  if (!session_.link()->is_open()) {
+    // Closed before a byte of the offer went out: the peer bound nothing.
+    std::lock_guard lock(mu_);
+    pending_.reset();
+    channel_.CancelFreshKey();
+    if (!link_down_) link_down_ = Unavailable("session with " + session_.peer_name() + ": the link is closed");
+    cv_.notify_all();
+    return *link_down_;
+  }
   if (auto st = session_.link()->Send(offer_bytes); !st.ok()) {
-    Fail(st.error(), std::nullopt);
+    Fail(st.error(), std::nullopt);  // part of the offer may have gone out
     return st;
   }
   return OkStatus();
@@ -745,6 +771,10 @@ Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView a
     const auto until = Clock::now() + timeout;
     while (channel_.fresh_key_pending() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     opened = channel_.Open(envelope, aad);
+    if (!opened.ok() && opened.error().code() == ErrorCode::kUnavailable) {
+      std::lock_guard lock(mu_);
+      inbox_.push_front(std::move(envelope));  // the next Receive tries it again, in order
+    }
   }
   return opened;
 }
@@ -766,7 +796,9 @@ Status PeerChannel::RotateWithFreshQkd() {
   }
   std::lock_guard send_lock(send_mu_);
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    QSAPI_RETURN_IF_ERROR(CheckUsableLocked(true));
+    if (pending_) (void)WaitFreshKey(lock);  // a proposal from Send is out: let it finish first
     QSAPI_RETURN_IF_ERROR(CheckUsableLocked(true));
   }
   QSAPI_RETURN_IF_ERROR(StartFreshKeyLocked());
@@ -878,20 +910,19 @@ Status PeerChannel::ReestablishWith(const std::function<Result<PeerSession>(std:
   return OkStatus();
 }
 
-void PeerChannel::RefuseReestablishment(PeerSession fresh, const std::string& reason) {
+void PeerChannel::RefuseReestablishment(PeerSession fresh, const std::string& reason, AbortCode code) {
   if (fresh.link() == nullptr) return;
   Log(LogLevel::kWarning, kLog, "re-establishment of session " + fresh.session_id_hex() + " from " +
                                     fresh.peer_name() + " refused: " + reason);
-  (void)fresh.link()->Send(EncodeAbort(AbortMessage{.code = AbortCode::kUnknownSession, .reason = reason}),
-                           std::chrono::milliseconds(1000));
+  (void)fresh.link()->Send(EncodeAbort(AbortMessage{.code = code, .reason = reason}), std::chrono::milliseconds(1000));
   fresh.link()->Close();
 }
 
 Status PeerChannel::AcceptReestablishment(PeerSession fresh) {
   if (!fresh.reestablishes()) return InvalidArgument("not a re-establishment");
   const std::string who = "session " + session_.session_id_hex() + " with " + session_.peer_name();
-  auto refuse = [&](const std::string& reason) -> Status {
-    RefuseReestablishment(std::move(fresh), reason);
+  auto refuse = [&](const std::string& reason, AbortCode code = AbortCode::kUnknownSession) -> Status {
+    RefuseReestablishment(std::move(fresh), reason, code);
     return FailedPrecondition(who + ": re-establishment refused: " + reason);
   };
   if (fresh.session_id_hex() != session_.session_id_hex()) return refuse("another session's re-establishment");
@@ -901,15 +932,17 @@ Status PeerChannel::AcceptReestablishment(PeerSession fresh) {
   if (session_.role() != SessionRole::kResponder || fresh.role() != SessionRole::kResponder) {
     return refuse("only the session's initiator re-establishes it");
   }
-  if (fresh.suite() != session_.suite()) return refuse("the re-establishment proposes another suite");
+  if (fresh.suite() != session_.suite()) {
+    return refuse("the re-establishment proposes another suite", AbortCode::kUnsupported);
+  }
   std::lock_guard send_lock(send_mu_);  // RekeyDone before any envelope of the new epoch
   {
     std::lock_guard lock(mu_);
-    if (failure_) return refuse("the session has failed: " + failure_->message());
+    if (failure_) return refuse("the session has failed: " + failure_->message(), AbortCode::kPolicy);
   }
   auto epoch = channel_.BindFreshKey(fresh.reestablish_min_epoch_, fresh.keys().epoch_secret.view(),
                                      SessionChannel::FreshKeyKind::kReestablishment);
-  if (!epoch.ok()) return refuse(epoch.error().message());
+  if (!epoch.ok()) return refuse(epoch.error().message(), AbortCode::kPolicy);
   const Bytes aad = ReestablishAad(fresh.context_hash_);
   auto confirm = channel_.Seal({}, aad);
   if (!confirm.ok()) {

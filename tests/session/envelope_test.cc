@@ -616,6 +616,24 @@ TEST(SessionChannelTest, FreshKeyAgreementBindsBothSidesToOneEpoch) {
   EXPECT_EQ(c.responder->BindFreshKey(100, qkd).error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(c.responder->epoch(), 0U);
   QSAPI_ASSERT_OK(c.responder->Open(*c.initiator->Seal(B("still in step"))));
+  // A binding the proposer could not follow (this side more than max_epochs_ahead past min_epoch)
+  // is refused and changes nothing.
+  ChannelPair far = MakePair();
+  for (int i = 0; i < 3; ++i) QSAPI_ASSERT_OK(far.responder->Rotate());
+  auto too_far = far.responder->BindFreshKey(1, qkd);
+  ASSERT_FALSE(too_far.ok());
+  EXPECT_TRUE(too_far.error().message().find("could not follow") != std::string::npos) << too_far.error().ToString();
+  EXPECT_EQ(far.responder->epoch(), 3U);
+  QSAPI_ASSERT_OK(far.responder->BindFreshKey(2, qkd));  // 3 - 2 <= 2: fine, enters 4
+  EXPECT_EQ(far.responder->epoch(), 4U);
+  // A confirmation that is not an empty envelope of the bound epoch: INVALID_ARGUMENT, not "keys differ".
+  ChannelPair bad = MakePair();
+  QSAPI_ASSERT_OK(bad.initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(bad.responder->BindFreshKey(1, qkd));
+  auto not_empty = bad.responder->Seal(B("payload"));
+  EXPECT_EQ(bad.initiator->CompleteFreshKey(1, qkd, *not_empty).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad.initiator->CompleteFreshKey(1, qkd, B("garbage")).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(bad.initiator->fresh_key_pending());
   // The answering side cannot bind while it is itself proposing.
   QSAPI_ASSERT_OK(c.responder->BeginFreshKey());
   EXPECT_EQ(c.responder->BindFreshKey(2, qkd).error().code(), ErrorCode::kFailedPrecondition);

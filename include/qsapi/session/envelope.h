@@ -222,14 +222,17 @@ class SessionChannel {
   // With a `confirm_envelope` (the peer's empty-payload envelope of `epoch`, sealed with
   // `confirm_aad` right after it bound the key) the epoch is entered only if that envelope opens
   // under the new keys; otherwise AuthenticationFailed() and nothing changes (the hold stays): the
-  // two sides hold different keys. The confirmation is marked received in the replay window but
+  // two sides hold different keys (a confirmation that is not an empty envelope of `epoch` of this
+  // session is INVALID_ARGUMENT). The confirmation is marked received in the replay window but
   // does not move the kStrict order, so envelopes the peer sent before it stay in order.
   Status CompleteFreshKey(std::uint32_t epoch, ByteView qkd_key, ByteView confirm_envelope = {},
                           ByteView confirm_aad = {}, FreshKeyKind kind = FreshKeyKind::kQkd);
   void CancelFreshKey() noexcept;
   // BindFreshKey is the answering side: it enters epoch max(current + 1, min_epoch) now, mixing
   // `qkd_key` into the step that enters it, and returns that epoch. min_epoch may be at most
-  // max_epochs_ahead + 1 ahead of the current epoch.
+  // max_epochs_ahead + 1 ahead of the current epoch, and the current epoch at most
+  // max_epochs_ahead past min_epoch (the proposer, at min_epoch - 1 or later, must be able to
+  // follow); otherwise FAILED_PRECONDITION and nothing changes.
   Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key,
                                      FreshKeyKind kind = FreshKeyKind::kQkd);
   // RotationDue says whether the next Seal of `next_payload` bytes would enter a new epoch under

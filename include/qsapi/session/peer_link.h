@@ -179,8 +179,10 @@ class PeerLink {
   // when zero). UNAVAILABLE when the link is closed or broken; DEADLINE_EXCEEDED on timeout
   // (the link is then closed: a partly written frame cannot be resumed).
   Status Send(ByteView message, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
-  // Receive reads one message. DEADLINE_EXCEEDED when none arrived in time (the link stays usable
-  // if no byte of a frame had arrived, otherwise it is closed); UNAVAILABLE when the peer closed;
+  // Receive reads one message. `timeout` bounds the wait for a message to start; once its first
+  // byte has arrived, the message gets at least io_timeout to complete (so a short poll does not
+  // cut a large message). DEADLINE_EXCEEDED when none arrived in time (the link stays usable if no
+  // byte of a frame had arrived, otherwise it is closed); UNAVAILABLE when the peer closed;
   // RESOURCE_EXHAUSTED (and the link closed) for a frame above max_message_size.
   Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 

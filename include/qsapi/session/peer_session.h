@@ -231,9 +231,9 @@ struct FreshKeyStats {
 
 // PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
 // session's SessionChannel (qsapi/session/envelope.h: epochs, rotation, replay window) and carried
-// over its peer link, one envelope per link message. The link keeps order, so the channel opens
-// envelopes only in order (Ordering::kStrict, whatever the config says): a reordered envelope is
-// refused like a replayed one.
+// over its peer link, one envelope per link message. The link keeps order, so by default the
+// channel opens envelopes only in order (Ordering::kStrict): a reordered envelope is refused like
+// a replayed one. Create's `ordering` picks kWindow for envelopes that travel other ways.
 //
 // A reader thread owns the link's receiving side: it queues envelopes for Receive (at most
 // kMaxQueuedEnvelopes; then it waits, and the peer's sends wait on TLS) and answers the session's
@@ -297,7 +297,8 @@ class PeerChannel {
   // channel has failed.
   Status AcceptReestablishment(PeerSession fresh);
   // RefuseReestablishment answers a Reestablish that names no session this side holds.
-  static void RefuseReestablishment(PeerSession fresh, const std::string& reason);
+  static void RefuseReestablishment(PeerSession fresh, const std::string& reason,
+                                    AbortCode code = AbortCode::kUnknownSession);
   // session: what the session was built from (its keys have been handed to the channel).
   [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
   // failure: why the channel stopped (OkStatus() while it works; a closed link alone is not a
@@ -347,6 +348,7 @@ class PeerChannel {
   std::atomic<std::uint32_t> skip_fresh_epoch_{UINT32_MAX};  // an epoch that rotates by the ratchet alone
   FreshKeyStats fresh_stats_;                  // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
+  std::mutex join_mu_;  // Close may run on two threads at once
   std::thread reader_;
 };
 
