@@ -1157,27 +1157,26 @@ Result<PeerSession> PeerEndpoint::Establish(std::unique_ptr<PeerLink> link, cons
     return ex.Fail(AbortCode::kInternal, Internal("session: the key schedule used " + SourcesText(keys->sources) +
                                                   ", not the accepted " + SourcesText(acc)));
   }
+  // The responder confirms first (it sent its Confirm right after Accept); ours completes the
+  // exchange, so the initiator waits for one round trip after the handshake's, not two.
+  QSAPI_ASSIGN_OR_RETURN(Bytes confirm_bytes, ex.Receive(kTypeConfirm, "Confirm"));
+  auto confirm = ParseConfirm(confirm_bytes);
+  if (!confirm.ok()) return ex.Fail(AbortForError(confirm.error()), confirm.error());
+  if (!VerifyConfirmationMac(keys->confirm_key_responder.view(), false, *context_hash, confirm->mac).ok()) {
+    if (qkd_used) {
+      return ex.Fail(AbortCode::kQkdKeyMismatch,
+                     Error(ErrorCode::kDataLoss, "session with " + peer->name +
+                                                     ": key confirmation failed: the QKD keys differ between the two "
+                                                     "KMEs (key_IDs " + JoinIds(init.key_ids) + ")"));
+    }
+    (void)ex.Fail(AbortCode::kConfirmFailed, Error(ErrorCode::kAuthenticationFailed,
+                                                   "session with " + peer->name + ": key confirmation failed"));
+    return AuthenticationFailed();
+  }
   auto mac = ConfirmationMac(keys->confirm_key_initiator.view(), true, *context_hash);
   if (!mac.ok()) return ex.Fail(AbortCode::kInternal, mac.error());
   QSAPI_RETURN_IF_ERROR(ex.Send(EncodeConfirm(ConfirmMessage{.mac = *mac})));
   outcome.confirm_sent = true;  // from here a re-establishing responder may bind the new keys
-
-  auto confirm_bytes = ex.Receive(kTypeConfirm, "Confirm");
-  if (!confirm_bytes.ok()) {
-    outcome.peer_aborted = ex.peer_aborted();
-    return confirm_bytes.error();
-  }
-  auto confirm = ParseConfirm(*confirm_bytes);
-  if (!confirm.ok()) return ex.Fail(AbortForError(confirm.error()), confirm.error());
-  if (!VerifyConfirmationMac(keys->confirm_key_responder.view(), false, *context_hash, confirm->mac).ok()) {
-    link->Close();
-    if (qkd_used) {
-      return Error(ErrorCode::kDataLoss, "session with " + peer->name +
-                                             ": key confirmation failed: the QKD keys differ between the two KMEs "
-                                             "(key_IDs " + JoinIds(init.key_ids) + ")");
-    }
-    return AuthenticationFailed();
-  }
   Bytes done_bytes;
   if (re != nullptr) {
     auto done = ex.Receive(kTypeRekeyDone, "RekeyDone");
@@ -1278,7 +1277,6 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
 
   AcceptMessage accept{.session_id = init->session_id, .random = contribution->bytes, .sources = accepted};
   const Bytes accept_bytes = EncodeAccept(accept);
-  QSAPI_RETURN_IF_ERROR(ex.Send(accept_bytes));
 
   auto exporter = link->ExportKeyingMaterial(kExporterLabel, init->session_id, kExporterSize);
   if (!exporter.ok()) return ex.Fail(AbortCode::kInternal, exporter.error());
@@ -1301,6 +1299,11 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
     return ex.Fail(AbortCode::kInternal, Internal("session: the key schedule used " + SourcesText(keys->sources) +
                                                   ", not the accepted " + SourcesText(accepted)));
   }
+  // Accept and our Confirm go out together: the initiator checks ours before it sends its own.
+  auto mac = ConfirmationMac(keys->confirm_key_responder.view(), false, *context_hash);
+  if (!mac.ok()) return ex.Fail(AbortCode::kInternal, mac.error());
+  QSAPI_RETURN_IF_ERROR(ex.Send(accept_bytes));
+  QSAPI_RETURN_IF_ERROR(ex.Send(EncodeConfirm(ConfirmMessage{.mac = *mac})));
 
   QSAPI_ASSIGN_OR_RETURN(Bytes confirm_bytes, ex.Receive(kTypeConfirm, "Confirm"));
   auto confirm = ParseConfirm(confirm_bytes);
@@ -1316,9 +1319,6 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
                                                    "session with " + peer->name + ": key confirmation failed"));
     return AuthenticationFailed();
   }
-  auto mac = ConfirmationMac(keys->confirm_key_responder.view(), false, *context_hash);
-  if (!mac.ok()) return ex.Fail(AbortCode::kInternal, mac.error());
-  QSAPI_RETURN_IF_ERROR(ex.Send(EncodeConfirm(ConfirmMessage{.mac = *mac})));
   if (!notes.empty()) {
     Log(LogLevel::kWarning, kLog, "session with " + peer->name + " established without a preferred source: " + notes.front());
   }

@@ -5,7 +5,7 @@
 // key_ID from its own KME and answers (Accept: its random and the source list it accepts); both
 // derive the session keys (qsapi/session/key_schedule.h) over the TLS exporter, the QKD keys and
 // the QRNG contributions, with SHA-384(Init || Accept) as context hash, and confirm them with MACs,
-// the initiator first. docs/PROTOCOL.md, "Session establishment", has the bytes and the state
+// the responder first (with Accept). docs/PROTOCOL.md, "Session establishment", has the bytes and the state
 // machine.
 //
 // Policy per peer (qkd and qrng, each off | prefer | require):
