@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fuzz_support.h"
 #include "qsapi/keystore/keystore.h"
 #include "server/internal/request_parsing.h"
 
@@ -20,9 +21,7 @@ namespace {
 using nlohmann::json;
 namespace rp = qsapi::server::internal;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 template <typename T>
 void ExpectInvalidOnError(const qsapi::Result<T>& r) {

@@ -8,32 +8,22 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <string>
 
+#include "fuzz_support.h"
 #include "server/audit_log.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 const std::filesystem::path& ScratchFile() {
-  static const std::filesystem::path path =
-      std::filesystem::temp_directory_path() / ("qsapi-fuzz-audit-" + std::to_string(::getpid()) + ".log");
+  static const std::filesystem::path path = qsapi::fuzz::ScratchFile("audit", ".log");
   return path;
 }
 
-bool WriteFile(const std::filesystem::path& path, const std::uint8_t* data, std::size_t size) {
-  ::unlink(path.c_str());
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  const bool ok = size == 0 || ::write(fd, data, size) == static_cast<ssize_t>(size);
-  ::close(fd);
-  return ok;
-}
+using qsapi::fuzz::WriteFile;
 
 }  // namespace
 

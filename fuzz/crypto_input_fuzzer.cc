@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <span>
 
+#include "fuzz_support.h"
 #include "qsapi/crypto/aead.h"
 #include "qsapi/crypto/kem.h"
 #include "qsapi/crypto/signature.h"
@@ -22,9 +23,7 @@ constexpr SignatureAlgorithm kSigs[] = {SignatureAlgorithm::kMlDsa44, SignatureA
                                         SignatureAlgorithm::kMlDsa87, SignatureAlgorithm::kSlhDsaSha2_128f,
                                         SignatureAlgorithm::kMlDsa65Ed25519};
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 // Fixed keys, derived from constant seeds once.
 const KemPrivateKey& FixedKem(KemAlgorithm a) {

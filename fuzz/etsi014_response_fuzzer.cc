@@ -11,13 +11,12 @@
 #include <set>
 #include <string>
 
+#include "fuzz_support.h"
 #include "qkd/internal/etsi014_json.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 constexpr std::size_t kNumbers[] = {0, 1, 2, 3};
 constexpr std::uint32_t kSizes[] = {0, 8, 128, 256};

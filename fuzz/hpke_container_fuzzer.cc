@@ -11,6 +11,7 @@
 #include <span>
 #include <string_view>
 
+#include "fuzz_support.h"
 #include "qsapi/hpke/container.h"
 #include "qsapi/hpke/public_key_file.h"
 #include "qsapi/hpke/stream.h"
@@ -20,9 +21,7 @@ namespace {
 using namespace qsapi;        // NOLINT(google-build-using-namespace): a fuzz target's local scope
 using namespace qsapi::hpke;  // NOLINT(google-build-using-namespace)
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 // FuzzKey is a fixed private key (seed 0x11...) that answers to whatever key id the header names,
 // so that the fuzzer reaches the key schedule and the body.

@@ -8,12 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_support.h"
 #include "qsapi/keystore/keystore.h"
 
 namespace {
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

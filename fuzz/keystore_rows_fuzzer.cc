@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_support.h"
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/log.h"
 
@@ -30,9 +31,7 @@ namespace {
 
 namespace ks = qsapi::keystore;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 qsapi::ByteView AsBytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};  // NOLINT

@@ -6,13 +6,12 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz_support.h"
 #include "entropy/internal/qrng_payload.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 constexpr std::size_t kLengths[] = {0, 1, 2, 4, 8, 16, 32, 64};
 

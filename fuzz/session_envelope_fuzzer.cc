@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_support.h"
 #include "qsapi/session/envelope.h"
 
 namespace {
@@ -20,9 +21,7 @@ namespace {
 using namespace qsapi;           // NOLINT(google-build-using-namespace): a fuzz target's local scope
 using namespace qsapi::session;  // NOLINT(google-build-using-namespace)
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 Bytes FromHex(std::string_view hex) {
   Bytes out(hex.size() / 2);

@@ -8,14 +8,13 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "fuzz_support.h"
 #include "qsapi/qkd/etsi014.h"
 #include "session/internal/establishment_messages.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using qsapi::fuzz::Check;
 
 template <typename T>
 void CheckFailure(const qsapi::Result<T>& r) {

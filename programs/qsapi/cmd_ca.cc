@@ -7,20 +7,14 @@
 //   qsapi ca show
 #include <ctime>
 
+#include "common/internal/text.h"
 #include "commands.h"
 #include "server/deployment_ca.h"
 
 namespace qsapi::cli {
 namespace {
 
-std::string Date(std::chrono::system_clock::time_point t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Date(std::chrono::system_clock::time_point t) { return qsapi::internal::FormatUtc(t); }
 
 struct IssueFlags {
   std::string name, out, algorithm, profile = "default";

@@ -145,13 +145,8 @@ void Doctor(const DoctorFlags& f) {
 
   // KMEs
   for (const server::KmeSection& k : config.kmes) {
-    qkd::Etsi014ClientOptions o;
-    o.kme_url = k.url;
-    o.ca_file = k.ca_file;
-    o.certificate_file = k.cert_file;
-    o.private_key_file = k.key_file;
-    o.expected_kme_id = k.kme_id;
-    o.max_attempts = 1;
+    qkd::Etsi014ClientOptions o = server::KmeClientOptions(k);
+    o.max_attempts = 1;  // a diagnosis, not a service: say it at once
     auto client = qkd::Etsi014Client::Create(o);
     if (!client.ok()) {
       r.Fail("kme " + k.name, client.error().message(), "fix [[kme]] " + k.name);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/internal/text.h"
 #include "commands.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"
@@ -110,12 +111,7 @@ Result<std::shared_ptr<entropy::EntropyPool>> MakePool(const EntropyFlags& f) {
 
 std::string FormatTime(const std::optional<std::chrono::system_clock::time_point>& t) {
   if (!t) return "-";
-  const std::time_t tt = std::chrono::system_clock::to_time_t(*t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return qsapi::internal::FormatUtc(*t);
 }
 
 void EntropyStatus(const EntropyFlags& f, const std::string& format) {

@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "commands.h"
 #include "qsapi/hpke/public_key_file.h"
 #include "recipient_key_loader.h"
@@ -22,14 +23,7 @@
 namespace qsapi::cli {
 namespace {
 
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string FormatTime(std::chrono::system_clock::time_point t) { return qsapi::internal::FormatUtc(t); }
 
 // ParseDuration accepts 0, or a number with a unit s, m, h or d.
 Result<std::chrono::seconds> ParseDuration(const std::string& s) {

@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/internal/text.h"
 #include "qsapi/crypto/self_test.h"
 #include "qsapi/process.h"
 #include "qsapi/version.h"
@@ -30,14 +31,7 @@ std::string DefaultDataDir() {
   return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
 }
 
-std::string Date(std::chrono::system_clock::time_point t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
+std::string Date(std::chrono::system_clock::time_point t) { return qsapi::internal::FormatUtcDate(t); }
 
 }  // namespace
 

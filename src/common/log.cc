@@ -1,3 +1,4 @@
+#include "common/internal/text.h"
 #include "qsapi/log.h"
 
 #include <atomic>
@@ -24,13 +25,9 @@ LogSink& Sink() {
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::kInfo)};
 
 void WriteToStderr(LogLevel level, std::string_view component, std::string_view message) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const std::string stamp = internal::FormatUtc(std::chrono::system_clock::now());
   const std::string_view name = LogLevelName(level);
-  std::fprintf(stderr, "%s %.*s %.*s: %.*s\n", stamp, static_cast<int>(name.size()), name.data(),
+  std::fprintf(stderr, "%s %.*s %.*s: %.*s\n", stamp.c_str(), static_cast<int>(name.size()), name.data(),
                static_cast<int>(component.size()), component.data(), static_cast<int>(message.size()), message.data());
 }
 

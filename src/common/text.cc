@@ -1,5 +1,7 @@
 #include "common/internal/text.h"
 
+#include <ctime>
+
 namespace qsapi::internal {
 
 namespace {
@@ -22,6 +24,27 @@ std::string HexEncode(ByteView bytes) {
     out += HexDigit(static_cast<unsigned>(b) & 0xfU);
   }
   return out;
+}
+
+namespace {
+std::tm Utc(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  return tm;
+}
+}  // namespace
+
+std::string FormatUtc(std::chrono::system_clock::time_point t) {
+  const std::tm tm = Utc(t);
+  char buf[32];
+  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm));
+}
+
+std::string FormatUtcDate(std::chrono::system_clock::time_point t) {
+  const std::tm tm = Utc(t);
+  char buf[16];
+  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm));
 }
 
 bool JsonDepthWithin(std::string_view s, int limit) {

@@ -1,3 +1,4 @@
+#include "common/internal/text.h"
 #include "qsapi/entropy/pool.h"
 
 #include <algorithm>
@@ -405,12 +406,7 @@ std::string FormatStatusJson(const EntropyPool& pool) {
                         {"last_failure_time", nullptr}};
     if (!s.last_failure.empty()) j["last_failure"] = s.last_failure;
     if (s.last_failure_time) {
-      const std::time_t tt = std::chrono::system_clock::to_time_t(*s.last_failure_time);
-      std::tm tm{};
-      gmtime_r(&tt, &tm);
-      char buf[32];
-      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      j["last_failure_time"] = buf;
+      j["last_failure_time"] = qsapi::internal::FormatUtc(*s.last_failure_time);
     }
     sources.push_back(std::move(j));
   }

@@ -33,15 +33,12 @@ Result<std::string> ChainHash(const std::string& prev, nlohmann::json entry) {
 
 std::string NowText() {
   const auto now = std::chrono::system_clock::now();
-  const std::time_t tt = std::chrono::system_clock::to_time_t(now);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
-  return out;
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms));
+  std::string out = qsapi::internal::FormatUtc(now);
+  out.pop_back();  // the "Z" goes after the milliseconds
+  return out + frac;
 }
 
 // CheckLine parses one line and checks it against the chain; returns its hash.

@@ -81,6 +81,16 @@ Result<std::string> ReadApiKey(const QrngHttp& h) {
 
 }  // namespace
 
+qkd::Etsi014ClientOptions KmeClientOptions(const KmeSection& k) {
+  qkd::Etsi014ClientOptions o;
+  o.kme_url = k.url;
+  o.ca_file = k.ca_file;
+  o.certificate_file = k.cert_file;
+  o.private_key_file = k.key_file;
+  o.expected_kme_id = k.kme_id;
+  return o;
+}
+
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& e) {
   std::vector<std::unique_ptr<entropy::EntropySource>> sources;
   for (const QrngDevice& d : e.devices) {
@@ -167,13 +177,7 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
 
   std::map<std::string, std::shared_ptr<qkd::Etsi014Client>> kmes;
   for (const KmeSection& k : c.kmes) {
-    qkd::Etsi014ClientOptions ko;
-    ko.kme_url = k.url;
-    ko.ca_file = k.ca_file;
-    ko.certificate_file = k.cert_file;
-    ko.private_key_file = k.key_file;
-    ko.expected_kme_id = k.kme_id;
-    auto client = qkd::Etsi014Client::Create(ko);
+    auto client = qkd::Etsi014Client::Create(KmeClientOptions(k));
     if (!client.ok()) return Error(client.error().code(), "kme " + k.name + ": " + client.error().message());
     kmes[k.name] = std::shared_ptr<qkd::Etsi014Client>(std::move(*client));
   }

@@ -29,6 +29,7 @@
 
 #include "qsapi/entropy/pool.h"
 #include "qsapi/keystore/keystore.h"
+#include "qsapi/qkd/etsi014.h"
 #include "qsapi/result.h"
 #include "server/config.h"
 
@@ -78,6 +79,8 @@ class Service {
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config, bool create, bool* created);
 // MakeEntropyPool builds the pool [entropy] describes (QRNG devices and HTTP sources, policy).
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
+// KmeClientOptions are the ETSI 014 client options a [[kme]] section describes.
+qkd::Etsi014ClientOptions KmeClientOptions(const KmeSection& kme);
 
 // AdminTokenPath is where the first start writes the admin token.
 inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) {

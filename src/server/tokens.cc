@@ -29,14 +29,7 @@ Result<std::string> HashToken(std::string_view token) {
   return qsapi::internal::HexEncode(h);
 }
 
-std::string Now() {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Now() { return qsapi::internal::FormatUtc(std::chrono::system_clock::now()); }
 
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });

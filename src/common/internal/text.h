@@ -2,6 +2,7 @@
 #ifndef QSAPI_COMMON_INTERNAL_TEXT_H_
 #define QSAPI_COMMON_INTERNAL_TEXT_H_
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,10 @@ std::string HexEncode(ByteView bytes);
 // JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`,
 // so that a hostile body cannot drive a recursive JSON parser into deep recursion.
 bool JsonDepthWithin(std::string_view s, int limit);
+
+// FormatUtc writes `t` in UTC to the second: "2026-11-29T13:58:04Z"; FormatUtcDate: "2026-11-29".
+std::string FormatUtc(std::chrono::system_clock::time_point t);
+std::string FormatUtcDate(std::chrono::system_clock::time_point t);
 
 }  // namespace qsapi::internal
 
