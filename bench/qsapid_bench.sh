@@ -7,6 +7,7 @@
 #   4. openssl s_server + s_time -new     the same group and certificate type, OpenSSL alone
 # Usage: bench/qsapid_bench.sh [--seconds N] [--threads N] [--no-build]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/qsapid_url.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds=10 threads=2 build=1
@@ -36,9 +37,7 @@ trap cleanup EXIT
 
 "$bin/programs/qsapid" --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/out" 2>&1 &
 qpid=$!
-for _ in $(seq 1 300); do grep -q 'ready on' "$work/out" && break; sleep 0.1; done
-url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$work/out")
-[[ -n $url ]] || { cat "$work/out"; exit 1; }
+url=$(qsapid_url "$work/out" "$qpid") || { cat "$work/out"; exit 1; }
 ca=$work/data/ca/ca.pem
 tok=$work/data/admin-token
 "$bin/programs/qsapi" call POST /v1/keys --data '{"name":"bench","type":"AES-256-GCM"}' --server "$url" \

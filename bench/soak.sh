@@ -17,6 +17,7 @@
 # The exit status is non-zero if a wrong plaintext or invalid signature was ever returned, if the
 # audit chain does not verify, or if qsapid does not stop cleanly.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/qsapid_url.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds=120 clients=3 build=1 bin=$root/build/release
@@ -48,9 +49,7 @@ trap cleanup EXIT
 
 "$qsapid" --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/qsapid.out" 2>&1 &
 qpid=$!
-for _ in $(seq 1 300); do grep -q 'ready on' "$work/qsapid.out" && break; sleep 0.1; done
-url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$work/qsapid.out")
-[[ -n $url ]] || { cat "$work/qsapid.out"; exit 1; }
+url=$(qsapid_url "$work/qsapid.out" "$qpid") || { cat "$work/qsapid.out"; exit 1; }
 port=${url##*:}
 r=(--server "$url" --data-dir "$work/data")
 "$qsapi" call POST /v1/keys --data '{"name":"bench","type":"AES-256-GCM"}' "${r[@]}" >/dev/null

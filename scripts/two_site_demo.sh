@@ -26,6 +26,7 @@
 #      fails with "the QKD keys differ" instead of producing a session, and so does a fresh-key
 #      rotation of the existing session, which both nodes then close.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/qsapid_url.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$root/build/release/programs keep=0
 while [[ $# -gt 0 ]]; do
@@ -100,8 +101,7 @@ step "3. site-b, then site-a"
 "$qsapid" --check-config "$work/b.toml"
 "$qsapid" --config "$work/b.toml" >"$work/b.out" 2>&1 &
 pids+=($!)
-wait_for "$work/b.out" 'ready on'
-b_url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$work/b.out")
+b_url=$(qsapid_url "$work/b.out" "${pids[-1]}") || fail "site-b did not start: $(cat "$work/b.out")"
 b_peer_port=$(sed -n 's/.*peer link listening on port \([0-9]*\)$/\1/p' "$work/b.out")
 [[ -n $b_peer_port ]] || fail "site-b printed no peer port"
 cat >"$work/a.toml" <<EOF
@@ -122,8 +122,7 @@ qrng = "require"
 EOF
 "$qsapid" --config "$work/a.toml" >"$work/a.out" 2>&1 &
 pids+=($!)
-wait_for "$work/a.out" 'ready on'
-a_url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$work/a.out")
+a_url=$(qsapid_url "$work/a.out" "${pids[-1]}") || fail "site-a did not start: $(cat "$work/a.out")"
 grep 'peer sessions as' "$work/a.out" "$work/b.out" | sed 's/^.*qsapid: /  /'
 # site-a's first start created its admin token; site-b's too.
 at=(--server "$a_url" --data-dir "$work/a")

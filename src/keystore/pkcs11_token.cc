@@ -84,6 +84,13 @@ std::map<std::string, Module>& Modules() {
   return modules;
 }
 
+// Initialize runs C_Initialize with OS locking (the module may be used from several threads).
+CK_RV Initialize(CK_FUNCTION_LIST_PTR fns) {
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  return fns->C_Initialize(&args);
+}
+
 class ModuleRef {
  public:
   static Result<ModuleRef> Acquire(const std::string& path) {
@@ -112,9 +119,7 @@ class ModuleRef {
           return FailedPrecondition(path + " is not a PKCS#11 module (no usable C_GetFunctionList)");
         }
       }
-      CK_C_INITIALIZE_ARGS args{};
-      args.flags = CKF_OS_LOCKING_OK;
-      const CK_RV rv = m.fns->C_Initialize(&args);
+      const CK_RV rv = Initialize(m.fns);
       if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
         return Unavailable("PKCS#11 module " + path + ": C_Initialize failed: " + CkrName(rv) +
                            " (for SoftHSM2: is SOFTHSM2_CONF readable and its token directory present?)");
@@ -148,9 +153,7 @@ class ModuleRef {
     Module& m = Modules()[path_];
     if (!m.finalize) return FailedPrecondition("PKCS#11 module " + path_ + " was initialised by another user");
     m.fns->C_Finalize(nullptr);
-    CK_C_INITIALIZE_ARGS args{};
-    args.flags = CKF_OS_LOCKING_OK;
-    const CK_RV rv = m.fns->C_Initialize(&args);
+    const CK_RV rv = Initialize(m.fns);
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
       // Still ours: the next recovery attempt initialises it again (C_Finalize on a module that is
       // not initialised only returns an error).

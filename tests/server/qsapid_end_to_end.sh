@@ -6,6 +6,7 @@
 # that keeps the key and does not show a new admin token.
 #   qsapid_end_to_end.sh QSAPID QSAPI OPENSSL
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/qsapid_url.sh"
 qsapid=$1 qsapi=$2 openssl=$3
 dir=$(mktemp -d)
 data="$dir/data"
@@ -22,9 +23,7 @@ start() {
   : >"$out"
   "$qsapid" --data-dir "$data" --listen 127.0.0.1:0 >"$out" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do grep -q 'ready on' "$out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  grep -q 'ready on' "$out" || fail "qsapid did not start"
-  url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$out")
+  url=$(qsapid_url "$out" "$pid") || fail "qsapid did not start"
   port=${url##*:}
 }
 stop() {

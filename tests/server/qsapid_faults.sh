@@ -9,6 +9,7 @@
 #   5. QRNG stuck                  (require: start refused; prefer: starts, health says degraded)
 #   qsapid_faults.sh QSAPID QSAPI
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/qsapid_url.sh"
 qsapid=$1 qsapi=$2
 if [[ -z ${QSAPI_FAULTS_NAMESPACE:-} ]]; then
   if unshare --mount true 2>/dev/null; then
@@ -35,9 +36,7 @@ start() {
   : >"$out"
   "$qsapid" "$@" >"$out" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do grep -q 'ready on' "$out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  grep -q 'ready on' "$out" || fail "qsapid did not start"
-  url=$(sed -n 's/^qsapid: ready on \(https:[^ ]*\)$/\1/p' "$out")
+  url=$(qsapid_url "$out" "$pid") || fail "qsapid did not start"
 }
 call() { "$qsapi" call "$@" --server "$url" --data-dir "$data"; }
 field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
