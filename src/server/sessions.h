@@ -113,12 +113,11 @@ class SessionManager {
   struct Entry {
     SessionInfo info;  // fixed at establishment; stats refreshed on read
     std::unique_ptr<session::PeerChannel> channel;  // thread-safe
-    std::chrono::steady_clock::time_point created;
     std::mutex reestablish_mu;  // one re-establishment at a time
     std::atomic<std::int64_t> reestablished_unix{0};
     std::chrono::steady_clock::time_point retry_reestablish_at{};  // guarded by SessionManager::mu_
     Entry(SessionInfo i, std::unique_ptr<session::PeerChannel> c)
-        : info(std::move(i)), channel(std::move(c)), created(std::chrono::steady_clock::now()) {}
+        : info(std::move(i)), channel(std::move(c)) {}
     [[nodiscard]] SessionInfo Snapshot() const;
   };
   explicit SessionManager(SessionManagerOptions options) : options_(std::move(options)) {}

@@ -290,9 +290,6 @@ bool PeerSession::uses(SourceId id) const noexcept { return Has(sources_, id); }
 
 std::string PeerSession::SourcesText() const { return session::SourcesText(sources_); }
 
-bool PeerSession::ReestablishDue(std::chrono::seconds interval) const {
-  return std::chrono::system_clock::now() - established_at_ >= interval;
-}
 
 // ---------------------------------------------------------------------------------------------
 

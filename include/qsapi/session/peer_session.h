@@ -181,8 +181,6 @@ class PeerSession {
   [[nodiscard]] const std::string& tls_group() const noexcept { return link_info_.tls_group; }
   [[nodiscard]] const LinkInfo& link_info() const noexcept { return link_info_; }
   [[nodiscard]] std::chrono::system_clock::time_point established_at() const noexcept { return established_at_; }
-  // ReestablishDue says whether `interval` has passed since establishment.
-  [[nodiscard]] bool ReestablishDue(std::chrono::seconds interval) const;
 
   // keys: the derived session keys (epoch 0 secret and the confirmation keys). TakeKeys hands
   // them over (to an envelope channel), leaving this session without them.
