@@ -65,6 +65,10 @@ Error Internal(std::string message);
 Error Unavailable(std::string message);
 Error ResourceExhausted(std::string message);
 Error Unimplemented(std::string message);
+Error NotFound(std::string message);
+Error PermissionDenied(std::string message);
+Error AlreadyExists(std::string message);
+Error DataLoss(std::string message);
 
 // Result<T> holds a T or an Error. Accessing value() of an error Result aborts the process:
 // that is a programming error, not something input can cause, so it is not an exception.

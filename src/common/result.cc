@@ -34,5 +34,9 @@ Error Internal(std::string message) { return {ErrorCode::kInternal, std::move(me
 Error Unavailable(std::string message) { return {ErrorCode::kUnavailable, std::move(message)}; }
 Error ResourceExhausted(std::string message) { return {ErrorCode::kResourceExhausted, std::move(message)}; }
 Error Unimplemented(std::string message) { return {ErrorCode::kUnimplemented, std::move(message)}; }
+Error NotFound(std::string message) { return {ErrorCode::kNotFound, std::move(message)}; }
+Error PermissionDenied(std::string message) { return {ErrorCode::kPermissionDenied, std::move(message)}; }
+Error AlreadyExists(std::string message) { return {ErrorCode::kAlreadyExists, std::move(message)}; }
+Error DataLoss(std::string message) { return {ErrorCode::kDataLoss, std::move(message)}; }
 
 }  // namespace qsapi

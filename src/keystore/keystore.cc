@@ -559,12 +559,14 @@ class Keystore::Impl {
         if (row) key_rows[row->name] = *row;
       }
     }
+    // With a name given, the answer is the same whether the key id is unknown or names another
+    // key: a caller allowed to use one key learns nothing about the others (not even a name).
+    if (!name.empty() && (!row || row->name != name)) {
+      return InvalidArgument("the input was made with another key, not with \"" + std::string(name) + "\"");
+    }
     if (!row)
       return Error(ErrorCode::kNotFound,
                    "no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
-    if (!name.empty() && row->name != name) {
-      return InvalidArgument("the input was made with key \"" + row->name + "\", not \"" + std::string(name) + "\"");
-    }
     return *row;
   }
 

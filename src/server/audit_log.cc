@@ -1,13 +1,16 @@
 #include "server/audit_log.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <fstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +20,10 @@
 namespace qsapi::server {
 namespace {
 
+namespace fs = std::filesystem;
+
 constexpr std::size_t kMaxLine = 16 * 1024;
+constexpr std::size_t kMaxField = 1024;
 const std::string kZeroHash(64, '0');
 
 // ChainHash returns the hex SHA-256 of prev (hex text) || the entry without "hash", keys sorted.
@@ -41,64 +47,158 @@ std::string NowText() {
   return out + frac;
 }
 
-// CheckLine parses one line and checks it against the chain; returns its hash.
-Result<std::string> CheckLine(const std::string& line, std::uint64_t expected_seq, const std::string& prev,
-                              std::uint64_t line_no) {
-  const auto bad = [&](const std::string& why) {
-    return Error(ErrorCode::kDataLoss, "audit log line " + std::to_string(line_no) + ": " + why);
-  };
+std::int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Cut keeps a field to kMaxField bytes (at a UTF-8 boundary) and says how much was cut, so that no
+// line is dropped for its length (a denial naming a 10 KiB key name is still recorded).
+std::string Cut(const std::string& s) {
+  if (s.size() <= kMaxField) return s;
+  std::size_t n = kMaxField;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "...[" + std::to_string(s.size() - n) + " more bytes cut]";
+}
+
+nlohmann::json CountsJson(const std::map<std::string, std::uint64_t>& m) {
+  nlohmann::json j = nlohmann::json::object();
+  std::size_t n = 0;
+  for (const auto& [k, v] : m) {
+    if (++n > 32) break;  // the reasons are ours and few; a bound all the same
+    j[Cut(k)] = v;
+  }
+  return j;
+}
+
+// CheckLine parses one line and checks it against the chain; returns its hash. With
+// `anchor_unknown`, the first line's seq and prev are taken as they are (older files deleted).
+Result<std::string> CheckLine(const std::string& line, std::uint64_t* expected_seq, const std::string& prev,
+                              const std::string& where, bool anchor_unknown) {
+  const auto bad = [&](const std::string& why) { return Error(ErrorCode::kDataLoss, where + ": " + why); };
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
   if (!j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("prev") || !j["prev"].is_string() ||
       !j.contains("hash") || !j["hash"].is_string()) {
     return bad("missing seq, prev or hash");
   }
-  if (j["seq"].get<std::uint64_t>() != expected_seq) {
-    return bad("sequence " + std::to_string(j["seq"].get<std::uint64_t>()) + " where " + std::to_string(expected_seq) +
-               " was expected (a line was removed or inserted)");
+  const auto seq = j["seq"].get<std::uint64_t>();
+  if (anchor_unknown) {
+    *expected_seq = seq;
+  } else {
+    if (seq != *expected_seq) {
+      return bad("sequence " + std::to_string(seq) + " where " + std::to_string(*expected_seq) +
+                 " was expected (a line was removed or inserted)");
+    }
+    if (j["prev"].get<std::string>() != prev)
+      return bad("does not chain to the line before (removed or reordered lines)");
   }
-  if (j["prev"].get<std::string>() != prev)
-    return bad("does not chain to the line before (removed or reordered lines)");
-  QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(prev, j));
+  QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(j["prev"].get<std::string>(), j));
   if (h != j["hash"].get<std::string>()) return bad("its content was altered (hash mismatch)");
+  ++*expected_seq;
   return h;
+}
+
+// RotatedFiles lists audit-<seq>.log beside `path`, oldest first.
+std::vector<fs::path> RotatedFiles(const fs::path& path) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const std::string stem = path.stem().string() + "-";
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == stem.size() + 12 + 4 && name.starts_with(stem) && name.ends_with(".log") &&
+        std::all_of(name.begin() + static_cast<std::ptrdiff_t>(stem.size()), name.end() - 4,
+                    [](char c) { return c >= '0' && c <= '9'; })) {
+      out.push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct Tail {
+  std::uint64_t seq = 1;  // the next
+  std::string prev = kZeroHash;
+  std::uint64_t first_seq = 1;
+};
+
+// ReadTail reads the first and last entries of an open log. kDataLoss for a partial or bad line.
+Result<Tail> ReadTail(int fd, const fs::path& path, std::uint64_t size, std::uint64_t first_seq_default,
+                      const std::string& prev_default) {
+  Tail t;
+  t.seq = first_seq_default;
+  t.prev = prev_default;
+  t.first_seq = first_seq_default;
+  if (size == 0) return t;
+  const auto start = size > 2 * kMaxLine ? size - 2 * kMaxLine : 0;
+  std::string tail(static_cast<std::size_t>(size - start), '\0');
+  if (::pread(fd, tail.data(), tail.size(), static_cast<off_t>(start)) != static_cast<ssize_t>(tail.size())) {
+    return Unavailable("cannot read audit log " + path.string());
+  }
+  if (tail.back() != '\n') {
+    return Error(ErrorCode::kDataLoss, "audit log " + path.string() +
+                                           " ends in a partial line (a crash or a full disk while writing); run "
+                                           "`qsapi audit repair` (docs/OPERATIONS.md, \"Audit log\")");
+  }
+  tail.pop_back();
+  const std::size_t nl = tail.rfind('\n');
+  const std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
+  nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned() ||
+      !j.contains("hash") || !j["hash"].is_string()) {
+    return Error(ErrorCode::kDataLoss, "audit log " + path.string() + ": its last line is not an audit entry");
+  }
+  t.seq = j["seq"].get<std::uint64_t>() + 1;
+  t.prev = j["hash"].get<std::string>();
+  // The first line's seq names the file when it is rotated.
+  std::string head(std::min<std::uint64_t>(size, kMaxLine + 1), '\0');
+  if (::pread(fd, head.data(), head.size(), 0) == static_cast<ssize_t>(head.size())) {
+    const std::size_t end = head.find('\n');
+    nlohmann::json f = nlohmann::json::parse(head.substr(0, end), nullptr, false);
+    if (f.is_object() && f.contains("seq") && f["seq"].is_number_unsigned())
+      t.first_seq = f["seq"].get<std::uint64_t>();
+  }
+  return t;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::filesystem::path& path) {
+Result<std::unique_ptr<AuditLog>> AuditLog::Open(const fs::path& path, AuditLogOptions options) {
+  if (options.max_file_bytes < 2 * kMaxLine)
+    return InvalidArgument("audit log: max_file_bytes must be at least 32 KiB");
   const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return Unavailable("cannot open audit log " + path.string() + ": " + std::strerror(errno));
-  // Find the last line: read the tail.
   const off_t size = ::lseek(fd, 0, SEEK_END);
-  std::uint64_t seq = 1;
-  std::string prev = kZeroHash;
-  if (size > 0) {
-    const off_t start = size > static_cast<off_t>(2 * kMaxLine) ? size - static_cast<off_t>(2 * kMaxLine) : 0;
-    std::string tail(static_cast<std::size_t>(size - start), '\0');
-    if (::pread(fd, tail.data(), tail.size(), start) != static_cast<ssize_t>(tail.size())) {
-      ::close(fd);
-      return Unavailable("cannot read audit log " + path.string());
+  // An empty current file continues the newest rotated one.
+  Tail from;
+  if (size == 0) {
+    const std::vector<fs::path> rotated = RotatedFiles(path);
+    if (!rotated.empty()) {
+      const int rfd = ::open(rotated.back().c_str(), O_RDONLY | O_CLOEXEC);
+      if (rfd < 0) {
+        ::close(fd);
+        return Unavailable("cannot read " + rotated.back().string() + ": " + std::strerror(errno));
+      }
+      const off_t rsize = ::lseek(rfd, 0, SEEK_END);
+      Result<Tail> t = ReadTail(rfd, rotated.back(), static_cast<std::uint64_t>(rsize), 1, kZeroHash);
+      ::close(rfd);
+      if (!t.ok()) {
+        ::close(fd);
+        return t.error();
+      }
+      from.seq = t->seq;
+      from.prev = t->prev;
+      from.first_seq = t->seq;
     }
-    if (tail.back() != '\n') {
-      ::close(fd);
-      return Error(
-          ErrorCode::kDataLoss,
-          "audit log " + path.string() + " ends in a partial line (a crash while writing?); run `qsapi audit verify`");
-    }
-    tail.pop_back();
-    const std::size_t nl = tail.rfind('\n');
-    const std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
-    nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
-    if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("hash") ||
-        !j["hash"].is_string()) {
-      ::close(fd);
-      return Error(ErrorCode::kDataLoss, "audit log " + path.string() + ": its last line is not an audit entry");
-    }
-    seq = j["seq"].get<std::uint64_t>() + 1;
-    prev = j["hash"].get<std::string>();
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(fd, seq, std::move(prev)));
+  Result<Tail> t = ReadTail(fd, path, static_cast<std::uint64_t>(size), from.seq, from.prev);
+  if (!t.ok()) {
+    ::close(fd);
+    return t.error();
+  }
+  return std::unique_ptr<AuditLog>(
+      new AuditLog(path, options, fd, t->seq, t->prev, static_cast<std::uint64_t>(size), t->first_seq));
 }
 
 AuditLog::~AuditLog() { ::close(fd_); }
@@ -108,46 +208,171 @@ std::uint64_t AuditLog::next_seq() const {
   return seq_;
 }
 
+Status AuditLog::Ready() {
+  const std::int64_t now = SteadyMs();
+  if (now - failed_at_ms_.load() < 1000) {
+    return Unavailable("the last audit line could not be written (see qsapid's log)");
+  }
+  if (now - checked_at_ms_.load() >= 250) {
+    checked_at_ms_ = now;
+    struct statvfs v {};
+    const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
+    if (::statvfs(dir.c_str(), &v) == 0) {
+      const std::uint64_t free_bytes = static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
+      volume_short_ = free_bytes < options_.min_free_bytes;
+    }
+  }
+  if (volume_short_.load()) {
+    return Unavailable("the audit log's volume has less than " + std::to_string(options_.min_free_bytes >> 20) +
+                       " MiB free (free space, or archive rotated audit files: docs/OPERATIONS.md)");
+  }
+  return OkStatus();
+}
+
+Status AuditLog::RotateLocked() {
+  char name[32];
+  std::snprintf(name, sizeof name, "-%012llu.log", static_cast<unsigned long long>(first_seq_));
+  const fs::path rotated = path_.parent_path() / (path_.stem().string() + name);
+  if (::rename(path_.c_str(), rotated.c_str()) != 0) {
+    return Unavailable("cannot rotate the audit log to " + rotated.string() + ": " + std::strerror(errno));
+  }
+  const int fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    (void)::rename(rotated.c_str(), path_.c_str());
+    return Unavailable("cannot open a new audit log " + path_.string() + ": " + std::strerror(err));
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+  first_seq_ = seq_;
+  if (options_.keep_files > 0) {
+    const std::vector<fs::path> all = RotatedFiles(path_);
+    for (std::size_t i = 0; i + options_.keep_files < all.size(); ++i) {
+      std::error_code ec;
+      fs::remove(all[i], ec);
+    }
+  }
+  return OkStatus();
+}
+
 Status AuditLog::Append(const AuditEvent& e) {
   const std::lock_guard<std::mutex> lock(mu_);
-  nlohmann::json j = {{"seq", seq_},  {"time", NowText()},    {"who", e.who},       {"action", e.action},
-                      {"key", e.key}, {"version", e.version}, {"result", e.result}, {"request_id", e.request_id},
-                      {"prev", prev_}};
-  if (!e.detail.empty()) j["detail"] = e.detail;
+  nlohmann::json j = {
+      {"seq", seq_},       {"time", NowText()},    {"who", Cut(e.who)},       {"action", Cut(e.action)},
+      {"key", Cut(e.key)}, {"version", e.version}, {"result", Cut(e.result)}, {"request_id", Cut(e.request_id)},
+      {"prev", prev_}};
+  if (!e.detail.empty()) j["detail"] = Cut(e.detail);
+  if (!e.client_request_id.empty()) j["client_request_id"] = Cut(e.client_request_id);
+  if (!e.source.empty()) j["source"] = Cut(e.source);
+  if (!e.items.empty()) j["items"] = CountsJson(e.items);
+  if (!e.counts.empty()) j["counts"] = CountsJson(e.counts);
   QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(prev_, j));
   j["hash"] = h;
-  std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
-  if (line.size() > kMaxLine) return InvalidArgument("audit entry longer than 16 KiB");
+  const std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
+  if (line.size() > kMaxLine) return Internal("audit entry longer than 16 KiB after cutting its fields");
+  const auto failed = [&](const std::string& why) {
+    ++write_failures_;
+    failed_at_ms_ = SteadyMs();
+    return Unavailable("cannot write the audit log " + path_.string() + ": " + why);
+  };
+  if (size_ > 0 && size_ + line.size() > options_.max_file_bytes) {
+    if (Status r = RotateLocked(); !r.ok()) return failed(r.error().message());
+  }
   const ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
-    return Unavailable(std::string("cannot write the audit log: ") + (n < 0 ? std::strerror(errno) : "short write"));
+    const std::string why = n < 0 ? std::strerror(errno) : "short write (volume full?)";
+    // Leave no partial line behind: the next line would not parse, and the log could not reopen.
+    if (n > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      return failed(why + "; the partial line could not be removed (" + std::strerror(errno) +
+                    "): run `qsapi audit repair`");
+    }
+    return failed(why);
   }
+  size_ += line.size();
   ++seq_;
   prev_ = std::move(h);
   return OkStatus();
 }
 
-Result<AuditVerifyReport> VerifyAuditLog(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidArgument("cannot read audit log " + path.string());
+Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path) {
+  std::vector<fs::path> files = RotatedFiles(path);
+  std::error_code ec;
+  if (fs::exists(path, ec) || files.empty()) files.push_back(path);
   AuditVerifyReport report;
   std::string prev = kZeroHash;
-  std::string line;
-  std::uint64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.size() > kMaxLine) {
-      return Error(ErrorCode::kDataLoss, "audit log line " + std::to_string(line_no) + " is longer than 16 KiB");
+  std::uint64_t expected = 1;
+  bool anchor_unknown = false;
+  for (std::size_t fi = 0; fi < files.size(); ++fi) {
+    const fs::path& file = files[fi];
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return InvalidArgument("cannot read audit log " + file.string());
+    ++report.files;
+    std::string line;
+    std::uint64_t line_no = 0;
+    while (std::getline(in, line)) {
+      ++line_no;
+      const std::string where = "audit log " + (files.size() > 1 ? file.filename().string() + " " : std::string()) +
+                                "line " + std::to_string(line_no);
+      if (line.size() > kMaxLine) return Error(ErrorCode::kDataLoss, where + " is longer than 16 KiB");
+      // getline stops at end of file without a newline: the last write was cut short. Open refuses
+      // to continue such a log, so verify must not call it intact.
+      if (in.eof()) return Error(ErrorCode::kDataLoss, where + " is a partial line (no line end: a write cut short)");
+      if (report.lines == 0 && fi == 0 && files.size() > 1) {
+        // The oldest file kept: when it is not the first of the trail, older ones were deleted
+        // by rotation (keep_files), and its first line is the anchor.
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        anchor_unknown =
+            j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() && j["seq"].get<std::uint64_t>() > 1;
+      }
+      QSAPI_ASSIGN_OR_RETURN(prev, CheckLine(line, &expected, prev, where, anchor_unknown));
+      if (anchor_unknown) {
+        report.first_seq = expected - 1;
+        anchor_unknown = false;
+      }
+      ++report.lines;
     }
-    // getline stops at end of file without a newline: the last write was cut short. Open refuses
-    // to continue such a log, so verify must not call it intact.
-    if (in.eof()) {
-      return Error(ErrorCode::kDataLoss,
-                   "audit log line " + std::to_string(line_no) + " is a partial line (no line end: a write cut short)");
-    }
-    QSAPI_ASSIGN_OR_RETURN(prev, CheckLine(line, line_no, prev, line_no));
-    ++report.lines;
   }
+  return report;
+}
+
+Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string& who) {
+  std::string text;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return InvalidArgument("cannot read audit log " + path.string());
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (text.empty() || text.back() == '\n') {
+    return FailedPrecondition("audit log " + path.string() + " does not end in a partial line: nothing to repair");
+  }
+  const std::size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  AuditRepairReport report;
+  report.bytes_removed = text.size() - keep;
+  std::string stamp = qsapi::internal::FormatUtc(std::chrono::system_clock::now());
+  std::replace(stamp.begin(), stamp.end(), ':', '-');
+  report.saved_to = path.string() + ".partial-" + stamp;
+  {
+    const int fd = ::open(report.saved_to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return Unavailable("cannot save the partial line to " + report.saved_to.string() + ": " + std::strerror(errno));
+    const ssize_t n = ::write(fd, text.data() + keep, report.bytes_removed);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(report.bytes_removed)) {
+      return Unavailable("cannot save the partial line to " + report.saved_to.string());
+    }
+  }
+  // What stays must end in a valid entry, or the repair is not ours to make.
+  if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+    return Unavailable("cannot cut the partial line off " + path.string() + ": " + std::strerror(errno));
+  }
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> log, AuditLog::Open(path));
+  QSAPI_RETURN_IF_ERROR(
+      log->Append({.who = who,
+                   .action = "audit.repair",
+                   .result = "ok",
+                   .detail = "removed a partial last line of " + std::to_string(report.bytes_removed) +
+                             " bytes, saved to " + report.saved_to.filename().string()}));
   return report;
 }
 

@@ -228,6 +228,32 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     QSAPI_RETURN_IF_ERROR(r.Seconds("sweep_interval_seconds", c.rotation.sweep_interval, 1, 86400));
     QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* work, top.Table("work"));
+  if (work != nullptr) {
+    Reader r(*work, "work", origin);
+    WorkSection& w = c.work;
+    QSAPI_RETURN_IF_ERROR(r.Integer("workers", w.workers, 0, 256));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_queued", w.max_queued, 1, 1000000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_pending_per_principal", w.max_pending_per_principal, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_running_per_principal", w.max_running_per_principal, 0, 256));
+    QSAPI_RETURN_IF_ERROR(r.Integer("cpu_ms_per_second", w.cpu_ms_per_second, 1, 1000000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("burst_cpu_ms", w.burst_cpu_ms, 1, 100000000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_request_cpu_ms", w.max_request_cpu_ms, 1, 100000000));
+    if (w.max_request_cpu_ms > w.burst_cpu_ms) {
+      return r.Bad("max_request_cpu_ms", "may not exceed burst_cpu_ms (such a request could never run)");
+    }
+    QSAPI_RETURN_IF_ERROR(r.Seconds("auth_failure_window_seconds", w.auth_failure_window, 1, 3600));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_auth_failures_per_source", w.max_auth_failures_per_source, 1, 1000000));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* audit, top.Table("audit"));
+  if (audit != nullptr) {
+    Reader r(*audit, "audit", origin);
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_file_mib", c.audit.max_file_mib, 1, 1 << 20));
+    QSAPI_RETURN_IF_ERROR(r.Integer("keep_files", c.audit.keep_files, 0, 1000000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("min_free_mib", c.audit.min_free_mib, 0, 1 << 20));
+    QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  }
   QSAPI_ASSIGN_OR_RETURN(const toml::table* ent, top.Table("entropy"));
   if (ent != nullptr) {
     Reader r(*ent, "entropy", origin);

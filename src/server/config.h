@@ -53,6 +53,27 @@ struct RotationSection {
   std::chrono::seconds sweep_interval{60};
 };
 
+// [work]: the worker pool that runs cryptography, and what one principal may take of it
+// (server/work_scheduler.h; docs/OPERATIONS.md, "Work limits").
+struct WorkSection {
+  int workers = 0;  // 0: the number of CPUs (at least 2)
+  std::size_t max_queued = 1024;
+  std::size_t max_pending_per_principal = 32;
+  std::size_t max_running_per_principal = 0;  // 0: workers - 1 (at least 1)
+  std::int64_t cpu_ms_per_second = 1000;      // each principal's budget refill
+  std::int64_t burst_cpu_ms = 4000;
+  std::int64_t max_request_cpu_ms = 2000;     // a batch costlier than this is refused (413)
+  std::chrono::seconds auth_failure_window{10};
+  std::uint64_t max_auth_failures_per_source = 100;
+};
+
+// [audit]: the audit log's size and the space it must keep free (server/audit_log.h).
+struct AuditSection {
+  std::uint64_t max_file_mib = 64;  // rotate past this
+  std::size_t keep_files = 0;       // rotated files kept; 0: all
+  std::uint64_t min_free_mib = 64;  // below this, operations are refused (503)
+};
+
 struct QrngDevice {
   std::string id, path;
   double min_entropy = 7.0;
@@ -112,6 +133,8 @@ struct Config {
   TlsSection tls;
   KeystoreSection keystore;
   RotationSection rotation;
+  WorkSection work;
+  AuditSection audit;
   EntropySection entropy;
   std::vector<KmeSection> kmes;
   SessionSection session;

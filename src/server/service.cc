@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"
 #include "server/tokens.h"
+#include "server/work_scheduler.h"
 
 namespace qsapi::server {
 namespace {
@@ -221,6 +223,7 @@ class Service::Impl {
   std::shared_ptr<entropy::EntropyPool> pool;
   entropy::DrbgFeeder feeder;
   std::unique_ptr<AuditLog> audit;
+  std::unique_ptr<WorkScheduler> scheduler;
   std::unique_ptr<Api> api;
   std::unique_ptr<SessionManager> sessions;
   std::unique_ptr<net::HttpsServer> server;
@@ -278,6 +281,7 @@ class Service::Impl {
       if (stopping) break;
       lock.unlock();
       CheckTokens();
+      api->FlushAuthFailures();
       if (sessions) {
         if (const std::size_t n = sessions->Expire(); n > 0) {
           Log(LogLevel::kInfo, "qsapid", std::to_string(n) + " session(s) reached their maximum age and were closed");
@@ -315,6 +319,8 @@ class Service::Impl {
 
   void Stop() {
     if (server) server->Stop(std::chrono::duration_cast<std::chrono::milliseconds>(config.server.shutdown_drain));
+    // After the server: requests in flight had their drain time; what is still queued is answered 503.
+    if (scheduler) scheduler->Stop();
     if (sessions) sessions->Stop();
     {
       const std::lock_guard<std::mutex> lock(mu);
@@ -322,6 +328,7 @@ class Service::Impl {
     }
     cv.notify_all();
     if (maintenance.joinable()) maintenance.join();
+    if (api) api->FlushAuthFailures(/*all=*/true);
     feeder.Stop();
   }
 };
@@ -404,14 +411,33 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   }
   s.token_stamp = StampOf(token_path);
 
-  auto audit = AuditLog::Open(dir / "audit.log");
+  AuditLogOptions audit_options;
+  audit_options.max_file_bytes = config.audit.max_file_mib << 20;
+  audit_options.keep_files = config.audit.keep_files;
+  audit_options.min_free_bytes = config.audit.min_free_mib << 20;
+  auto audit = AuditLog::Open(dir / "audit.log", audit_options);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
 
   std::vector<ClientCertificatePolicy> clients;
   for (const ClientSection& c : config.clients) clients.push_back({c.common_name, Policy{c.keys, c.operations}});
-  s.api = std::make_unique<Api>(ApiOptions{}, s.keystore.get(), s.pool, std::move(*tokens), std::move(clients),
-                                s.audit.get());
+  WorkSchedulerOptions wo;
+  wo.workers = config.work.workers > 0 ? config.work.workers
+                                       : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  wo.max_queued = config.work.max_queued;
+  wo.max_pending_per_principal = config.work.max_pending_per_principal;
+  wo.max_running_per_principal = config.work.max_running_per_principal;
+  wo.cost_per_second = static_cast<double>(config.work.cpu_ms_per_second) * 1000.0;
+  wo.burst = static_cast<double>(config.work.burst_cpu_ms) * 1000.0;
+  wo.max_request_cost = static_cast<double>(config.work.max_request_cpu_ms) * 1000.0;
+  auto scheduler = WorkScheduler::Start(wo);
+  if (!scheduler.ok()) return Part("work", scheduler.error());
+  s.scheduler = std::move(*scheduler);
+  ApiOptions api_options;
+  api_options.auth_failures.window = config.work.auth_failure_window;
+  api_options.auth_failures.max_failures_per_source = config.work.max_auth_failures_per_source;
+  s.api = std::make_unique<Api>(api_options, s.keystore.get(), s.pool, std::move(*tokens), std::move(clients),
+                                s.audit.get(), s.scheduler.get());
   if (!config.peers.empty() || !config.session.listen_host.empty()) {
     auto so = SessionOptionsFor(config, *s.keystore, *ca, *profile, s.pool, &s.report.node_name);
     if (!so.ok()) return Part("peer sessions", so.error());
@@ -445,8 +471,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
     a.body = req.body;
     a.peer_common_name = req.peer_common_name;
     a.tls_group = req.tls_group;
-    ApiResponse r = api->Handle(a);
-    SecureZero(a.body.data(), a.body.size());
+    ApiResponse r = api->Handle(std::move(a));
     net::HttpResponse h;
     h.status = r.status;
     h.content_type = std::move(r.content_type);

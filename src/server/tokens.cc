@@ -38,30 +38,18 @@ bool IsHex(std::string_view s) {
 }  // namespace
 
 const std::vector<std::string>& KnownOperations() {
-  static const std::vector<std::string> ops = {"keys.create",
-                                               "keys.read",
-                                               "keys.rotate",
-                                               "keys.config",
-                                               "keys.destroy",
-                                               "encrypt",
-                                               "decrypt",
-                                               "rewrap",
-                                               "datakey",
-                                               "sign",
-                                               "verify",
-                                               "kem",
-                                               "seal",
-                                               "open",
-                                               "random",
-                                               "sessions",
-                                               "health",
-                                               "metrics",
-                                               "*"};
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> out;
+    for (const Operation op : kAllOperations) out.emplace_back(OperationName(op));
+    out.emplace_back("*");
+    return out;
+  }();
   return ops;
 }
 
-bool Policy::AllowsOperation(std::string_view op) const {
-  return std::any_of(operations.begin(), operations.end(), [&](const std::string& o) { return o == "*" || o == op; });
+bool Policy::AllowsOperation(Operation op) const {
+  const std::string_view name = OperationName(op);
+  return std::any_of(operations.begin(), operations.end(), [&](const std::string& o) { return o == "*" || o == name; });
 }
 
 bool Policy::AllowsKey(std::string_view key) const {

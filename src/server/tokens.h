@@ -15,6 +15,7 @@
 
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
+#include "server/operation.h"
 
 namespace qsapi::server {
 
@@ -23,11 +24,11 @@ namespace qsapi::server {
 struct Policy {
   std::vector<std::string> keys;
   std::vector<std::string> operations;
-  [[nodiscard]] bool AllowsOperation(std::string_view op) const;
+  [[nodiscard]] bool AllowsOperation(Operation op) const;
   [[nodiscard]] bool AllowsKey(std::string_view key) const;
 };
 
-// The operations a policy can name (for validation and docs).
+// The operation names a policy can hold: every OperationName and "*" (for validation and docs).
 const std::vector<std::string>& KnownOperations();
 
 struct TokenEntry {

@@ -48,8 +48,8 @@ TEST_F(TokensTest, CreateAuthenticateRevoke) {
   EXPECT_EQ(who->name, "billing");
   EXPECT_TRUE(who->policy.AllowsKey("billing-invoices"));
   EXPECT_FALSE(who->policy.AllowsKey("hr-salaries"));
-  EXPECT_TRUE(who->policy.AllowsOperation("decrypt"));
-  EXPECT_FALSE(who->policy.AllowsOperation("keys.destroy"));
+  EXPECT_TRUE(who->policy.AllowsOperation(Operation::kDecrypt));
+  EXPECT_FALSE(who->policy.AllowsOperation(Operation::kKeysDestroy));
 
   std::string forged = *billing;
   forged.back() = forged.back() == 'A' ? 'B' : 'A';

@@ -126,3 +126,26 @@ Result<keystore::KeyPolicy> PolicyFromJson(const json& j, keystore::KeyPolicy p)
 }
 
 }  // namespace qsapi::server::internal
+
+namespace qsapi::server::internal {
+
+Result<SecretBytes> SecretField(const json& j, const char* name, bool required) {
+  if (!j.is_object() || !j.contains(name)) {
+    if (required) return InvalidArgument(std::string("field \"") + name + "\" is required");
+    return SecretBytes();
+  }
+  if (!j[name].is_string()) return InvalidArgument(std::string("field \"") + name + "\" must be a base64 string");
+  const std::string& s = j[name].get_ref<const std::string&>();
+  SecretBytes out(s.size() / 4 * 3 + 3);
+  std::size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != s.data() + s.size()) {
+    return InvalidArgument(std::string("field \"") + name + "\" is not valid base64 (RFC 4648, with padding)");
+  }
+  out.Shrink(len);
+  return out;
+}
+
+}  // namespace qsapi::server::internal

@@ -16,6 +16,7 @@
 
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
+#include "qsapi/secret.h"
 
 namespace qsapi::server::internal {
 
@@ -36,6 +37,9 @@ Result<std::uint32_t> ParseVersion(const std::optional<std::string>& v);
 // Field readers with clear errors: a string member (at most `max` bytes), a base64 member.
 Result<std::string> StringField(const nlohmann::json& j, const char* name, bool required, std::size_t max = 1 << 20);
 Result<Bytes> BytesField(const nlohmann::json& j, const char* name, bool required);
+// SecretField decodes a base64 member straight into secret memory (plaintexts, keys): no copy of
+// the decoded bytes is left behind on any path.
+Result<SecretBytes> SecretField(const nlohmann::json& j, const char* name, bool required);
 
 // PolicyFromJson applies the policy members of a key creation or configuration body to `p`;
 // unknown members are errors.
