@@ -47,7 +47,7 @@ struct AuditEvent {
 struct AuditLogOptions {
   std::uint64_t max_file_bytes = std::uint64_t{64} << 20;
   std::size_t keep_files = 0;  // rotated files kept; 0: all
-  std::uint64_t min_free_bytes = std::uint64_t{64} << 20;
+  std::uint64_t min_free_bytes = std::uint64_t{8} << 20;
 };
 
 class AuditLog {

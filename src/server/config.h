@@ -71,7 +71,7 @@ struct WorkSection {
 struct AuditSection {
   std::uint64_t max_file_mib = 64;  // rotate past this
   std::size_t keep_files = 0;       // rotated files kept; 0: all
-  std::uint64_t min_free_mib = 64;  // below this, operations are refused (503)
+  std::uint64_t min_free_mib = 8;   // below this, operations are refused (503)
 };
 
 struct QrngDevice {

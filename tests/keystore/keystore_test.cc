@@ -104,7 +104,9 @@ TEST_F(KeystoreTest, EncryptDecryptWithAssociatedDataAndTextForm) {
   QSAPI_ASSERT_OK(ct);
   auto other = ks_->Decrypt("data-xchacha", *ct);
   ASSERT_FALSE(other.ok());
-  EXPECT_THAT(other.error().message(), HasSubstr("made with key \"data-gcm\""));
+  // It says another key made the input, never which (the caller may not be allowed to know it).
+  EXPECT_THAT(other.error().message(), HasSubstr("made with another key, not with \"data-xchacha\""));
+  EXPECT_THAT(other.error().message(), ::testing::Not(HasSubstr("data-gcm")));
   EXPECT_FALSE(FromText("qsapi:v2:" + ToText(*ct).substr(9)).ok()) << "version prefix must match the header";
   EXPECT_FALSE(FromText("qsapi:v1:!!!").ok());
   EXPECT_FALSE(FromText("vault:v1:abc").ok());

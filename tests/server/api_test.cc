@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 
 #include <gmock/gmock.h>
@@ -200,8 +201,9 @@ TEST_F(ApiTest, SealAndOpenWithStoredKemKeysAcrossRotation) {
   const json s2 = Ok(Call("POST", "/v1/seal/inbox", {{"plaintext", "d29ybGQ="}}, admin_));
   EXPECT_EQ(s2["version"], 2);
   // Both open: the version is read from the message's recipient key id.
-  EXPECT_EQ(Ok(Call("POST", "/v1/open/inbox", {{"sealed", s1["sealed"]}, {"associated_data", "YWQ="}}, admin_))["plaintext"],
-            "aGVsbG8=");
+  EXPECT_EQ(
+      Ok(Call("POST", "/v1/open/inbox", {{"sealed", s1["sealed"]}, {"associated_data", "YWQ="}}, admin_))["plaintext"],
+      "aGVsbG8=");
   EXPECT_EQ(Ok(Call("POST", "/v1/open/inbox", {{"sealed", s2["sealed"]}}, admin_))["plaintext"], "d29ybGQ=");
   // Wrong aad, another key, a flipped byte, a non-KEM key, garbage: clear errors, no plaintext.
   auto r = Call("POST", "/v1/open/inbox", {{"sealed", s1["sealed"]}}, admin_);
@@ -270,8 +272,8 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
   const std::vector<std::string> routes = Api::Routes();
   EXPECT_EQ(documented, std::set<std::string>(routes.begin(), routes.end()));
 
-  const RouteExamples calls = MakeRouteExamples(
-      [&](const std::string& method, const std::string& target, const json& body) {
+  const RouteExamples calls =
+      MakeRouteExamples([&](const std::string& method, const std::string& target, const json& body) {
         return Ok(Call(method, target, body, admin_));
       });
   for (const std::string& route : routes) {
@@ -287,6 +289,181 @@ TEST_F(ApiTest, OpenApiDocumentMatchesTheServer) {
     EXPECT_TRUE(responses.contains(std::to_string(r.status))) << route << " answered " << r.status << ": " << r.body;
     EXPECT_LT(r.status, 300U) << route << ": " << r.body;
   }
+}
+
+}  // namespace
+}  // namespace qsapi::server
+
+// Attacks of issue #19 on the API pipeline: each test fails on the code before the fix.
+namespace qsapi::server {
+namespace {
+
+std::vector<json> AuditLines(const std::filesystem::path& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  for (std::string l; std::getline(in, l);) out.push_back(json::parse(l));
+  return out;
+}
+
+// An operation whose audit line cannot be written is not answered with its result (it was 200
+// with no line and nothing said), and the next ones are refused before anything is done.
+TEST_F(ApiTest, NoOperationWithoutItsAuditLine) {
+  Ok(Call("POST", "/v1/keys", {{"name", "orders"}, {"type", "AES-256-GCM"}}, admin_));
+  auto full = AuditLog::Open("/dev/full");  // every write fails with ENOSPC, like a full volume
+  ASSERT_TRUE(full.ok()) << full.error().ToString();
+  Api api(ApiOptions{}, ks_.get(), pool_, TokenStore::Load(dir_ / "tokens.json").value(), {}, full->get());
+  ApiRequest req;
+  req.method = "POST";
+  req.path = "/v1/encrypt/orders";
+  req.body = R"({"plaintext":"c2VjcmV0"})";
+  req.headers.emplace_back("Authorization", "Bearer " + admin_);
+  const ApiResponse first = api.Handle(req);
+  EXPECT_EQ(first.status, 503U) << first.body;
+  EXPECT_THAT(first.body, HasSubstr("result is withheld"));
+  EXPECT_THAT(first.body, ::testing::Not(HasSubstr("qsapi:v1:")));
+  const ApiResponse next = api.Handle(req);
+  EXPECT_EQ(next.status, 503U);
+  EXPECT_THAT(next.body, HasSubstr("no operation is performed"));
+  EXPECT_GE(api.counters().audit_failures.load(), 2U);
+}
+
+// One bad-token request used to append one line each, without limit. Now: one line per source
+// and window, then one line with the count; past the limit, 429 with Retry-After.
+TEST_F(ApiTest, FailedAuthenticationsAreAggregatedAndLimited) {
+  ApiOptions o;
+  o.auth_failures.max_failures_per_source = 50;
+  o.auth_failures.window = std::chrono::seconds(60);
+  Api api(o, ks_.get(), pool_, TokenStore::Load(dir_ / "tokens.json").value(), {}, audit_.get());
+  const std::uint64_t before = audit_->next_seq();
+  unsigned throttled = 0;
+  for (int i = 0; i < 80; ++i) {
+    ApiRequest req;
+    req.method = "GET";
+    req.path = "/v1/keys";
+    req.remote_address = "192.0.2.7";
+    if (i % 2 == 0) req.headers.emplace_back("Authorization", "Bearer qsapi_00000000_forged");
+    const ApiResponse r = api.Handle(req);
+    if (r.status == 429) {
+      ++throttled;
+      EXPECT_TRUE(
+          std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "Retry-After"; }));
+    } else {
+      EXPECT_EQ(r.status, 401U);
+    }
+  }
+  EXPECT_EQ(throttled, 30U);
+  EXPECT_EQ(audit_->next_seq() - before, 1U);  // only the first failure of the window
+  api.FlushAuthFailures(/*all=*/true);
+  ASSERT_EQ(audit_->next_seq() - before, 2U);
+  audit_.reset();
+  const std::vector<json> lines = AuditLines(dir_ / "audit.log");
+  const json& first = lines[lines.size() - 2];
+  EXPECT_EQ(first["action"], "authenticate");
+  EXPECT_EQ(first["source"], "192.0.2.7");
+  const json& sum = lines.back();
+  EXPECT_EQ(sum["action"], "authenticate.failures");
+  EXPECT_EQ(sum["counts"]["bad bearer token"], 40);
+  EXPECT_EQ(sum["counts"]["no credentials"], 40);  // 401s without credentials are recorded too
+  EXPECT_THAT(sum["detail"].get<std::string>(), HasSubstr("80 failed authentications from 192.0.2.7"));
+  QSAPI_EXPECT_OK(VerifyAuditLog(dir_ / "audit.log"));
+}
+
+// A denial whose line would pass 16 KiB was dropped; a batch with 140 of 141 items failing was one
+// "ok" line; a client's X-Request-Id replaced ours (and could collide).
+TEST_F(ApiTest, AuditLinesAreNeverDroppedAndSayWhatHappened) {
+  Ok(Call("POST", "/v1/keys", {{"name", "billing-main"}, {"type", "AES-256-GCM"}}, admin_));
+  const std::string huge(20000, 'k');
+  EXPECT_EQ(Call("POST", "/v1/encrypt/" + huge, {{"plaintext", "YQ=="}}, billing_).status, 403U);
+  json batch = json::array({{{"plaintext", "YQ=="}}});
+  for (int i = 0; i < 140; ++i) batch.push_back({{"plaintext", 7}});
+  const json answer = Ok(Call("POST", "/v1/encrypt/billing-main", {{"batch", batch}}, billing_));
+  EXPECT_EQ(answer["batch"].size(), 141U);
+  ApiRequest req;
+  req.method = "POST";
+  req.path = "/v1/encrypt/billing-main";
+  req.body = R"({"plaintext":"YQ=="})";
+  req.headers = {{"Authorization", "Bearer " + billing_}, {"X-Request-Id", "same-id"}};
+  const ApiResponse a = api_->Handle(req);
+  const ApiResponse b = api_->Handle(req);
+  const auto header = [](const ApiResponse& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return std::string();
+  };
+  EXPECT_NE(header(a, "X-Request-Id"), header(b, "X-Request-Id"));
+  EXPECT_NE(header(a, "X-Request-Id"), "same-id");
+  EXPECT_EQ(header(a, "X-Client-Request-Id"), "same-id");
+  audit_.reset();
+  const std::vector<json> lines = AuditLines(dir_ / "audit.log");
+  ASSERT_GE(lines.size(), 4U);
+  const json& denial = lines[lines.size() - 4];
+  EXPECT_EQ(denial["result"], "PERMISSION_DENIED");
+  EXPECT_THAT(denial["key"].get<std::string>(), HasSubstr("more bytes cut]"));
+  const json& partial = lines[lines.size() - 3];
+  EXPECT_EQ(partial["result"], "partial");
+  EXPECT_EQ(partial["items"]["ok"], 1);
+  EXPECT_EQ(partial["items"]["INVALID_ARGUMENT"], 140);
+  EXPECT_EQ(lines.back()["client_request_id"], "same-id");
+  EXPECT_NE(lines.back()["request_id"], "same-id");
+  QSAPI_EXPECT_OK(VerifyAuditLog(dir_ / "audit.log"));
+}
+
+// Two Authorization headers: a proxy checking one and qsapid using the other would see two
+// principals. And an input made with another key does not name that key.
+TEST_F(ApiTest, AmbiguousCredentialsAndForeignInputsTellNothing) {
+  ApiRequest req;
+  req.method = "GET";
+  req.path = "/v1/keys";
+  req.headers = {{"Authorization", "Bearer " + admin_}, {"authorization", "Bearer " + billing_}};
+  const ApiResponse r = api_->Handle(req);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("more than one Authorization header"));
+  Ok(Call("POST", "/v1/keys", {{"name", "hr-secret-plans"}, {"type", "AES-256-GCM"}}, admin_));
+  Ok(Call("POST", "/v1/keys", {{"name", "billing-main"}, {"type", "AES-256-GCM"}}, admin_));
+  const std::string ct = Ok(Call("POST", "/v1/encrypt/hr-secret-plans", {{"plaintext", "YQ=="}}, admin_))["ciphertext"];
+  const ApiResponse d = Call("POST", "/v1/decrypt/billing-main", {{"ciphertext", ct}}, billing_);
+  EXPECT_EQ(d.status, 400U);
+  EXPECT_THAT(d.body, HasSubstr("made with another key"));
+  EXPECT_THAT(d.body, ::testing::Not(HasSubstr("hr-secret-plans")));
+}
+
+// A batch is limited by what it costs: 60 SLH-DSA-SHA2-128s signatures (15 s of CPU) are refused
+// at once with how to split them (they took both I/O threads for 15 s before), and a principal past its budget is told
+// when to come back.
+TEST_F(ApiTest, WorkIsPricedAndBudgeted) {
+  WorkSchedulerOptions wo;
+  wo.workers = 2;
+  wo.cost_per_second = 1000;  // 1 ms of CPU per second: the second signature waits
+  wo.burst = 800'000;         // 0.8 s: three SLH-DSA-SHA2-128s signatures
+  wo.max_request_cost = 800'000;
+  auto scheduler = WorkScheduler::Start(wo);
+  ASSERT_TRUE(scheduler.ok());
+  Api api(ApiOptions{}, ks_.get(), pool_, TokenStore::Load(dir_ / "tokens.json").value(), {}, audit_.get(),
+          scheduler->get());
+  const auto call = [&](const std::string& path, const json& body) {
+    ApiRequest req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body.dump();
+    req.headers.emplace_back("Authorization", "Bearer " + admin_);
+    return api.Handle(req);
+  };
+  ASSERT_EQ(call("/v1/keys", {{"name", "slow"}, {"type", "SLH-DSA-SHA2-128s"}}).status, 201U);
+  json batch = json::array();
+  for (int i = 0; i < 60; ++i) batch.push_back({{"message", "YQ=="}});
+  ApiResponse r = call("/v1/sign/slow", {{"batch", batch}});
+  EXPECT_EQ(r.status, 413U) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("split it into batches of at most 3"));
+  r = call("/v1/sign/slow",
+           {{"batch", json::array({{{"message", "YQ=="}}, {{"message", "Yg=="}}, {{"message", "Yw=="}}})}});
+  EXPECT_EQ(r.status, 200U) << r.body;
+  r = call("/v1/sign/slow", {{"message", "YQ=="}});
+  EXPECT_EQ(r.status, 429U) << r.body;
+  bool retry_after = false;
+  for (const auto& [k, v] : r.headers) retry_after = retry_after || (k == "Retry-After" && std::stoi(v) >= 1);
+  EXPECT_TRUE(retry_after);
+  (*scheduler)->Stop();
 }
 
 }  // namespace
