@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -131,6 +132,87 @@ TEST_F(AuditLogTest, VerifyRefusesALastLineWithoutLineEnd) {
   EXPECT_EQ(verified.error().code(), ErrorCode::kDataLoss);
   EXPECT_THAT(verified.error().message(), HasSubstr("line 2 is a partial line"));
   EXPECT_FALSE(AuditLog::Open(path_).ok());
+}
+
+// The log rotates past max_file_bytes and the chain goes on across files: verify checks them all,
+// names the file of a bad line, and notices a rotated file that went missing.
+TEST_F(AuditLogTest, RotationCarriesTheChainAcrossFiles) {
+  const std::filesystem::path dir = path_.parent_path() / ("qsapi-audit-rot-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path log_path = dir / "audit.log";
+  {
+    auto log = AuditLog::Open(log_path, {.max_file_bytes = 32 * 1024, .keep_files = 0, .min_free_bytes = 0});
+    ASSERT_TRUE(log.ok()) << log.error().ToString();
+    for (int i = 0; i < 400; ++i) {
+      QSAPI_ASSERT_OK((*log)->Append({.who = "admin", .action = "encrypt", .key = "k", .result = "ok"}));
+    }
+  }
+  std::vector<std::filesystem::path> rotated;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename() != "audit.log") rotated.push_back(e.path());
+  }
+  std::sort(rotated.begin(), rotated.end());
+  ASSERT_GE(rotated.size(), 3U);
+  EXPECT_EQ(rotated.front().filename(), "audit-000000000001.log");
+  auto r = VerifyAuditLog(log_path);
+  QSAPI_ASSERT_OK(r);
+  EXPECT_EQ(r->lines, 400U);
+  EXPECT_EQ(r->files, rotated.size() + 1);
+  // Reopening continues the chain where the newest file ends.
+  {
+    auto log = AuditLog::Open(log_path, {.max_file_bytes = 32 * 1024, .keep_files = 0, .min_free_bytes = 0});
+    ASSERT_TRUE(log.ok());
+    EXPECT_EQ((*log)->next_seq(), 401U);
+  }
+  // A rotated file removed from the middle breaks the chain at the next file's first line.
+  const std::filesystem::path moved = dir / "aside";
+  std::filesystem::rename(rotated[1], moved);
+  auto broken = VerifyAuditLog(log_path);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_THAT(broken.error().message(), HasSubstr(rotated[2].filename().string() + " line 1: sequence"));
+  std::filesystem::rename(moved, rotated[1]);
+  QSAPI_EXPECT_OK(VerifyAuditLog(log_path));
+  std::filesystem::remove_all(dir);
+}
+
+// A partial last line stopped qsapid until the file was fixed by hand. RepairAuditLog moves it
+// aside and records the repair in the chain.
+TEST_F(AuditLogTest, RepairMovesAPartialLineAsideAndIsAudited) {
+  Write(2);
+  {
+    std::ofstream out(path_, std::ios::app);
+    out << "{\"seq\":3,\"ha";
+  }
+  auto refused = AuditLog::Open(path_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("qsapi audit repair"));
+  auto repaired = RepairAuditLog(path_, "operator");
+  QSAPI_ASSERT_OK(repaired);
+  EXPECT_EQ(repaired->bytes_removed, 12U);
+  EXPECT_EQ(testing::ReadFile(repaired->saved_to), "{\"seq\":3,\"ha");
+  auto v = VerifyAuditLog(path_);
+  QSAPI_ASSERT_OK(v);
+  EXPECT_EQ(v->lines, 3U);
+  EXPECT_THAT(Lines().back(), HasSubstr("\"action\":\"audit.repair\""));
+  EXPECT_THAT(Lines().back(), HasSubstr("\"who\":\"operator\""));
+  EXPECT_EQ(RepairAuditLog(path_, "operator").error().code(), ErrorCode::kFailedPrecondition);
+  std::filesystem::remove(repaired->saved_to);
+}
+
+// A failed write leaves no partial line behind (the next start would refuse the log).
+TEST_F(AuditLogTest, AFailedWriteLeavesNoPartialLine) {
+  auto log = AuditLog::Open("/dev/full");
+  ASSERT_TRUE(log.ok());
+  auto s = (*log)->Append({.who = "admin", .action = "encrypt", .result = "ok"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ((*log)->next_seq(), 1U);
+  EXPECT_FALSE((*log)->Ready().ok());
+  auto strict =
+      AuditLog::Open(path_, {.max_file_bytes = 1 << 20, .keep_files = 0, .min_free_bytes = ~std::uint64_t{0}});
+  ASSERT_TRUE(strict.ok());
+  EXPECT_THAT((*strict)->Ready().error().message(), HasSubstr("free"));
 }
 
 }  // namespace
