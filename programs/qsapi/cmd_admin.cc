@@ -97,7 +97,23 @@ void RegisterAdminCommands(CLI::App& app) {
         file->empty() ? std::filesystem::path(DataDir(*data_dir)) / "audit.log" : std::filesystem::path(*file);
     auto r = server::VerifyAuditLog(path);
     if (!r.ok()) return Fail("audit verify", r.error());
-    std::printf("%s: %llu lines, the hash chain holds\n", path.c_str(), static_cast<unsigned long long>(r->lines));
+    std::printf("%s: %llu lines in %llu file(s)%s, the hash chain holds\n", path.c_str(),
+                static_cast<unsigned long long>(r->lines), static_cast<unsigned long long>(r->files),
+                r->first_seq > 1 ? (" from seq " + std::to_string(r->first_seq) + " (older files removed)").c_str() : "");
+  });
+
+  CLI::App* repair =
+      audit->add_subcommand("repair", "Move a partial last line (a crash or a full disk) aside; the repair is audited");
+  repair->add_option("file", *file, "The log (default: <data-dir>/audit.log)");
+  repair->add_option("--data-dir", *data_dir, "Data directory");
+  repair->callback([data_dir, file] {
+    const std::filesystem::path path =
+        file->empty() ? std::filesystem::path(DataDir(*data_dir)) / "audit.log" : std::filesystem::path(*file);
+    const char* user = std::getenv("USER");
+    auto r = server::RepairAuditLog(path, std::string("cli:") + (user != nullptr ? user : "unknown"));
+    if (!r.ok()) return Fail("audit repair", r.error());
+    std::printf("%s: removed a partial last line of %llu bytes (saved to %s); the repair is the log's last line\n",
+                path.c_str(), static_cast<unsigned long long>(r->bytes_removed), r->saved_to.c_str());
   });
 }
 
