@@ -210,10 +210,16 @@ std::uint64_t AuditLog::next_seq() const {
 
 Status AuditLog::Ready() {
   const std::int64_t now = SteadyMs();
-  if (now - failed_at_ms_.load() < 1000) {
+  // Within a second of a failed write, refuse, unless the write failed for want of space and the
+  // volume has space again (then the next write tells).
+  const bool recent_failure = now - failed_at_ms_.load() < 1000;
+  if (recent_failure && last_errno_.load() != ENOSPC && last_errno_.load() != EDQUOT) {
     return Unavailable("the last audit line could not be written (see qsapid's log)");
   }
-  if (now - checked_at_ms_.load() >= 250) {
+  if (recent_failure) checked_at_ms_ = -1000000;
+  // A healthy volume is checked at most every 250 ms; a short one on every call, so that space
+  // made free is used at once.
+  if (volume_short_.load() || now - checked_at_ms_.load() >= 250) {
     checked_at_ms_ = now;
     struct statvfs v {};
     const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
@@ -271,23 +277,26 @@ Status AuditLog::Append(const AuditEvent& e) {
   j["hash"] = h;
   const std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
   if (line.size() > kMaxLine) return Internal("audit entry longer than 16 KiB after cutting its fields");
-  const auto failed = [&](const std::string& why) {
+  const auto failed = [&](const std::string& why, int err) {
     ++write_failures_;
+    last_errno_ = err;
     failed_at_ms_ = SteadyMs();
     return Unavailable("cannot write the audit log " + path_.string() + ": " + why);
   };
   if (size_ > 0 && size_ + line.size() > options_.max_file_bytes) {
-    if (Status r = RotateLocked(); !r.ok()) return failed(r.error().message());
+    if (Status r = RotateLocked(); !r.ok()) return failed(r.error().message(), errno);
   }
   const ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
+    const int err = n < 0 ? errno : ENOSPC;  // a short write on a regular file: the volume is full
     const std::string why = n < 0 ? std::strerror(errno) : "short write (volume full?)";
     // Leave no partial line behind: the next line would not parse, and the log could not reopen.
     if (n > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-      return failed(why + "; the partial line could not be removed (" + std::strerror(errno) +
-                    "): run `qsapi audit repair`");
+      return failed(
+          why + "; the partial line could not be removed (" + std::strerror(errno) + "): run `qsapi audit repair`",
+          EIO);
     }
-    return failed(why);
+    return failed(why, err);
   }
   size_ += line.size();
   ++seq_;

@@ -65,8 +65,9 @@ class AuditLog {
   Status Append(const AuditEvent& event);
 
   // Ready says whether an operation may start: kUnavailable while the volume is short of
-  // min_free_bytes, or within a second of a failed write. Cheap (the volume is checked at most
-  // every 250 ms). Thread-safe.
+  // min_free_bytes, or within a second of a failed write (unless it failed for want of space and
+  // the volume has min_free_bytes again). Cheap (a healthy volume is checked at
+  // most every 250 ms, a short one on every call). Thread-safe.
   Status Ready();
 
   [[nodiscard]] std::uint64_t next_seq() const;
@@ -96,6 +97,7 @@ class AuditLog {
   std::atomic<std::int64_t> failed_at_ms_{0};       // steady clock of the last failed write
   std::atomic<std::int64_t> checked_at_ms_{-1000};  // steady clock of the last volume check
   std::atomic<bool> volume_short_{false};
+  std::atomic<int> last_errno_{0};
 };
 
 struct AuditVerifyReport {
