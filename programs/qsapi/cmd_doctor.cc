@@ -10,17 +10,20 @@
 //   kme <name>   each [[kme]] answers ETSI 014 status for the SAEs of the peers that use it
 //   certificates the deployment CA and the server certificate are valid and not about to expire
 //   admin-token  the first-start token file was moved away
+//   audit        the audit trail's chain holds (every file, as qsapid checks it at start)
 //   service      a running qsapid answers /v1/health (with --server, or the configured listen address)
 // The exit status is 1 when any check FAILs.
-#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include <ctime>
+
+#include <openssl/crypto.h>
 
 #include "commands.h"
 #include "net/https_client.h"
 #include "qsapi/crypto/self_test.h"
 #include "qsapi/qkd/etsi014.h"
+#include "server/audit_log.h"
 #include "server/config.h"
 #include "server/deployment_ca.h"
 #include "server/service.h"
@@ -100,7 +103,7 @@ void Doctor(const DoctorFlags& f) {
   }
   const fs::path& dir = config.data_dir;
 
-  struct stat st{};
+  struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     r.Fail("data-dir", dir.string() + " does not exist", "start qsapid once (./scripts/run.sh) or give --data-dir");
   } else if ((st.st_mode & 077) != 0) {
@@ -138,8 +141,8 @@ void Doctor(const DoctorFlags& f) {
              "see qsapi entropy status; the pool runs on the rest (policy " +
                  std::string(server::Policy3Name(config.entropy.qrng)) + ")");
     } else {
-      r.Ok("entropy", qrng == 0 ? "OS source only (no QRNG configured)"
-                                : std::to_string(qrng) + " QRNG source(s) healthy");
+      r.Ok("entropy",
+           qrng == 0 ? "OS source only (no QRNG configured)" : std::to_string(qrng) + " QRNG source(s) healthy");
     }
   }
 
@@ -185,6 +188,18 @@ void Doctor(const DoctorFlags& f) {
            "move the token to your secret store and delete the file");
   }
 
+  // audit trail: the whole chain, as qsapid checks it at start
+  if (const fs::path log = dir / "audit.log"; fs::exists(log)) {
+    if (auto trail = server::VerifyAuditLog(log); trail.ok()) {
+      r.Ok("audit",
+           std::to_string(trail->lines) + " lines in " + std::to_string(trail->files) + " file(s), the chain holds");
+    } else {
+      r.Fail("audit", trail.error().message(),
+             "keep the files for investigation; qsapid refuses to start on it until started with "
+             "--accept-broken-audit-log (a partial last line alone: qsapi audit repair)");
+    }
+  }
+
   // service
   std::string url = f.server;
   if (url.empty()) {
@@ -194,7 +209,8 @@ void Doctor(const DoctorFlags& f) {
   }
   net::HttpsClientOptions o;
   o.base_url = url;
-  o.tls.ca_file = (config.tls.ca_file.empty() ? server::DeploymentCa::CertificatePath(dir).string() : config.tls.ca_file);
+  o.tls.ca_file =
+      (config.tls.ca_file.empty() ? server::DeploymentCa::CertificatePath(dir).string() : config.tls.ca_file);
   o.timeout = std::chrono::seconds(5);
   auto client = net::HttpsClient::Create(o);
   if (!client.ok()) {

@@ -7,11 +7,10 @@
 // The process is hardened first (no core dumps, no ptrace attach), the crypto self-test must pass,
 // then the service starts (src/server/service.h) and runs until SIGTERM or SIGINT, which drain the
 // requests in flight before exiting 0.
-#include <signal.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <signal.h>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +47,10 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML configuration file (docs/OPERATIONS.md)");
   app.add_option("--check-config", check_config, "Validate a configuration file and exit");
   app.add_option("--listen", listen, "HOST:PORT to listen on (overrides the configuration; port 0: any free port)");
+  bool accept_broken_audit_log = false;
+  app.add_flag("--accept-broken-audit-log", accept_broken_audit_log,
+               "Start although the audit trail fails verification: it is moved aside and a new chain begins "
+               "with a line that records this (docs/OPERATIONS.md)");
   CLI11_PARSE(app, argc, argv);
 
   if (show_version) {
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   } else {
     config = qsapi::server::DefaultConfig(data_dir.empty() ? DefaultDataDir() : data_dir);
   }
+  config.accept_broken_audit_log = accept_broken_audit_log;
   if (!listen.empty()) {
     auto parsed = qsapi::server::ParseListenAddress(listen);
     if (!parsed.ok()) {
@@ -120,11 +124,13 @@ int main(int argc, char** argv) {
   std::printf("qsapid: data directory %s%s\n", dir.c_str(), r.keystore_created ? " (keystore created now)" : "");
   std::printf("qsapid: deployment CA %s%s\n", r.ca_certificate.c_str(), r.ca_created ? " (created now)" : "");
   std::printf("qsapid: TLS 1.3, groups %s, profile %s, certificate valid until %s%s\n", r.tls_groups.c_str(),
-              r.tls_profile.c_str(), Date(r.certificate_not_after).c_str(), r.certificate_issued ? " (issued now)" : "");
+              r.tls_profile.c_str(), Date(r.certificate_not_after).c_str(),
+              r.certificate_issued ? " (issued now)" : "");
   if (!r.admin_token_file.empty()) {
-    std::printf("qsapid: the admin API token was written once to %s (mode 0600);\n"
-                "        move it to your secret store, then delete the file\n",
-                r.admin_token_file.c_str());
+    std::printf(
+        "qsapid: the admin API token was written once to %s (mode 0600);\n"
+        "        move it to your secret store, then delete the file\n",
+        r.admin_token_file.c_str());
   }
   if (!r.node_name.empty()) {
     std::printf("qsapid: peer sessions as \"%s\"; peer link %s\n", r.node_name.c_str(),
@@ -132,15 +138,16 @@ int main(int argc, char** argv) {
   }
   std::printf("qsapid: ready on %s\n", r.url.c_str());
   std::printf("  try:  qsapi call GET /v1/health --server %s --data-dir %s\n", r.url.c_str(), dir.c_str());
-  std::printf("        qsapi call POST /v1/keys --data '{\"name\":\"demo\",\"type\":\"AES-256-GCM\"}' --server %s "
-              "--data-dir %s\n",
-              r.url.c_str(), dir.c_str());
+  std::printf(
+      "        qsapi call POST /v1/keys --data '{\"name\":\"demo\",\"type\":\"AES-256-GCM\"}' --server %s "
+      "--data-dir %s\n",
+      r.url.c_str(), dir.c_str());
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::printf("qsapid: %s received; draining requests in flight (up to %lld s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              static_cast<long long>(config.server.shutdown_drain.count()));
+  std::printf("qsapid: %s received; draining requests in flight (up to %lld s)\n",
+              sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(config.server.shutdown_drain.count()));
   std::fflush(stdout);
   (*service)->Stop();
   std::printf("qsapid: stopped\n");

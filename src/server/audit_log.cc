@@ -10,6 +10,9 @@
 #include <ctime>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -304,19 +307,34 @@ Status AuditLog::Append(const AuditEvent& e) {
   return OkStatus();
 }
 
-Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path) {
-  std::vector<fs::path> files = RotatedFiles(path);
-  std::error_code ec;
-  if (fs::exists(path, ec) || files.empty()) files.push_back(path);
+namespace {
+
+// VerifyTrail checks files oldest first; the last one is read only up to last_size bytes when
+// last_size is given (a log being appended to: VerifyNow).
+Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int last_fd,
+                                      std::optional<std::uint64_t> last_size) {
   AuditVerifyReport report;
   std::string prev = kZeroHash;
   std::uint64_t expected = 1;
   bool anchor_unknown = false;
   for (std::size_t fi = 0; fi < files.size(); ++fi) {
     const fs::path& file = files[fi];
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return InvalidArgument("cannot read audit log " + file.string());
+    std::string text;
+    if (fi + 1 == files.size() && last_size) {
+      text.resize(static_cast<std::size_t>(*last_size));
+      const ssize_t n = text.empty() ? 0 : ::pread(last_fd, text.data(), text.size(), 0);
+      if (n < 0) return Unavailable("cannot read audit log " + file.string() + ": " + std::strerror(errno));
+      if (static_cast<std::size_t>(n) < text.size()) {
+        return DataLoss("audit log " + file.string() + " has " + std::to_string(n) + " bytes where qsapid wrote " +
+                        std::to_string(text.size()) + ": it was cut short or replaced");
+      }
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) return InvalidArgument("cannot read audit log " + file.string());
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     ++report.files;
+    std::istringstream in(text);
     std::string line;
     std::uint64_t line_no = 0;
     while (std::getline(in, line)) {
@@ -343,6 +361,32 @@ Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path) {
     }
   }
   return report;
+}
+
+}  // namespace
+
+Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path) {
+  std::vector<fs::path> files = RotatedFiles(path);
+  std::error_code ec;
+  if (fs::exists(path, ec) || files.empty()) files.push_back(path);
+  return VerifyTrail(files, -1, std::nullopt);
+}
+
+Result<AuditVerifyReport> AuditLog::VerifyNow() {
+  std::vector<fs::path> files;
+  std::uint64_t size = 0;
+  int fd = -1;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    files = RotatedFiles(path_);
+    files.push_back(path_);
+    size = size_;
+    fd = ::dup(fd_);  // the bytes written so far, even if the file is rotated meanwhile
+  }
+  if (fd < 0) return Unavailable("cannot read the audit log: " + std::string(std::strerror(errno)));
+  Result<AuditVerifyReport> r = VerifyTrail(files, fd, size);
+  ::close(fd);
+  return r;
 }
 
 Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string& who) {

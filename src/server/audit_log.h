@@ -50,6 +50,12 @@ struct AuditLogOptions {
   std::uint64_t min_free_bytes = std::uint64_t{8} << 20;
 };
 
+struct AuditVerifyReport {
+  std::uint64_t lines = 0;
+  std::uint64_t files = 0;
+  std::uint64_t first_seq = 1;  // > 1 when older rotated files were deleted (keep_files)
+};
+
 class AuditLog {
  public:
   // Open opens (creating, mode 0600) the log and reads its last line to continue the chain.
@@ -69,6 +75,10 @@ class AuditLog {
   // the volume has min_free_bytes again). Cheap (a healthy volume is checked at
   // most every 250 ms, a short one on every call). Thread-safe.
   Status Ready();
+
+  // VerifyNow checks the whole trail up to the last line written (VerifyAuditLog, safe while other
+  // threads append). qsapid runs it at start and every [audit] verify_interval_seconds.
+  Result<AuditVerifyReport> VerifyNow();
 
   [[nodiscard]] std::uint64_t next_seq() const;
   [[nodiscard]] std::uint64_t write_failures() const { return write_failures_.load(); }
@@ -100,11 +110,6 @@ class AuditLog {
   std::atomic<int> last_errno_{0};
 };
 
-struct AuditVerifyReport {
-  std::uint64_t lines = 0;
-  std::uint64_t files = 0;
-  std::uint64_t first_seq = 1;  // > 1 when older rotated files were deleted (keep_files)
-};
 // VerifyAuditLog checks the chain of a whole trail: the rotated files beside `path`
 // (audit-*.log, oldest first), then `path`. kDataLoss names the file and first bad line.
 Result<AuditVerifyReport> VerifyAuditLog(const std::filesystem::path& path);

@@ -252,6 +252,7 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     QSAPI_RETURN_IF_ERROR(r.Integer("max_file_mib", c.audit.max_file_mib, 1, 1 << 20));
     QSAPI_RETURN_IF_ERROR(r.Integer("keep_files", c.audit.keep_files, 0, 1000000));
     QSAPI_RETURN_IF_ERROR(r.Integer("min_free_mib", c.audit.min_free_mib, 0, 1 << 20));
+    QSAPI_RETURN_IF_ERROR(r.Seconds("verify_interval_seconds", c.audit.verify_interval, 1, 86400));
     QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   }
   QSAPI_ASSIGN_OR_RETURN(const toml::table* ent, top.Table("entropy"));

@@ -72,6 +72,7 @@ struct AuditSection {
   std::uint64_t max_file_mib = 64;  // rotate past this
   std::size_t keep_files = 0;       // rotated files kept; 0: all
   std::uint64_t min_free_mib = 8;   // below this, operations are refused (503)
+  std::chrono::seconds verify_interval{300};  // the whole chain is verified this often while running
 };
 
 struct QrngDevice {
@@ -140,6 +141,9 @@ struct Config {
   SessionSection session;
   std::vector<PeerSection> peers;
   std::vector<ClientSection> clients;
+  // qsapid --accept-broken-audit-log: start on an audit trail that fails verification, moving it
+  // aside and beginning a new chain whose first line records why (never from the file).
+  bool accept_broken_audit_log = false;
 };
 
 // ParseConfig parses TOML text; `origin` names the file in errors. kInvalidArgument on any error.

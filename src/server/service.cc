@@ -12,18 +12,19 @@
 #include <sstream>
 #include <thread>
 
+#include "common/internal/text.h"
 #include "net/https_server.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/log.h"
 #include "qsapi/pki/tls.h"
+#include "qsapi/qkd/etsi014.h"
+#include "qsapi/qkd/key_supply.h"
 #include "server/api.h"
 #include "server/audit_log.h"
 #include "server/deployment_ca.h"
 #include "server/sessions.h"
-#include "qsapi/qkd/etsi014.h"
-#include "qsapi/qkd/key_supply.h"
 #include "server/tokens.h"
 #include "server/work_scheduler.h"
 
@@ -75,7 +76,8 @@ Result<std::string> ReadApiKey(const QrngHttp& h) {
   }
   if (!h.api_key_env.empty()) {
     const char* v = std::getenv(h.api_key_env.c_str());
-    if (v == nullptr) return InvalidArgument("entropy.http " + h.id + ": environment variable " + h.api_key_env + " is not set");
+    if (v == nullptr)
+      return InvalidArgument("entropy.http " + h.id + ": environment variable " + h.api_key_env + " is not set");
     return std::string(v);
   }
   return std::string();
@@ -126,7 +128,8 @@ namespace {
 
 Status WriteAdminToken(const fs::path& path, const std::string& token) {
   const std::string text = token + "\n";
-  return pki::WriteProtectedFile(path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),  // NOLINT
+  return pki::WriteProtectedFile(path,
+                                 ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),  // NOLINT
                                  0600, /*overwrite=*/false);
 }
 
@@ -207,6 +210,54 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
   return o;
 }
 
+// OpenVerifiedAuditLog opens the audit log and verifies the whole trail. A broken trail stops the
+// start, unless the operator accepts it: then its files move to audit-broken-<time>/ and a new
+// chain begins with an "audit.chain_restart" line saying what was wrong and where the old trail is.
+Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, const AuditLogOptions& options,
+                                                       bool accept_broken, AuditVerifyReport* report) {
+  Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, options);
+  Result<AuditVerifyReport> verified = log.ok() ? (*log)->VerifyNow() : Result<AuditVerifyReport>(log.error());
+  if (verified.ok()) {
+    *report = *verified;
+    return log;
+  }
+  if (!accept_broken) {
+    return DataLoss(verified.error().message() +
+                    ". qsapid does not continue a broken audit trail: keep the files for investigation "
+                    "(`qsapi audit verify` names the first bad line; a partial last line alone is fixed by "
+                    "`qsapi audit repair`), then start with --accept-broken-audit-log to move them aside and "
+                    "begin a new chain (that start is recorded in it)");
+  }
+  log = Result<std::unique_ptr<AuditLog>>(Internal("closed"));  // release the file before moving it
+  std::string stamp = qsapi::internal::FormatUtc(std::chrono::system_clock::now());
+  std::replace(stamp.begin(), stamp.end(), ':', '-');
+  const fs::path aside = path.parent_path() / ("audit-broken-" + stamp);
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  if (ec) return Unavailable("cannot create " + aside.string() + ": " + ec.message());
+  for (const auto& e : fs::directory_iterator(path.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && (name == path.filename().string() ||
+                                (name.starts_with(path.stem().string() + "-") && name.ends_with(".log")))) {
+      fs::rename(e.path(), aside / name, ec);
+      if (ec) return Unavailable("cannot move " + e.path().string() + " to " + aside.string() + ": " + ec.message());
+    }
+  }
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> fresh, AuditLog::Open(path, options));
+  Log(LogLevel::kWarning, "qsapid",
+      "the audit trail failed verification and was moved to " + aside.string() +
+          " (--accept-broken-audit-log): " + verified.error().message());
+  QSAPI_RETURN_IF_ERROR(
+      fresh->Append({.who = "qsapid",
+                     .action = "audit.chain_restart",
+                     .result = "ok",
+                     .detail = "started with --accept-broken-audit-log; the old trail, which "
+                               "failed verification (" +
+                               verified.error().message() + "), is in " + aside.filename().string()}));
+  QSAPI_ASSIGN_OR_RETURN(*report, fresh->VerifyNow());
+  return fresh;
+}
+
 pki::PeerVerification VerificationOf(const std::string& mode) {
   if (mode == "required") return pki::PeerVerification::kRequired;
   if (mode == "optional") return pki::PeerVerification::kOptional;
@@ -236,6 +287,18 @@ class Service::Impl {
   std::atomic<std::uint64_t> rotations{0};
   std::mutex sweep_mu;
   std::string last_sweep_error;  // guarded by sweep_mu
+  std::string audit_chain;       // the last verification, for health; guarded by sweep_mu
+
+  void NoteAuditVerified(const Result<AuditVerifyReport>& r) {
+    const std::lock_guard<std::mutex> lock(sweep_mu);
+    const std::string was = audit_chain;
+    audit_chain = r.ok() ? "ok: " + std::to_string(r->lines) + " lines verified at " +
+                               qsapi::internal::FormatUtc(std::chrono::system_clock::now())
+                         : "FAIL: " + r.error().message();
+    if (!r.ok() && !was.starts_with("FAIL")) {
+      Log(LogLevel::kError, "qsapid", "the audit trail no longer verifies: " + r.error().message());
+    }
+  }
 
   Result<std::vector<std::string>> Sweep() {
     Result<std::vector<std::string>> rotated = keystore->RotateDue();
@@ -275,6 +338,7 @@ class Service::Impl {
 
   void Maintain() {
     auto next_sweep = std::chrono::steady_clock::now() + config.rotation.sweep_interval;
+    auto next_verify = std::chrono::steady_clock::now() + config.audit.verify_interval;
     std::unique_lock<std::mutex> lock(mu);
     while (!stopping) {
       cv.wait_for(lock, std::chrono::seconds(1));
@@ -287,6 +351,10 @@ class Service::Impl {
           Log(LogLevel::kInfo, "qsapid", std::to_string(n) + " session(s) reached their maximum age and were closed");
         }
         sessions->ReestablishDue();
+      }
+      if (std::chrono::steady_clock::now() >= next_verify) {
+        NoteAuditVerified(audit->VerifyNow());
+        next_verify = std::chrono::steady_clock::now() + config.audit.verify_interval;
       }
       if (std::chrono::steady_clock::now() >= next_sweep) {
         (void)Sweep();
@@ -303,8 +371,8 @@ class Service::Impl {
                                     ? "expiring: in " + std::to_string(days) + " days; restart qsapid to renew it"
                                     : "ok: expires in " + std::to_string(days) + " days";
     const entropy::DrbgFeeder::Status f = feeder.status();
-    checks["drbg_feeder"] = f.last_error.empty() ? "ok: " + std::to_string(f.feeds) + " reseeds"
-                                                 : "failing: " + f.last_error;
+    checks["drbg_feeder"] =
+        f.last_error.empty() ? "ok: " + std::to_string(f.feeds) + " reseeds" : "failing: " + f.last_error;
     const std::lock_guard<std::mutex> lock(sweep_mu);
     if (sessions) {
       for (const PeerState& p : sessions->Peers()) {
@@ -312,6 +380,7 @@ class Service::Impl {
                                    (p.last_error.empty() ? "" : "; last establishment failed: " + p.last_error);
       }
     }
+    checks["audit_chain"] = audit_chain;
     checks["rotation"] = last_sweep_error.empty()
                              ? "ok: " + std::to_string(rotations.load()) + " scheduled rotations done"
                              : "failing: " + last_sweep_error;
@@ -399,8 +468,9 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   if (tokens->entries().empty()) {
     const fs::path admin_path = AdminTokenPath(dir);
     if (fs::exists(admin_path)) {
-      return Part("API tokens", FailedPrecondition(admin_path.string() + " exists but " + token_path.string() +
-                                                   " holds no tokens; remove the stale file to create a new admin token"));
+      return Part("API tokens",
+                  FailedPrecondition(admin_path.string() + " exists but " + token_path.string() +
+                                     " holds no tokens; remove the stale file to create a new admin token"));
     }
     auto token = tokens->Create("admin", Policy{{"*"}, {"*"}});
     if (!token.ok()) return Part("API tokens", token.error());
@@ -415,9 +485,11 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   audit_options.max_file_bytes = config.audit.max_file_mib << 20;
   audit_options.keep_files = config.audit.keep_files;
   audit_options.min_free_bytes = config.audit.min_free_mib << 20;
-  auto audit = AuditLog::Open(dir / "audit.log", audit_options);
+  AuditVerifyReport verified;
+  auto audit = OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, &verified);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
+  s.NoteAuditVerified(verified);
 
   std::vector<ClientCertificatePolicy> clients;
   for (const ClientSection& c : config.clients) clients.push_back({c.common_name, Policy{c.keys, c.operations}});
@@ -483,7 +555,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   s.server = std::move(*server);
   const bool v6 = config.server.listen_host.find(':') != std::string::npos;
   const std::string host = config.server.listen_host == "0.0.0.0" ? "127.0.0.1"
-                           : config.server.listen_host == "::"   ? "[::1]"
+                           : config.server.listen_host == "::"    ? "[::1]"
                            : v6                                   ? "[" + config.server.listen_host + "]"
                                                                   : config.server.listen_host;
   s.report.url = "https://" + host + ":" + std::to_string(s.server->port());

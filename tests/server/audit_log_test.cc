@@ -214,5 +214,21 @@ TEST_F(AuditLogTest, AFailedWriteLeavesNoPartialLine) {
   EXPECT_THAT((*strict)->Ready().error().message(), HasSubstr("free"));
 }
 
+// While qsapid runs, a log cut short under it (lines removed from the end) or replaced by an
+// older copy is noticed by the next VerifyNow: the writer knows how much it wrote.
+TEST_F(AuditLogTest, VerifyNowNoticesALogCutShortUnderTheWriter) {
+  auto log = AuditLog::Open(path_);
+  ASSERT_TRUE(log.ok());
+  for (int i = 0; i < 5; ++i) QSAPI_ASSERT_OK((*log)->Append({.who = "admin", .action = "encrypt", .result = "ok"}));
+  QSAPI_ASSERT_OK((*log)->VerifyNow());
+  const std::string text = testing::ReadFile(path_);
+  const std::size_t cut = text.rfind('\n', text.size() - 2) + 1;  // drop the last line
+  ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(cut)), 0);
+  auto r = (*log)->VerifyNow();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(r.error().message(), HasSubstr("cut short or replaced"));
+}
+
 }  // namespace
 }  // namespace qsapi::server

@@ -85,7 +85,7 @@ TEST_F(ServiceTest, FirstStartCreatesCredentialsAndServesTheApiOverPqTls) {
   EXPECT_TRUE(r.ca_created);
   EXPECT_TRUE(r.certificate_issued);
   EXPECT_EQ(r.admin_token_file, AdminTokenPath(dir_));
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(AdminTokenPath(dir_).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600U);
   const std::string admin = AdminToken();
@@ -108,8 +108,8 @@ TEST_F(ServiceTest, FirstStartCreatesCredentialsAndServesTheApiOverPqTls) {
   ASSERT_EQ(enc->status, 200U) << enc->body;
   const std::string ct = Json(*enc)["ciphertext"];
   EXPECT_THAT(ct, ::testing::StartsWith("qsapi:v1:"));
-  auto dec = c->Request("POST", "/v1/decrypt/orders",
-                        json{{"ciphertext", ct}, {"associated_data", "b3JkZXI="}}.dump(), Bearer(admin));
+  auto dec = c->Request("POST", "/v1/decrypt/orders", json{{"ciphertext", ct}, {"associated_data", "b3JkZXI="}}.dump(),
+                        Bearer(admin));
   ASSERT_TRUE(dec.ok());
   EXPECT_EQ(Json(*dec)["plaintext"], "aGVsbG8=") << dec->body;
   EXPECT_EQ(c->connections(), 1U);  // keep-alive: one handshake for all of these
@@ -194,8 +194,9 @@ TEST_F(ServiceTest, EveryRouteOverHttpsWithGoodAndBadInput) {
                       "no-such-key");
       auto missing = c->Request(method, unknown, text, Bearer(admin));
       // 404, or (for inputs whose header names their key) 400 saying another key made it (never which).
-      EXPECT_TRUE(missing->status == 404U ||
-                  (missing->status == 400U && missing->body.find("the input was made with another key") != std::string::npos))
+      EXPECT_TRUE(
+          missing->status == 404U ||
+          (missing->status == 400U && missing->body.find("the input was made with another key") != std::string::npos))
           << route << " " << unknown << ": " << missing->body;
     }
     if (!open && route != "GET /v1/keys" && route != "GET /v1/keys/{name}" && route != "GET /v1/keys/{name}/public") {
@@ -210,7 +211,8 @@ TEST_F(ServiceTest, ARestartKeepsKeysCredentialsAndTokens) {
   const std::string admin = AdminToken();
   auto c = Client();
   ASSERT_EQ(c->Request("POST", "/v1/keys", R"({"name":"k","type":"XChaCha20-Poly1305"})", Bearer(admin))->status, 201U);
-  const std::string ct = Json(*c->Request("POST", "/v1/encrypt/k", R"({"plaintext":"AAEC"})", Bearer(admin)))["ciphertext"];
+  const std::string ct =
+      Json(*c->Request("POST", "/v1/encrypt/k", R"({"plaintext":"AAEC"})", Bearer(admin)))["ciphertext"];
   const std::string ca_before = testing::ReadFile(DeploymentCa::CertificatePath(dir_));
   const std::string leaf_before = testing::ReadFile(dir_ / "tls" / "server.pem");
   service_->Stop();
@@ -249,7 +251,8 @@ TEST_F(ServiceTest, ConcurrentClientsGetCorrectAnswers) {
           ++bad;
           continue;
         }
-        auto d = c->Request("POST", "/v1/decrypt/c", json{{"ciphertext", Json(*e)["ciphertext"]}}.dump(), Bearer(admin));
+        auto d =
+            c->Request("POST", "/v1/decrypt/c", json{{"ciphertext", Json(*e)["ciphertext"]}}.dump(), Bearer(admin));
         (d.ok() && Json(*d)["plaintext"] == b64 ? good : bad)++;
       }
     });
@@ -287,12 +290,14 @@ TEST_F(ServiceTest, ClientCertificatesFromTheDeploymentCaMapToPolicies) {
   };
   issue("reporting");
   issue("stranger");
-  auto c = Client(std::string(pki::kPqHybridGroups), (dir_ / "reporting.pem").string(), (dir_ / "reporting.key").string());
+  auto c =
+      Client(std::string(pki::kPqHybridGroups), (dir_ / "reporting.pem").string(), (dir_ / "reporting.key").string());
   auto r = c->Request("POST", "/v1/random", R"({"bytes":16})");
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->status, 200U) << r->body;
   EXPECT_EQ(c->Request("GET", "/v1/keys")->status, 403U);  // not in its policy
-  auto s = Client(std::string(pki::kPqHybridGroups), (dir_ / "stranger.pem").string(), (dir_ / "stranger.key").string());
+  auto s =
+      Client(std::string(pki::kPqHybridGroups), (dir_ / "stranger.pem").string(), (dir_ / "stranger.key").string());
   EXPECT_EQ(s->Request("POST", "/v1/random", R"({"bytes":16})")->status, 403U);
 }
 
@@ -319,10 +324,10 @@ TEST_F(ServiceTest, TheRotationSweepRotatesDueKeysAndAuditsIt) {
   StartService();
   const std::string admin = AdminToken();
   auto c = Client();
-  ASSERT_EQ(c->Request("POST", "/v1/keys", R"({"name":"short","type":"AES-256-GCM","auto_rotate_seconds":1})",
-                       Bearer(admin))
-                ->status,
-            201U);
+  ASSERT_EQ(
+      c->Request("POST", "/v1/keys", R"({"name":"short","type":"AES-256-GCM","auto_rotate_seconds":1})", Bearer(admin))
+          ->status,
+      201U);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
   auto rotated = service_->SweepNow();
   ASSERT_TRUE(rotated.ok()) << rotated.error().ToString();
@@ -364,6 +369,70 @@ TEST_F(ServiceTest, AnInterruptedRenewalIsRepaired) {
   StartService();
   EXPECT_TRUE(service_->report().certificate_issued);
   EXPECT_EQ(Client()->Request("GET", "/v1/health")->status, 200U);
+}
+
+// A restarting or running qsapid noticed nothing of an edited audit log (it read only the last
+// line). Now the whole trail is verified at start and every [audit] verify_interval_seconds: a
+// break stops the start (naming the line) and shows as FAIL in /v1/health; the operator may start
+// on a broken trail only with --accept-broken-audit-log, which moves it aside and is recorded.
+TEST_F(ServiceTest, ABrokenAuditTrailIsNoticedAtStartAndWhileRunning) {
+  config_.audit.verify_interval = std::chrono::seconds(1);
+  StartService();
+  const std::string admin = AdminToken();
+  auto c = Client();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(c->Request("POST", "/v1/keys", json{{"name", "k" + std::to_string(i)}, {"type", "AES-256-GCM"}}.dump(),
+                         Bearer(admin))
+                  ->status,
+              201U);
+  }
+  // An edit while running: the next periodic verification reports it.
+  const fs::path log = dir_ / "audit.log";
+  const std::string text = testing::ReadFile(log);
+  const std::string was = "\"key\":\"k1\"";
+  const std::size_t at = text.find(was);
+  ASSERT_NE(at, std::string::npos);
+  {
+    std::fstream out(log, std::ios::binary | std::ios::in | std::ios::out);  // in place, same length
+    out.seekp(static_cast<std::streamoff>(at));
+    out << "\"key\":\"kX\"";
+  }
+  std::string check;
+  for (int i = 0; i < 100 && !check.starts_with("FAIL"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto h = c->Request("GET", "/v1/health", "", Bearer(admin));
+    ASSERT_TRUE(h.ok());
+    check = Json(*h)["checks"]["audit_chain"].get<std::string>();
+    if (check.starts_with("FAIL")) {
+      EXPECT_EQ(h->status, 503U);
+    }
+  }
+  EXPECT_THAT(check, HasSubstr("FAIL: audit log line"));
+  EXPECT_THAT(check, HasSubstr("altered"));
+  service_.reset();
+
+  // A restart refuses the broken trail, naming the line and the way out.
+  auto refused = Service::Start(config_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(refused.error().message(), HasSubstr("its content was altered"));
+  EXPECT_THAT(refused.error().message(), HasSubstr("--accept-broken-audit-log"));
+
+  // Accepted: the old trail is kept aside, the new chain says why it began.
+  config_.accept_broken_audit_log = true;
+  StartService();
+  bool moved = false;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    if (e.is_directory() && e.path().filename().string().starts_with("audit-broken-")) {
+      moved = fs::exists(e.path() / "audit.log");
+    }
+  }
+  EXPECT_TRUE(moved);
+  service_.reset();
+  const std::string fresh = testing::ReadFile(log);
+  EXPECT_THAT(fresh, HasSubstr("\"action\":\"audit.chain_restart\""));
+  EXPECT_THAT(fresh, HasSubstr("its content was altered"));
+  QSAPI_EXPECT_OK(VerifyAuditLog(log));
 }
 
 }  // namespace
