@@ -26,6 +26,18 @@ pin_env = "QSAPI_PKCS11_PIN"
 
 [rotation]
 sweep_interval_seconds = 30
+[work]
+workers = 3
+max_running_per_principal = 2
+cpu_ms_per_second = 500
+burst_cpu_ms = 3000
+max_request_cpu_ms = 1500
+max_auth_failures_per_source = 10
+[audit]
+max_file_mib = 16
+keep_files = 5
+min_free_mib = 32
+verify_interval_seconds = 60
 
 [entropy]
 qrng = "require"
@@ -66,6 +78,15 @@ TEST(ConfigTest, AFullFileParses) {
   EXPECT_EQ(c->server.threads, 4);
   EXPECT_EQ(c->keystore.pin_env, "QSAPI_PKCS11_PIN");
   EXPECT_EQ(c->rotation.sweep_interval, std::chrono::seconds(30));
+  EXPECT_EQ(c->work.workers, 3);
+  EXPECT_EQ(c->work.max_running_per_principal, 2U);
+  EXPECT_EQ(c->work.cpu_ms_per_second, 500);
+  EXPECT_EQ(c->work.max_request_cpu_ms, 1500);
+  EXPECT_EQ(c->work.max_auth_failures_per_source, 10U);
+  EXPECT_EQ(c->audit.max_file_mib, 16U);
+  EXPECT_EQ(c->audit.keep_files, 5U);
+  EXPECT_EQ(c->audit.min_free_mib, 32U);
+  EXPECT_EQ(c->audit.verify_interval, std::chrono::seconds(60));
   EXPECT_EQ(c->entropy.qrng, Policy3::kRequire);
   ASSERT_EQ(c->entropy.devices.size(), 1U);
   EXPECT_EQ(c->entropy.devices[0].id, "qrng0");
@@ -105,6 +126,12 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[server]\nthreads = \"4\"\n", "server.threads: expected an integer"},
       {"data_dir = \"/d\"\n[server]\nlisten_port = 1\n", "server.listen_port: unknown key"},
       {"data_dir = \"/d\"\n[sever]\n", "sever: unknown key"},
+      {"data_dir = \"/d\"\n[work]\nworkers = 300\n", "work.workers: expected 0..256, got 300"},
+      {"data_dir = \"/d\"\n[work]\nburst_cpu_ms = 100\nmax_request_cpu_ms = 200\n",
+       "work.max_request_cpu_ms: may not exceed burst_cpu_ms"},
+      {"data_dir = \"/d\"\n[work]\ncpu_budget = 1\n", "work.cpu_budget: unknown key"},
+      {"data_dir = \"/d\"\n[audit]\nmax_file_mib = 0\n", "audit.max_file_mib: expected 1..1048576, got 0"},
+      {"data_dir = \"/d\"\n[audit]\nverify_interval_seconds = 0\n", "audit.verify_interval_seconds: expected 1..86400"},
       {"data_dir = \"/d\"\n[keystore]\npin_file = \"a\"\npin_env = \"B\"\n",
        "keystore.pin_env: give pin_file or pin_env, not both"},
       {"data_dir = \"/d\"\n[entropy]\nqrng = \"sometimes\"\n", "entropy.qrng: expected one of off, prefer, require"},
@@ -128,14 +155,18 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[tls]\nserver_names = [\"a\", 3]\n", "tls.server_names: expected an array of non-empty"},
       {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = [\"encrypt\", \"fly\"]\n",
        "client[0].operations: unknown operation \"fly\""},
-      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\noperations = [\"encrypt\"]\n", "client[0].keys: is required"},
-      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n[[client]]\ncommon_name "
+      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\noperations = [\"encrypt\"]\n",
+       "client[0].keys: is required"},
+      {"data_dir = \"/d\"\n[[client]]\ncommon_name = \"c\"\nkeys = [\"*\"]\noperations = "
+       "[\"*\"]\n[[client]]\ncommon_name "
        "= \"c\"\nkeys = [\"*\"]\noperations = [\"*\"]\n",
        "client[1].common_name: \"c\" is used twice"},
-      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"https://p\"\n", "peer[0].address: expected the peer link's"},
+      {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"https://p\"\n",
+       "peer[0].address: expected the peer link's"},
       {"data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\nqkd_at_rotation = \"yes\"\n",
        "peer[0].qkd_at_rotation: expected true or false"},
-      {"data_dir = \"/d\"\n[session]\nsuite = \"DES\"\n", "session.suite: expected one of AES-256-GCM, XChaCha20-Poly1305"},
+      {"data_dir = \"/d\"\n[session]\nsuite = \"DES\"\n",
+       "session.suite: expected one of AES-256-GCM, XChaCha20-Poly1305"},
       {"data_dir = \"/d\"\n[session]\nrotate_after_messages = 0\n", "session.rotate_after_messages: expected 1.."},
       {"data_dir = \"/d\"\n[session]\nmax_session_age_seconds = 600\nreestablish_after_seconds = 600\n",
        "session.reestablish_after_seconds: must be below max_session_age_seconds (600)"},
