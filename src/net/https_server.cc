@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
@@ -96,7 +97,7 @@ class Session;
 
 class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl> {
  public:
-  Impl(HttpsServerOptions options, HttpHandler handler)
+  Impl(HttpsServerOptions options, HttpAsyncHandler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
         ioc_(std::max(1, options_.threads)),
@@ -117,8 +118,18 @@ class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl>
     cv_.notify_all();
   }
 
+  // PostToSession runs `f` on a session's strand unless the server has stopped (then it is dropped:
+  // a late responder must not queue work that would keep the session and this Impl alive).
+  template <typename F>
+  void PostToSession(const asio::any_io_executor& ex, F&& f) {
+    const std::lock_guard lock(post_mu_);
+    if (!closed_) asio::post(ex, std::forward<F>(f));
+  }
+
   const HttpsServerOptions options_;
-  const HttpHandler handler_;
+  const HttpAsyncHandler handler_;
+  std::mutex post_mu_;
+  bool closed_ = false;  // guarded by post_mu_
   asio::io_context ioc_;
   asio::ssl::context ssl_;
   tcp::acceptor acceptor_;
@@ -138,6 +149,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<HttpsServer::Impl> server, tcp::socket socket)
       : server_(std::move(server)),
+        remote_(RemoteAddress(socket)),
         stream_(beast::tcp_stream(std::move(socket)), server_->ssl_),
         delay_(stream_.get_executor()) {}
   Session(const Session&) = delete;
@@ -172,7 +184,22 @@ class Session : public std::enable_shared_from_this<Session> {
     if (idle_) Close();
   }
 
+  // Answer runs on the strand when a responder is called (or dropped: 500).
+  void Answer(HttpResponse out, bool keep_alive) { Respond(std::move(out), keep_alive); }
+  [[nodiscard]] asio::any_io_executor executor() { return stream_.get_executor(); }
+  HttpsServer::Impl& server() { return *server_; }
+
  private:
+  static std::string RemoteAddress(const tcp::socket& socket) {
+    ErrorCodeT ec;
+    const tcp::endpoint ep = socket.remote_endpoint(ec);
+    if (ec) return {};
+    const asio::ip::address a = ep.address();
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+      return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+    return a.to_string();
+  }
+
   const HttpsServerOptions& opt() const { return server_->options_; }
 
   void Handshake() {
@@ -227,19 +254,22 @@ class Session : public std::enable_shared_from_this<Session> {
     req.peer_common_name = peer_cn_;
     req.tls_group = group_;
     req.tls_version = version_;
+    req.remote_address = remote_;
     const bool keep_alive = msg.keep_alive();
-
-    HttpResponse out;
+    HttpResponder respond(MakeResponderState(keep_alive));
     try {
-      out = server_->handler_(req);
+      server_->handler_(std::move(req), respond);
     } catch (const std::exception& e) {
       Log(LogLevel::kError, "net", std::string("request handler failed: ") + e.what());
-      out = HttpResponse{};
+      HttpResponse out;
       out.status = 500;
       out.body = R"({"message":"internal error"})";
+      out.close = true;
+      respond(std::move(out));
     }
-    Respond(std::move(out), keep_alive);
   }
+
+  std::shared_ptr<HttpResponder::State> MakeResponderState(bool keep_alive);
 
   void Refuse(unsigned status, const char* message) {
     HttpResponse out;
@@ -296,6 +326,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::shared_ptr<HttpsServer::Impl> server_;
+  std::string remote_;
   asio::ssl::stream<beast::tcp_stream> stream_;
   asio::steady_timer delay_;
   beast::flat_buffer buffer_;
@@ -307,6 +338,50 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t requests_ = 0;
   bool idle_ = false;
 };
+
+// One request's answer: the session it goes to, once.
+struct HttpResponder::State {
+  std::shared_ptr<Session> session;
+  bool keep_alive = false;
+  std::atomic<bool> answered{false};
+  // While an answer is outstanding the connection has no I/O pending; this keeps the I/O threads
+  // running for it (once the acceptor is closed by Stop, nothing else would).
+  std::optional<asio::executor_work_guard<asio::any_io_executor>> work;
+
+  void Deliver(HttpResponse response) {
+    if (answered.exchange(true)) return;
+    std::shared_ptr<Session> s = std::move(session);
+    if (!s) return;
+    HttpsServer::Impl& server = s->server();
+    const asio::any_io_executor ex = s->executor();
+    server.PostToSession(ex, [s, r = std::move(response), ka = keep_alive]() mutable { s->Answer(std::move(r), ka); });
+    work.reset();
+  }
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  ~State() {
+    if (!answered.load() && session) {
+      HttpResponse out;
+      out.status = 500;
+      out.body = R"({"message":"internal error: the request was not answered"})";
+      out.close = true;
+      Deliver(std::move(out));
+    }
+  }
+};
+
+void HttpResponder::operator()(HttpResponse response) const {
+  if (state_) state_->Deliver(std::move(response));
+}
+
+std::shared_ptr<HttpResponder::State> Session::MakeResponderState(bool keep_alive) {
+  auto state = std::make_shared<HttpResponder::State>();
+  state->session = shared_from_this();
+  state->keep_alive = keep_alive;
+  state->work.emplace(asio::make_work_guard(stream_.get_executor()));
+  return state;
+}
 
 Status HttpsServer::Impl::Open() {
   QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(ssl_.native_handle(), options_.tls));
@@ -393,6 +468,11 @@ void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return active_ == 0; });
   }
+  {
+    // From here a late responder drops its answer instead of queueing it.
+    const std::lock_guard lock(post_mu_);
+    closed_ = true;
+  }
   ioc_.stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
@@ -403,6 +483,13 @@ void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
 }
 
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options, HttpHandler handler) {
+  if (!handler) return InvalidArgument("server: no request handler");
+  return Start(options, HttpAsyncHandler([h = std::move(handler)](HttpRequest request, HttpResponder respond) {
+                 respond(h(request));
+               }));
+}
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options, HttpAsyncHandler handler) {
   if (!handler) return InvalidArgument("server: no request handler");
   if (options.max_connections == 0 || options.max_header_bytes == 0 || options.threads < 1 ||
       options.request_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {

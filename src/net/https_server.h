@@ -20,7 +20,8 @@
 //  - Response bodies are wiped after they are written (a response may carry key material).
 //
 // Thread safety: Start/Stop/port may be called from any thread; the handler runs on the server's
-// I/O threads (options.threads of them), possibly concurrently for different connections.
+// I/O threads (options.threads of them), possibly concurrently for different connections; an
+// asynchronous handler's responder may be called from any thread.
 #ifndef QSAPI_SRC_NET_HTTPS_SERVER_H_
 #define QSAPI_SRC_NET_HTTPS_SERVER_H_
 
@@ -49,6 +50,7 @@ struct HttpRequest {
   std::string peer_common_name;  // CN of the verified client certificate; "" when none was presented
   std::string tls_group;         // negotiated key-exchange group ("X25519MLKEM768")
   std::string tls_version;       // "TLSv1.3"
+  std::string remote_address;    // the client's IP address ("127.0.0.1", "::1")
 
   // Header returns the first value of a header (case-insensitive name), or "".
   [[nodiscard]] std::string_view Header(std::string_view name) const;
@@ -65,6 +67,25 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// HttpResponder completes one request: call it once, from any thread (later calls are ignored).
+// Destroying every copy without a call answers 500 and closes the connection. A call after the
+// server stopped is harmless (the answer is dropped). Copyable; thread-safe.
+class HttpResponder {
+ public:
+  void operator()(HttpResponse response) const;
+
+  struct State;
+  explicit HttpResponder(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// HttpAsyncHandler gets each request on an I/O thread and answers through `respond`, at once or
+// later from another thread (a worker pool), so that slow work never holds an I/O thread. While a
+// request is outstanding its connection reads nothing more; Stop(drain) waits for it.
+using HttpAsyncHandler = std::function<void(HttpRequest request, HttpResponder respond)>;
 
 struct HttpsServerOptions {
   std::string bind_address = "127.0.0.1";
@@ -86,6 +107,8 @@ class HttpsServer {
   // Start binds, listens and starts the I/O threads. INVALID_ARGUMENT for bad options or TLS
   // files, UNAVAILABLE when the address cannot be bound.
   static Result<std::unique_ptr<HttpsServer>> Start(const HttpsServerOptions& options, HttpHandler handler);
+  // Start with an asynchronous handler (see HttpAsyncHandler).
+  static Result<std::unique_ptr<HttpsServer>> Start(const HttpsServerOptions& options, HttpAsyncHandler handler);
 
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;

@@ -534,23 +534,28 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   o.threads = config.server.threads;
   o.server_header = "qsapid";
   Api* api = s.api.get();
-  auto server = net::HttpsServer::Start(o, [api](const net::HttpRequest& req) {
-    ApiRequest a;
-    a.method = req.method;
-    a.path = req.path;
-    a.query = req.query;
-    a.headers = req.headers;
-    a.body = req.body;
-    a.peer_common_name = req.peer_common_name;
-    a.tls_group = req.tls_group;
-    ApiResponse r = api->Handle(std::move(a));
-    net::HttpResponse h;
-    h.status = r.status;
-    h.content_type = std::move(r.content_type);
-    h.body = std::move(r.body);
-    h.headers = std::move(r.headers);
-    return h;
-  });
+  // Cryptography answers later from a worker (Api::HandleAsync): the I/O threads only parse,
+  // authenticate and route, so livez, health and metrics answer however busy the workers are.
+  auto server =
+      net::HttpsServer::Start(o, net::HttpAsyncHandler([api](net::HttpRequest req, net::HttpResponder respond) {
+                                ApiRequest a;
+                                a.method = std::move(req.method);
+                                a.path = std::move(req.path);
+                                a.query = std::move(req.query);
+                                a.headers = std::move(req.headers);
+                                a.body = std::move(req.body);
+                                a.peer_common_name = std::move(req.peer_common_name);
+                                a.tls_group = std::move(req.tls_group);
+                                a.remote_address = std::move(req.remote_address);
+                                api->HandleAsync(std::move(a), [respond](ApiResponse r) {
+                                  net::HttpResponse h;
+                                  h.status = r.status;
+                                  h.content_type = std::move(r.content_type);
+                                  h.body = std::move(r.body);
+                                  h.headers = std::move(r.headers);
+                                  respond(std::move(h));
+                                });
+                              }));
   if (!server.ok()) return Part("HTTPS server", server.error());
   s.server = std::move(*server);
   const bool v6 = config.server.listen_host.find(':') != std::string::npos;
