@@ -2,6 +2,8 @@
 // tcp_stream timers for every timeout, and a registry of live sessions for the graceful stop.
 #include "net/https_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -17,8 +19,11 @@
 #include <exception>
 #include <list>
 #include <mutex>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include <openssl/ssl.h>
 
@@ -109,13 +114,13 @@ class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl>
   void Stop(std::chrono::milliseconds drain);
 
   void DoAccept();
-  void Register(const std::shared_ptr<Session>& s);
-  void Unregister() {
-    {
-      std::lock_guard lock(mu_);
-      --active_;
+  void CountHandshakeError(bool timeout, bool aborted) {
+    const std::lock_guard lock(mu_);
+    if (timeout) {
+      ++counters_.handshake_timeouts;
+    } else if (!aborted) {
+      ++counters_.handshake_failures;
     }
-    cv_.notify_all();
   }
 
   // PostToSession runs `f` on a session's strand unless the server has stopped (then it is dropped:
@@ -138,18 +143,52 @@ class HttpsServer::Impl : public std::enable_shared_from_this<HttpsServer::Impl>
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
 
-  std::mutex mu_;
+  // Admission (see the file comment of https_server.h). Every connection has a Conn in conns_,
+  // from admission until its Session is destroyed; all of it is guarded by mu_.
+  enum class Phase : std::uint8_t { kHandshake, kWaiting, kBusy, kShed };
+  struct Conn {
+    std::weak_ptr<Session> session;
+    std::string source;
+    Phase phase = Phase::kHandshake;
+    std::chrono::steady_clock::time_point since;
+  };
+  struct SourceCount {
+    std::size_t open = 0;
+    std::size_t unfinished = 0;
+  };
+  using ConnIt = std::list<Conn>::iterator;
+
+  // Admit makes room for a new connection from `source` (shedding older ones) and returns its
+  // slot, or nothing when every candidate is busy.
+  std::optional<ConnIt> Admit(const std::string& source);
+  void SetPhase(ConnIt it, Phase phase);
+  void Forget(ConnIt it);
+
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::size_t active_ = 0;                      // guarded by mu_
-  std::list<std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::size_t active_ = 0;  // Sessions alive (Stop waits for none); guarded by mu_
+  std::list<Conn> conns_;
+  std::unordered_map<std::string, SourceCount> sources_;
+  std::size_t open_ = 0;                        // conns_ not shed
+  std::size_t unfinished_ = 0;                  // of which in their handshake
+  HttpsServerStats counters_;                   // the counter fields only
+  std::vector<std::shared_ptr<Session>> shed_;  // chosen by ShedOne, closed outside mu_
+
+ private:
+  // Leave takes a connection out of the counts (it stays in conns_ until its Session goes).
+  void Leave(Conn& c);
+  // Shed closes the connection chosen by `pick` among the sheddable ones (nullptr: none).
+  bool ShedOne(const std::string* only_source, bool unfinished_only);
 };
 
 // Session is one TLS connection: handshake, then read / handle / write until close.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<HttpsServer::Impl> server, tcp::socket socket)
+  Session(std::shared_ptr<HttpsServer::Impl> server, tcp::socket socket, HttpsServer::Impl::ConnIt slot,
+          std::string remote)
       : server_(std::move(server)),
-        remote_(RemoteAddress(socket)),
+        slot_(slot),
+        remote_(std::move(remote)),
         stream_(beast::tcp_stream(std::move(socket)), server_->ssl_),
         delay_(stream_.get_executor()) {}
   Session(const Session&) = delete;
@@ -158,7 +197,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session& operator=(Session&&) = delete;
   ~Session() {
     SecureZero(res_.body().data(), res_.body().size());
-    server_->Unregister();
+    server_->Forget(slot_);
   }
 
   void Start() {
@@ -189,7 +228,6 @@ class Session : public std::enable_shared_from_this<Session> {
   [[nodiscard]] asio::any_io_executor executor() { return stream_.get_executor(); }
   HttpsServer::Impl& server() { return *server_; }
 
- private:
   static std::string RemoteAddress(const tcp::socket& socket) {
     ErrorCodeT ec;
     const tcp::endpoint ep = socket.remote_endpoint(ec);
@@ -200,12 +238,22 @@ class Session : public std::enable_shared_from_this<Session> {
     return a.to_string();
   }
 
+ private:
+  using Phase = HttpsServer::Impl::Phase;
+  void SetPhase(Phase phase) {
+    const std::lock_guard lock(server_->mu_);
+    server_->SetPhase(slot_, phase);
+  }
+
   const HttpsServerOptions& opt() const { return server_->options_; }
 
   void Handshake() {
-    beast::get_lowest_layer(stream_).expires_after(opt().request_timeout);
+    beast::get_lowest_layer(stream_).expires_after(opt().handshake_timeout);
     stream_.async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](const ErrorCodeT& ec) {
-      if (ec) return self->Close();
+      if (ec) {
+        self->server_->CountHandshakeError(ec == beast::error::timeout, ec == asio::error::operation_aborted);
+        return self->Close();
+      }
       SSL* ssl = self->stream_.native_handle();
       self->group_ = pki::NegotiatedGroupName(ssl);
       self->version_ = pki::ProtocolVersionName(ssl);
@@ -221,6 +269,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(opt().max_body_bytes);
     beast::get_lowest_layer(stream_).expires_after(first ? opt().request_timeout : opt().idle_timeout);
     idle_ = true;
+    SetPhase(Phase::kWaiting);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) { self->OnRead(ec); });
   }
@@ -240,6 +289,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     ++requests_;
+    SetPhase(Phase::kBusy);
     auto& msg = parser_->get();
     HttpRequest req;
     req.method = std::string(msg.method_string());
@@ -326,7 +376,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::shared_ptr<HttpsServer::Impl> server_;
-  std::string remote_;
+  const HttpsServer::Impl::ConnIt slot_;
+  const std::string remote_;
   asio::ssl::stream<beast::tcp_stream> stream_;
   asio::steady_timer delay_;
   beast::flat_buffer buffer_;
@@ -395,6 +446,16 @@ Status HttpsServer::Impl::Open() {
     return Unavailable("server: cannot set SO_REUSEADDR: " + ec.message());
   }
   if (acceptor_.bind(endpoint, ec); ec) return Unavailable("server: cannot bind " + where + ": " + ec.message());
+#ifdef TCP_DEFER_ACCEPT
+  // The kernel keeps a connection that has sent nothing (it completes the TCP handshake but does
+  // not wake us) for up to the handshake timeout: a silent connection costs no slot here.
+  const int defer_seconds = static_cast<int>(
+      std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options_.handshake_timeout).count()));
+  if (::setsockopt(acceptor_.native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) !=
+      0) {
+    return Unavailable("server: cannot set TCP_DEFER_ACCEPT on " + where);
+  }
+#endif
   if (acceptor_.listen(asio::socket_base::max_listen_connections, ec); ec) {
     return Unavailable("server: cannot listen on " + where + ": " + ec.message());
   }
@@ -413,17 +474,26 @@ void HttpsServer::Impl::DoAccept() {
   acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](const ErrorCodeT& ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || self->stopping_ || !self->acceptor_.is_open()) return;
     if (!ec) {
-      bool admit = false;
+      std::shared_ptr<Session> session;
+      std::vector<std::shared_ptr<Session>> shed;
+      std::string remote = Session::RemoteAddress(s);
       {
-        std::lock_guard lock(self->mu_);
-        if (self->active_ < self->options_.max_connections) {
-          ++self->active_;
-          admit = true;
+        const std::lock_guard lock(self->mu_);
+        if (const std::optional<ConnIt> slot = self->Admit(remote)) {
+          try {
+            session = std::make_shared<Session>(self, std::move(s), *slot, std::move(remote));
+            (*slot)->session = session;
+          } catch (const std::exception& e) {  // SSL_new failed: give the slot back
+            self->Leave(**slot);
+            self->conns_.erase(*slot);
+            --self->active_;
+            Log(LogLevel::kError, "net", std::string("cannot set up a connection: ") + e.what());
+          }
         }
+        shed.swap(self->shed_);
       }
-      if (admit) {
-        auto session = std::make_shared<Session>(self, std::move(s));
-        self->Register(session);
+      for (const auto& victim : shed) victim->PostClose();
+      if (session) {
         session->Start();
       } else {
         ErrorCodeT ignored;
@@ -434,10 +504,82 @@ void HttpsServer::Impl::DoAccept() {
   });
 }
 
-void HttpsServer::Impl::Register(const std::shared_ptr<Session>& s) {
-  std::lock_guard lock(mu_);
-  sessions_.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
-  sessions_.push_back(s);
+std::optional<HttpsServer::Impl::ConnIt> HttpsServer::Impl::Admit(const std::string& source) {
+  // The newcomer counts for its address from here, so that ShedOne never erases this entry.
+  SourceCount& mine = sources_[source];
+  ++mine.open;
+  if (mine.unfinished >= options_.max_unfinished_per_source) ShedOne(&source, true);
+  if (unfinished_ >= options_.max_unfinished) ShedOne(nullptr, true);
+  bool room = mine.open <= options_.max_connections_per_source || ShedOne(&source, false);
+  room = room && (open_ < options_.max_connections || ShedOne(nullptr, false));
+  if (!room) {
+    if (--mine.open == 0) sources_.erase(source);
+    ++counters_.refused;
+    return std::nullopt;
+  }
+  ++mine.unfinished;
+  ++open_;
+  ++unfinished_;
+  ++active_;
+  ++counters_.accepted;
+  conns_.push_back(Conn{{}, source, Phase::kHandshake, std::chrono::steady_clock::now()});
+  return std::prev(conns_.end());
+}
+
+bool HttpsServer::Impl::ShedOne(const std::string* only_source, bool unfinished_only) {
+  // The victim: among connections in their handshake (or, unless unfinished_only, waiting for a
+  // request), one of the address holding the most such connections, the longest in its state.
+  Conn* victim = nullptr;
+  std::size_t victim_weight = 0;
+  for (Conn& c : conns_) {
+    const bool candidate = c.phase == Phase::kHandshake || (!unfinished_only && c.phase == Phase::kWaiting);
+    if (!candidate || (only_source != nullptr && c.source != *only_source)) continue;
+    const SourceCount& sc = sources_.at(c.source);
+    const std::size_t weight = unfinished_only ? sc.unfinished : sc.open;
+    if (victim == nullptr || weight > victim_weight || (weight == victim_weight && c.since < victim->since)) {
+      victim = &c;
+      victim_weight = weight;
+    }
+  }
+  if (victim == nullptr) return false;
+  ++(victim->phase == Phase::kHandshake ? counters_.shed_unfinished : counters_.shed_idle);
+  Leave(*victim);
+  victim->phase = Phase::kShed;
+  // Closed by the accept handler once mu_ is released: the last reference to a Session must never
+  // go while mu_ is held (its destructor takes mu_).
+  if (std::shared_ptr<Session> s = victim->session.lock()) shed_.push_back(std::move(s));
+  return true;
+}
+
+void HttpsServer::Impl::Leave(Conn& c) {
+  if (c.phase == Phase::kShed) return;
+  auto it = sources_.find(c.source);
+  if (c.phase == Phase::kHandshake) {
+    --it->second.unfinished;
+    --unfinished_;
+  }
+  --open_;
+  if (--it->second.open == 0) sources_.erase(it);
+}
+
+void HttpsServer::Impl::SetPhase(ConnIt it, Phase phase) {
+  if (it->phase == Phase::kShed) return;
+  if (it->phase == Phase::kHandshake && phase != Phase::kHandshake) {
+    --sources_.at(it->source).unfinished;
+    --unfinished_;
+  }
+  it->phase = phase;
+  it->since = std::chrono::steady_clock::now();
+}
+
+void HttpsServer::Impl::Forget(ConnIt it) {
+  {
+    const std::lock_guard lock(mu_);
+    Leave(*it);
+    conns_.erase(it);
+    --active_;
+  }
+  cv_.notify_all();
 }
 
 void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
@@ -451,8 +593,8 @@ void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
     std::vector<std::shared_ptr<Session>> live;
     {
       std::lock_guard lock(mu_);
-      for (const auto& w : sessions_) {
-        if (auto s = w.lock()) live.push_back(std::move(s));
+      for (const Conn& c : conns_) {
+        if (auto s = c.session.lock()) live.push_back(std::move(s));
       }
     }
     for (auto& s : live) f(*s);
@@ -491,8 +633,10 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
 
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options, HttpAsyncHandler handler) {
   if (!handler) return InvalidArgument("server: no request handler");
-  if (options.max_connections == 0 || options.max_header_bytes == 0 || options.threads < 1 ||
-      options.request_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
+  if (options.max_connections == 0 || options.max_connections_per_source == 0 || options.max_unfinished == 0 ||
+      options.max_unfinished_per_source == 0 || options.max_header_bytes == 0 || options.threads < 1 ||
+      options.handshake_timeout.count() <= 0 || options.request_timeout.count() <= 0 ||
+      options.idle_timeout.count() <= 0) {
     return InvalidArgument("server: limits and timeouts must be positive");
   }
   std::shared_ptr<Impl> impl;
@@ -519,6 +663,15 @@ std::uint16_t HttpsServer::port() const noexcept { return impl_->port_; }
 std::size_t HttpsServer::active_connections() const noexcept {
   std::lock_guard lock(impl_->mu_);
   return impl_->active_;
+}
+
+HttpsServerStats HttpsServer::stats() const {
+  const std::lock_guard lock(impl_->mu_);
+  HttpsServerStats out = impl_->counters_;
+  out.open = impl_->open_;
+  out.unfinished = impl_->unfinished_;
+  out.sources = impl_->sources_.size();
+  return out;
 }
 
 void HttpsServer::Stop(std::chrono::milliseconds drain) { impl_->Stop(drain); }

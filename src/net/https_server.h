@@ -10,10 +10,16 @@
 //    policy). The handler sees the CN of a *verified* client certificate, never of an unverified one.
 //  - Bounded input: request head (max_header_bytes) and body (max_body_bytes); over-limit requests
 //    get 431 / 413 and the connection is closed.
-//  - Timeouts: request_timeout bounds the TLS handshake, reading the first request and writing
-//    each response; idle_timeout bounds the wait for (and the reading of) each further request on a
-//    kept-alive connection. An expired timer closes the connection.
-//  - At most max_connections connections; further ones are closed at once.
+//  - Timeouts: handshake_timeout bounds the TLS handshake; request_timeout bounds reading the
+//    first request and writing each response; idle_timeout bounds the wait for (and the reading
+//    of) each further request on a kept-alive connection. An expired timer closes the connection.
+//  - Fair admission under a connection flood (docs/OPERATIONS.md, "Connection limits"): the
+//    kernel hands over a connection only once its first bytes arrived (TCP_DEFER_ACCEPT); at most
+//    max_unfinished connections are in their handshake at once and max_unfinished_per_source from
+//    one address; at most max_connections in all and max_connections_per_source from one address.
+//    When a limit is reached the new connection is kept and an older one is shed instead: the
+//    oldest unfinished (or waiting, idle) connection of the address that holds the most. A
+//    connection whose request is being handled is never shed. stats() counts what happened.
 //  - Keep-alive up to max_requests_per_connection requests.
 //  - Stop(drain) stops accepting, closes idle connections, lets requests in flight finish and
 //    their responses be written, and waits up to `drain` before tearing everything down.
@@ -93,12 +99,29 @@ struct HttpsServerOptions {
   pki::TlsOptions tls;     // server side; tls.verify_peer is the client-certificate policy
   std::size_t max_header_bytes = std::size_t{8} * 1024;
   std::size_t max_body_bytes = std::size_t{64} * 1024;
+  std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{30000};
   std::size_t max_connections = 128;
+  std::size_t max_connections_per_source = 64;
+  std::size_t max_unfinished = 64;
+  std::size_t max_unfinished_per_source = 8;
   std::size_t max_requests_per_connection = 10000;
   int threads = 1;
   std::string server_header = "qsapi";
+};
+
+// HttpsServerStats: what the listener did since Start (counters) and holds now (gauges).
+struct HttpsServerStats {
+  std::uint64_t accepted = 0;            // connections admitted
+  std::uint64_t refused = 0;             // closed at once: nothing older could be shed for them
+  std::uint64_t shed_unfinished = 0;     // closed in their handshake to admit a newer connection
+  std::uint64_t shed_idle = 0;           // closed while waiting for a request, for the same reason
+  std::uint64_t handshake_timeouts = 0;  // handshake not finished within handshake_timeout
+  std::uint64_t handshake_failures = 0;  // handshake refused or broken (not shed, not timed out)
+  std::size_t open = 0;                  // connections open now
+  std::size_t unfinished = 0;            // of which in their handshake
+  std::size_t sources = 0;               // distinct client addresses among them
 };
 
 // HttpsServer serves HTTPS until Stop() or destruction.
@@ -121,6 +144,8 @@ class HttpsServer {
   [[nodiscard]] std::uint16_t port() const noexcept;
   // active_connections counts connections currently open.
   [[nodiscard]] std::size_t active_connections() const noexcept;
+  // stats: see HttpsServerStats. Thread-safe.
+  [[nodiscard]] HttpsServerStats stats() const;
   // Stop: see the file comment. Idempotent. Must not be called from a handler (it joins the I/O
   // threads).
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(5));

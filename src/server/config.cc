@@ -186,6 +186,10 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     QSAPI_RETURN_IF_ERROR(r.Integer("max_body_bytes", c.server.max_body_bytes, 1024, 64 << 20));
     QSAPI_RETURN_IF_ERROR(r.Integer("max_header_bytes", c.server.max_header_bytes, 1024, 1 << 20));
     QSAPI_RETURN_IF_ERROR(r.Integer("max_connections", c.server.max_connections, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_connections_per_source", c.server.max_connections_per_source, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_unfinished", c.server.max_unfinished, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Integer("max_unfinished_per_source", c.server.max_unfinished_per_source, 1, 100000));
+    QSAPI_RETURN_IF_ERROR(r.Millis("handshake_timeout_ms", c.server.handshake_timeout, 100, 600000));
     QSAPI_RETURN_IF_ERROR(r.Millis("request_timeout_ms", c.server.request_timeout, 100, 600000));
     QSAPI_RETURN_IF_ERROR(r.Millis("idle_timeout_ms", c.server.idle_timeout, 100, 3600000));
     QSAPI_RETURN_IF_ERROR(r.Integer("threads", c.server.threads, 1, 256));
@@ -327,10 +331,9 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
     }
     QSAPI_RETURN_IF_ERROR(r.String("ca_file", c.session.ca_file));
     QSAPI_RETURN_IF_ERROR(r.Choice("suite", c.session.suite, {"AES-256-GCM", "XChaCha20-Poly1305"}));
-    QSAPI_RETURN_IF_ERROR(r.Integer("rotate_after_messages", c.session.rotate_after_messages, 1,
-                                    std::int64_t{1} << 32));
-    QSAPI_RETURN_IF_ERROR(r.Integer("rotate_after_bytes", c.session.rotate_after_bytes, 1024,
-                                    std::int64_t{1} << 38));
+    QSAPI_RETURN_IF_ERROR(
+        r.Integer("rotate_after_messages", c.session.rotate_after_messages, 1, std::int64_t{1} << 32));
+    QSAPI_RETURN_IF_ERROR(r.Integer("rotate_after_bytes", c.session.rotate_after_bytes, 1024, std::int64_t{1} << 38));
     QSAPI_RETURN_IF_ERROR(r.Seconds("rotate_after_seconds", c.session.rotate_after, 1, 86400));
     QSAPI_RETURN_IF_ERROR(r.Seconds("max_session_age_seconds", c.session.max_session_age, 60, 30 * 86400));
     QSAPI_RETURN_IF_ERROR(r.Seconds("reestablish_after_seconds", c.session.reestablish_after, 0, 30 * 86400));

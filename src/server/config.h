@@ -27,6 +27,10 @@ struct ServerSection {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_connections = 256;
+  std::size_t max_connections_per_source = 64;  // from one client address
+  std::size_t max_unfinished = 64;              // connections in their TLS handshake
+  std::size_t max_unfinished_per_source = 8;    // of which from one client address
+  std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{30000};
   int threads = 2;
@@ -34,10 +38,10 @@ struct ServerSection {
 };
 
 struct TlsSection {
-  std::string cert_file;  // empty: the certificate qsapid issues itself under the data directory
-  std::string key_file;   // the PEM private key of cert_file (mode 0600); required with cert_file
+  std::string cert_file;                  // empty: the certificate qsapid issues itself under the data directory
+  std::string key_file;                   // the PEM private key of cert_file (mode 0600); required with cert_file
   std::vector<std::string> server_names;  // names of the self-issued certificate; empty: DefaultServerNames
-  std::string ca_file;    // trust anchors for client certificates; empty: the deployment CA
+  std::string ca_file;                    // trust anchors for client certificates; empty: the deployment CA
 };
 
 struct KeystoreSection {
@@ -62,16 +66,16 @@ struct WorkSection {
   std::size_t max_running_per_principal = 0;  // 0: workers - 1 (at least 1)
   std::int64_t cpu_ms_per_second = 1000;      // each principal's budget refill
   std::int64_t burst_cpu_ms = 4000;
-  std::int64_t max_request_cpu_ms = 2000;     // a batch costlier than this is refused (413)
+  std::int64_t max_request_cpu_ms = 2000;  // a batch costlier than this is refused (413)
   std::chrono::seconds auth_failure_window{10};
   std::uint64_t max_auth_failures_per_source = 100;
 };
 
 // [audit]: the audit log's size and the space it must keep free (server/audit_log.h).
 struct AuditSection {
-  std::uint64_t max_file_mib = 64;  // rotate past this
-  std::size_t keep_files = 0;       // rotated files kept; 0: all
-  std::uint64_t min_free_mib = 8;   // below this, operations are refused (503)
+  std::uint64_t max_file_mib = 64;            // rotate past this
+  std::size_t keep_files = 0;                 // rotated files kept; 0: all
+  std::uint64_t min_free_mib = 8;             // below this, operations are refused (503)
   std::chrono::seconds verify_interval{300};  // the whole chain is verified this often while running
 };
 
@@ -96,8 +100,8 @@ struct KmeSection {
 };
 
 struct PeerSection {
-  std::string name;     // the CN of the peer's certificate
-  std::string host;     // its peer-link address ("address" = "host:port")
+  std::string name;  // the CN of the peer's certificate
+  std::string host;  // its peer-link address ("address" = "host:port")
   std::uint16_t port = 0;
   std::string kme, remote_sae_id;
   Policy3 qkd = Policy3::kOff;
@@ -107,7 +111,7 @@ struct PeerSection {
 
 // [session]: this node's side of peer sessions.
 struct SessionSection {
-  std::string name;  // our peer name (the CN of our peer certificate); empty: the host name
+  std::string name;         // our peer name (the CN of our peer certificate); empty: the host name
   std::string listen_host;  // the peer-link listener ("listen" = "host:port"); empty: do not listen
   std::uint16_t listen_port = 0;
   std::string cert_file, key_file;  // our peer certificate and PEM key; empty: issued by the deployment CA

@@ -66,6 +66,27 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, boo
 
 namespace {
 
+// ListenerMetrics: the HTTPS listener's admission counters (net::HttpsServerStats) for /metrics.
+std::string ListenerMetrics(const net::HttpsServerStats& st) {
+  std::ostringstream m;
+  const auto metric = [&m](const char* name, const char* type, const char* help, auto value) {
+    m << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << value << '\n';
+  };
+  metric("qsapi_connections_accepted_total", "counter", "Connections admitted by the API listener.", st.accepted);
+  metric("qsapi_connections_refused_total", "counter", "Connections closed at once: nothing older could be shed.",
+         st.refused);
+  m << "# HELP qsapi_connections_shed_total Older connections closed to admit newer ones, by the state they were "
+       "in.\n# TYPE qsapi_connections_shed_total counter\nqsapi_connections_shed_total{state=\"handshake\"} "
+    << st.shed_unfinished << "\nqsapi_connections_shed_total{state=\"waiting\"} " << st.shed_idle << '\n';
+  metric("qsapi_tls_handshake_timeouts_total", "counter", "TLS handshakes not finished within handshake_timeout_ms.",
+         st.handshake_timeouts);
+  metric("qsapi_tls_handshake_failures_total", "counter", "TLS handshakes refused or broken.", st.handshake_failures);
+  metric("qsapi_connections_open", "gauge", "Connections open now.", st.open);
+  metric("qsapi_connections_unfinished", "gauge", "Connections in their TLS handshake now.", st.unfinished);
+  metric("qsapi_connection_sources", "gauge", "Distinct client addresses with a connection open now.", st.sources);
+  return m.str();
+}
+
 Result<std::string> ReadApiKey(const QrngHttp& h) {
   if (!h.api_key_file.empty()) {
     std::ifstream in(h.api_key_file);
@@ -278,6 +299,7 @@ class Service::Impl {
   std::unique_ptr<Api> api;
   std::unique_ptr<SessionManager> sessions;
   std::unique_ptr<net::HttpsServer> server;
+  std::atomic<const net::HttpsServer*> listener{nullptr};  // `server` for the metrics hook, once started
   FileStamp token_stamp;
 
   std::mutex mu;
@@ -522,6 +544,10 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   Impl* raw = &s;
   s.api->set_health_hook([raw](std::map<std::string, std::string>& checks) { raw->Health(checks); });
 
+  s.api->set_metrics_hook([raw](std::string& out) {
+    if (const net::HttpsServer* listener = raw->listener.load()) out += ListenerMetrics(listener->stats());
+  });
+
   net::HttpsServerOptions o;
   o.bind_address = config.server.listen_host;
   o.port = config.server.listen_port;
@@ -531,6 +557,10 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   o.request_timeout = config.server.request_timeout;
   o.idle_timeout = config.server.idle_timeout;
   o.max_connections = config.server.max_connections;
+  o.max_connections_per_source = config.server.max_connections_per_source;
+  o.max_unfinished = config.server.max_unfinished;
+  o.max_unfinished_per_source = config.server.max_unfinished_per_source;
+  o.handshake_timeout = config.server.handshake_timeout;
   o.threads = config.server.threads;
   o.server_header = "qsapid";
   Api* api = s.api.get();
@@ -558,6 +588,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
                               }));
   if (!server.ok()) return Part("HTTPS server", server.error());
   s.server = std::move(*server);
+  s.listener.store(s.server.get());
   const bool v6 = config.server.listen_host.find(':') != std::string::npos;
   const std::string host = config.server.listen_host == "0.0.0.0" ? "127.0.0.1"
                            : config.server.listen_host == "::"    ? "[::1]"

@@ -8,6 +8,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -284,17 +285,92 @@ TEST_F(HttpsServerTest, IdleAndRequestTimeoutsCloseConnections) {
   EXPECT_EQ(server->active_connections(), 0U);
 }
 
-TEST_F(HttpsServerTest, ConnectionLimit) {
+// At the connection limit a newcomer is admitted by shedding a connection that waits for a request;
+// a connection whose request is being handled is never shed (then the newcomer is refused).
+TEST_F(HttpsServerTest, ConnectionLimitShedsAWaitingConnectionNeverABusyOne) {
   auto o = Options();
   o.max_connections = 1;
-  auto server = Start(o, Echo);
-  TestClient first(pki_, pki_.client_cert, pki_.client_key);
-  ASSERT_FALSE(first.Connect(server->port()));
-  TestClient second(pki_, pki_.client_cert, pki_.client_key);
+  std::promise<HttpResponder> held;
+  auto s = HttpsServer::Start(o, HttpAsyncHandler([&](HttpRequest r, HttpResponder respond) {
+                                if (r.path == "/hold") return held.set_value(respond);
+                                HttpResponse out;
+                                out.body = "ok";
+                                respond(std::move(out));
+                              }));
+  ASSERT_TRUE(s.ok());
+  const std::uint16_t port = (*s)->port();
   http::response<http::string_body> res;
-  EXPECT_TRUE(second.Connect(server->port()) || second.Request(http::verb::get, "/", "", res));
-  ASSERT_FALSE(first.Request(http::verb::get, "/", "", res));
+  TestClient first(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(first.Connect(port));
+  ASSERT_FALSE(first.Request(http::verb::get, "/", "", res));  // now it waits for its next request
+  TestClient second(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(second.Connect(port));
+  res = {};
+  ASSERT_FALSE(second.Request(http::verb::get, "/", "", res));
+  EXPECT_EQ(res.body(), "ok");
+  EXPECT_TRUE(first.Request(http::verb::get, "/", "", res)) << "the older, waiting connection was shed";
+  EXPECT_EQ((*s)->stats().shed_idle, 1U);
+
+  // `second` now waits; a third connection takes its place and starts a request that is held.
+  std::future<std::string> busy = std::async(std::launch::async, [&] {
+    TestClient third(pki_, pki_.client_cert, pki_.client_key);
+    if (third.Connect(port)) return std::string("connect failed");
+    http::response<http::string_body> r;
+    if (auto ec = third.Request(http::verb::get, "/hold", "", r)) return ec.message();
+    return r.body();
+  });
+  HttpResponder respond = held.get_future().get();
+  TestClient fourth(pki_, pki_.client_cert, pki_.client_key);
+  EXPECT_TRUE(fourth.Connect(port) || fourth.Request(http::verb::get, "/", "", res)) << "refused: only a busy one";
+  EXPECT_GE((*s)->stats().refused, 1U);
+  HttpResponse out;
+  out.body = "held";
+  respond(std::move(out));
+  EXPECT_EQ(busy.get(), "held");
+  const HttpsServerStats st = (*s)->stats();
+  EXPECT_EQ(st.shed_idle, 2U);
+  EXPECT_EQ(st.accepted, 3U);
+}
+
+// One address may hold at most max_unfinished_per_source unfinished handshakes: a newcomer from it
+// sheds its own oldest, and a client that finishes its handshake is not affected.
+TEST_F(HttpsServerTest, UnfinishedHandshakesArePerSourceBounded) {
+  auto o = Options();
+  o.max_unfinished_per_source = 2;
+  o.handshake_timeout = std::chrono::milliseconds(1500);
+  auto server = Start(o, Echo);
+  std::vector<tcp::socket> stalled;
+  asio::io_context ioc;
+  for (int i = 0; i < 3; ++i) {
+    tcp::socket sock(ioc);
+    sock.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server->port()));
+    const unsigned char partial[] = {0x16, 0x03, 0x01};  // the start of a record: the kernel hands it over
+    asio::write(sock, asio::buffer(partial));
+    stalled.push_back(std::move(sock));
+    for (int w = 0; w < 100 && server->stats().accepted < static_cast<std::uint64_t>(i + 1); ++w) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  HttpsServerStats st = server->stats();
+  EXPECT_EQ(st.accepted, 3U);
+  EXPECT_EQ(st.shed_unfinished, 1U);
+  EXPECT_EQ(st.unfinished, 2U);
+  EXPECT_EQ(st.sources, 1U);
+  // The first one was shed: the server closed it.
+  char c = 0;
+  ErrorCodeT ec;
+  stalled[0].read_some(asio::buffer(&c, 1), ec);
+  EXPECT_TRUE(ec) << "the oldest stalled handshake was closed";
+  TestClient good(pki_, pki_.client_cert, pki_.client_key);
+  ASSERT_FALSE(good.Connect(server->port()));
+  http::response<http::string_body> res;
+  ASSERT_FALSE(good.Request(http::verb::get, "/", "", res));
   EXPECT_EQ(res.result_int(), 200U);
+  // The rest time out in their handshake.
+  for (int w = 0; w < 300 && server->stats().handshake_timeouts < 1; ++w) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(server->stats().handshake_timeouts, 1U);
 }
 
 TEST_F(HttpsServerTest, GracefulStopLetsARequestInFlightFinish) {

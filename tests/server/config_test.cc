@@ -19,6 +19,10 @@ profile = "cnsa2"
 client_certificates = "required"
 max_body_bytes = 2097152
 threads = 4
+max_unfinished = 32
+max_unfinished_per_source = 4
+max_connections_per_source = 16
+handshake_timeout_ms = 2500
 
 [keystore]
 pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -76,6 +80,10 @@ TEST(ConfigTest, AFullFileParses) {
   EXPECT_EQ(c->server.profile, "cnsa2");
   EXPECT_EQ(c->server.client_certificates, "required");
   EXPECT_EQ(c->server.threads, 4);
+  EXPECT_EQ(c->server.max_unfinished, 32U);
+  EXPECT_EQ(c->server.max_unfinished_per_source, 4U);
+  EXPECT_EQ(c->server.max_connections_per_source, 16U);
+  EXPECT_EQ(c->server.handshake_timeout, std::chrono::milliseconds(2500));
   EXPECT_EQ(c->keystore.pin_env, "QSAPI_PKCS11_PIN");
   EXPECT_EQ(c->rotation.sweep_interval, std::chrono::seconds(30));
   EXPECT_EQ(c->work.workers, 3);
@@ -123,6 +131,9 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[server]\nprofile = \"fast\"\n",
        "server.profile: expected one of default, cnsa2, got \"fast\""},
       {"data_dir = \"/d\"\n[server]\nthreads = 0\n", "server.threads: expected 1..256, got 0"},
+      {"data_dir = \"/d\"\n[server]\nmax_unfinished_per_source = 0\n",
+       "server.max_unfinished_per_source: expected 1..100000, got 0"},
+      {"data_dir = \"/d\"\n[server]\nhandshake_timeout_ms = 10\n", "server.handshake_timeout_ms: expected"},
       {"data_dir = \"/d\"\n[server]\nthreads = \"4\"\n", "server.threads: expected an integer"},
       {"data_dir = \"/d\"\n[server]\nlisten_port = 1\n", "server.listen_port: unknown key"},
       {"data_dir = \"/d\"\n[sever]\n", "sever: unknown key"},
