@@ -14,17 +14,7 @@ namespace {
 // AddressSanitizer and ThreadSanitizer intercept mlock() and turn it into a no-op that reports
 // success (their shadow memory makes locking meaningless), so the "locked" half of the check runs
 // without them only.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kMlockWorks = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kMlockWorks = false;
-#else
-constexpr bool kMlockWorks = true;
-#endif
-#else
-constexpr bool kMlockWorks = true;
-#endif
+constexpr bool kMlockWorks = !testing::kUnderSanitizer;
 
 TEST(SecretBytesTest, StartsZeroedAndHasTheRequestedSize) {
   SecretBytes s(100);

@@ -23,18 +23,10 @@
 #include "qsapi/hpke/stream.h"
 #include "support/test_support.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define QSAPI_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QSAPI_TEST_ASAN 1
-#endif
-#endif
-
 namespace qsapi::hpke {
 namespace {
 
-#ifdef QSAPI_TEST_ASAN
+#ifdef QSAPI_TEST_UNDER_ASAN
 constexpr std::uint64_t kDefaultBytes = std::uint64_t{1} << 30;
 constexpr std::uint64_t kRssBoundBytes = std::uint64_t{384} << 20;
 #else

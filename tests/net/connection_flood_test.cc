@@ -162,23 +162,11 @@ bool OneRequest(asio::ssl::context& ctx, std::uint16_t port, std::chrono::millis
   return ok;
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kUnderSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kUnderSanitizer = true;
-#else
-constexpr bool kUnderSanitizer = false;
-#endif
-#else
-constexpr bool kUnderSanitizer = false;
-#endif
-
 TEST(ConnectionFlood, ALegitimateClientIsServedWhileSilentAndStalledConnectionsChurn) {
   // A load test: it runs in the dev job, once (docs/RELIABILITY.md, "CI jobs"). Under a sanitizer
   // the churn and the handshakes are several times slower and the figures would mean nothing;
   // the admission logic itself is covered there by HttpsServerTest.*Shed* and *Unfinished*.
-  if (kUnderSanitizer) GTEST_SKIP() << "a load test; run in the dev build";
+  if (qsapi::testing::kUnderSanitizer) GTEST_SKIP() << "a load test; run in the dev build";
   qsapi::testing::TempDir dir;
   const qsapi::testing::TestPki t = qsapi::testing::MakeTestPki(dir);
   HttpsServerOptions o;  // qsapid's defaults for the listener

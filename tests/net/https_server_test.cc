@@ -339,8 +339,8 @@ TEST_F(HttpsServerTest, UnfinishedHandshakesArePerSourceBounded) {
   o.max_unfinished_per_source = 2;
   o.handshake_timeout = std::chrono::milliseconds(1500);
   auto server = Start(o, Echo);
+  asio::io_context ioc;  // declared first: the sockets below must be destroyed before it
   std::vector<tcp::socket> stalled;
-  asio::io_context ioc;
   for (int i = 0; i < 3; ++i) {
     tcp::socket sock(ioc);
     sock.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server->port()));

@@ -11,7 +11,37 @@
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
 
+// Which sanitizer this build runs under (GCC defines __SANITIZE_*, Clang answers __has_feature).
+// Load tests skip their figures under one; memory checks that a sanitizer makes meaningless
+// (mlock is intercepted, shadow memory inflates RSS) adjust to it.
+#if defined(__SANITIZE_ADDRESS__)
+#define QSAPI_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QSAPI_TEST_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define QSAPI_TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QSAPI_TEST_UNDER_TSAN 1
+#endif
+#endif
+
 namespace qsapi::testing {
+
+#ifdef QSAPI_TEST_UNDER_ASAN
+inline constexpr bool kUnderAddressSanitizer = true;
+#else
+inline constexpr bool kUnderAddressSanitizer = false;
+#endif
+#ifdef QSAPI_TEST_UNDER_TSAN
+inline constexpr bool kUnderThreadSanitizer = true;
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+inline constexpr bool kUnderSanitizer = kUnderAddressSanitizer || kUnderThreadSanitizer;
 
 // Hex decodes a hex string (no separators); aborts the test on malformed input.
 Bytes Hex(std::string_view hex);
