@@ -1,4 +1,4 @@
-// qsapi token create|list|revoke (API bearer tokens of the local qsapid) and qsapi audit verify.
+// qsapi token create|list|revoke (API bearer tokens of the local qsapid), qsapi audit verify|repair.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -8,6 +8,8 @@
 
 #include "commands.h"
 #include "server/audit_log.h"
+#include "server/config.h"
+#include "server/service.h"
 #include "server/tokens.h"
 
 namespace qsapi::cli {
@@ -18,6 +20,17 @@ std::string DataDir(const std::string& flag) {
   if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
   const char* home = std::getenv("HOME");
   return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
+}
+
+// ConfigFor reads qsapid's configuration when a file is given, else the defaults for the data
+// directory: --data-dir, else the directory of the audit log named, else the default one.
+Result<server::Config> ConfigFor(const std::string& file, const std::string& data_dir, const std::string& log) {
+  if (!file.empty()) return server::LoadConfig(file);
+  if (data_dir.empty() && !log.empty()) {
+    const std::filesystem::path parent = std::filesystem::absolute(log).parent_path();
+    return server::DefaultConfig(parent);
+  }
+  return server::DefaultConfig(DataDir(data_dir));
 }
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -89,28 +102,46 @@ void RegisterAdminCommands(CLI::App& app) {
   CLI::App* audit = app.add_subcommand("audit", "qsapid's audit log");
   audit->require_subcommand(1);
   auto file = std::make_shared<std::string>();
-  CLI::App* verify = audit->add_subcommand("verify", "Check the audit log's hash chain; name the first bad line");
+  auto config_file = std::make_shared<std::string>();
+  CLI::App* verify = audit->add_subcommand(
+      "verify", "Check the audit trail's chain (its MACs, with the key from the keystore) and recorded heads");
   verify->add_option("file", *file, "The log (default: <data-dir>/audit.log)");
-  verify->add_option("--data-dir", *data_dir, "Data directory");
-  verify->callback([data_dir, file] {
+  verify->add_option("--data-dir", *data_dir, "Data directory (default: the log's, else the default one)");
+  verify->add_option("--config", *config_file, "qsapid's configuration (for its keystore)");
+  verify->callback([data_dir, file, config_file] {
+    auto config = ConfigFor(*config_file, *data_dir, *file);
+    if (!config.ok()) return Fail("audit verify", config.error());
     const std::filesystem::path path =
-        file->empty() ? std::filesystem::path(DataDir(*data_dir)) / "audit.log" : std::filesystem::path(*file);
-    auto r = server::VerifyAuditLog(path);
+        file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
+    auto ks = server::OpenKeystoreFor(*config, /*create=*/false, nullptr);
+    if (!ks.ok()) {
+      return Fail("audit verify", Error(ks.error().code(), "the trail's MACs are checked with its key from the "
+                                                           "keystore, which did not open: " +
+                                                               ks.error().message()));
+    }
+    auto r = server::VerifyAuditTrail(**ks, path);
     if (!r.ok()) return Fail("audit verify", r.error());
-    std::printf("%s: %llu lines in %llu file(s)%s, the hash chain holds\n", path.c_str(),
+    std::printf("%s: %llu lines in %llu file(s)%s, the chain holds (%llu MACs checked%s)\n", path.c_str(),
                 static_cast<unsigned long long>(r->lines), static_cast<unsigned long long>(r->files),
-                r->first_seq > 1 ? (" from seq " + std::to_string(r->first_seq) + " (older files removed)").c_str() : "");
+                r->first_seq > 1 ? (" from seq " + std::to_string(r->first_seq) + " (older files removed)").c_str() : "",
+                static_cast<unsigned long long>(r->macs),
+                r->head_checked ? "; the head the keystore recorded is in it" : "");
   });
 
   CLI::App* repair =
       audit->add_subcommand("repair", "Move a partial last line (a crash or a full disk) aside; the repair is audited");
   repair->add_option("file", *file, "The log (default: <data-dir>/audit.log)");
-  repair->add_option("--data-dir", *data_dir, "Data directory");
-  repair->callback([data_dir, file] {
+  repair->add_option("--data-dir", *data_dir, "Data directory (default: the log's, else the default one)");
+  repair->add_option("--config", *config_file, "qsapid's configuration (for its keystore)");
+  repair->callback([data_dir, file, config_file] {
+    auto config = ConfigFor(*config_file, *data_dir, *file);
+    if (!config.ok()) return Fail("audit repair", config.error());
     const std::filesystem::path path =
-        file->empty() ? std::filesystem::path(DataDir(*data_dir)) / "audit.log" : std::filesystem::path(*file);
+        file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
+    auto ks = server::OpenKeystoreFor(*config, /*create=*/false, nullptr);
+    if (!ks.ok()) return Fail("audit repair", ks.error());
     const char* user = std::getenv("USER");
-    auto r = server::RepairAuditLog(path, std::string("cli:") + (user != nullptr ? user : "unknown"));
+    auto r = server::RepairAuditTrail(**ks, path, std::string("cli:") + (user != nullptr ? user : "unknown"));
     if (!r.ok()) return Fail("audit repair", r.error());
     std::printf("%s: removed a partial last line of %llu bytes (saved to %s); the repair is the log's last line\n",
                 path.c_str(), static_cast<unsigned long long>(r->bytes_removed), r->saved_to.c_str());

@@ -189,10 +189,13 @@ void Doctor(const DoctorFlags& f) {
   }
 
   // audit trail: the whole chain, as qsapid checks it at start
-  if (const fs::path log = dir / "audit.log"; fs::exists(log)) {
-    if (auto trail = server::VerifyAuditLog(log); trail.ok()) {
-      r.Ok("audit",
-           std::to_string(trail->lines) + " lines in " + std::to_string(trail->files) + " file(s), the chain holds");
+  if (const fs::path log = dir / "audit.log"; fs::exists(log) && !ks.ok()) {
+    r.Fail("audit", "not checked: the trail's MACs need its key from the keystore, which did not open",
+           "see the hsm check above");
+  } else if (fs::exists(log)) {
+    if (auto trail = server::VerifyAuditTrail(**ks, log); trail.ok()) {
+      r.Ok("audit", std::to_string(trail->lines) + " lines in " + std::to_string(trail->files) +
+                        " file(s), the chain holds (" + std::to_string(trail->macs) + " MACs checked)");
     } else {
       r.Fail("audit", trail.error().message(),
              "keep the files for investigation; qsapid refuses to start on it until started with "

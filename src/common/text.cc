@@ -1,6 +1,7 @@
 #include "common/internal/text.h"
 
 #include <ctime>
+#include <optional>
 
 namespace qsapi::internal {
 
@@ -22,6 +23,24 @@ std::string HexEncode(ByteView bytes) {
   for (const std::uint8_t b : bytes) {
     out += HexDigit(static_cast<unsigned>(b) >> 4);
     out += HexDigit(static_cast<unsigned>(b) & 0xfU);
+  }
+  return out;
+}
+
+std::optional<Bytes> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<std::uint8_t>((hi << 4) | lo));
   }
   return out;
 }

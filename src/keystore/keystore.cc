@@ -217,6 +217,55 @@ Status CheckName(std::string_view name) {
 }
 
 // The associated data that binds a wrapped blob to its key, version, type and purpose.
+// TrailAad binds a trail key's wrapping to the trail's name and first keyed entry, so that a row
+// moved to another trail, or a first_seq raised to pass forged unkeyed entries off, does not unwrap.
+Bytes TrailAad(std::string_view trail, std::uint64_t first_seq) {
+  const std::string text = std::string("qsapi trail key v1") + '\0' + std::string(trail) + '\0' +
+                           std::to_string(first_seq);
+  return Bytes(text.begin(), text.end());
+}
+
+constexpr std::size_t kTrailKeySize = 32;
+constexpr const char* kOwnTrail = "keystore";
+
+Result<TrailKey> UnwrapTrail(internal::KeyProtector& protector, const internal::TrailRow& row) {
+  Result<SecretBytes> key = protector.Unwrap(row.wrapped, TrailAad(row.trail, row.first_seq));
+  if (!key.ok() || key->size() != kTrailKeySize) {
+    return DataLoss("the key of audit trail \"" + row.trail +
+                    "\" does not unwrap with this token's KEK (its row in the keystore database was altered, or "
+                    "the database belongs to another token)");
+  }
+  return TrailKey{.key = std::move(*key), .first_seq = row.first_seq, .head_seq = row.head_seq, .head_mac = row.head_mac};
+}
+
+// KeyOwnTrail keys the store's own audit trail, creating its key on first open.
+Status KeyOwnTrail(internal::KeyProtector& protector, internal::MetadataStore& store, const std::string& actor) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    QSAPI_ASSIGN_OR_RETURN(std::optional<internal::TrailRow> row, store.GetTrail(kOwnTrail));
+    if (row) {
+      QSAPI_ASSIGN_OR_RETURN(TrailKey k, UnwrapTrail(protector, *row));
+      store.UseAuditKey(std::move(k.key), k.first_seq);
+      return OkStatus();
+    }
+    SecretBytes key(kTrailKeySize);
+    QSAPI_RETURN_IF_ERROR(crypto::RandomFill(key.span()));
+    Result<std::uint64_t> made = store.CreateTrail(
+        internal::TrailRow{.trail = kOwnTrail, .updated = Now()},
+        internal::AuditRow{.at = Now(),
+                           .actor = actor,
+                           .action = "trail.create",
+                           .key_name = "",
+                           .version = 0,
+                           .result = "ok",
+                           .detail = "this trail is keyed from here on (HMAC-SHA-256, key wrapped by the KEK)"},
+        &key, [&](std::uint64_t first) { return protector.Wrap(key.view(), TrailAad(kOwnTrail, first)); });
+    if (made.ok()) return OkStatus();
+    if (made.error().code() != ErrorCode::kAlreadyExists) return made.error();
+    // Another process keyed it first: read its row.
+  }
+  return Unavailable("the keystore audit trail's key could not be read or created");
+}
+
 Bytes WrapAad(const KeyId& id, std::uint32_t version, const KeyType& type) {
   const std::string label = "qsapi keystore v1";
   Bytes aad(label.begin(), label.end());
@@ -585,6 +634,7 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const KeystoreOptions& options)
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::KeyProtector> protector,
                          internal::OpenTokenProtector(options.token, pin, /*create_kek=*/false));
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenSqliteStore(options.database));
+  QSAPI_RETURN_IF_ERROR(KeyOwnTrail(*protector, *store, options.actor));
   return std::unique_ptr<Keystore>(
       new Keystore(std::make_unique<Impl>(options, std::move(protector), std::move(store))));
 }
@@ -913,6 +963,65 @@ Result<VerifyReport> Keystore::Verify() {
 
 Result<std::vector<AuditEntry>> Keystore::Audit(std::size_t max_entries) {
   return impl_->store->ReadAudit(max_entries);
+}
+
+Result<std::optional<TrailKey>> Keystore::FindTrail(std::string_view name) {
+  if (name.empty() || name == kOwnTrail) return InvalidArgument("not a trail name: \"" + std::string(name) + "\"");
+  QSAPI_ASSIGN_OR_RETURN(std::optional<internal::TrailRow> row, impl_->store->GetTrail(std::string(name)));
+  if (!row) return std::optional<TrailKey>();
+  QSAPI_ASSIGN_OR_RETURN(TrailKey k, UnwrapTrail(*impl_->protector, *row));
+  return std::optional<TrailKey>(std::move(k));
+}
+
+Result<TrailKey> Keystore::OpenTrail(std::string_view name, std::uint64_t next_seq) {
+  if (next_seq == 0) return InvalidArgument("a trail's first entry is 1 or later");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    QSAPI_ASSIGN_OR_RETURN(std::optional<TrailKey> found, FindTrail(name));
+    if (found) return std::move(*found);
+    SecretBytes key(kTrailKeySize);
+    QSAPI_RETURN_IF_ERROR(crypto::RandomFill(key.span()));
+    Result<std::uint64_t> made = impl_->store->CreateTrail(
+        internal::TrailRow{.trail = std::string(name), .first_seq = next_seq, .updated = Now()},
+        impl_->Audit("trail.create", "", 0,
+                     "audit trail \"" + std::string(name) + "\" keyed from its entry " + std::to_string(next_seq)),
+        nullptr, [&](std::uint64_t first) { return impl_->protector->Wrap(key.view(), TrailAad(name, first)); });
+    if (made.ok()) return TrailKey{.key = std::move(key), .first_seq = next_seq};
+    if (made.error().code() != ErrorCode::kAlreadyExists) return made.error();
+  }
+  return Unavailable("the key of audit trail \"" + std::string(name) + "\" could not be read or created");
+}
+
+Status Keystore::RecordTrailHead(std::string_view name, std::uint64_t seq, ByteView mac) {
+  if (name.empty() || name == kOwnTrail) return InvalidArgument("not a trail name: \"" + std::string(name) + "\"");
+  return impl_->store->SetTrailHead(std::string(name), seq, mac);
+}
+
+Result<TrailKey> Keystore::RestartTrail(std::string_view name, std::uint64_t first_seq, std::string_view why) {
+  if (name.empty() || name == kOwnTrail) return InvalidArgument("not a trail name: \"" + std::string(name) + "\"");
+  if (first_seq == 0) return InvalidArgument("a trail's first entry is 1 or later");
+  SecretBytes key(kTrailKeySize);
+  QSAPI_RETURN_IF_ERROR(crypto::RandomFill(key.span()));
+  QSAPI_ASSIGN_OR_RETURN(Bytes wrapped, impl_->protector->Wrap(key.view(), TrailAad(name, first_seq)));
+  const Status st = impl_->store->ReplaceTrail(
+      internal::TrailRow{.trail = std::string(name), .wrapped = std::move(wrapped), .first_seq = first_seq,
+                         .updated = Now()},
+      impl_->Audit("trail.restart", "", 0, "audit trail \"" + std::string(name) + "\": " + std::string(why)));
+  if (st.ok()) return TrailKey{.key = std::move(key), .first_seq = first_seq};
+  if (st.error().code() != ErrorCode::kNotFound) return st.error();
+  return OpenTrail(name, first_seq);  // never keyed before: key it now
+}
+
+Result<TrailHead> Keystore::AuditHead() {
+  QSAPI_ASSIGN_OR_RETURN(auto head, impl_->store->AuditHead());
+  return TrailHead{.seq = head.first, .value = std::move(head.second)};
+}
+
+Status Keystore::CheckAuditHead(const TrailHead& head) {
+  if (head.seq == 0) return OkStatus();
+  QSAPI_ASSIGN_OR_RETURN(bool has, impl_->store->HasAuditEntry(head.seq, head.value));
+  if (has) return OkStatus();
+  return DataLoss("the keystore's audit trail no longer holds its entry " + std::to_string(head.seq) +
+                  " as qsapid's audit log recorded it (the keystore database was cut short or rolled back)");
 }
 
 Status Keystore::Probe() {

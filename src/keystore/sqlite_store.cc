@@ -1,12 +1,17 @@
 // The SQLite metadata store: WAL journal, synchronous=FULL (a committed transaction survives a
 // power cut), one connection guarded by a mutex, every mutation in BEGIN IMMEDIATE ... COMMIT.
 //
-// The audit trail is hash-chained: entry n stores hash_n = SHA-256(hash_{n-1} || encode(entry n))
-// with hash_0 = 32 zero bytes and encode() length-prefixing every field, so that a removed,
-// reordered or edited row breaks the chain from that row on.
+// The audit trail is chained: entry n stores c_n = F(c_{n-1} || encode(entry n)) with c_0 = 32 zero
+// bytes and encode() length-prefixing every field, so that a removed, reordered or edited row
+// breaks the chain from that row on. F is HMAC-SHA-256 under the trail key (wrapped by the KEK,
+// row "keystore" of the trails table) from the entry that recorded the key's creation on, and
+// SHA-256 before it (entries written before the trail was keyed): rewriting keyed entries needs
+// the KEK's device. The trails table also keys and anchors qsapid's audit log.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -74,6 +79,14 @@ CREATE TABLE IF NOT EXISTS audit (
   prev_hash BLOB NOT NULL,
   hash      BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS trails (
+  trail     VARCHAR(64) PRIMARY KEY,
+  wrapped   BLOB NOT NULL,
+  first_seq BIGINT NOT NULL,
+  head_seq  BIGINT NOT NULL,
+  head_mac  BLOB,
+  updated   BIGINT NOT NULL
+);
 )sql";
 
 class Stmt {
@@ -137,7 +150,8 @@ void PutField(Bytes& out, const std::string& v) {
 }
 void PutField(Bytes& out, std::int64_t v) { PutField(out, std::to_string(v)); }
 
-Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a) {
+// ChainHash is c_n for entry `seq` (the file comment); `key` empty: SHA-256, else HMAC-SHA-256.
+Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a, ByteView key = {}) {
   Bytes enc(prev.begin(), prev.end());
   PutField(enc, seq);
   PutField(enc, a.at);
@@ -147,6 +161,7 @@ Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a) {
   PutField(enc, static_cast<std::int64_t>(a.version));
   PutField(enc, a.result);
   PutField(enc, a.detail);
+  if (!key.empty()) return crypto::Hmac(crypto::HashAlgorithm::kSha256, key, enc);
   return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
 }
 
@@ -456,10 +471,10 @@ class SqliteStore final : public MetadataStore {
       if (seq != expected_seq) {
         return Error(ErrorCode::kDataLoss, "audit trail: entry " + std::to_string(expected_seq) + " is missing");
       }
-      QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a));
+      QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a, KeyFor(seq)));
       if (s.Blob(8) != prev || s.Blob(9) != h) {
-        return Error(ErrorCode::kDataLoss,
-                     "audit trail: entry " + std::to_string(seq) + " was altered (its hash does not chain)");
+        return Error(ErrorCode::kDataLoss, "audit trail: entry " + std::to_string(seq) + " was altered (its " +
+                                               (KeyFor(seq).empty() ? "hash" : "MAC") + " does not chain)");
       }
       prev = std::move(h);
       ++expected_seq;
@@ -468,7 +483,137 @@ class SqliteStore final : public MetadataStore {
     return OkStatus();
   }
 
+  void UseAuditKey(SecretBytes key, std::uint64_t first_seq) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    audit_key_ = std::move(key);
+    audit_first_seq_ = first_seq;
+  }
+
+  Result<std::pair<std::uint64_t, Bytes>> AuditHead() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::pair<std::uint64_t, Bytes>{0, {}};
+    if (rc != SQLITE_ROW) return DbError("reading the audit trail");
+    if (!s.IsInt(0, 1, kMaxI64) || !s.IsBlob(1)) return CorruptRow("an audit trail entry", "seq or hash");
+    return std::pair<std::uint64_t, Bytes>{static_cast<std::uint64_t>(s.Int(0)), s.Blob(1)};
+  }
+
+  Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT hash FROM audit WHERE seq = ?");
+    s.Bind(1, static_cast<std::int64_t>(seq));
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return DbError("reading the audit trail");
+    const Bytes h = s.Blob(0);
+    return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
+  }
+
+  Result<std::optional<TrailRow>> GetTrail(const std::string& trail) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = ?");
+    s.Bind(1, trail);
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::optional<TrailRow>();
+    if (rc != SQLITE_ROW) return DbError("reading a trail");
+    if (!s.IsBlob(0) || !s.IsInt(1, 1, kMaxI64) || !s.IsInt(2, 0, kMaxI64) || !s.IsBlobOrNull(3) ||
+        !s.IsInt(4, 0, kMaxTime)) {
+      return CorruptRow("the row of trail \"" + trail + "\"", "wrapped, first_seq, head_seq, head_mac or updated");
+    }
+    TrailRow row{.trail = trail,
+                 .wrapped = s.Blob(0),
+                 .first_seq = static_cast<std::uint64_t>(s.Int(1)),
+                 .head_seq = static_cast<std::uint64_t>(s.Int(2)),
+                 .head_mac = s.Blob(3),
+                 .updated = s.Int(4)};
+    if ((row.head_seq == 0) != row.head_mac.empty()) {
+      return CorruptRow("the row of trail \"" + trail + "\"", "head_seq or head_mac");
+    }
+    return std::optional<TrailRow>(std::move(row));
+  }
+
+  Result<std::uint64_t> CreateTrail(TrailRow row, const AuditRow& audit, const SecretBytes* own_key,
+                                    const std::function<Result<Bytes>(std::uint64_t)>& wrap) override {
+    std::uint64_t first = row.first_seq;
+    SecretBytes saved_key;
+    std::uint64_t saved_first = 0;
+    bool swapped = false;
+    Status st = Transaction([&]() -> Status {
+      if (own_key != nullptr) {
+        QSAPI_ASSIGN_OR_RETURN(first, NextSeqLocked());
+        saved_key = std::move(audit_key_);
+        saved_first = audit_first_seq_;
+        audit_key_ = own_key->Clone();
+        audit_first_seq_ = first;
+        swapped = true;
+      }
+      QSAPI_ASSIGN_OR_RETURN(row.wrapped, wrap(first));
+      Stmt ins(db_, "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) VALUES (?,?,?,0,NULL,?)");
+      ins.Bind(1, row.trail).Bind(2, ByteView(row.wrapped)).Bind(3, static_cast<std::int64_t>(first));
+      ins.Bind(4, row.updated);
+      if (const int rc = ins.Step(); rc != SQLITE_DONE) {
+        if (rc == SQLITE_CONSTRAINT) return Error(ErrorCode::kAlreadyExists, "trail \"" + row.trail + "\" exists");
+        return DbError("creating a trail");
+      }
+      return InsertAudit(audit);
+    });
+    if (!st.ok() && swapped) {  // the entry was not written: the trail stays as it was
+      const std::lock_guard<std::mutex> lock(mu_);
+      audit_key_ = std::move(saved_key);
+      audit_first_seq_ = saved_first;
+    }
+    if (!st.ok()) return st.error();
+    return first;
+  }
+
+  Status SetTrailHead(const std::string& trail, std::uint64_t seq, ByteView mac) override {
+    if (seq == 0 || mac.empty()) return InvalidArgument("a trail head needs a sequence number and a MAC");
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt up(db_, "UPDATE trails SET head_seq = ?, head_mac = ?, updated = ? WHERE trail = ? AND head_seq <= ?");
+    up.Bind(1, static_cast<std::int64_t>(seq)).Bind(2, mac).Bind(3, NowSeconds()).Bind(4, trail);
+    up.Bind(5, static_cast<std::int64_t>(seq));
+    if (up.Step() != SQLITE_DONE) return DbError("recording a trail head");
+    if (sqlite3_changes(db_) != 1) {
+      return FailedPrecondition("trail \"" + trail + "\" is unknown or already records a later head than entry " +
+                                std::to_string(seq));
+    }
+    return OkStatus();
+  }
+
+  Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt up(db_,
+              "UPDATE trails SET wrapped = ?, first_seq = ?, head_seq = 0, head_mac = NULL, updated = ? WHERE trail = ?");
+      up.Bind(1, ByteView(row.wrapped)).Bind(2, static_cast<std::int64_t>(row.first_seq)).Bind(3, row.updated);
+      up.Bind(4, row.trail);
+      if (up.Step() != SQLITE_DONE) return DbError("replacing a trail");
+      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no trail \"" + row.trail + "\"");
+      return InsertAudit(audit);
+    });
+  }
+
  private:
+  // KeyFor is the chain key of entry `seq` (empty: SHA-256). mu_ held.
+  [[nodiscard]] ByteView KeyFor(std::int64_t seq) const {
+    return !audit_key_.empty() && static_cast<std::uint64_t>(seq) >= audit_first_seq_ ? audit_key_.view()
+                                                                                       : ByteView();
+  }
+
+  static std::int64_t NowSeconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // NextSeqLocked is the seq the next audit entry gets. mu_ held.
+  Result<std::uint64_t> NextSeqLocked() {
+    Stmt last(db_, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1");
+    const int rc = last.Step();
+    if (rc == SQLITE_DONE) return std::uint64_t{1};
+    if (rc != SQLITE_ROW) return DbError("reading the audit trail");
+    return static_cast<std::uint64_t>(last.Int(0)) + 1;
+  }
+
   Error DbError(const std::string& what) const {
     return Unavailable("keystore database " + path_ + ": " + what + " failed: " + sqlite3_errmsg(db_));
   }
@@ -518,7 +663,7 @@ class SqliteStore final : public MetadataStore {
     } else if (rc != SQLITE_DONE) {
       return DbError("reading the audit trail");
     }
-    QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a));
+    QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a, KeyFor(seq)));
     Stmt ins(db_,
              "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, hash) "
              "VALUES (?,?,?,?,?,?,?,?,?,?)");
@@ -542,6 +687,8 @@ class SqliteStore final : public MetadataStore {
 
   std::mutex mu_;
   std::uint64_t own_commits_ = 0;  // guarded by mu_
+  SecretBytes audit_key_;          // guarded by mu_; empty: the trail is not keyed (yet)
+  std::uint64_t audit_first_seq_ = UINT64_MAX;  // guarded by mu_
   sqlite3* db_;
   std::string path_;
 };

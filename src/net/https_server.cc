@@ -671,6 +671,7 @@ HttpsServerStats HttpsServer::stats() const {
   out.open = impl_->open_;
   out.unfinished = impl_->unfinished_;
   out.sources = impl_->sources_.size();
+  for (const auto& c : impl_->conns_) out.busy += c.phase == Impl::Phase::kBusy ? 1 : 0;
   return out;
 }
 

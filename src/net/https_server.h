@@ -121,6 +121,7 @@ struct HttpsServerStats {
   std::uint64_t handshake_failures = 0;  // handshake refused or broken (not shed, not timed out)
   std::size_t open = 0;                  // connections open now
   std::size_t unfinished = 0;            // of which in their handshake
+  std::size_t busy = 0;                  // of which with a request being answered
   std::size_t sources = 0;               // distinct client addresses among them
 };
 

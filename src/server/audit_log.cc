@@ -19,6 +19,7 @@
 
 #include "common/internal/text.h"
 #include "qsapi/crypto/kdf.h"
+#include "qsapi/secret.h"
 
 namespace qsapi::server {
 namespace {
@@ -29,15 +30,23 @@ constexpr std::size_t kMaxLine = 16 * 1024;
 constexpr std::size_t kMaxField = 1024;
 const std::string kZeroHash(64, '0');
 
-// ChainHash returns the hex SHA-256 of prev (hex text) || the entry without "hash", keys sorted.
-Result<std::string> ChainHash(const std::string& prev, nlohmann::json entry) {
+// ChainValue returns the line's chain value in hex: over prev (hex text) || the entry without
+// "hash" and "mac", keys sorted, HMAC-SHA-256 under `key`, or SHA-256 when `key` is empty.
+Result<std::string> ChainValue(const std::string& prev, nlohmann::json entry, ByteView key) {
   entry.erase("hash");
+  entry.erase("mac");
   const std::string canonical = prev + entry.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-  QSAPI_ASSIGN_OR_RETURN(Bytes h,
-                         crypto::Hash(crypto::HashAlgorithm::kSha256,
-                                      ByteView(reinterpret_cast<const std::uint8_t*>(canonical.data()),  // NOLINT
-                                               canonical.size())));
+  const ByteView data(reinterpret_cast<const std::uint8_t*>(canonical.data()), canonical.size());  // NOLINT
+  QSAPI_ASSIGN_OR_RETURN(Bytes h, key.empty() ? crypto::Hash(crypto::HashAlgorithm::kSha256, data)
+                                              : crypto::Hmac(crypto::HashAlgorithm::kSha256, key, data));
   return qsapi::internal::HexEncode(h);
+}
+
+// SameText compares two chain values without an early exit.
+bool SameText(const std::string& a, const std::string& b) {
+  return a.size() == b.size() &&
+         ConstantTimeEqual(ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()),   // NOLINT
+                           ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size())); // NOLINT
 }
 
 std::string NowText() {
@@ -74,18 +83,44 @@ nlohmann::json CountsJson(const std::map<std::string, std::uint64_t>& m) {
   return j;
 }
 
-// CheckLine parses one line and checks it against the chain; returns its hash. With
-// `anchor_unknown`, the first line's seq and prev are taken as they are (older files deleted).
+// What CheckLine saw besides the chain value.
+struct LineFacts {
+  std::uint64_t seq = 0;
+  bool keyed = false;
+  nlohmann::json anchor;  // the "anchor" member of an audit.anchor line, else null
+};
+
+// CheckLine parses one line and checks it against the chain (with `keying`, keyed lines by their
+// MAC); returns its chain value. With `anchor_unknown`, the first line's seq and prev are taken
+// as they are (older files deleted).
 Result<std::string> CheckLine(const std::string& line, std::uint64_t* expected_seq, const std::string& prev,
-                              const std::string& where, bool anchor_unknown) {
+                              const std::string& where, bool anchor_unknown, const AuditKeying* keying,
+                              LineFacts* facts) {
   const auto bad = [&](const std::string& why) { return Error(ErrorCode::kDataLoss, where + ": " + why); };
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  const bool has_mac = j.contains("mac");
+  const char* value_name = has_mac ? "mac" : "hash";
   if (!j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("prev") || !j["prev"].is_string() ||
-      !j.contains("hash") || !j["hash"].is_string()) {
-    return bad("missing seq, prev or hash");
+      !j.contains(value_name) || !j[value_name].is_string() || (has_mac && j.contains("hash"))) {
+    return bad("missing seq, prev, or one hash or mac");
   }
   const auto seq = j["seq"].get<std::uint64_t>();
+  facts->seq = seq;
+  facts->keyed = has_mac;
+  facts->anchor = j.contains("anchor") && j.value("action", "") == "audit.anchor" ? j["anchor"] : nlohmann::json();
+  if (has_mac && keying == nullptr) {
+    return FailedPrecondition(where +
+                              " carries a MAC: this trail is keyed, and checking it needs the trail's key from the "
+                              "keystore (run `qsapi audit verify` where qsapid's keystore is configured)");
+  }
+  if (keying != nullptr && has_mac && seq < keying->first_seq) {
+    return bad("carries a MAC, but the trail is keyed only from entry " + std::to_string(keying->first_seq));
+  }
+  if (keying != nullptr && !has_mac && seq >= keying->first_seq) {
+    return bad("has no MAC, but the trail is keyed from entry " + std::to_string(keying->first_seq) +
+               " on (a line written without the key: forged, or put in from another trail)");
+  }
   if (anchor_unknown) {
     *expected_seq = seq;
   } else {
@@ -96,8 +131,12 @@ Result<std::string> CheckLine(const std::string& line, std::uint64_t* expected_s
     if (j["prev"].get<std::string>() != prev)
       return bad("does not chain to the line before (removed or reordered lines)");
   }
-  QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(j["prev"].get<std::string>(), j));
-  if (h != j["hash"].get<std::string>()) return bad("its content was altered (hash mismatch)");
+  QSAPI_ASSIGN_OR_RETURN(std::string h,
+                         ChainValue(j["prev"].get<std::string>(), j, has_mac ? keying->key.view() : ByteView()));
+  if (!SameText(h, j[value_name].get<std::string>())) {
+    return bad(has_mac ? "its content was altered, or it was written with another key (MAC mismatch)"
+                       : "its content was altered (hash mismatch)");
+  }
   ++*expected_seq;
   return h;
 }
@@ -124,6 +163,7 @@ struct Tail {
   std::uint64_t seq = 1;  // the next
   std::string prev = kZeroHash;
   std::uint64_t first_seq = 1;
+  bool keyed = false;  // the last line carries a MAC
 };
 
 // ReadTail reads the first and last entries of an open log. kDataLoss for a partial or bad line.
@@ -148,12 +188,14 @@ Result<Tail> ReadTail(int fd, const fs::path& path, std::uint64_t size, std::uin
   const std::size_t nl = tail.rfind('\n');
   const std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
   nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  const char* value_name = j.is_object() && j.contains("mac") ? "mac" : "hash";
   if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned() ||
-      !j.contains("hash") || !j["hash"].is_string()) {
+      !j.contains(value_name) || !j[value_name].is_string()) {
     return Error(ErrorCode::kDataLoss, "audit log " + path.string() + ": its last line is not an audit entry");
   }
   t.seq = j["seq"].get<std::uint64_t>() + 1;
-  t.prev = j["hash"].get<std::string>();
+  t.prev = j[value_name].get<std::string>();
+  t.keyed = std::string_view(value_name) == "mac";
   // The first line's seq names the file when it is rotated.
   std::string head(std::min<std::uint64_t>(size, kMaxLine + 1), '\0');
   if (::pread(fd, head.data(), head.size(), 0) == static_cast<ssize_t>(head.size())) {
@@ -193,6 +235,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const fs::path& path, AuditLogO
       from.seq = t->seq;
       from.prev = t->prev;
       from.first_seq = t->seq;
+      from.keyed = t->keyed;
     }
   }
   Result<Tail> t = ReadTail(fd, path, static_cast<std::uint64_t>(size), from.seq, from.prev);
@@ -200,8 +243,9 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const fs::path& path, AuditLogO
     ::close(fd);
     return t.error();
   }
+  const bool keyed = size == 0 ? from.keyed : t->keyed;
   return std::unique_ptr<AuditLog>(
-      new AuditLog(path, options, fd, t->seq, t->prev, static_cast<std::uint64_t>(size), t->first_seq));
+      new AuditLog(path, options, fd, t->seq, t->prev, static_cast<std::uint64_t>(size), t->first_seq, keyed));
 }
 
 AuditLog::~AuditLog() { ::close(fd_); }
@@ -265,8 +309,36 @@ Status AuditLog::RotateLocked() {
   return OkStatus();
 }
 
+void AuditLog::UseKeying(AuditKeying keying) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  keying_ = std::move(keying);
+}
+
+Status AuditLog::Checkpoint(const std::function<Status(std::uint64_t, const std::string&)>& record) {
+  std::uint64_t seq = 0;
+  std::string mac;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (!keying_ || !last_keyed_ || seq_ - 1 <= keying_->head_seq) return OkStatus();
+    seq = seq_ - 1;
+    mac = prev_;
+  }
+  QSAPI_RETURN_IF_ERROR(record(seq, mac));
+  const std::lock_guard<std::mutex> lock(mu_);
+  if (keying_ && seq > keying_->head_seq) {
+    keying_->head_seq = seq;
+    keying_->head_mac = std::move(mac);
+  }
+  return OkStatus();
+}
+
 Status AuditLog::Append(const AuditEvent& e) {
   const std::lock_guard<std::mutex> lock(mu_);
+  const bool keyed = keying_.has_value() && seq_ >= keying_->first_seq;
+  if (!keyed && last_keyed_) {
+    return FailedPrecondition("audit log " + path_.string() +
+                              " is keyed: lines are added with the trail's key from the keystore");
+  }
   nlohmann::json j = {
       {"seq", seq_},       {"time", NowText()},    {"who", Cut(e.who)},       {"action", Cut(e.action)},
       {"key", Cut(e.key)}, {"version", e.version}, {"result", Cut(e.result)}, {"request_id", Cut(e.request_id)},
@@ -276,8 +348,9 @@ Status AuditLog::Append(const AuditEvent& e) {
   if (!e.source.empty()) j["source"] = Cut(e.source);
   if (!e.items.empty()) j["items"] = CountsJson(e.items);
   if (!e.counts.empty()) j["counts"] = CountsJson(e.counts);
-  QSAPI_ASSIGN_OR_RETURN(std::string h, ChainHash(prev_, j));
-  j["hash"] = h;
+  if (e.anchor_seq > 0) j["anchor"] = {{"trail", "keystore"}, {"seq", e.anchor_seq}, {"value", Cut(e.anchor_value)}};
+  QSAPI_ASSIGN_OR_RETURN(std::string h, ChainValue(prev_, j, keyed ? keying_->key.view() : ByteView()));
+  j[keyed ? "mac" : "hash"] = h;
   const std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
   if (line.size() > kMaxLine) return Internal("audit entry longer than 16 KiB after cutting its fields");
   const auto failed = [&](const std::string& why, int err) {
@@ -304,6 +377,7 @@ Status AuditLog::Append(const AuditEvent& e) {
   size_ += line.size();
   ++seq_;
   prev_ = std::move(h);
+  last_keyed_ = keyed;
   return OkStatus();
 }
 
@@ -312,8 +386,9 @@ namespace {
 // VerifyTrail checks files oldest first; the last one is read only up to last_size bytes when
 // last_size is given (a log being appended to: VerifyNow).
 Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int last_fd,
-                                      std::optional<std::uint64_t> last_size) {
+                                      std::optional<std::uint64_t> last_size, const AuditKeying* keying) {
   AuditVerifyReport report;
+  std::uint64_t last_seq = 0;
   std::string prev = kZeroHash;
   std::uint64_t expected = 1;
   bool anchor_unknown = false;
@@ -352,44 +427,72 @@ Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int la
         anchor_unknown =
             j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() && j["seq"].get<std::uint64_t>() > 1;
       }
-      QSAPI_ASSIGN_OR_RETURN(prev, CheckLine(line, &expected, prev, where, anchor_unknown));
+      LineFacts facts;
+      QSAPI_ASSIGN_OR_RETURN(prev, CheckLine(line, &expected, prev, where, anchor_unknown, keying, &facts));
       if (anchor_unknown) {
         report.first_seq = expected - 1;
         anchor_unknown = false;
       }
       ++report.lines;
+      last_seq = facts.seq;
+      if (facts.keyed) ++report.macs;
+      if (keying != nullptr && keying->head_seq != 0 && facts.seq == keying->head_seq) {
+        if (!SameText(prev, keying->head_mac)) {
+          return Error(ErrorCode::kDataLoss,
+                       where + ": entry " + std::to_string(facts.seq) +
+                           " is not the one the keystore recorded as written (the log was replaced)");
+        }
+        report.head_checked = true;
+      }
+      if (facts.anchor.is_object() && facts.anchor.contains("seq") && facts.anchor["seq"].is_number_unsigned() &&
+          facts.anchor.contains("value") && facts.anchor["value"].is_string()) {
+        report.anchor_seq = facts.anchor["seq"].get<std::uint64_t>();
+        report.anchor_value = facts.anchor["value"].get<std::string>();
+      }
     }
+  }
+  if (keying != nullptr && keying->head_seq != 0 && !report.head_checked) {
+    return DataLoss("the audit trail ends at entry " + std::to_string(last_seq) + ", but the keystore recorded entry " +
+                    std::to_string(keying->head_seq) +
+                    " as written: the log was cut short, or an older copy was put in its place");
   }
   return report;
 }
 
 }  // namespace
 
-Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path) {
+Result<AuditVerifyReport> VerifyAuditLog(const fs::path& path, const AuditKeying* keying) {
   std::vector<fs::path> files = RotatedFiles(path);
   std::error_code ec;
   if (fs::exists(path, ec) || files.empty()) files.push_back(path);
-  return VerifyTrail(files, -1, std::nullopt);
+  return VerifyTrail(files, -1, std::nullopt, keying);
 }
 
 Result<AuditVerifyReport> AuditLog::VerifyNow() {
   std::vector<fs::path> files;
   std::uint64_t size = 0;
   int fd = -1;
+  std::optional<AuditKeying> keying;
   {
     const std::lock_guard<std::mutex> lock(mu_);
     files = RotatedFiles(path_);
     files.push_back(path_);
     size = size_;
     fd = ::dup(fd_);  // the bytes written so far, even if the file is rotated meanwhile
+    if (keying_) {
+      keying = AuditKeying{.key = keying_->key.Clone(),
+                           .first_seq = keying_->first_seq,
+                           .head_seq = keying_->head_seq,
+                           .head_mac = keying_->head_mac};
+    }
   }
   if (fd < 0) return Unavailable("cannot read the audit log: " + std::string(std::strerror(errno)));
-  Result<AuditVerifyReport> r = VerifyTrail(files, fd, size);
+  Result<AuditVerifyReport> r = VerifyTrail(files, fd, size, keying ? &*keying : nullptr);
   ::close(fd);
   return r;
 }
 
-Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string& who) {
+Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string& who, const AuditKeying* keying) {
   std::string text;
   {
     std::ifstream in(path, std::ios::binary);
@@ -420,6 +523,12 @@ Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string
     return Unavailable("cannot cut the partial line off " + path.string() + ": " + std::strerror(errno));
   }
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> log, AuditLog::Open(path));
+  if (keying != nullptr) {
+    log->UseKeying({.key = keying->key.Clone(),
+                    .first_seq = keying->first_seq,
+                    .head_seq = keying->head_seq,
+                    .head_mac = keying->head_mac});
+  }
   QSAPI_RETURN_IF_ERROR(
       log->Append({.who = who,
                    .action = "audit.repair",

@@ -83,6 +83,7 @@ std::string ListenerMetrics(const net::HttpsServerStats& st) {
   metric("qsapi_tls_handshake_failures_total", "counter", "TLS handshakes refused or broken.", st.handshake_failures);
   metric("qsapi_connections_open", "gauge", "Connections open now.", st.open);
   metric("qsapi_connections_unfinished", "gauge", "Connections in their TLS handshake now.", st.unfinished);
+  metric("qsapi_connections_busy", "gauge", "Connections with a request being answered now.", st.busy);
   metric("qsapi_connection_sources", "gauge", "Distinct client addresses with a connection open now.", st.sources);
   return m.str();
 }
@@ -231,13 +232,46 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
   return o;
 }
 
-// OpenVerifiedAuditLog opens the audit log and verifies the whole trail. A broken trail stops the
-// start, unless the operator accepts it: then its files move to audit-broken-<time>/ and a new
+// The keystore keys qsapid's audit log under this trail name and records its head.
+constexpr const char* kAuditTrail = "qsapid.audit";
+
+AuditKeying KeyingOf(keystore::TrailKey k) {
+  return AuditKeying{.key = std::move(k.key),
+                     .first_seq = k.first_seq,
+                     .head_seq = k.head_seq,
+                     .head_mac = qsapi::internal::HexEncode(k.head_mac)};
+}
+
+// CheckKeystoreAnchor checks the keystore's own trail against the head the trail's last
+// audit.anchor line recorded: each store checks the other's tail.
+Status CheckKeystoreAnchor(keystore::Keystore& ks, const AuditVerifyReport& r) {
+  if (r.anchor_seq == 0) return OkStatus();
+  const std::optional<Bytes> value = qsapi::internal::HexDecode(r.anchor_value);
+  if (!value) return DataLoss("audit log: its last audit.anchor line holds no valid value");
+  return ks.CheckAuditHead({.seq = r.anchor_seq, .value = *value});
+}
+
+// VerifyAnchored verifies the trail (with its key and recorded head), then the keystore's.
+Result<AuditVerifyReport> VerifyAnchored(AuditLog& log, keystore::Keystore& ks) {
+  QSAPI_ASSIGN_OR_RETURN(AuditVerifyReport r, log.VerifyNow());
+  QSAPI_RETURN_IF_ERROR(CheckKeystoreAnchor(ks, r));
+  return r;
+}
+
+// OpenVerifiedAuditLog opens the audit log, keys it with its trail key from the keystore (made on
+// first use) and verifies the whole trail. A broken trail stops the start, unless the operator
+// accepts it: then its files move to audit-broken-<time>/, the trail gets a new key, and a new
 // chain begins with an "audit.chain_restart" line saying what was wrong and where the old trail is.
 Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, const AuditLogOptions& options,
-                                                       bool accept_broken, AuditVerifyReport* report) {
+                                                       bool accept_broken, keystore::Keystore& ks,
+                                                       AuditVerifyReport* report) {
   Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, options);
-  Result<AuditVerifyReport> verified = log.ok() ? (*log)->VerifyNow() : Result<AuditVerifyReport>(log.error());
+  if (log.ok()) {
+    Result<keystore::TrailKey> key = ks.OpenTrail(kAuditTrail, (*log)->next_seq());
+    if (!key.ok()) return key.error();  // the keystore's own problem: not for --accept-broken-audit-log
+    (*log)->UseKeying(KeyingOf(std::move(*key)));
+  }
+  Result<AuditVerifyReport> verified = log.ok() ? VerifyAnchored(**log, ks) : Result<AuditVerifyReport>(log.error());
   if (verified.ok()) {
     *report = *verified;
     return log;
@@ -265,6 +299,11 @@ Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, con
     }
   }
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> fresh, AuditLog::Open(path, options));
+  QSAPI_ASSIGN_OR_RETURN(keystore::TrailKey key,
+                         ks.RestartTrail(kAuditTrail, fresh->next_seq(),
+                                         "a new chain after --accept-broken-audit-log; the old trail is in " +
+                                             aside.filename().string()));
+  fresh->UseKeying(KeyingOf(std::move(key)));
   Log(LogLevel::kWarning, "qsapid",
       "the audit trail failed verification and was moved to " + aside.string() +
           " (--accept-broken-audit-log): " + verified.error().message());
@@ -276,6 +315,7 @@ Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, con
                                "failed verification (" +
                                verified.error().message() + "), is in " + aside.filename().string()}));
   QSAPI_ASSIGN_OR_RETURN(*report, fresh->VerifyNow());
+  report->anchor_seq = 0;  // the keystore is anchored anew by the next audit.anchor line
   return fresh;
 }
 
@@ -306,10 +346,38 @@ class Service::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::thread maintenance;
+  std::uint64_t anchored_keystore_seq = 0;  // the keystore trail entry the last audit.anchor line names
+  std::string anchor_error;                 // the last anchoring failure, logged once
   std::atomic<std::uint64_t> rotations{0};
   std::mutex sweep_mu;
   std::string last_sweep_error;  // guarded by sweep_mu
   std::string audit_chain;       // the last verification, for health; guarded by sweep_mu
+
+  // AnchorTrails records each trail's newest entry in the other store: qsapid's audit log head in
+  // the keystore's database (AuditLog::Checkpoint), the keystore trail's head in an audit.anchor
+  // line. Called every second by the maintenance thread, at start and at stop.
+  void AnchorTrails() {
+    Result<keystore::TrailHead> head = keystore->AuditHead();
+    if (head.ok() && head->seq != anchored_keystore_seq) {
+      const Status st = audit->Append({.who = "qsapid",
+                                       .action = "audit.anchor",
+                                       .result = "ok",
+                                       .detail = "the keystore's audit trail",
+                                       .anchor_seq = head->seq,
+                                       .anchor_value = qsapi::internal::HexEncode(head->value)});
+      if (st.ok()) anchored_keystore_seq = head->seq;
+    }
+    const Status st = audit->Checkpoint([this](std::uint64_t seq, const std::string& mac) -> Status {
+      const std::optional<Bytes> value = qsapi::internal::HexDecode(mac);
+      if (!value) return Internal("the audit log's head is not hex");
+      return keystore->RecordTrailHead(kAuditTrail, seq, *value);
+    });
+    const std::string error = !head.ok() ? head.error().message() : !st.ok() ? st.error().message() : "";
+    if (!error.empty() && error != anchor_error) {
+      Log(LogLevel::kWarning, "qsapid", "cannot anchor the audit trails: " + error);
+    }
+    anchor_error = error;
+  }
 
   void NoteAuditVerified(const Result<AuditVerifyReport>& r) {
     const std::lock_guard<std::mutex> lock(sweep_mu);
@@ -374,8 +442,9 @@ class Service::Impl {
         }
         sessions->ReestablishDue();
       }
+      AnchorTrails();
       if (std::chrono::steady_clock::now() >= next_verify) {
-        NoteAuditVerified(audit->VerifyNow());
+        NoteAuditVerified(VerifyAnchored(*audit, *keystore));
         next_verify = std::chrono::steady_clock::now() + config.audit.verify_interval;
       }
       if (std::chrono::steady_clock::now() >= next_sweep) {
@@ -420,9 +489,26 @@ class Service::Impl {
     cv.notify_all();
     if (maintenance.joinable()) maintenance.join();
     if (api) api->FlushAuthFailures(/*all=*/true);
+    if (audit && keystore) AnchorTrails();
     feeder.Stop();
   }
 };
+
+Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const fs::path& log) {
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(kAuditTrail));
+  if (!key) return VerifyAuditLog(log);
+  const AuditKeying keying = KeyingOf(std::move(*key));
+  QSAPI_ASSIGN_OR_RETURN(AuditVerifyReport r, VerifyAuditLog(log, &keying));
+  QSAPI_RETURN_IF_ERROR(CheckKeystoreAnchor(ks, r));
+  return r;
+}
+
+Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const fs::path& log, const std::string& who) {
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(kAuditTrail));
+  if (!key) return RepairAuditLog(log, who);
+  const AuditKeying keying = KeyingOf(std::move(*key));
+  return RepairAuditLog(log, who, &keying);
+}
 
 Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Service::~Service() { Stop(); }
@@ -508,10 +594,13 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   audit_options.keep_files = config.audit.keep_files;
   audit_options.min_free_bytes = config.audit.min_free_mib << 20;
   AuditVerifyReport verified;
-  auto audit = OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, &verified);
+  auto audit = OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore,
+                                    &verified);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
   s.NoteAuditVerified(verified);
+  s.anchored_keystore_seq = verified.anchor_seq;
+  s.AnchorTrails();
 
   std::vector<ClientCertificatePolicy> clients;
   for (const ClientSection& c : config.clients) clients.push_back({c.common_name, Policy{c.keys, c.operations}});

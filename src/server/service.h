@@ -31,6 +31,7 @@
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/result.h"
+#include "server/audit_log.h"
 #include "server/config.h"
 
 namespace qsapi::server {
@@ -81,6 +82,15 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
 // KmeClientOptions are the ETSI 014 client options a [[kme]] section describes.
 qkd::Etsi014ClientOptions KmeClientOptions(const KmeSection& kme);
+
+// VerifyAuditTrail verifies qsapid's audit trail `log` as qsapid does at start: every MAC with
+// the trail's key from the keystore, the head the keystore recorded, and the keystore's own trail
+// against the head the last audit.anchor line recorded. A trail the keystore never keyed (an
+// older qsapid's) is checked by its hashes alone (report.macs is 0).
+Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const std::filesystem::path& log);
+// RepairAuditTrail is RepairAuditLog with the trail's key (its repair line carries a MAC).
+Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const std::filesystem::path& log,
+                                           const std::string& who);
 
 // AdminTokenPath is where the first start writes the admin token.
 inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) {

@@ -448,6 +448,115 @@ TEST_F(KeystoreBadInputTest, EditedAuditTrailIsDetected) {
   EXPECT_THAT(ks_->Verify()->problems.at(0), HasSubstr("entry 2 is missing"));
 }
 
+// What `qsapi audit verify` once accepted: rows edited and the chain recomputed with SHA-256 by
+// someone who can write the database. Keyed rows need the trail key, which only the KEK unwraps.
+TEST_F(KeystoreBadInputTest, AKeyedTrailCannotBeRewrittenWithRecomputedHashes) {
+  QSAPI_ASSERT_OK(ks_->Create("d", Type("AES-256-GCM")));
+  QSAPI_ASSERT_OK(ks_->Rotate("d"));
+  ks_.reset();
+  const auto db = EmbeddedLayout{dir_}.database();
+  Sql(db, "UPDATE audit SET actor = 'someone-else' WHERE action = 'rotate'");
+  // Recompute every row's chain value as the old, unkeyed trail did.
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  sqlite3_stmt* rows = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit ORDER BY seq",
+                               -1, &rows, nullptr),
+            SQLITE_OK);
+  Bytes prev(32, 0);
+  std::vector<std::pair<std::int64_t, std::pair<Bytes, Bytes>>> updates;
+  while (sqlite3_step(rows) == SQLITE_ROW) {
+    Bytes enc = prev;
+    const auto put = [&](const std::string& v) {
+      for (int sh = 24; sh >= 0; sh -= 8) enc.push_back(static_cast<std::uint8_t>(v.size() >> sh));
+      enc.insert(enc.end(), v.begin(), v.end());
+    };
+    const std::int64_t seq = sqlite3_column_int64(rows, 0);
+    put(std::to_string(seq));
+    put(std::to_string(sqlite3_column_int64(rows, 1)));
+    for (int c = 2; c <= 4; ++c) put(reinterpret_cast<const char*>(sqlite3_column_text(rows, c)));  // NOLINT
+    put(std::to_string(sqlite3_column_int64(rows, 5)));
+    for (int c = 6; c <= 7; ++c) put(reinterpret_cast<const char*>(sqlite3_column_text(rows, c)));  // NOLINT
+    Bytes hash = crypto::Hash(crypto::HashAlgorithm::kSha256, enc).value();
+    updates.push_back({seq, {prev, hash}});
+    prev = hash;
+  }
+  sqlite3_finalize(rows);
+  for (const auto& [seq, ph] : updates) {
+    sqlite3_stmt* up = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(h, "UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", -1, &up, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(up, 1, ph.first.data(), static_cast<int>(ph.first.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(up, 2, ph.second.data(), static_cast<int>(ph.second.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(up, 3, seq);
+    EXPECT_EQ(sqlite3_step(up), SQLITE_DONE);
+    sqlite3_finalize(up);
+  }
+  sqlite3_close(h);
+  Reopen();
+  auto edited = ks_->Verify();
+  QSAPI_ASSERT_OK(edited);
+  ASSERT_FALSE(edited->problems.empty());
+  EXPECT_THAT(edited->problems[0], HasSubstr("its MAC does not chain"));
+}
+
+TEST_F(KeystoreBadInputTest, TrailKeysAreBoundToTheirTrailAndFirstEntryAndHeadsOnlyMoveOn) {
+  auto made = ks_->OpenTrail("other.audit", 5);
+  QSAPI_ASSERT_OK(made);
+  EXPECT_EQ(made->first_seq, 5U);
+  EXPECT_EQ(made->key.size(), 32U);
+  auto found = ks_->FindTrail("other.audit");
+  QSAPI_ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_TRUE(ConstantTimeEqual((*found)->key.view(), made->key.view())) << "the same key is found again";
+  EXPECT_FALSE(ks_->FindTrail("never.keyed")->has_value());
+  EXPECT_EQ(ks_->FindTrail("keystore").error().code(), ErrorCode::kInvalidArgument) << "the keystore's own key stays inside";
+
+  QSAPI_EXPECT_OK(ks_->RecordTrailHead("other.audit", 10, AsBytes("0123456789abcdef0123456789abcdef")));
+  auto back = ks_->RecordTrailHead("other.audit", 9, AsBytes("0123456789abcdef0123456789abcdef"));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ((*ks_->FindTrail("other.audit"))->head_seq, 10U);
+  auto restarted = ks_->RestartTrail("other.audit", 1, "test");
+  QSAPI_ASSERT_OK(restarted);
+  EXPECT_FALSE(ConstantTimeEqual(restarted->key.view(), made->key.view())) << "a new chain gets a new key";
+  EXPECT_EQ((*ks_->FindTrail("other.audit"))->head_seq, 0U);
+
+  ks_.reset();
+  // first_seq raised (to pass forged unkeyed lines off as older than the key): the key no longer unwraps.
+  Sql(EmbeddedLayout{dir_}.database(), "UPDATE trails SET first_seq = 7 WHERE trail = 'other.audit'");
+  Reopen();
+  auto moved = ks_->FindTrail("other.audit");
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(moved.error().message(), HasSubstr("does not unwrap"));
+  ks_.reset();
+  // The keystore's own trail key altered: the keystore does not open on a trail it cannot check.
+  Sql(EmbeddedLayout{dir_}.database(), "UPDATE trails SET first_seq = first_seq + 1 WHERE trail = 'keystore'");
+  auto refused = Keystore::Open(EmbeddedOptions(dir_));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kDataLoss);
+  Sql(EmbeddedLayout{dir_}.database(), "UPDATE trails SET first_seq = first_seq - 1 WHERE trail = 'keystore'");
+  Reopen();
+}
+
+TEST_F(KeystoreBadInputTest, AHeadRecordedElsewhereCatchesATrailCutShort) {
+  QSAPI_ASSERT_OK(ks_->Create("a", Type("AES-256-GCM")));
+  QSAPI_ASSERT_OK(ks_->Create("b", Type("AES-256-GCM")));
+  auto head = ks_->AuditHead();
+  QSAPI_ASSERT_OK(head);
+  ASSERT_GT(head->seq, 2U);
+  QSAPI_EXPECT_OK(ks_->CheckAuditHead(*head));
+  ks_.reset();
+  Sql(EmbeddedLayout{dir_}.database(), "DELETE FROM audit WHERE seq = " + std::to_string(head->seq));
+  Reopen();
+  EXPECT_TRUE(ks_->Verify()->problems.empty()) << "a cut at the end leaves a chain that holds";
+  auto cut = ks_->CheckAuditHead(*head);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(cut.error().message(), HasSubstr("no longer holds its entry " + std::to_string(head->seq)));
+}
+
 TEST_F(KeystoreBadInputTest, NotADatabaseIsRefused) {
   ks_.reset();
   const auto db = dir_ / "garbage.db";

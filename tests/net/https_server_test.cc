@@ -299,10 +299,17 @@ TEST_F(HttpsServerTest, ConnectionLimitShedsAWaitingConnectionNeverABusyOne) {
                               }));
   ASSERT_TRUE(s.ok());
   const std::uint16_t port = (*s)->port();
+  // A client has its answer a moment before the server reads again (its connection is busy until
+  // then): wait for that, so that the connection is waiting when the next one arrives.
+  const auto until_waiting = [&] {
+    for (int i = 0; i < 500 && (*s)->stats().busy > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ((*s)->stats().busy, 0U);
+  };
   http::response<http::string_body> res;
   TestClient first(pki_, pki_.client_cert, pki_.client_key);
   ASSERT_FALSE(first.Connect(port));
   ASSERT_FALSE(first.Request(http::verb::get, "/", "", res));  // now it waits for its next request
+  until_waiting();
   TestClient second(pki_, pki_.client_cert, pki_.client_key);
   ASSERT_FALSE(second.Connect(port));
   res = {};
@@ -310,6 +317,7 @@ TEST_F(HttpsServerTest, ConnectionLimitShedsAWaitingConnectionNeverABusyOne) {
   EXPECT_EQ(res.body(), "ok");
   EXPECT_TRUE(first.Request(http::verb::get, "/", "", res)) << "the older, waiting connection was shed";
   EXPECT_EQ((*s)->stats().shed_idle, 1U);
+  until_waiting();
 
   // `second` now waits; a third connection takes its place and starts a request that is held.
   std::future<std::string> busy = std::async(std::launch::async, [&] {
@@ -319,7 +327,12 @@ TEST_F(HttpsServerTest, ConnectionLimitShedsAWaitingConnectionNeverABusyOne) {
     if (auto ec = third.Request(http::verb::get, "/hold", "", r)) return ec.message();
     return r.body();
   });
-  HttpResponder respond = held.get_future().get();
+  std::future<HttpResponder> arrived = held.get_future();
+  if (arrived.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    FAIL() << "the held request never reached the handler: " << busy.get();
+  }
+  HttpResponder respond = arrived.get();
+  EXPECT_EQ((*s)->stats().busy, 1U);
   TestClient fourth(pki_, pki_.client_cert, pki_.client_key);
   EXPECT_TRUE(fourth.Connect(port) || fourth.Request(http::verb::get, "/", "", res)) << "refused: only a busy one";
   EXPECT_GE((*s)->stats().refused, 1U);

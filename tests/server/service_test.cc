@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -18,6 +19,7 @@
 #include "server/deployment_ca.h"
 #include "server/route_examples.h"
 #include "server/tokens.h"
+#include "qsapi/crypto/kdf.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {
@@ -432,7 +434,88 @@ TEST_F(ServiceTest, ABrokenAuditTrailIsNoticedAtStartAndWhileRunning) {
   const std::string fresh = testing::ReadFile(log);
   EXPECT_THAT(fresh, HasSubstr("\"action\":\"audit.chain_restart\""));
   EXPECT_THAT(fresh, HasSubstr("its content was altered"));
-  QSAPI_EXPECT_OK(VerifyAuditLog(log));
+  auto ks = keystore::Keystore::Open(keystore::EmbeddedOptions(dir_));
+  ASSERT_TRUE(ks.ok()) << ks.error().ToString();
+  QSAPI_EXPECT_OK(VerifyAuditTrail(**ks, log));
+}
+
+// The trail cannot be rewritten by someone who can write the files but not use the HSM: a rewrite
+// with the chain recomputed, a cut while qsapid is stopped, an older copy put back, and the
+// keystore's database rolled back each stop the next start, naming what was found.
+TEST_F(ServiceTest, TheAuditTrailIsKeyedAndAnchoredInTheKeystore) {
+  StartService();
+  const std::string admin = AdminToken();
+  auto c = Client();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(c->Request("POST", "/v1/keys", json{{"name", "k" + std::to_string(i)}, {"type", "AES-256-GCM"}}.dump(),
+                         Bearer(admin))
+                  ->status,
+              201U);
+  }
+  const fs::path log = dir_ / "audit.log";
+  const std::string older = testing::ReadFile(log);
+  ASSERT_EQ(c->Request("POST", "/v1/keys", R"({"name":"k3","type":"AES-256-GCM"})", Bearer(admin))->status, 201U);
+  service_.reset();  // stopping records the head and anchors the keystore trail
+  const std::string original = testing::ReadFile(log);
+  EXPECT_THAT(original, HasSubstr("\"mac\""));
+  EXPECT_THAT(original, HasSubstr("\"action\":\"audit.anchor\""));
+  {
+    auto ks = keystore::Keystore::Open(keystore::EmbeddedOptions(dir_));
+    ASSERT_TRUE(ks.ok()) << ks.error().ToString();
+    auto r = VerifyAuditTrail(**ks, log);
+    QSAPI_ASSERT_OK(r);
+    EXPECT_TRUE(r->head_checked);
+    EXPECT_EQ(r->macs, r->lines);
+  }
+  const auto put = [&](const std::string& text) { std::ofstream(log, std::ios::trunc | std::ios::binary) << text; };
+  const auto refused = [&](const std::string& what) {
+    auto s = Service::Start(config_);
+    EXPECT_FALSE(s.ok()) << what;
+    return s.ok() ? std::string() : s.error().message();
+  };
+  // 1. The key creation lines removed and the chain recomputed with SHA-256.
+  {
+    std::vector<std::string> lines;
+    std::istringstream in(original);
+    std::string prev(64, '0');
+    std::uint64_t seq = 0;
+    std::string out;
+    for (std::string l; std::getline(in, l);) {
+      json j = json::parse(l);
+      if (j["action"] == "keys.create" && j["key"] == "k1") continue;
+      j.erase("mac");
+      j.erase("hash");
+      j["seq"] = ++seq;
+      j["prev"] = prev;
+      const std::string canonical = prev + j.dump();
+      prev = testing::ToHex(crypto::Hash(crypto::HashAlgorithm::kSha256,
+                                         ByteView(reinterpret_cast<const std::uint8_t*>(canonical.data()),  // NOLINT
+                                                  canonical.size()))
+                                .value());
+      j["hash"] = prev;
+      out += j.dump() + "\n";
+    }
+    put(out);
+    EXPECT_THAT(refused("recomputed"), HasSubstr("has no MAC, but the trail is keyed"));
+  }
+  // 2. Cut short while stopped.
+  put(original.substr(0, original.rfind('\n', original.size() - 2) + 1));
+  EXPECT_THAT(refused("cut"), HasSubstr("the log was cut short, or an older copy was put in its place"));
+  // 3. An older copy.
+  put(older);
+  EXPECT_THAT(refused("older"), HasSubstr("but the keystore recorded entry"));
+  // 4. The keystore's database rolled back to before k3 (its trail loses entries qsapid anchored).
+  put(original);
+  const fs::path db = keystore::EmbeddedLayout{dir_}.database();
+  fs::copy_file(db, dir_ / "keystore.db.saved");
+  StartService();
+  ASSERT_EQ(Client()->Request("POST", "/v1/keys", R"({"name":"k4","type":"AES-256-GCM"})", Bearer(admin))->status,
+            201U);
+  service_.reset();
+  fs::remove(db.string() + "-wal");
+  fs::remove(db.string() + "-shm");
+  fs::copy_file(dir_ / "keystore.db.saved", db, fs::copy_options::overwrite_existing);
+  EXPECT_THAT(refused("rolled back"), HasSubstr("keystore's audit trail no longer holds its entry"));
 }
 
 }  // namespace

@@ -162,6 +162,23 @@ struct AuditEntry {
   std::string detail;         // never data or secrets
 };
 
+// An audit trail kept outside the keystore (qsapid's audit log) that the keystore keys and
+// anchors: the trail's HMAC-SHA-256 key, which exists outside memory only wrapped by the KEK; the
+// first entry that carries a MAC (entries before it were written before the trail was keyed);
+// and the head recorded last, which the trail must still contain (head_seq 0: none recorded).
+struct TrailKey {
+  SecretBytes key{};
+  std::uint64_t first_seq = 1;
+  std::uint64_t head_seq = 0;
+  Bytes head_mac{};
+};
+
+// The keystore's own trail's newest entry: its seq and chain value (seq 0: an empty trail).
+struct TrailHead {
+  std::uint64_t seq = 0;
+  Bytes value{};
+};
+
 // VerifyReport is what Verify found.
 struct VerifyReport {
   std::size_t keys = 0;
@@ -214,6 +231,24 @@ class Keystore {
   // it unwraps at all, for AEAD keys), and checks the audit chain.
   Result<VerifyReport> Verify();
   Result<std::vector<AuditEntry>> Audit(std::size_t max_entries = 100);
+  // OpenTrail returns trail `name`'s key, creating it when the trail is new (random, wrapped by
+  // the KEK with name and first_seq = next_seq bound to it, the creation in this keystore's trail).
+  // kDataLoss when the stored key does not unwrap (its row was altered or moved).
+  Result<TrailKey> OpenTrail(std::string_view name, std::uint64_t next_seq);
+  // FindTrail is OpenTrail without creating: nullopt for a trail never keyed.
+  Result<std::optional<TrailKey>> FindTrail(std::string_view name);
+  // RecordTrailHead records the trail's newest entry; kFailedPrecondition for one older than the
+  // head already recorded (a head moves back only through RestartTrail).
+  Status RecordTrailHead(std::string_view name, std::uint64_t seq, ByteView mac);
+  // RestartTrail gives the trail a new key, keyed from first_seq, and forgets its head: a new
+  // chain begun after a broken one was moved aside. Recorded in this keystore's trail with `why`.
+  Result<TrailKey> RestartTrail(std::string_view name, std::uint64_t first_seq, std::string_view why);
+  // AuditHead is this keystore's own trail's newest entry, for anchoring it elsewhere (qsapid
+  // writes it into its audit log); CheckAuditHead says kDataLoss when the trail no longer holds
+  // that entry with that value (cut short or rolled back since it was anchored).
+  Result<TrailHead> AuditHead();
+  Status CheckAuditHead(const TrailHead& head);
+
   // Probe is the cheap liveness check for health output: one wrap and unwrap in the token and one
   // metadata read. (Verify is the thorough one: it unwraps every version.)
   Status Probe();

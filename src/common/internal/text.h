@@ -3,6 +3,7 @@
 #define QSAPI_COMMON_INTERNAL_TEXT_H_
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,9 @@ namespace qsapi::internal {
 // HexEncode returns the lower-case hex form of `bytes`, in constant time (no table lookup or
 // branch on the bytes), so that it may encode digests of secrets.
 std::string HexEncode(ByteView bytes);
+// HexDecode reads hex digits (either case, no separators); nullopt for anything else. Not for
+// secrets (it branches on the digits).
+std::optional<Bytes> HexDecode(std::string_view hex);
 
 // JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`,
 // so that a hostile body cannot drive a recursive JSON parser into deep recursion.

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
+#include "qsapi/secret.h"
 
 namespace qsapi::keystore::internal {
 
@@ -48,6 +50,19 @@ struct AuditRow {
   std::string result, detail;
 };
 
+// An audit trail the keystore keys and anchors (its own, and qsapid's audit log): the trail's
+// HMAC-SHA-256 key wrapped by the KEK (the wrapping binds the trail's name and first_seq), the
+// first sequence number whose entry carries a MAC (older entries, from before the trail was
+// keyed, are SHA-256-chained), and the head last recorded (head_seq 0: none yet).
+struct TrailRow {
+  std::string trail{};
+  Bytes wrapped{};
+  std::uint64_t first_seq = 1;
+  std::uint64_t head_seq = 0;
+  Bytes head_mac{};
+  std::int64_t updated = 0;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -76,8 +91,33 @@ class MetadataStore {
   virtual Result<std::uint64_t> ChangeCounter() = 0;
   // ReadAudit returns the newest `max` entries, oldest first.
   virtual Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) = 0;
-  // VerifyAuditChain recomputes the hash chain; kDataLoss names the first bad entry.
+  // VerifyAuditChain recomputes the chain (SHA-256 before the audit key's first_seq, HMAC from
+  // it on); kDataLoss names the first bad entry.
   virtual Status VerifyAuditChain() = 0;
+
+  // UseAuditKey keys this store's own trail: entries from first_seq on are chained with
+  // HMAC-SHA-256 under `key` (the "keystore" TrailRow's key, unwrapped by the caller).
+  virtual void UseAuditKey(SecretBytes key, std::uint64_t first_seq) = 0;
+  // AuditHead returns the newest entry's seq and chain value (0 and empty for an empty trail).
+  virtual Result<std::pair<std::uint64_t, Bytes>> AuditHead() = 0;
+  // HasAuditEntry says whether entry `seq` exists with chain value `value` (the trail's head as
+  // recorded elsewhere: a trail cut short or rolled back no longer has it).
+  virtual Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) = 0;
+
+  virtual Result<std::optional<TrailRow>> GetTrail(const std::string& trail) = 0;
+  // CreateTrail inserts `row` with its audit entry, in one transaction. kAlreadyExists when the
+  // trail exists (another process made it first: read it again). With own_key (the row is this
+  // store's own trail), row.first_seq is ignored: the trail is keyed from the entry that records
+  // its creation, whose seq is returned (and `wrap` is called with it to make row.wrapped);
+  // otherwise row.first_seq is kept and returned.
+  virtual Result<std::uint64_t> CreateTrail(TrailRow row, const AuditRow& audit, const SecretBytes* own_key,
+                                            const std::function<Result<Bytes>(std::uint64_t first_seq)>& wrap) = 0;
+  // SetTrailHead records a trail's head. kFailedPrecondition when seq is below the recorded head
+  // (a head never moves back but through ReplaceTrail).
+  virtual Status SetTrailHead(const std::string& trail, std::uint64_t seq, ByteView mac) = 0;
+  // ReplaceTrail gives a trail a new key and first_seq and forgets its head (a new chain begun
+  // after a broken one was moved aside), with its audit entry. kNotFound for an unknown trail.
+  virtual Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) = 0;
 };
 
 // OpenSqliteStore opens (creating if needed) the database: WAL, synchronous=FULL, foreign keys,
