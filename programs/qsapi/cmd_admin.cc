@@ -138,6 +138,9 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!config.ok()) return Fail("audit repair", config.error());
     const std::filesystem::path path =
         file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
+    // Not under a running qsapid: it holds the data directory's lock while it appends.
+    auto lock = server::DataDirLock::Acquire(config->data_dir);
+    if (!lock.ok()) return Fail("audit repair", lock.error());
     auto ks = server::OpenKeystoreFor(*config, /*create=*/false, nullptr);
     if (!ks.ok()) return Fail("audit repair", ks.error());
     const char* user = std::getenv("USER");

@@ -257,7 +257,10 @@ class Session : public std::enable_shared_from_this<Session> {
       SSL* ssl = self->stream_.native_handle();
       self->group_ = pki::NegotiatedGroupName(ssl);
       self->version_ = pki::ProtocolVersionName(ssl);
-      if (Result<std::string> cn = pki::PeerCommonName(ssl); cn.ok()) self->peer_cn_ = *cn;
+      if (Result<std::string> cn = pki::PeerCommonName(ssl); cn.ok()) {
+        self->peer_cn_ = *cn;
+        self->peer_serves_servers_ = pki::PeerCertificateServesServers(ssl);
+      }
       self->Read(true);
     });
   }
@@ -302,6 +305,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     req.peer_common_name = peer_cn_;
+    req.peer_certificate_serves_servers = peer_serves_servers_;
     req.tls_group = group_;
     req.tls_version = version_;
     req.remote_address = remote_;
@@ -384,6 +388,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::string peer_cn_;
+  bool peer_serves_servers_ = false;
   std::string group_;
   std::string version_;
   std::size_t requests_ = 0;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -114,7 +115,29 @@ Status ConfigureClientContext(ssl_ctx_st* ctx, const TlsOptions& options) {
 Status ConfigureServerContext(ssl_ctx_st* ctx, const TlsOptions& options) {
   if (options.certificate_file.empty()) return InvalidArgument("TLS server: a certificate file is required");
   QSAPI_RETURN_IF_ERROR(ApplyCommon(ctx, options, "server"));
-  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  // Plaintext records are wiped from OpenSSL's buffers once read.
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
+  // Resumption. A server that asks for client certificates must name a session id context, or
+  // OpenSSL refuses every resumption with an internal_error alert. The context names what a
+  // session was verified against (mode and trust anchors), so that a session is never resumed
+  // under other verification settings. Resumption without a fresh key exchange (psk_ke) stays
+  // refused (SSL_OP_ALLOW_NO_DHE_KEX is not set): a resumed connection runs the same hybrid group.
+  {
+    const std::string sid_input = "qsapi tls server v1|" + std::to_string(static_cast<int>(options.verify_peer)) + "|" +
+                                  options.ca_file;
+    unsigned char sid[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(sid_input.data()), sid_input.size(), sid);  // NOLINT
+    if (SSL_CTX_set_session_id_context(ctx, sid, sizeof sid) != 1) {
+      return Internal("TLS server: cannot set the session id context" + OpenSslReason());
+    }
+  }
+  if (options.session_tickets) {
+    SSL_CTX_set_timeout(ctx, 3600);  // a ticket is good for an hour; then a full handshake
+  } else {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  }
   switch (options.verify_peer) {
     case PeerVerification::kNone: SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr); break;
     case PeerVerification::kOptional:
@@ -179,6 +202,11 @@ Result<std::string> PeerCommonName(const ssl_st* ssl) {
   }
   X509_up_ref(peer);
   return internal::PkiAccess::WrapCertificate(internal::X509Ptr(peer)).CommonName();
+}
+
+bool PeerCertificateServesServers(const ssl_st* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  return peer != nullptr && (X509_get_extended_key_usage(peer) & XKU_SSL_SERVER) != 0;
 }
 
 std::string VerifyErrorText(const ssl_st* ssl) {

@@ -321,22 +321,33 @@ void Api::HandleAsync(ApiRequest request, Done done) {
     fl.who = "token:" + who->name;
     fl.policy = who->policy;
   } else if (!fl.req.peer_common_name.empty()) {
+    // Authenticated by TLS, but not allowed: 403, not 401.
+    const auto cert_denied = [&](const char* reason, const char* detail, const std::string& message) {
+      ++counters_.denied;
+      fl.who = "cert:" + fl.req.peer_common_name;
+      const AuthFailureTracker::Verdict v = auth_failures_.Record(fl.req.remote_address, reason);
+      if (v.write_line) {
+        AuditEvent line = event("authenticate", "", "PERMISSION_DENIED", detail);
+        line.source = fl.req.remote_address.empty() ? "local" : fl.req.remote_address;
+        (void)Audit(line);
+      }
+      return fail(PermissionDenied(message));
+    };
+    // API client identities and peer identities are apart: a certificate also valid for server
+    // authentication (a peer-link certificate of another site, a server's) is no API client, even
+    // when its CN is a [[client]]'s.
+    if (fl.req.peer_certificate_serves_servers) {
+      return cert_denied("certificate valid for server authentication", "a peer or server certificate, not a client's",
+                         "the client certificate CN \"" + fl.req.peer_common_name +
+                             "\" is also valid for server authentication (a peer-link or server certificate); API "
+                             "clients authenticate with client-only certificates (`qsapi ca issue NAME --client`)");
+    }
     const auto it = std::find_if(clients_.begin(), clients_.end(), [&](const ClientCertificatePolicy& c) {
       return c.common_name == fl.req.peer_common_name;
     });
     if (it == clients_.end()) {
-      // Authenticated by TLS, but without a policy: 403, not 401.
-      ++counters_.denied;
-      fl.who = "cert:" + fl.req.peer_common_name;
-      const AuthFailureTracker::Verdict v =
-          auth_failures_.Record(fl.req.remote_address, "certificate without a policy");
-      if (v.write_line) {
-        AuditEvent line = event("authenticate", "", "PERMISSION_DENIED", "client certificate without a policy");
-        line.source = fl.req.remote_address.empty() ? "local" : fl.req.remote_address;
-        (void)Audit(line);
-      }
-      return fail(
-          PermissionDenied("no policy is configured for client certificate CN \"" + fl.req.peer_common_name + "\""));
+      return cert_denied("certificate without a policy", "client certificate without a policy",
+                         "no policy is configured for client certificate CN \"" + fl.req.peer_common_name + "\"");
     }
     fl.who = "cert:" + it->common_name;
     fl.policy = it->policy;

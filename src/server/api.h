@@ -51,6 +51,7 @@ struct ApiRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string peer_common_name;  // verified client certificate CN, "" if none
+  bool peer_certificate_serves_servers = false;  // it is a peer-link or server certificate
   std::string tls_group;
   std::string remote_address;  // the client's IP address ("" when unknown: in-process callers)
   [[nodiscard]] std::string_view Header(std::string_view name) const;

@@ -1,11 +1,15 @@
 #include "server/service.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -329,6 +333,7 @@ pki::PeerVerification VerificationOf(const std::string& mode) {
 
 class Service::Impl {
  public:
+  DataDirLock dir_lock;  // first member: released last, after everything else stopped
   Config config;
   StartupReport report;
   std::unique_ptr<keystore::Keystore> keystore;
@@ -494,6 +499,44 @@ class Service::Impl {
   }
 };
 
+Result<DataDirLock> DataDirLock::Acquire(const fs::path& data_dir) {
+  const fs::path path = data_dir / "qsapid.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Unavailable("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) return Unavailable("cannot lock " + path.string() + ": " + std::strerror(err));
+    std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+    pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
+    return FailedPrecondition("another qsapid" + (pid.empty() ? std::string() : " (pid " + pid + ")") +
+                              " is running on data directory " + data_dir.string() +
+                              "; one process per data directory (several nodes share state through the "
+                              "PostgreSQL store, not a directory)");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int err = errno;
+    ::close(fd);
+    return Unavailable("cannot write " + path.string() + ": " + std::strerror(err));
+  }
+  return DataDirLock(fd);
+}
+
+DataDirLock& DataDirLock::operator=(DataDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+DataDirLock::~DataDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock; the file stays (its pid is stale then)
+}
+
 Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const fs::path& log) {
   QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(kAuditTrail));
   if (!key) return VerifyAuditLog(log);
@@ -528,6 +571,9 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   fs::create_directories(dir, ec);
   if (ec) return Part("data directory", Unavailable("cannot create " + dir.string() + ": " + ec.message()));
   ::chmod(dir.c_str(), 0700);
+  auto lock = DataDirLock::Acquire(dir);
+  if (!lock.ok()) return Part("data directory", lock.error());
+  s.dir_lock = std::move(*lock);
 
   auto ks = OpenKeystoreFor(config, /*create=*/true, &s.report.keystore_created);
   if (!ks.ok()) return Part("keystore", ks.error());
@@ -664,6 +710,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
                                 a.headers = std::move(req.headers);
                                 a.body = std::move(req.body);
                                 a.peer_common_name = std::move(req.peer_common_name);
+                                a.peer_certificate_serves_servers = req.peer_certificate_serves_servers;
                                 a.tls_group = std::move(req.tls_group);
                                 a.remote_address = std::move(req.remote_address);
                                 api->HandleAsync(std::move(a), [respond](ApiResponse r) {

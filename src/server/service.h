@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qsapi/entropy/pool.h"
@@ -82,6 +83,26 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
 // KmeClientOptions are the ETSI 014 client options a [[kme]] section describes.
 qkd::Etsi014ClientOptions KmeClientOptions(const KmeSection& kme);
+
+// DataDirLock holds <data_dir>/qsapid.lock (flock, exclusive) for as long as it lives: one
+// qsapid per data directory, so that two processes never fork the audit chain or race on the
+// files. Several nodes share state through the PostgreSQL store instead (issue #16).
+class DataDirLock {
+ public:
+  // Acquire takes the lock and writes our pid into the file. kFailedPrecondition naming the pid
+  // of the process holding it; kUnavailable when the file cannot be opened.
+  static Result<DataDirLock> Acquire(const std::filesystem::path& data_dir);
+  DataDirLock() = default;
+  DataDirLock(DataDirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  DataDirLock& operator=(DataDirLock&& other) noexcept;
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+  ~DataDirLock();
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
 
 // VerifyAuditTrail verifies qsapid's audit trail `log` as qsapid does at start: every MAC with
 // the trail's key from the keystore, the head the keystore recorded, and the keystore's own trail

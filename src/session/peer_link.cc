@@ -135,6 +135,15 @@ int VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
                     "; the " + std::string(PeerProfileName(state->profile)) + " profile requires " +
                     std::string(want) + " (classical certificates are refused)");
     }
+    // Peer identities and API client identities are apart: a peer-link certificate is valid for
+    // both client and server authentication (qsapi ca issue --peer); an API client certificate
+    // (client authentication only) of the same name is not a peer.
+    const std::uint32_t xku = X509_get_extended_key_usage(cert);
+    if ((xku & XKU_SSL_SERVER) == 0 || (xku & XKU_SSL_CLIENT) == 0) {
+      return refuse("the peer's certificate \"" + Printable(CommonNameOf(cert)) +
+                    "\" is not a peer-link certificate: it must be valid for both client and server authentication "
+                    "(an API client certificate is not; issue one with `qsapi ca issue NAME --peer`)");
+    }
     if (!state->expected_name.empty()) {
       const std::string cn = CommonNameOf(cert);
       if (cn != state->expected_name) {
@@ -339,6 +348,7 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   tls.private_key = options.private_key;
   tls.ca_file = options.ca_file;
   tls.verify_peer = pki::PeerVerification::kRequired;
+  tls.session_tickets = false;  // one long-lived connection per session; nothing to resume
 
   auto handles = std::make_unique<Handles>();
   handles->client.reset(SSL_CTX_new(TLS_client_method()));

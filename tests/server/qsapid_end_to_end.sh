@@ -2,7 +2,8 @@
 # qsapid end to end through the programs: first start on an empty data directory, `qsapi call`
 # over TLS 1.3 with a hybrid group, `qsapi ca issue` + a client certificate, OpenSSL 3.5's
 # s_client (an independent TLS client) refused with a classical group and accepted with
-# X25519MLKEM768 and an ML-DSA-65 chain, --check-config, SIGTERM draining to exit 0, and a restart
+# X25519MLKEM768 and an ML-DSA-65 chain, TLS resumption (s_client -sess_out / -sess_in),
+# --check-config, SIGTERM draining to exit 0, and a restart
 # that keeps the key and does not show a new admin token.
 #   qsapid_end_to_end.sh QSAPID QSAPI OPENSSL
 set -euo pipefail
@@ -74,6 +75,24 @@ grep -q 'Verify return code: 0 (ok)' "$dir/s2" || fail "hybrid handshake did not
 grep -qi 'Negotiated TLS1.3 group: X25519MLKEM768' "$dir/s2" || fail "group: $(grep -i group "$dir/s2")"
 grep -q 'Peer signature type: mldsa65\|Peer signature type: ML-DSA-65' "$dir/s2" \
   || fail "signature: $(grep -i 'signature' "$dir/s2")"
+
+# TLS resumption with s_client's session file, with a client certificate (which makes qsapid ask
+# for one, the case that once answered every resumption with internal_error): the resumed
+# connection runs a fresh hybrid key exchange and keeps the certificate's identity.
+req() { printf 'GET %s HTTP/1.1\r\nHost: qsapid\r\nConnection: close\r\n\r\n' "$1"; }
+sc=("$openssl" s_client -connect "127.0.0.1:$port" -groups X25519MLKEM768 -CAfile "$data/ca/ca.pem"
+  -cert "$dir/tester.pem" -key "$dir/tester.key" -ign_eof)
+req /v1/livez | "${sc[@]}" -sess_out "$dir/sess" >"$dir/s3" 2>&1 || fail "s_client -sess_out: $(tail -5 "$dir/s3")"
+grep -q '^New, TLSv1.3' "$dir/s3" || fail "first connection: $(grep -E '^(New|Reused)' "$dir/s3")"
+[[ -s "$dir/sess" ]] || fail "no session ticket was received"
+req /v1/livez | "${sc[@]}" -sess_in "$dir/sess" >"$dir/s4" 2>&1 || fail "s_client -sess_in: $(tail -5 "$dir/s4")"
+grep -q '^Reused, TLSv1.3' "$dir/s4" || fail "the session was not resumed: $(grep -E '^(New|Reused)|alert' "$dir/s4")"
+grep -q 'HTTP/1.1 200' "$dir/s4" || fail "resumed request: $(tail -5 "$dir/s4")"
+grep -qi 'Negotiated TLS1.3 group: X25519MLKEM768' "$dir/s4" || fail "resumed without the hybrid group: $(grep -i group "$dir/s4")"
+req /v1/keys | "${sc[@]}" -sess_in "$dir/sess" >"$dir/s5" 2>&1 || true
+grep -q '^Reused, TLSv1.3' "$dir/s5" || fail "second resumption: $(grep -E '^(New|Reused)|alert' "$dir/s5")"
+grep -q 'no policy is configured for client certificate CN \\"tester\\"' "$dir/s5" \
+  || fail "the resumed connection lost its identity: $(tail -3 "$dir/s5")"
 
 # --check-config: a good file passes, a mistake is named with its line.
 printf 'data_dir = "%s"\n[server]\nlisten = "127.0.0.1:9443"\n' "$data" >"$dir/good.toml"

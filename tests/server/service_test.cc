@@ -301,6 +301,37 @@ TEST_F(ServiceTest, ClientCertificatesFromTheDeploymentCaMapToPolicies) {
   auto s =
       Client(std::string(pki::kPqHybridGroups), (dir_ / "stranger.pem").string(), (dir_ / "stranger.key").string());
   EXPECT_EQ(s->Request("POST", "/v1/random", R"({"bytes":16})")->status, 403U);
+  // A peer-link certificate of the same name (client and server authentication, as `qsapi ca issue
+  // --peer` makes for another site) is not that API client.
+  {
+    auto key = pki::PrivateKey::Generate(pki::KeyAlgorithm::kMlDsa65).value();
+    pki::CertificateProfile p;
+    p.common_name = "reporting";
+    p.dns_names = {"reporting"};
+    p.client_auth = true;
+    p.server_auth = true;
+    auto cert = ca->Issue(key, p).value();
+    ASSERT_TRUE(pki::WritePrivateKeyPem(dir_ / "peer-reporting.key", key).ok());
+    ASSERT_TRUE(pki::WriteCertificatePem(dir_ / "peer-reporting.pem", {cert, ca->certificate()}).ok());
+  }
+  auto peer = Client(std::string(pki::kPqHybridGroups), (dir_ / "peer-reporting.pem").string(),
+                     (dir_ / "peer-reporting.key").string());
+  auto pr = peer->Request("POST", "/v1/random", R"({"bytes":16})");
+  ASSERT_TRUE(pr.ok());
+  EXPECT_EQ(pr->status, 403U);
+  EXPECT_THAT(pr->body, HasSubstr("also valid for server authentication"));
+}
+
+TEST_F(ServiceTest, OneProcessPerDataDirectory) {
+  StartService();
+  auto second = Service::Start(config_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(second.error().message(), HasSubstr("another qsapid (pid " + std::to_string(::getpid()) + ")"));
+  EXPECT_EQ(Client()->Request("GET", "/v1/livez")->status, 200U) << "the first one is untouched";
+  service_.reset();
+  StartService();  // the lock went with the first
+  EXPECT_EQ(Client()->Request("GET", "/v1/livez")->status, 200U);
 }
 
 TEST_F(ServiceTest, TokensCreatedWhileRunningWorkWithoutARestart) {

@@ -804,6 +804,17 @@ TEST_F(PeerSessionTest, AServerFromAnotherCaIsRefusedByTheInitiator) {
   (void)server.get();
 }
 
+// API client identities and peer identities are apart: an API client certificate from the same
+// deployment CA, named like a peer, does not authenticate as that peer.
+TEST_F(PeerSessionTest, AnApiClientCertificateNamedLikeAPeerIsRefused) {
+  auto server = ServeOneLink(ctx_b_);
+  EXPECT_FALSE(RawClient(listener_->port(), "X25519MLKEM768", pki_.Cert("client-a"), pki_.Key("client-a"), pki_.ca));
+  auto s = server.get();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(Contains(s.error().message(), "is not a peer-link certificate")) << s.error().ToString();
+}
+
 TEST_F(PeerSessionTest, AClassicalEcdsaCertificateIsRefused) {
   // Our own context refuses to be configured with one ...
   auto own = PeerLinkContext::Create(LinkOptions(pki_, "ecdsa-node"));

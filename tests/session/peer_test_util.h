@@ -16,6 +16,8 @@ namespace qsapi::testing {
 //   node-a, node-b        ML-DSA-65 (or ML-DSA-87 for cnsa2) from the deployment CA
 //   ecdsa-node            ECDSA P-256 from the deployment CA (a classical certificate)
 //   rogue-a               CN "node-a", ML-DSA-65, from another CA (rogue-ca.pem)
+//   client-a              CN "node-a" from the deployment CA, client authentication only (an API
+//                         client certificate of that name: not a peer)
 struct PeerPki {
   std::string dir;
   std::string ca, rogue_ca;
@@ -24,14 +26,15 @@ struct PeerPki {
 };
 
 inline void IssuePeer(const pki::Certificate& ca, const pki::PrivateKey& ca_key, pki::KeyAlgorithm alg,
-                      const std::string& cn, const std::string& cert_path, const std::string& key_path) {
+                      const std::string& cn, const std::string& cert_path, const std::string& key_path,
+                      bool server_auth = true) {
   auto key = pki::PrivateKey::Generate(alg);
   ASSERT_TRUE(key.ok()) << key.error().ToString();
   pki::CertificateProfile p;
   p.common_name = cn;
   p.dns_names = {cn, "localhost"};
   p.ip_addresses = {"127.0.0.1"};
-  p.server_auth = true;
+  p.server_auth = server_auth;
   p.client_auth = true;
   auto cert = pki::IssueCertificate(ca, ca_key, *key, p);
   ASSERT_TRUE(cert.ok()) << cert.error().ToString();
@@ -53,6 +56,7 @@ inline PeerPki MakePeerPki(const TempDir& dir, bool cnsa2 = false) {
   IssuePeer(*ca, *ca_key, alg, "node-a", t.Cert("node-a"), t.Key("node-a"));
   IssuePeer(*ca, *ca_key, alg, "node-b", t.Cert("node-b"), t.Key("node-b"));
   IssuePeer(*ca, *ca_key, pki::KeyAlgorithm::kEcdsaP256, "ecdsa-node", t.Cert("ecdsa-node"), t.Key("ecdsa-node"));
+  IssuePeer(*ca, *ca_key, alg, "node-a", t.Cert("client-a"), t.Key("client-a"), /*server_auth=*/false);
   auto rogue_key = pki::PrivateKey::Generate(alg);
   auto rogue = pki::CreateSelfSignedCa(*rogue_key, "another CA");
   EXPECT_TRUE(pki::WriteCertificatePem(t.rogue_ca, {*rogue}).ok());

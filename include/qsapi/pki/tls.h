@@ -52,6 +52,10 @@ struct TlsOptions {
   std::shared_ptr<const PrivateKey> private_key;
   std::string ca_file;                                // trust anchors for the peer; empty: the system's (clients only)
   PeerVerification verify_peer = PeerVerification::kRequired;
+  // Servers: issue TLS 1.3 session tickets so that clients can resume (every resumption still runs
+  // a fresh hybrid key exchange: psk_dhe_ke only). Off for links whose connections live long and
+  // bind channel secrets to the handshake (the peer link).
+  bool session_tickets = true;
 };
 
 // ConfigureClientContext applies `options` to a client SSL_CTX: versions, groups, our certificate
@@ -80,6 +84,10 @@ std::string ProtocolVersionName(const ssl_st* ssl);
 // PeerCommonName returns the CN of the peer's certificate when it was presented and verified;
 // NOT_FOUND when there is none, PERMISSION_DENIED when verification failed.
 Result<std::string> PeerCommonName(const ssl_st* ssl);
+// PeerCertificateServesServers says whether the peer's certificate is also valid for TLS server
+// authentication (extendedKeyUsage serverAuth, or no extendedKeyUsage at all): a peer-link or
+// server certificate rather than a client-only one. false when no certificate was presented.
+bool PeerCertificateServesServers(const ssl_st* ssl);
 
 // VerifyErrorText returns OpenSSL's text for a connection's certificate verification result, or
 // "" when verification succeeded or did not run.
