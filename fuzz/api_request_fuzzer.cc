@@ -4,11 +4,14 @@
 // {"batch": [...]}: strings, base64 fields, key types, key policies, ciphertext and signature text
 // forms, and the numeric and boolean members.
 // Invariants checked: no crash, exception or sanitizer report; every failure is kInvalidArgument;
-// a decoded version is 1..999999999 or 0 when absent; a body accepted is a JSON object.
+// a decoded version is 1..999999999 or 0 when absent; a body accepted is a JSON object (with no
+// member twice in one object); a /config body never changes name or type; the wipe leaves no
+// string byte set. fuzz/dict/api_request.dict is its dictionary.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -46,9 +49,12 @@ qsapi::Result<json> DecodeItem(const json& item) {
   if (name.ok()) Check(name->size() <= 64);
   auto type = rp::StringField(item, "type", false, 64);
   if (type.ok() && !type->empty()) ExpectInvalidOnError(qsapi::keystore::ParseKeyType(*type));
-  auto policy = rp::PolicyFromJson(item, {});
+  auto policy = rp::PolicyFromJson(item, {}, /*creating=*/true);
   ExpectInvalidOnError(policy);
   if (policy.ok()) Check(policy->auto_rotate_period.count() >= 0);
+  auto config = rp::PolicyFromJson(item, {}, /*creating=*/false);  // /v1/keys/NAME/config
+  ExpectInvalidOnError(config);
+  if (config.ok()) Check(!item.contains("name") && !item.contains("type"));
   ExpectInvalidOnError(rp::StringField(item, "source", false, 64));
   // The inline checks of the datakey, decapsulate and random routes.
   if (item.contains("plaintext") && item["plaintext"].is_boolean()) (void)item["plaintext"].get<bool>();
@@ -87,5 +93,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto r = rp::ForEach(*parsed, 1000, DecodeItem);
   ExpectInvalidOnError(r);
   if (r.ok()) (void)r->dump(-1, ' ', false, json::error_handler_t::replace);
+  // The wipe every request's parsed body gets: afterwards no string holds a non-zero byte.
+  rp::WipeJsonStrings(*parsed);
+  std::vector<const json*> todo{&*parsed};
+  while (!todo.empty()) {
+    const json* j = todo.back();
+    todo.pop_back();
+    if (j->is_string()) {
+      for (const char c : j->get_ref<const std::string&>()) Check(c == '\0');
+    } else if (j->is_structured()) {
+      for (const auto& item : *j) todo.push_back(&item);
+    }
+  }
   return 0;
 }

@@ -29,7 +29,9 @@ for t in $targets; do
   cp fuzz/corpus/"$t"/* "$work/corpus/"
   seeds=$(find "$work/corpus" -type f | wc -l)
   log="$work/fuzz.log"
-  if (cd "$work" && "$OLDPWD/build/fuzz/fuzz/${t}_fuzzer" "$work/corpus" -max_total_time="$seconds" -max_len=8192 \
+  dict=()
+  [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="$PWD/fuzz/dict/$t.dict")
+  if (cd "$work" && "$OLDPWD/build/fuzz/fuzz/${t}_fuzzer" "$work/corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=8192 \
         -timeout=25 -rss_limit_mb=4096 -artifact_prefix="$work/" -print_final_stats=1 >"$log" 2>&1); then
     result=ok
   else

@@ -197,6 +197,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Session& operator=(Session&&) = delete;
   ~Session() {
     SecureZero(res_.body().data(), res_.body().size());
+    WipeRequestCopies();
+    const auto unread = buffer_.data();
+    SecureZero(static_cast<std::uint8_t*>(unread.data()), unread.size());
     server_->Forget(slot_);
   }
 
@@ -265,16 +268,99 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // WipeRequestCopies wipes what is left of the last request in memory the handler never owned:
+  // the parser's header fields (an Authorization value) and body, and the bytes read so far beyond
+  // those not parsed yet (the raw request in the read buffer; a pipelined next request is kept).
+  void WipeRequestCopies() {
+    if (parser_) {
+      for (auto& field : parser_->get()) {
+        const beast::string_view v = field.value();
+        SecureZero(const_cast<char*>(v.data()), v.size());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+      }
+      std::string& body = parser_->get().body();
+      SecureZero(body.data(), body.size());
+    }
+    // prepare() within the capacity never reallocates: it may move the unparsed bytes to the front,
+    // and hands out everything else.
+    const auto spare = buffer_.prepare(buffer_.capacity() - buffer_.size());
+    SecureZero(static_cast<std::uint8_t*>(spare.data()), spare.size());
+  }
+
   void Read(bool first) {
     if (server_->stopping_) return Close();
+    WipeRequestCopies();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(opt().max_header_bytes));
     parser_->body_limit(opt().max_body_bytes);
     beast::get_lowest_layer(stream_).expires_after(first ? opt().request_timeout : opt().idle_timeout);
     idle_ = true;
     SetPhase(Phase::kWaiting);
+    ReadHeaderBytes();
+  }
+
+  // ReadHeaderBytes reads until the whole header block is in buffer_, so that it can be checked
+  // for what Beast's parser accepts and RFC 9112 says a server must refuse (obs-fold), then lets
+  // Beast parse it without reading further.
+  void ReadHeaderBytes() {
+    const auto bytes = buffer_.data();
+    const std::string_view text(static_cast<const char*>(bytes.data()), bytes.size());
+    const std::size_t end = text.find("\r\n\r\n");
+    if (end != std::string_view::npos) {
+      for (std::size_t i = text.find("\r\n"); i < end; i = text.find("\r\n", i + 2)) {
+        if (text[i + 2] == ' ' || text[i + 2] == '\t') {
+          idle_ = false;
+          return Refuse(400, "obsolete line folding (a header line starting with white space) is not accepted");
+        }
+      }
+      return http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](const ErrorCodeT& ec,
+                                                                                             std::size_t) {
+        self->OnHeader(ec);
+      });
+    }
+    if (text.size() >= opt().max_header_bytes) {
+      idle_ = false;
+      return Refuse(431, "request header too large");
+    }
+    stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(4096, opt().max_header_bytes + 4 - text.size())),
+                            [self = shared_from_this()](const ErrorCodeT& ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) {
+                                // A request cut short while its header was arriving is end_of_stream too.
+                                return self->OnRead(ec == asio::error::eof ? ErrorCodeT(http::error::end_of_stream) : ec);
+                              }
+                              self->ReadHeaderBytes();
+                            });
+  }
+
+  // OnHeader refuses framing that Beast reads one way and another server or proxy might read
+  // another (request smuggling): several or non-numeric Content-Length values, a Transfer-Encoding
+  // other than exactly "chunked", both at once, and a missing or repeated Host.
+  void OnHeader(const ErrorCodeT& ec) {
+    if (ec) return OnRead(ec);
+    idle_ = false;
+    const auto& h = parser_->get();
+    const auto count = [&](http::field f) { return std::distance(h.equal_range(f).first, h.equal_range(f).second); };
+    const auto lengths = count(http::field::content_length);
+    const auto encodings = count(http::field::transfer_encoding);
+    if (lengths > 1) return Refuse(400, "more than one Content-Length header");
+    if (lengths == 1) {
+      const beast::string_view v = h[http::field::content_length];
+      if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return Refuse(400, "Content-Length must be one decimal number");
+      }
+    }
+    if (encodings > 0) {
+      if (lengths > 0) return Refuse(400, "both Content-Length and Transfer-Encoding");
+      std::string v(h[http::field::transfer_encoding]);
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (encodings > 1 || v != "chunked") return Refuse(501, "only Transfer-Encoding: chunked is supported");
+    }
+    const auto hosts = count(http::field::host);
+    if (hosts > 1 || (h.version() >= 11 && hosts != 1)) {
+      return Refuse(400, "an HTTP/1.1 request needs exactly one Host header");
+    }
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) { self->OnRead(ec); });
+                     [self = shared_from_this()](const ErrorCodeT& e, std::size_t) { self->OnRead(e); });
   }
 
   void OnRead(const ErrorCodeT& ec) {

@@ -167,6 +167,12 @@ Result<X509Ptr> NewCertificate(std::string_view common_name, const EVP_PKEY* sub
   if (common_name.empty() || common_name.size() > 64) {
     return InvalidArgument("a certificate's common name must have 1 to 64 characters");
   }
+  // No control characters: a CN is shown in logs, audit lines and policies, where a newline or an
+  // escape sequence would forge or hide what follows.
+  if (std::any_of(common_name.begin(), common_name.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return InvalidArgument("a certificate's common name may not contain control characters (newline, tab, escape)");
+  }
   if (validity.count() <= 0) return InvalidArgument("a certificate's validity must be positive");
   X509Ptr cert(X509_new());
   BnPtr serial(BN_new());

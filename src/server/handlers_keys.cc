@@ -88,7 +88,7 @@ Outcome HandleKeysCreate(Request& r) {
     }
     QSAPI_ASSIGN_OR_RETURN(std::string type_name, StringField(r.body, "type", true, 64));
     QSAPI_ASSIGN_OR_RETURN(keystore::KeyType type, keystore::ParseKeyType(type_name));
-    QSAPI_ASSIGN_OR_RETURN(keystore::KeyPolicy policy, PolicyFromJson(r.body, {}));
+    QSAPI_ASSIGN_OR_RETURN(keystore::KeyPolicy policy, PolicyFromJson(r.body, {}, /*creating=*/true));
     QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, r.api.parts().keystore.Create(name, type, policy));
     return KeyJson(info);
   }();
@@ -124,7 +124,7 @@ Outcome HandleKeyConfig(Request& r) {
   keystore::Keystore& ks = r.api.parts().keystore;
   out.result = [&]() -> Result<json> {
     QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo current, ks.Get(r.name));
-    QSAPI_ASSIGN_OR_RETURN(keystore::KeyPolicy policy, PolicyFromJson(r.body, current.policy));
+    QSAPI_ASSIGN_OR_RETURN(keystore::KeyPolicy policy, PolicyFromJson(r.body, current.policy, /*creating=*/false));
     QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, ks.UpdatePolicy(r.name, policy));
     return KeyJson(info);
   }();

@@ -79,6 +79,18 @@ class TestClient {
     });
   }
 
+  // Raw writes `bytes` as they are (framing no well-behaved client would send) and reads one response.
+  ErrorCodeT Raw(const std::string& bytes, http::response<http::string_body>& res) {
+    ErrorCodeT ec = Run([&](auto done) {
+      asio::async_write(*stream_, asio::buffer(bytes), [done](const ErrorCodeT& e, std::size_t) { done(e); });
+    });
+    if (ec) return ec;
+    buffer_.clear();
+    return Run([&](auto done) {
+      http::async_read(*stream_, buffer_, res, [done](const ErrorCodeT& e, std::size_t) { done(e); });
+    });
+  }
+
   // WaitClosed tells whether the server closes the connection within `limit`.
   bool WaitClosed(std::chrono::milliseconds limit) {
     char c;
@@ -384,6 +396,58 @@ TEST_F(HttpsServerTest, UnfinishedHandshakesArePerSourceBounded) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_GE(server->stats().handshake_timeouts, 1U);
+}
+
+// Framing that one server reads one way and a proxy in front of it another (request smuggling)
+// is refused before any handler sees it, and the connection closed; plain HTTP/1.0 without Host
+// and a real chunked body still work.
+TEST_F(HttpsServerTest, AmbiguousFramingIsRefused) {
+  std::atomic<int> handled{0};
+  auto server = Start(Options(), [&](const HttpRequest& r) {
+    ++handled;
+    return Echo(r);
+  });
+  struct Case {
+    std::string bytes;
+    unsigned status;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501,
+       "only Transfer-Encoding: chunked"},
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501,
+       "only Transfer-Encoding: chunked"},
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400, ""},
+      {"GET / HTTP/1.1\r\nHost: a\r\nX-Extra: one\r\n two\r\n\r\n", 400, "obsolete line folding"},
+      {"GET / HTTP/1.1\r\nHost: a\r\nX-Extra: one\r\n\ttwo\r\n\r\n", 400, "obsolete line folding"},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2, 2\r\n\r\nhi", 400, ""},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", 400, ""},
+      {"GET / HTTP/1.1\r\n\r\n", 400, "exactly one Host"},
+      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "exactly one Host"},
+  };
+  for (const Case& c : cases) {
+    TestClient client(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(client.Connect(server->port()));
+    http::response<http::string_body> res;
+    ASSERT_FALSE(client.Raw(c.bytes, res)) << c.bytes;
+    EXPECT_EQ(res.result_int(), c.status) << c.bytes << " -> " << res.body();
+    if (!c.says.empty()) {
+      EXPECT_NE(res.body().find(c.says), std::string::npos) << c.bytes << " -> " << res.body();
+    }
+    EXPECT_FALSE(res.keep_alive()) << c.bytes;
+  }
+  EXPECT_EQ(handled.load(), 0) << "no refused request reached the handler";
+  // What is well framed still works.
+  for (const std::string& ok : std::vector<std::string>{"GET /old HTTP/1.0\r\n\r\n",
+                                "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+                                "POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"}) {
+    TestClient client(pki_, pki_.client_cert, pki_.client_key);
+    ASSERT_FALSE(client.Connect(server->port()));
+    http::response<http::string_body> res;
+    ASSERT_FALSE(client.Raw(ok, res)) << ok;
+    EXPECT_EQ(res.result_int(), 200U) << ok << " -> " << res.body();
+  }
+  EXPECT_EQ(handled.load(), 3);
 }
 
 TEST_F(HttpsServerTest, GracefulStopLetsARequestInFlightFinish) {

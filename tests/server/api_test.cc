@@ -249,6 +249,37 @@ TEST_F(ApiTest, BadRequestsGetClearErrors) {
   EXPECT_THAT(r.body, HasSubstr("qsapi:v"));
 }
 
+// A member named twice is refused, not read as its last value (a proxy in front may have read the
+// first); /config refuses what it cannot change, and nothing is created or changed by either.
+TEST_F(ApiTest, DuplicateMembersAndUnchangeableFieldsAreRefused) {
+  const auto raw = [&](const std::string& method, const std::string& path, const std::string& body) {
+    ApiRequest req;
+    req.method = method;
+    req.path = path;
+    req.body = body;
+    req.headers.emplace_back("Authorization", "Bearer " + admin_);
+    return api_->Handle(req);
+  };
+  ApiResponse r = raw("POST", "/v1/keys", R"({"name":"dup","type":"AES-256-GCM","name":"other"})");
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("names field \\\"name\\\" twice"));
+  r = raw("POST", "/v1/keys", R"({"name":"nested","type":"AES-256-GCM"})");
+  ASSERT_EQ(r.status, 201U) << r.body;
+  r = raw("POST", "/v1/encrypt/nested", R"({"batch":[{"plaintext":"YQ==","plaintext":"Yg=="}]})");
+  EXPECT_EQ(r.status, 400U) << "a duplicate inside a batch item too";
+  r = raw("POST", "/v1/encrypt/nested", R"({"batch":[{"plaintext":"YQ=="},{"plaintext":"Yg=="}]})");
+  EXPECT_EQ(r.status, 200U) << "the same member in two objects is no duplicate: " << r.body;
+  EXPECT_EQ(Call("GET", "/v1/keys/dup", nullptr, admin_).status, 404U);
+  r = Call("POST", "/v1/keys/nested/config", {{"type", "ML-DSA-65"}}, admin_);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("cannot be changed"));
+  r = Call("POST", "/v1/keys/nested/config", {{"auto_rotate_seconds", 60}, {"colour", "red"}}, admin_);
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("unknown field \\\"colour\\\""));
+  r = Call("GET", "/v1/keys/nested", nullptr, admin_);
+  EXPECT_THAT(r.body, HasSubstr("\"auto_rotate_seconds\":0")) << "nothing was changed by the refused calls";
+}
+
 }  // namespace
 }  // namespace qsapi::server
 

@@ -31,6 +31,7 @@
 #include "qsapi/secret.h"
 #include "server/api.h"
 #include "server/cost_model.h"
+#include "server/internal/request_parsing.h"
 #include "server/operation.h"
 #include "server/sessions.h"
 
@@ -91,9 +92,11 @@ struct Request {
   std::string name;  // the path's {name}, decoded; "" when none
   std::string who;   // "token:admin", "cert:svc.example"
   Policy policy;
-  json body;  // parsed before a worker handler runs
+  json body;  // parsed before a worker handler runs; its strings are wiped with the request
   std::uint32_t query_version = 0;
   ItemCounts items;  // filled by Batch
+
+  ~Request() { WipeJsonStrings(body); }
 
   // AllowKey checks a key named in the body against the policy (denials are audited).
   [[nodiscard]] Status AllowKey(const std::string& key);

@@ -1,7 +1,9 @@
 #include "server/internal/request_parsing.h"
 
 #include <cctype>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <sodium.h>
 
@@ -11,10 +13,41 @@ using nlohmann::json;
 
 Result<json> ParseRequestBody(std::string_view body) {
   if (body.empty()) return json::object();
-  json j = json::parse(body, nullptr, false);
+  // A key given twice is refused rather than read as its last value: a proxy or a policy engine in
+  // front of qsapid may have read the first.
+  std::vector<std::set<std::string>> objects;
+  std::string duplicate;
+  const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!objects.empty()) objects.pop_back();
+    } else if (event == json::parse_event_t::key && !objects.empty() && duplicate.empty() &&
+               !objects.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json j = json::parse(body, check, false);
   if (j.is_discarded()) return InvalidArgument("the request body is not valid JSON");
-  if (!j.is_object()) return InvalidArgument("the request body must be a JSON object");
+  if (!duplicate.empty()) {
+    WipeJsonStrings(j);
+    return InvalidArgument("the request body names field \"" + duplicate.substr(0, 64) + "\" twice in one object");
+  }
+  if (!j.is_object()) {
+    WipeJsonStrings(j);
+    return InvalidArgument("the request body must be a JSON object");
+  }
   return j;
+}
+
+void WipeJsonStrings(json& j) noexcept {
+  if (j.is_string()) {
+    auto& s = j.get_ref<std::string&>();
+    SecureZero(s.data(), s.size());
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& item : j) WipeJsonStrings(item);
+  }
 }
 
 Result<Bytes> FromB64(const std::string& field, const std::string& s) {
@@ -98,7 +131,7 @@ Result<Bytes> BytesField(const json& j, const char* name, bool required) {
   return FromB64(name, s);
 }
 
-Result<keystore::KeyPolicy> PolicyFromJson(const json& j, keystore::KeyPolicy p) {
+Result<keystore::KeyPolicy> PolicyFromJson(const json& j, keystore::KeyPolicy p, bool creating) {
   const auto uint_field = [&](const char* name, auto& out, std::uint64_t max) -> Status {
     if (!j.contains(name)) return OkStatus();
     if (!j[name].is_number_unsigned() || j[name].get<std::uint64_t>() > max) {
@@ -117,9 +150,15 @@ Result<keystore::KeyPolicy> PolicyFromJson(const json& j, keystore::KeyPolicy p)
     p.deletion_allowed = j["deletion_allowed"].get<bool>();
   }
   for (const auto& [k, v] : j.items()) {
+    if (!creating && (k == "name" || k == "type")) {
+      return InvalidArgument("field \"" + k +
+                             "\" cannot be changed: a key's name and type are fixed (create another key)");
+    }
     if (k != "auto_rotate_seconds" && k != "max_operations_per_version" && k != "min_decryption_version" &&
         k != "deletion_allowed" && k != "name" && k != "type") {
-      return InvalidArgument("unknown field \"" + k + "\"");
+      return InvalidArgument("unknown field \"" + k.substr(0, 64) +
+                             "\" (a key's policy has auto_rotate_seconds, max_operations_per_version, "
+                             "min_decryption_version and deletion_allowed)");
     }
   }
   return p;

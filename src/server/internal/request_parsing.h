@@ -20,8 +20,12 @@
 
 namespace qsapi::server::internal {
 
-// ParseRequestBody parses a request body: an empty body is {}, anything else must be a JSON object.
+// ParseRequestBody parses a request body: an empty body is {}, anything else must be a JSON object
+// in which no object names a member twice.
 Result<nlohmann::json> ParseRequestBody(std::string_view body);
+// WipeJsonStrings overwrites every string value in `j` with zeros (plaintexts and tokens in a
+// parsed body), before the json is freed.
+void WipeJsonStrings(nlohmann::json& j) noexcept;
 
 // FromB64 decodes standard base64 with padding (RFC 4648, 4); `field` names it in the error.
 Result<Bytes> FromB64(const std::string& field, const std::string& s);
@@ -42,8 +46,8 @@ Result<Bytes> BytesField(const nlohmann::json& j, const char* name, bool require
 Result<SecretBytes> SecretField(const nlohmann::json& j, const char* name, bool required);
 
 // PolicyFromJson applies the policy members of a key creation or configuration body to `p`;
-// unknown members are errors.
-Result<keystore::KeyPolicy> PolicyFromJson(const nlohmann::json& j, keystore::KeyPolicy p);
+// unknown members are errors, and so are "name" and "type" unless `creating`.
+Result<keystore::KeyPolicy> PolicyFromJson(const nlohmann::json& j, keystore::KeyPolicy p, bool creating);
 
 // ForEach runs `one` over a single request object or over {"batch": [...]} and collects results;
 // in a batch each item succeeds or fails on its own.
