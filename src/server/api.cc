@@ -492,11 +492,14 @@ void Api::Run(const std::shared_ptr<Flight>& f) {
   // 8. The audit line, or no answer.
   if (!out.result.ok() && out.result.error().code() == ErrorCode::kPermissionDenied) ++counters_.denied;
   const bool audited = (IsStatusRead(route.operation) && out.result.ok()) || Audit(audit_event(out, r.items));
-  if (!audited) {
-    if (out.result.ok()) {
-      std::string text = internal::JsonText(*out.result);
-      SecureZero(text.data(), text.size());
+  // The result's strings (a decrypted plaintext, a data key) are wiped once answered or withheld.
+  struct WipeResult {
+    internal::Outcome& o;
+    ~WipeResult() {
+      if (o.result.ok()) internal::WipeJsonStrings(*o.result);
     }
+  } const wipe_result{out};
+  if (!audited) {
     return Finish(
         fl, ErrorResponse(Unavailable("the audit log cannot be written, so the result is withheld"), fl.request_id));
   }

@@ -278,6 +278,10 @@ TEST_F(ApiTest, DuplicateMembersAndUnchangeableFieldsAreRefused) {
   EXPECT_THAT(r.body, HasSubstr("unknown field \\\"colour\\\""));
   r = Call("GET", "/v1/keys/nested", nullptr, admin_);
   EXPECT_THAT(r.body, HasSubstr("\"auto_rotate_seconds\":0")) << "nothing was changed by the refused calls";
+  // Nesting is bounded before anything walks the body.
+  r = raw("POST", "/v1/encrypt/nested", "{\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  EXPECT_EQ(r.status, 400U);
+  EXPECT_THAT(r.body, HasSubstr("nests deeper than 32"));
 }
 
 }  // namespace

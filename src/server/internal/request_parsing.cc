@@ -1,52 +1,147 @@
 #include "server/internal/request_parsing.h"
 
 #include <cctype>
+#include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <sodium.h>
 
+#include "common/internal/text.h"
+
 namespace qsapi::server::internal {
 
 using nlohmann::json;
 
+namespace {
+
+// WipingAllocator zeroes what it frees. The parsed body's own type uses it for its strings and its
+// nodes, so that neither the parser's token buffer nor any intermediate string leaves a plaintext
+// or a token in freed heap.
+template <typename T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() noexcept = default;
+  template <typename U>
+  WipingAllocator(const WipingAllocator<U>& /*other*/) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept {
+    SecureZero(p, n * sizeof(T));
+    std::allocator<T>{}.deallocate(p, n);
+  }
+};
+template <typename T, typename U>
+bool operator==(const WipingAllocator<T>& /*a*/, const WipingAllocator<U>& /*b*/) noexcept {
+  return true;
+}
+
+using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
+using WipedJson = nlohmann::basic_json<std::map, std::vector, WipedString, bool, std::int64_t, std::uint64_t, double,
+                                       WipingAllocator>;
+
+constexpr int kMaxBodyDepth = 32;
+
+// ToJson moves a parsed body into the json the handlers read (iteratively: the depth is bounded
+// before, but no recursion is needed). Its strings are wiped with the request (WipeJsonStrings).
+json ToJson(WipedJson& in) {
+  json out;
+  std::vector<std::pair<WipedJson*, json*>> todo{{&in, &out}};
+  while (!todo.empty()) {
+    auto [from, to] = todo.back();
+    todo.pop_back();
+    switch (from->type()) {
+      case WipedJson::value_t::string: {
+        const WipedString& v = from->get_ref<const WipedString&>();
+        *to = std::string(v.data(), v.size());
+        break;
+      }
+      case WipedJson::value_t::boolean: *to = from->get<bool>(); break;
+      case WipedJson::value_t::number_integer: *to = from->get<std::int64_t>(); break;
+      case WipedJson::value_t::number_unsigned: *to = from->get<std::uint64_t>(); break;
+      case WipedJson::value_t::number_float: *to = from->get<double>(); break;
+      case WipedJson::value_t::array: {
+        *to = json::array();
+        for (std::size_t i = 0; i < from->size(); ++i) to->push_back(nullptr);
+        for (std::size_t i = 0; i < from->size(); ++i) todo.emplace_back(&(*from)[i], &(*to)[i]);
+        break;
+      }
+      case WipedJson::value_t::object: {
+        *to = json::object();
+        for (auto it = from->begin(); it != from->end(); ++it) {
+          json& slot = (*to)[std::string(it.key().data(), it.key().size())];
+          todo.emplace_back(&it.value(), &slot);
+        }
+        break;
+      }
+      default: *to = nullptr; break;  // null (binary and discarded do not come out of parse)
+    }
+  }
+  return out;
+}
+
+void WipeWipedStrings(WipedJson& j) noexcept {
+  std::vector<WipedJson*> todo{&j};
+  while (!todo.empty()) {
+    WipedJson* v = todo.back();
+    todo.pop_back();
+    if (v->is_string()) {
+      WipedString& s = v->get_ref<WipedString&>();
+      SecureZero(s.data(), s.size());  // a short string lives inside its node (no allocation to wipe)
+    } else if (v->is_structured()) {
+      for (auto& item : *v) todo.push_back(&item);
+    }
+  }
+}
+
+}  // namespace
+
 Result<json> ParseRequestBody(std::string_view body) {
   if (body.empty()) return json::object();
+  if (!qsapi::internal::JsonDepthWithin(body, kMaxBodyDepth)) {
+    return InvalidArgument("the request body nests deeper than " + std::to_string(kMaxBodyDepth) + " levels");
+  }
   // A key given twice is refused rather than read as its last value: a proxy or a policy engine in
   // front of qsapid may have read the first.
   std::vector<std::set<std::string>> objects;
   std::string duplicate;
-  const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
+  const WipedJson::parser_callback_t check = [&](int, WipedJson::parse_event_t event, WipedJson& parsed) {
+    if (event == WipedJson::parse_event_t::object_start) {
       objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
+    } else if (event == WipedJson::parse_event_t::object_end) {
       if (!objects.empty()) objects.pop_back();
-    } else if (event == json::parse_event_t::key && !objects.empty() && duplicate.empty() &&
-               !objects.back().insert(parsed.get<std::string>()).second) {
-      duplicate = parsed.get<std::string>();
+    } else if (event == WipedJson::parse_event_t::key && !objects.empty() && duplicate.empty()) {
+      const WipedString& k = parsed.get_ref<const WipedString&>();
+      std::string key(k.data(), k.size());
+      if (!objects.back().insert(key).second) duplicate = std::move(key);
     }
     return true;
   };
-  json j = json::parse(body, check, false);
-  if (j.is_discarded()) return InvalidArgument("the request body is not valid JSON");
+  WipedJson parsed = WipedJson::parse(body, check, false);
+  if (parsed.is_discarded()) return InvalidArgument("the request body is not valid JSON");
+  const struct Wipe {
+    WipedJson& j;
+    ~Wipe() { WipeWipedStrings(j); }
+  } wipe{parsed};
   if (!duplicate.empty()) {
-    WipeJsonStrings(j);
     return InvalidArgument("the request body names field \"" + duplicate.substr(0, 64) + "\" twice in one object");
   }
-  if (!j.is_object()) {
-    WipeJsonStrings(j);
-    return InvalidArgument("the request body must be a JSON object");
-  }
-  return j;
+  if (!parsed.is_object()) return InvalidArgument("the request body must be a JSON object");
+  return ToJson(parsed);
 }
 
 void WipeJsonStrings(json& j) noexcept {
-  if (j.is_string()) {
-    auto& s = j.get_ref<std::string&>();
-    SecureZero(s.data(), s.size());
-  } else if (j.is_array() || j.is_object()) {
-    for (auto& item : j) WipeJsonStrings(item);
+  std::vector<json*> todo{&j};
+  while (!todo.empty()) {
+    json* v = todo.back();
+    todo.pop_back();
+    if (v->is_string()) {
+      auto& s = v->get_ref<std::string&>();
+      SecureZero(s.data(), s.size());
+    } else if (v->is_structured()) {
+      for (auto& item : *v) todo.push_back(&item);
+    }
   }
 }
 
