@@ -199,12 +199,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else {
     note(false);
   }
-  const qsapi::Status verified = k.Verify("sig", AsBytes(kMessage), f.signature);
+  const qsapi::Status verified = k.VerifySignature("sig", AsBytes(kMessage), f.signature);
   note(verified.ok());
-  Check(!k.Verify("sig", AsBytes("another message"), f.signature).ok());
+  Check(!k.VerifySignature("sig", AsBytes("another message"), f.signature).ok());
   note(k.Sign("sig", AsBytes(kMessage)).ok());
   note(k.Decapsulate("kem", 0, f.kem_ct).ok());
-  if (auto report = k.Verify(); report.ok()) {
+  if (auto report = k.CheckIntegrity(); report.ok()) {
     note(report->problems.empty());
   } else {
     note(false);

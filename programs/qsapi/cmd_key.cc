@@ -310,7 +310,7 @@ void RegisterKeyCommands(CLI::App& app) {
   AddStoreFlags(verify, *flags);
   verify->callback([flags] {
     WithStore("key verify", *flags, [](keystore::Keystore& ks) {
-      auto r = ks.Verify();
+      auto r = ks.CheckIntegrity();
       if (!r.ok()) return Fail("key verify", r.error());
       std::printf("%zu keys, %zu versions checked in %s\n", r->keys, r->versions_checked,
                   ks.token_description().c_str());

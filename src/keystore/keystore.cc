@@ -861,7 +861,7 @@ Result<Bytes> Keystore::Sign(std::string_view name, ByteView message) {
   return Concat(header, sig.view());
 }
 
-Status Keystore::Verify(std::string_view name, ByteView message, ByteView signature) {
+Status Keystore::VerifySignature(std::string_view name, ByteView message, ByteView signature) {
   QSAPI_ASSIGN_OR_RETURN(ParsedHeader h, ParseHeader(signature));
   QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->RowForBlob(name, h));
   QSAPI_ASSIGN_OR_RETURN(KeyType type, Impl::TypeOf(row));
@@ -916,8 +916,8 @@ Result<crypto::VerifyingKey> Keystore::VerifyingKey(std::string_view name, std::
   return crypto::VerifyingKey::FromBytes(type.sig, pub);
 }
 
-Result<VerifyReport> Keystore::Verify() {
-  VerifyReport report;
+Result<IntegrityReport> Keystore::CheckIntegrity() {
+  IntegrityReport report;
   QSAPI_ASSIGN_OR_RETURN(std::vector<KeyRow> rows, impl_->store->ListKeys());
   for (const KeyRow& row : rows) {
     ++report.keys;

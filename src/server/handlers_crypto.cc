@@ -90,7 +90,7 @@ Outcome HandleVerify(Request& r) {
     QSAPI_ASSIGN_OR_RETURN(Bytes msg, BytesField(item, "message", true));
     QSAPI_ASSIGN_OR_RETURN(std::string text, StringField(item, "signature", true, 1 << 20));
     QSAPI_ASSIGN_OR_RETURN(Bytes sig, keystore::FromText(text));
-    const Status s = ks.Verify(r.name, msg, sig);
+    const Status s = ks.VerifySignature(r.name, msg, sig);
     if (!s.ok() && s.error().code() != ErrorCode::kAuthenticationFailed) return s.error();
     return json{{"valid", s.ok()}};
   });

@@ -66,7 +66,7 @@ class KeystoreCrashTest : public KeystoreFixture {
   void ExpectConsistent() {
     Reopen();
     ASSERT_NE(ks_, nullptr) << "the keystore does not open after the kill";
-    auto report = ks_->Verify();
+    auto report = ks_->CheckIntegrity();
     ASSERT_TRUE(report.ok()) << report.error().ToString();
     EXPECT_TRUE(report->problems.empty()) << report->problems.front();
   }

@@ -119,15 +119,15 @@ TEST_F(KeystoreTest, SignVerifyAndKemForEveryAsymmetricFamily) {
     QSAPI_ASSERT_OK(ks_->Create(name, Type(type)));
     auto sig = ks_->Sign(name, AsBytes("release 1.0"));
     QSAPI_ASSERT_OK(sig);
-    QSAPI_EXPECT_OK(ks_->Verify(name, AsBytes("release 1.0"), *sig));
-    QSAPI_EXPECT_OK(ks_->Verify("", AsBytes("release 1.0"), *sig));  // the key is found by the header
-    EXPECT_EQ(ks_->Verify(name, AsBytes("release 1.1"), *sig).error(), AuthenticationFailed()) << type;
+    QSAPI_EXPECT_OK(ks_->VerifySignature(name, AsBytes("release 1.0"), *sig));
+    QSAPI_EXPECT_OK(ks_->VerifySignature("", AsBytes("release 1.0"), *sig));  // the key is found by the header
+    EXPECT_EQ(ks_->VerifySignature(name, AsBytes("release 1.1"), *sig).error(), AuthenticationFailed()) << type;
     // The signature covers the header: the same bytes under another version do not verify.
     QSAPI_ASSERT_OK(ks_->Rotate(name));
     Bytes moved = *sig;
     moved[20] = 2;
-    EXPECT_EQ(ks_->Verify(name, AsBytes("release 1.0"), moved).error(), AuthenticationFailed()) << type;
-    EXPECT_TRUE(ks_->Verify(name, AsBytes("release 1.0"), *sig).ok()) << "old versions keep verifying";
+    EXPECT_EQ(ks_->VerifySignature(name, AsBytes("release 1.0"), moved).error(), AuthenticationFailed()) << type;
+    EXPECT_TRUE(ks_->VerifySignature(name, AsBytes("release 1.0"), *sig).ok()) << "old versions keep verifying";
     EXPECT_FALSE(ks_->Encrypt(name, AsBytes("x")).ok());
   }
   int kem_index = 0;
@@ -181,7 +181,7 @@ TEST_F(KeystoreTest, RotationKeepsOldCiphertextsAndHonoursMinimumDecryptionVersi
   EXPECT_THAT(ks_->Decrypt("orders", *v1).error().message(), HasSubstr("version 1 is destroyed"));
   EXPECT_FALSE(ks_->EnableVersion("orders", 1).ok());
   QSAPI_EXPECT_OK(ks_->Decrypt("orders", *v2));
-  auto report = ks_->Verify();
+  auto report = ks_->CheckIntegrity();
   QSAPI_ASSERT_OK(report);
   EXPECT_TRUE(report->problems.empty()) << report->problems.front();
   QSAPI_ASSERT_OK(ks_->Destroy("orders"));
@@ -361,7 +361,7 @@ TEST_F(KeystoreBadInputTest, TamperedWrappedBlobIsDetectedAndChangesNothing) {
   ASSERT_FALSE(pt.ok());
   EXPECT_EQ(pt.error().code(), ErrorCode::kDataLoss);
   EXPECT_THAT(pt.error().message(), HasSubstr("fails authentication under the KEK"));
-  auto report = ks_->Verify();
+  auto report = ks_->CheckIntegrity();
   QSAPI_ASSERT_OK(report);
   ASSERT_EQ(report->problems.size(), 1U);
   EXPECT_THAT(report->problems[0], HasSubstr("key \"a\" version 1"));
@@ -432,20 +432,20 @@ TEST_F(KeystoreBadInputTest, OutOfRangeMetadataValuesGiveDataLoss) {
 TEST_F(KeystoreBadInputTest, EditedAuditTrailIsDetected) {
   QSAPI_ASSERT_OK(ks_->Create("d", Type("AES-256-GCM")));
   QSAPI_ASSERT_OK(ks_->Rotate("d"));
-  auto clean = ks_->Verify();
+  auto clean = ks_->CheckIntegrity();
   QSAPI_ASSERT_OK(clean);
   EXPECT_TRUE(clean->problems.empty());
   ks_.reset();
   Sql(EmbeddedLayout{dir_}.database(), "UPDATE audit SET actor = 'someone-else' WHERE action = 'rotate'");
   Reopen();
-  auto edited = ks_->Verify();
+  auto edited = ks_->CheckIntegrity();
   QSAPI_ASSERT_OK(edited);
   ASSERT_EQ(edited->problems.size(), 1U);
   EXPECT_THAT(edited->problems[0], HasSubstr("was altered"));
   ks_.reset();
   Sql(EmbeddedLayout{dir_}.database(), "DELETE FROM audit WHERE seq = 2");
   Reopen();
-  EXPECT_THAT(ks_->Verify()->problems.at(0), HasSubstr("entry 2 is missing"));
+  EXPECT_THAT(ks_->CheckIntegrity()->problems.at(0), HasSubstr("entry 2 is missing"));
 }
 
 // What `qsapi audit verify` once accepted: rows edited and the chain recomputed with SHA-256 by
@@ -494,7 +494,7 @@ TEST_F(KeystoreBadInputTest, AKeyedTrailCannotBeRewrittenWithRecomputedHashes) {
   }
   sqlite3_close(h);
   Reopen();
-  auto edited = ks_->Verify();
+  auto edited = ks_->CheckIntegrity();
   QSAPI_ASSERT_OK(edited);
   ASSERT_FALSE(edited->problems.empty());
   EXPECT_THAT(edited->problems[0], HasSubstr("its MAC does not chain"));
@@ -550,7 +550,7 @@ TEST_F(KeystoreBadInputTest, AHeadRecordedElsewhereCatchesATrailCutShort) {
   ks_.reset();
   Sql(EmbeddedLayout{dir_}.database(), "DELETE FROM audit WHERE seq = " + std::to_string(head->seq));
   Reopen();
-  EXPECT_TRUE(ks_->Verify()->problems.empty()) << "a cut at the end leaves a chain that holds";
+  EXPECT_TRUE(ks_->CheckIntegrity()->problems.empty()) << "a cut at the end leaves a chain that holds";
   auto cut = ks_->CheckAuditHead(*head);
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.error().code(), ErrorCode::kDataLoss);

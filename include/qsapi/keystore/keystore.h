@@ -179,13 +179,18 @@ struct TrailHead {
   Bytes value{};
 };
 
-// VerifyReport is what Verify found.
-struct VerifyReport {
+// IntegrityReport is what CheckIntegrity found.
+struct IntegrityReport {
   std::size_t keys = 0;
   std::size_t versions_checked = 0;
   std::vector<std::string> problems;  // empty when consistent
 };
 
+// Errors. Every call may fail with kUnavailable (the token or the database cannot be reached or
+// written: retry later; nothing was changed) and kDataLoss (stored state fails its checks: an
+// altered row, a blob that does not unwrap, a broken trail); a name that is not valid is
+// kInvalidArgument, an unknown one kNotFound. What else a call returns is said beside it. A failed
+// call changes nothing stored.
 class Keystore {
  public:
   // Open loads the PKCS#11 module, logs in to the token and opens the database. Errors say what
@@ -197,39 +202,49 @@ class Keystore {
   Keystore& operator=(const Keystore&) = delete;
 
   // Key lifecycle. Names: 1-64 of [a-z0-9._-], starting with a letter or digit.
+  // Create: kAlreadyExists for a name in use; kInvalidArgument for a policy out of range (an
+  // operation limit above the AEAD bound, a negative period).
   Result<KeyInfo> Create(std::string_view name, const KeyType& type, const KeyPolicy& policy = {});
   Result<KeyInfo> Get(std::string_view name);
   Result<std::vector<KeyInfo>> List();
+  // Rotate: kFailedPrecondition when the key has used every version number.
   Result<KeyInfo> Rotate(std::string_view name);
-  // UpdatePolicy changes the policy; min_decryption_version may not exceed the current version.
+  // UpdatePolicy changes the policy; min_decryption_version may not exceed the current version
+  // (kInvalidArgument, as for values out of range).
   Result<KeyInfo> UpdatePolicy(std::string_view name, const KeyPolicy& policy);
   // DisableVersion / EnableVersion: a disabled version cannot be used (reversible). The current
-  // version cannot be disabled (rotate first).
+  // version cannot be disabled (rotate first): kFailedPrecondition, as for a destroyed version or
+  // enabling one that is not disabled; kNotFound for an unknown version.
   Status DisableVersion(std::string_view name, std::uint32_t version);
   Status EnableVersion(std::string_view name, std::uint32_t version);
   // DestroyVersion wipes one non-current version's material (irreversible). Destroy wipes every
-  // version and retires the name; both need the policy's deletion_allowed.
+  // version and retires the name; both need the policy's deletion_allowed (kFailedPrecondition
+  // without it, or for the current version).
   Status DestroyVersion(std::string_view name, std::uint32_t version);
   Status Destroy(std::string_view name);
   // RotateDue rotates every key whose time-based period has elapsed; returns the names rotated.
   Result<std::vector<std::string>> RotateDue();
 
-  // Operations. A version of 0 means the current one.
+  // Operations. A version of 0 means the current one. A key of the wrong purpose (encrypting with
+  // a signature key) is kFailedPrecondition, and so is a disabled or destroyed version or one below
+  // min_decryption_version; a ciphertext or signature that does not verify is kAuthenticationFailed
+  // (one error, whatever was wrong); one made with another key is kInvalidArgument without naming it.
   Result<Bytes> Encrypt(std::string_view name, ByteView plaintext, ByteView associated_data = {});
   // Decrypt picks the key by the id in the header (`name` must match it when non-empty).
   Result<Bytes> Decrypt(std::string_view name, ByteView ciphertext, ByteView associated_data = {});
   Result<SecretBytes> DecryptSecret(std::string_view name, ByteView ciphertext, ByteView associated_data = {});
   Result<Bytes> Sign(std::string_view name, ByteView message);
-  Status Verify(std::string_view name, ByteView message, ByteView signature);
+  Status VerifySignature(std::string_view name, ByteView message, ByteView signature);
   Result<SharedSecret> Decapsulate(std::string_view name, std::uint32_t version, ByteView ciphertext);
   Result<crypto::KemPublicKey> KemPublicKey(std::string_view name, std::uint32_t version = 0);
   Result<crypto::VerifyingKey> VerifyingKey(std::string_view name, std::uint32_t version = 0);
   // PublicKey returns the raw public key of a KEM or signature key version.
   Result<Bytes> PublicKey(std::string_view name, std::uint32_t version = 0);
 
-  // Verify unwraps every live version in the token and checks it against its public key (or that
-  // it unwraps at all, for AEAD keys), and checks the audit chain.
-  Result<VerifyReport> Verify();
+  // CheckIntegrity unwraps every live version in the token and checks it against its public key
+  // (or that it unwraps at all, for AEAD keys), and checks the audit chain. What it finds is in
+  // the report's problems; the call itself fails only when it cannot read.
+  Result<IntegrityReport> CheckIntegrity();
   Result<std::vector<AuditEntry>> Audit(std::size_t max_entries = 100);
   // OpenTrail returns trail `name`'s key, creating it when the trail is new (random, wrapped by
   // the KEK with name and first_seq = next_seq bound to it, the creation in this keystore's trail).
@@ -250,7 +265,7 @@ class Keystore {
   Status CheckAuditHead(const TrailHead& head);
 
   // Probe is the cheap liveness check for health output: one wrap and unwrap in the token and one
-  // metadata read. (Verify is the thorough one: it unwraps every version.)
+  // metadata read. (CheckIntegrity is the thorough one: it unwraps every version.)
   Status Probe();
 
   // FlushCache wipes every unwrapped key held in memory.
