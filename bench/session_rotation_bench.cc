@@ -33,6 +33,7 @@
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"
 #include "qsapi/session/peer_link.h"
+#include "qsapi/session/peer_channel.h"
 #include "qsapi/session/peer_session.h"
 
 namespace {

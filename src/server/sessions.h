@@ -37,6 +37,7 @@
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
 #include "qsapi/session/envelope.h"
+#include "qsapi/session/peer_channel.h"
 #include "qsapi/session/peer_session.h"
 
 namespace qsapi::server {

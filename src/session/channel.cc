@@ -2,7 +2,6 @@
 // per-side state machine of a peer session's payload protection.
 #include <algorithm>
 #include <array>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -18,8 +17,6 @@ namespace internal {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr std::size_t kMaxPendingMaterial = 4;
 
 crypto::AeadAlgorithm AlgorithmFor(AeadSuite suite) {
   return suite == AeadSuite::kAes256Gcm ? crypto::AeadAlgorithm::kAes256Gcm : crypto::AeadAlgorithm::kXChaCha20Poly1305;
@@ -85,13 +82,14 @@ class ChannelState {
 
   Clock::time_point Now() const { return config.clock ? config.clock() : Clock::now(); }
 
-  Result<Candidate> Derive(std::uint32_t target) const {
+  // Derive computes the keys of `target` (> chain_epoch) from the chain secret, through
+  // ratchet-only steps for the epochs in between; `fresh` (fresh key material agreed with the peer)
+  // is mixed into the step that enters `target` itself.
+  Result<Candidate> Derive(std::uint32_t target, ByteView fresh = {}) const {
     SecretBytes secret = chain_secret.Clone();
     std::vector<Candidate> skipped;
     for (std::uint32_t n = chain_epoch + 1; n <= target && n != 0; ++n) {
-      ByteView fresh;
-      if (auto it = material.find(n); it != material.end()) fresh = it->second.view();
-      QSAPI_ASSIGN_OR_RETURN(secret, NextEpochSecret(secret.view(), fresh, session_id, n));
+      QSAPI_ASSIGN_OR_RETURN(secret, NextEpochSecret(secret.view(), n == target ? fresh : ByteView(), session_id, n));
       if (n < target) {
         QSAPI_ASSIGN_OR_RETURN(Candidate passed, FromSecret(n, secret.Clone()));
         passed.chain_secret = SecretBytes();  // only its receive key is kept
@@ -123,14 +121,6 @@ class ChannelState {
   void Enter(Candidate c, Clock::time_point now, bool count_rotation) {
     chain_secret = std::move(c.chain_secret);  // the previous chain secret is zeroised here
     chain_epoch = c.epoch;
-    for (auto it = material.begin(); it != material.end();) {
-      if (it->first <= chain_epoch) {
-        ++stats.fresh_key_epochs;  // Derive mixed it into the step that entered it->first
-        it = material.erase(it);
-      } else {
-        it = std::next(it);
-      }
-    }
     send.reset();
     send.emplace(SendKeys{.epoch = c.epoch,
                           .aead = std::move(c.send_aead),
@@ -173,35 +163,26 @@ class ChannelState {
   Status EnterWithMaterial(std::uint32_t target, ByteView key, const ParsedEnvelope* confirm = nullptr,
                            ByteView confirm_aad = {},
                            SessionChannel::FreshKeyKind kind = SessionChannel::FreshKeyKind::kQkd) {
-    if (material.contains(target)) {
-      return FailedPrecondition("ratchet material for epoch " + std::to_string(target) + " was already supplied");
-    }
-    material.emplace(target, SecretBytes::CopyFrom(key));
-    auto c = Derive(target);
-    if (!c.ok()) {
-      material.erase(target);
-      return c.error();
-    }
+    QSAPI_ASSIGN_OR_RETURN(Candidate c, Derive(target, key));
     if (confirm != nullptr) {
       Bytes plaintext;
       if (confirm->header.epoch != target || confirm->header.session_id != session_id ||
           confirm->header.suite != suite || confirm->header.is_stream_chunk() ||
           confirm->ciphertext.size() != kEnvelopeTagSize) {
-        material.erase(target);
         return InvalidArgument("the confirmation is not an empty envelope of this session's epoch " +
                                std::to_string(target));
       }
-      if (!OpenWith(c->recv_aead, c->recv_prefix, *confirm, confirm_aad, plaintext)) {
-        material.erase(target);
+      if (!OpenWith(c.recv_aead, c.recv_prefix, *confirm, confirm_aad, plaintext)) {
         return AuthenticationFailed();
       }
     }
-    Enter(std::move(c).value(), Now(), true);
+    Enter(std::move(c), Now(), true);
     if (confirm != nullptr) recv.back().window.Accept(confirm->header.sequence);
     if (kind == SessionChannel::FreshKeyKind::kReestablishment) {
-      --stats.fresh_key_epochs;  // Enter counted the material as QKD
       ++stats.reestablishments;
       created = Now();
+    } else {
+      ++stats.fresh_key_epochs;
     }
     return OkStatus();
   }
@@ -227,7 +208,6 @@ class ChannelState {
     chain_secret = SecretBytes();
     send.reset();
     recv.clear();
-    material.clear();
   }
 
   Status CheckOpen() const {
@@ -412,7 +392,6 @@ class ChannelState {
   std::uint32_t chain_epoch = 0;
   std::optional<SendKeys> send;
   std::vector<ReceiveKeys> recv;
-  std::map<std::uint32_t, SecretBytes> material;
   std::uint64_t next_stream_id = 1;
   ChannelStats stats;
   bool closed = false;
@@ -484,46 +463,12 @@ Status SessionChannel::OpenTo(ByteView envelope, ByteView aad, Bytes& out) {
   return state_->Open(env, aad, out);
 }
 
-Status SessionChannel::AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key) {
+Status SessionChannel::Rotate() {
   if (!state_) return MovedFrom();
-  if (qkd_key.size() < kQkdKeyMinSize || qkd_key.size() > kQkdKeyMaxSize) {
-    return InvalidArgument("ratchet QKD material must be " + std::to_string(kQkdKeyMinSize) + ".." +
-                           std::to_string(kQkdKeyMaxSize) + " bytes, got " + std::to_string(qkd_key.size()));
-  }
-  std::lock_guard lock(state_->mu);
-  QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
-  if (epoch <= state_->chain_epoch) {
-    return FailedPrecondition("ratchet material for epoch " + std::to_string(epoch) +
-                              " comes too late: the session is at epoch " + std::to_string(state_->chain_epoch));
-  }
-  if (state_->material.contains(epoch)) {
-    return FailedPrecondition("ratchet material for epoch " + std::to_string(epoch) + " was already supplied");
-  }
-  if (state_->material.size() >= internal::kMaxPendingMaterial) {
-    return ResourceExhausted("at most 4 epochs may have ratchet material pending");
-  }
-  state_->material.emplace(epoch, SecretBytes::CopyFrom(qkd_key));
-  return OkStatus();
-}
-
-Status SessionChannel::Rotate(ByteView fresh_qkd_key) {
-  if (!state_) return MovedFrom();
-  if (!fresh_qkd_key.empty() && (fresh_qkd_key.size() < kQkdKeyMinSize || fresh_qkd_key.size() > kQkdKeyMaxSize)) {
-    return InvalidArgument("ratchet QKD material must be " + std::to_string(kQkdKeyMinSize) + ".." +
-                           std::to_string(kQkdKeyMaxSize) + " bytes, got " + std::to_string(fresh_qkd_key.size()));
-  }
   std::lock_guard lock(state_->mu);
   QSAPI_RETURN_IF_ERROR(state_->CheckOpen());
   if (state_->hold) return FailedPrecondition("a fresh-key agreement is in progress; rotate after it completes");
-  if (fresh_qkd_key.empty()) return state_->RotateLocked(state_->Now());
-  if (state_->chain_epoch == UINT32_MAX) {
-    return FailedPrecondition("the session has used all its epochs: establish a new session");
-  }
-  const std::uint32_t next = state_->chain_epoch + 1;
-  if (state_->material.contains(next)) {
-    return FailedPrecondition("ratchet material for epoch " + std::to_string(next) + " was already supplied");
-  }
-  return state_->EnterWithMaterial(next, fresh_qkd_key);
+  return state_->RotateLocked(state_->Now());
 }
 
 namespace {

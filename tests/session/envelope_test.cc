@@ -485,44 +485,45 @@ TEST(SessionChannelTest, ForgedNewerEpochDoesNotAdvance) {
   QSAPI_ASSERT_OK(p.responder->Open(*env));
 }
 
+// Fresh material enters a session one way only: the proposer's BeginFreshKey / CompleteFreshKey
+// and the answerer's BindFreshKey, for the same epoch. Both must hold the same material.
 TEST(SessionChannelTest, RatchetMixesFreshQkdMaterial) {
   ChannelPair p = MakePair();
   const Bytes qkd(32, 0x77);
-  QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(1, qkd));
-  QSAPI_ASSERT_OK(p.responder->AddRatchetMaterial(1, qkd));
-  QSAPI_ASSERT_OK(p.initiator->Rotate());
+  auto min_epoch = p.initiator->BeginFreshKey();
+  QSAPI_ASSERT_OK(min_epoch);
+  auto bound = p.responder->BindFreshKey(*min_epoch, qkd);
+  QSAPI_ASSERT_OK(bound);
+  EXPECT_EQ(*bound, 1U);
+  QSAPI_ASSERT_OK(p.initiator->CompleteFreshKey(*bound, qkd));
   auto e = p.initiator->Seal(B("mixed"));
   QSAPI_ASSERT_OK(e);
   QSAPI_ASSERT_OK(p.responder->Open(*e));
   EXPECT_EQ(p.responder->stats().epoch, 1U);
+  EXPECT_EQ(p.initiator->stats().fresh_key_epochs, 1U);
+  EXPECT_EQ(p.responder->stats().fresh_key_epochs, 1U);
 
   // Mismatched material: the new epoch's keys differ and the envelope fails.
   ChannelPair m = MakePair();
-  QSAPI_ASSERT_OK(m.initiator->AddRatchetMaterial(1, qkd));
-  QSAPI_ASSERT_OK(m.responder->AddRatchetMaterial(1, Bytes(32, 0x78)));
-  QSAPI_ASSERT_OK(m.initiator->Rotate());
+  QSAPI_ASSERT_OK(m.initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(m.responder->BindFreshKey(1, Bytes(32, 0x78)));
+  QSAPI_ASSERT_OK(m.initiator->CompleteFreshKey(1, qkd));
   EXPECT_EQ(m.responder->Open(*m.initiator->Seal(B("x"))).error(), AuthenticationFailed());
-  // Material on one side only: also a failure (both sides must agree per epoch).
+  // Material on one side only (the other rotated by the ratchet alone): also a failure.
   ChannelPair o = MakePair();
-  QSAPI_ASSERT_OK(o.initiator->AddRatchetMaterial(1, qkd));
-  QSAPI_ASSERT_OK(o.initiator->Rotate());
+  QSAPI_ASSERT_OK(o.initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(o.initiator->CompleteFreshKey(1, qkd));
+  QSAPI_ASSERT_OK(o.responder->Rotate());
   EXPECT_EQ(o.responder->Open(*o.initiator->Seal(B("x"))).error(), AuthenticationFailed());
 
-  // The rotation hook: the sender mixes material in as it rotates; the receiver has it for that epoch.
-  QSAPI_ASSERT_OK(p.responder->AddRatchetMaterial(2, Bytes(48, 0x66)));
-  EXPECT_EQ(p.initiator->Rotate(Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
-  QSAPI_ASSERT_OK(p.initiator->Rotate(Bytes(48, 0x66)));
-  auto sealed2 = p.initiator->Seal(B("epoch two"));
-  QSAPI_ASSERT_OK(sealed2);
-  QSAPI_ASSERT_OK(p.responder->Open(*sealed2));
-  EXPECT_EQ(p.responder->stats().epoch, 2U);
-
-  EXPECT_EQ(p.initiator->AddRatchetMaterial(1, qkd).error().code(), ErrorCode::kFailedPrecondition);  // too late
-  EXPECT_EQ(p.initiator->AddRatchetMaterial(5, Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
-  QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(5, qkd));
-  EXPECT_EQ(p.initiator->AddRatchetMaterial(5, qkd).error().code(), ErrorCode::kFailedPrecondition);
-  for (std::uint32_t e2 = 6; e2 < 9; ++e2) QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(e2, qkd));
-  EXPECT_EQ(p.initiator->AddRatchetMaterial(9, qkd).error().code(), ErrorCode::kResourceExhausted);
+  // Sizes are checked before anything changes.
+  EXPECT_EQ(p.responder->BindFreshKey(2, Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(p.responder->BindFreshKey(2, Bytes(65)).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(p.responder->stats().epoch, 1U);
+  QSAPI_ASSERT_OK(p.initiator->BeginFreshKey());
+  EXPECT_EQ(p.initiator->CompleteFreshKey(2, Bytes(16)).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(p.initiator->stats().epoch, 1U);
+  p.initiator->CancelFreshKey();
 }
 
 // The fresh-key agreement: the proposer holds its epoch, the answerer binds the key to the first
@@ -694,13 +695,13 @@ TEST(SessionChannelTest, StrictOrderingRefusesReorderedEnvelopes) {
 }
 
 // Zeroisation where it can be observed: secret memory held by the channel (the chain secret,
-// pending QKD material, the XChaCha keys) is released (and so wiped) when used up or on Close.
+// fresh QKD material, the XChaCha keys) is released (and so wiped) when used up or on Close.
 TEST(SessionChannelTest, SecretsAreReleasedWhenUsedOrClosed) {
   ChannelPair p = MakePair(AeadSuite::kXChaCha20Poly1305);
   const std::size_t before = GetSecureMemoryStats().bytes_in_use;
-  QSAPI_ASSERT_OK(p.initiator->AddRatchetMaterial(1, Bytes(64, 0x11)));
-  EXPECT_GE(GetSecureMemoryStats().bytes_in_use, before + 64);
-  QSAPI_ASSERT_OK(p.initiator->Rotate());  // consumes the material; epoch 0's receive key stays (grace)
+  QSAPI_ASSERT_OK(p.initiator->BeginFreshKey());
+  QSAPI_ASSERT_OK(p.initiator->CompleteFreshKey(1, Bytes(64, 0x11)));  // no copy of the material stays
+  // epoch 0's receive key stays (grace): 32 bytes more than before, nothing of the 64 of material
   EXPECT_LE(GetSecureMemoryStats().bytes_in_use, before + 32);
   const std::size_t held = GetSecureMemoryStats().bytes_in_use;
   p.initiator->Close();

@@ -26,6 +26,7 @@
 #include "qsapi/entropy/source.h"
 #include "qsapi/qkd/key_supply.h"
 #include "qsapi/session/peer_link.h"
+#include "qsapi/session/peer_channel.h"
 #include "qsapi/session/peer_session.h"
 #include "session/internal/establishment_messages.h"
 #include "session/peer_test_util.h"

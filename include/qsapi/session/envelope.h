@@ -191,19 +191,11 @@ class SessionChannel {
   Status SealTo(ByteView plaintext, ByteView aad, Bytes& out);
   Status OpenTo(ByteView envelope, ByteView aad, Bytes& out);
 
-  // AddRatchetMaterial supplies fresh QKD key material (kQkdKeyMinSize..kQkdKeyMaxSize bytes) to
-  // be mixed into the ratchet step that enters `epoch`. Both sides must supply the same material
-  // for the same epoch (the establishment layer agrees on it by key ID). `epoch` must be newer than
-  // the current one; at most 4 epochs may be pending. The copy is zeroised once used or passed.
-  Status AddRatchetMaterial(std::uint32_t epoch, ByteView qkd_key);
+  // Rotate enters the next epoch now, by the ratchet alone (FAILED_PRECONDITION during a hold).
+  Status Rotate();
 
-  // Rotate enters the next epoch now. A non-empty `fresh_qkd_key` (kQkdKeyMinSize..kQkdKeyMaxSize
-  // bytes) is mixed into this ratchet step, as if given to AddRatchetMaterial for the next epoch;
-  // the peer must supply the same material for that epoch.
-  Status Rotate(ByteView fresh_qkd_key = {});
-
-  // Fresh QKD keys agreed with the peer for one epoch (docs/PROTOCOL.md, "Fresh QKD keys at
-  // rotation"). The proposing side calls BeginFreshKey, sends its proposal with the epoch it
+  // Fresh key material agreed with the peer for one epoch (docs/PROTOCOL.md, "Fresh QKD keys at
+  // rotation"): the one way fresh material enters a session. The proposing side calls BeginFreshKey, sends its proposal with the epoch it
   // returns (the lowest epoch the peer may bind the key to) and, once the peer answered, calls
   // CompleteFreshKey with the epoch the peer bound, or CancelFreshKey when the peer refused and
   // bound nothing. Between the two the channel holds its epoch: Seal keeps the current epoch past

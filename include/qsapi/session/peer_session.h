@@ -27,26 +27,23 @@
 // (INVALID_ARGUMENT), a timeout (DEADLINE_EXCEEDED).
 //
 // Thread safety: PeerEndpoint may be used from several threads (Initiate and Respond for different
-// links concurrently). A PeerSession is a value owned by one thread at a time.
+// links concurrently). A PeerSession is a value owned by one thread at a time. PeerChannel, the
+// established session carrying traffic, is in qsapi/session/peer_channel.h.
 #ifndef QSAPI_SESSION_PEER_SESSION_H_
 #define QSAPI_SESSION_PEER_SESSION_H_
 
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
-#include <functional>
-#include <optional>
 #include <string_view>
-#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -149,6 +146,15 @@ struct FreshKeySupply {
   std::chrono::milliseconds timeout{15000};  // for the peer's answer to a proposal
 };
 
+// Reestablishment is what a re-establishment of an existing session adds to the PeerSession the
+// establishment returns (docs/PROTOCOL.md, "Re-establishment"): the new session secret (its
+// keys().epoch_secret) enters the existing channel's epoch chain instead of starting a channel.
+struct Reestablishment {
+  std::uint32_t min_epoch = 0;  // the lowest epoch the new secret may enter (>= 1)
+  Bytes context_hash;           // SHA-384(Reestablish || Accept): the confirmation's associated data
+  Bytes rekey_done;             // the initiator's: the responder's RekeyDone, with its confirmation
+};
+
 // PeerSession is an established session: its identity, what it was built from, its keys and the
 // link it runs over. Move-only (it owns secrets and the link).
 class PeerSession {
@@ -189,16 +195,19 @@ class PeerSession {
   // link: the peer link the session was established over (null after TakeLink()).
   [[nodiscard]] PeerLink* link() const noexcept { return link_.get(); }
   [[nodiscard]] std::unique_ptr<PeerLink> TakeLink() noexcept { return std::move(link_); }
-  // reestablishes: this is a re-establishment of the existing session with this id (a responder's
-  // PeerEndpoint::Respond returns it; hand it to that session's PeerChannel::AcceptReestablishment).
-  [[nodiscard]] bool reestablishes() const noexcept { return reestablish_min_epoch_ != 0; }
+  // reestablishment: set when this is a re-establishment of the existing session with this id (a
+  // responder's PeerEndpoint::Respond returns it: hand it to that session's
+  // PeerChannel::AcceptReestablishment; the initiator's PeerEndpoint::RunReestablishment returns it
+  // for PeerChannel::FinishReestablishment).
+  [[nodiscard]] const std::optional<Reestablishment>& reestablishment() const noexcept { return reestablishment_; }
+  [[nodiscard]] bool reestablishes() const noexcept { return reestablishment_.has_value(); }
   // fresh_key_supply: null unless the session can agree fresh QKD keys at rotation.
   [[nodiscard]] const std::shared_ptr<const FreshKeySupply>& fresh_key_supply() const noexcept {
     return fresh_key_supply_;
   }
 
  private:
-  friend struct SessionBuilder;
+  friend struct SessionBuilder;  // the establishment fills the fields (establishment.cc)
   Bytes session_id_;
   SessionRole role_ = SessionRole::kInitiator;
   AeadSuite suite_ = AeadSuite::kAes256Gcm;
@@ -210,144 +219,26 @@ class PeerSession {
   SessionKeys keys_;
   std::unique_ptr<PeerLink> link_;
   std::shared_ptr<const FreshKeySupply> fresh_key_supply_;
-  // A re-establishment (docs/PROTOCOL.md, "Re-establishment"):
-  std::uint32_t reestablish_min_epoch_ = 0;  // 0: a new session
-  Bytes context_hash_;                       // SHA-384(Reestablish || Accept)
-  Bytes rekey_done_;                         // the initiator's: the responder's RekeyDone
-  friend class PeerChannel;
+  std::optional<Reestablishment> reestablishment_;
 };
 
-// FreshKeyStats counts the fresh-key agreements of a PeerChannel.
-struct FreshKeyStats {
-  std::uint64_t agreed = 0;   // epochs entered with fresh QKD keys agreed over the link
-  std::uint64_t refused = 0;  // proposals the peer refused (it bound nothing): ratchet alone
-  std::uint64_t skipped = 0;  // rotations without a proposal: our KME could not reserve keys
-  std::string last_problem;   // why the last refusal or skip happened
-  std::uint64_t reestablished = 0;   // re-establishments (new TLS handshake and ML-KEM) of the session
-  std::string reestablished_sources; // the sources of the last one ("tls-exporter+qkd+...")
+class PeerChannel;
+
+// ReestablishTicket is a channel's request to be re-established in place
+// (PeerChannel::BeginReestablishment): which session, and the epoch the channel holds for it.
+struct ReestablishTicket {
+  std::array<std::uint8_t, kSessionIdSize> session_id{};
+  AeadSuite suite = AeadSuite::kAes256Gcm;
+  std::uint32_t min_epoch = 0;
+  std::string peer_name;
 };
 
-// PeerChannel is an established session ready for traffic: payloads sealed into envelopes by the
-// session's SessionChannel (qsapi/session/envelope.h: epochs, rotation, replay window) and carried
-// over its peer link, one envelope per link message. The link keeps order, so by default the
-// channel opens envelopes only in order (Ordering::kStrict): a reordered envelope is refused like
-// a replayed one. Create's `ordering` picks kWindow for envelopes that travel other ways.
-//
-// A reader thread owns the link's receiving side: it queues envelopes for Receive (at most
-// kMaxQueuedEnvelopes; then it waits, and the peer's sends wait on TLS) and answers the session's
-// control messages. When the session used QKD (fresh_key_supply() set), each new epoch the
-// initiator enters mixes fresh QKD keys: it reserves keys at its KME, proposes them with the
-// lowest epoch they may enter (RekeyOffer) and holds its epoch; the responder fetches them by
-// key_ID, enters the first epoch past both sides with them mixed in and answers with an empty
-// envelope of that epoch (RekeyDone); the initiator enters the same epoch only if that envelope
-// opens. Different keys at the two KMEs close the channel with DATA_LOSS ("the QKD keys differ");
-// a refusal (the peer's KME failed, a replayed key_ID) leaves the ratchet alone for that epoch.
-//
-// Thread safety: one thread may Send while another Receives; Rotate may be called from either.
-class PeerChannel {
- public:
-  static constexpr std::size_t kMaxQueuedEnvelopes = 1024;
-
-  // Create takes the session over, builds its channel from the epoch 0 secret and, when the
-  // session's link is open, starts the reader. `ordering` replaces config.ordering: kStrict suits
-  // envelopes carried on the link; kWindow suits envelopes that travel other ways (Seal/Open),
-  // which may be reordered. Without an open link the channel is detached: Seal, Open and Rotate
-  // (by the ratchet alone) work, Send, Receive and fresh keys fail with FAILED_PRECONDITION.
-  // FAILED_PRECONDITION when the session has no keys.
-  static Result<std::unique_ptr<PeerChannel>> Create(PeerSession session, ChannelConfig config = {},
-                                                     Ordering ordering = Ordering::kStrict);
-  PeerChannel(const PeerChannel&) = delete;
-  PeerChannel& operator=(const PeerChannel&) = delete;
-  PeerChannel(PeerChannel&&) = delete;
-  PeerChannel& operator=(PeerChannel&&) = delete;
-  ~PeerChannel();
-
-  // Send seals `plaintext` (rotating the epoch when the policy says so, with fresh QKD keys when
-  // the session has them) and sends the envelope.
-  Status Send(ByteView plaintext, ByteView aad = {});
-  // Seal seals without sending: the envelope may travel another way and be opened by the peer's
-  // Open, in the order sealed. Shares the sequence numbers of Send.
-  Result<Bytes> Seal(ByteView plaintext, ByteView aad = {});
-  // Receive waits for the next envelope (io_timeout of the link when zero) and opens it. Errors of
-  // Open (authentication, replay, order, ...) are returned as they are and the channel goes on; it
-  // closes itself after too many failed decryptions. After the link closed, the queued envelopes
-  // are still returned, then the reason; Seal and Open go on without the link (no fresh keys).
-  // A link lost while a fresh-key proposal is in flight closes the channel: the two sides may
-  // disagree on the next epoch.
-  Result<Bytes> Receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(0), ByteView aad = {});
-  // Open opens an envelope that came another way (see Seal).
-  Result<Bytes> Open(ByteView envelope, ByteView aad = {});
-  // Rotate enters the next epoch now: as initiator of a session with QKD, with fresh QKD keys
-  // agreed with the peer (waiting for its answer) when they can be had, else by the ratchet alone.
-  Status Rotate();
-  // RotateWithFreshQkd is Rotate that fails instead of falling back: FAILED_PRECONDITION when this
-  // side cannot propose (responder, session without QKD), the KME's or the peer's error otherwise.
-  Status RotateWithFreshQkd();
-  [[nodiscard]] ChannelStats stats() const;
-  [[nodiscard]] FreshKeyStats fresh_key_stats() const;
-  // age: since establishment or the last re-establishment (the channel's clock).
-  [[nodiscard]] std::chrono::steady_clock::duration age() const { return channel_.age(); }
-  // AcceptReestablishment is the responder's side of a re-establishment: `fresh` is what
-  // PeerEndpoint::Respond returned for a Reestablish naming this session. It mixes the new
-  // session secret into the first epoch past both sides, enters it, answers RekeyDone with the
-  // confirmation on fresh's link and closes that link. A Reestablish for another session, from
-  // another peer or to an initiator is refused (Abort unknown-session), and so is one while the
-  // channel has failed.
-  Status AcceptReestablishment(PeerSession fresh);
-  // RefuseReestablishment answers a Reestablish that names no session this side holds.
-  static void RefuseReestablishment(PeerSession fresh, const std::string& reason,
-                                    AbortCode code = AbortCode::kUnknownSession);
-  // session: what the session was built from (its keys have been handed to the channel).
-  [[nodiscard]] const PeerSession& session() const noexcept { return session_; }
-  // failure: why the channel stopped (OkStatus() while it works; a closed link alone is not a
-  // failure: see link_status()).
-  [[nodiscard]] Status failure() const;
-  [[nodiscard]] Status link_status() const;
-  // Close stops the reader, destroys the channel's keys and closes the link. Idempotent.
-  void Close();
-
- private:
-  struct PendingFreshKey;
-  friend class PeerEndpoint;
-  PeerChannel(PeerSession session, SessionChannel channel);
-  // ReestablishWith runs `establish(min_epoch)` (a new link and a Reestablish exchange that ends
-  // with the responder's RekeyDone) with the epoch held, then enters the responder's epoch.
-  Status ReestablishWith(const std::function<Result<PeerSession>(std::uint32_t, bool&)>& establish);
-  void ReaderLoop();
-  void HandleOffer(const Bytes& message);
-  void HandleDone(const Bytes& message);
-  void HandleRefuse(const Bytes& message);
-  [[nodiscard]] Status CheckAnswerLocked(std::string_view what,
-                                         const std::array<std::uint8_t, kSessionIdSize>& id) const;
-  // StartFreshKey reserves keys and sends a proposal; call with send_mu_ held. An error means no
-  // proposal is pending (the reason is counted as a skip).
-  Status StartFreshKeyLocked();
-  // MaybeProposeLocked starts a proposal when this side leads and a rotation is near; send_mu_ held.
-  void MaybeProposeLocked(std::size_t next_payload);
-  static constexpr unsigned kFreshKeyLeadDivisor = 2;
-  Status WaitFreshKey(std::unique_lock<std::mutex>& lock);
-  // Fail stops the channel with `error` (the first reason wins), tells the peer with an Abort when
-  // `tell_peer` is set, closes the link and destroys the keys.
-  void Fail(Error error, std::optional<AbortCode> tell_peer);
-  [[nodiscard]] Status CheckUsableLocked(bool needs_link) const;
-  Status CheckDeadlineLocked();
-
-  PeerSession session_;
-  SessionChannel channel_;  // thread-safe itself
-  bool can_propose_ = false;
-  std::mutex send_mu_;  // one Send (seal + link send) or proposal at a time
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Bytes> inbox_;                    // guarded by mu_
-  std::unique_ptr<PendingFreshKey> pending_;   // guarded by mu_
-  std::optional<Error> failure_;               // guarded by mu_; the keys are gone
-  std::optional<Error> link_down_;             // guarded by mu_; the link is gone, the keys stay
-  std::optional<Error> last_refusal_;          // guarded by mu_; for RotateWithFreshQkd
-  std::atomic<std::uint32_t> skip_fresh_epoch_{UINT32_MAX};  // an epoch that rotates by the ratchet alone
-  FreshKeyStats fresh_stats_;                  // guarded by mu_
-  bool stop_ = false;                          // guarded by mu_
-  std::mutex join_mu_;  // Close may run on two threads at once
-  std::thread reader_;
+// ReestablishOutcome is what PeerEndpoint::RunReestablishment gave, for
+// PeerChannel::FinishReestablishment. `uncertain`: the exchange failed after our confirmation went
+// out and the peer did not abort, so the peer may have entered the new epoch.
+struct ReestablishOutcome {
+  Result<PeerSession> session = Error(ErrorCode::kInternal, "no re-establishment ran");
+  bool uncertain = false;
 };
 
 // PeerEndpoint is this node's side of peer sessions: its link context, its peers, its entropy
@@ -383,7 +274,11 @@ class PeerEndpoint {
   // calls it; the responder's Respond returns a PeerSession with reestablishes() set, for
   // PeerChannel::AcceptReestablishment. On failure the session goes on under its current keys,
   // unless the outcome is uncertain (no answer after our confirmation), when it is closed.
+  // It is BeginReestablishment, RunReestablishment and FinishReestablishment in a row.
   Status Reestablish(PeerChannel& channel);
+  // RunReestablishment is the exchange alone: a new link to the ticket's peer and a Reestablish
+  // exchange that ends with the responder's RekeyDone. It changes no channel.
+  ReestablishOutcome RunReestablishment(const ReestablishTicket& ticket);
   // AcceptAndRespond takes the next connection of `listener`, runs the TLS handshake and Respond.
   Result<PeerSession> AcceptAndRespond(PeerListener& listener, std::chrono::milliseconds timeout);
 
