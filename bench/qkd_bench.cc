@@ -17,8 +17,8 @@
 #include <benchmark/benchmark.h>
 
 #include "net/https_server.h"
-#include "qkd/kme_simulator.h"
-#include "qsapi/pki/tls.h"
+#include "kmesim/kme_simulator.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 
 namespace {

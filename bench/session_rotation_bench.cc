@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "qkd/kme_simulator.h"
+#include "kmesim/kme_simulator.h"
 #include "qsapi/pki/pki.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"

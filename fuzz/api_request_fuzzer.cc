@@ -1,4 +1,4 @@
-// Fuzzes the decoding of REST requests (src/server/internal/request_parsing.h) the way
+// Fuzzes the decoding of REST requests (service/server/internal/request_parsing.h) the way
 // Api::Handle uses it: the first line of the input is the request target ("path?query"), the rest
 // is the body. Every field any route reads is decoded from the body, and from each item of a
 // {"batch": [...]}: strings, base64 fields, key types, key policies, ciphertext and signature text

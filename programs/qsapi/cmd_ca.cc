@@ -1,4 +1,4 @@
-// qsapi ca init|issue|show: the deployment CA (src/server/deployment_ca.h). Its private key lives
+// qsapi ca init|issue|show: the deployment CA (service/server/deployment_ca.h). Its private key lives
 // only wrapped by the local keystore, so these commands open the keystore like `qsapi key`.
 //
 //   qsapi ca init [--profile default|cnsa2]

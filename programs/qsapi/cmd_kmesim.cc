@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "qkd/kme_simulator.h"
+#include "kmesim/kme_simulator.h"
 #include "qsapi/pki/pki.h"
 
 namespace qsapi::cli {

@@ -5,7 +5,7 @@
 //   qsapid --check-config FILE                     validate FILE and exit (0 when valid)
 //
 // The process is hardened first (no core dumps, no ptrace attach), the crypto self-test must pass,
-// then the service starts (src/server/service.h) and runs until SIGTERM or SIGINT, which drain the
+// then the service starts (service/server/service.h) and runs until SIGTERM or SIGINT, which drain the
 // requests in flight before exiting 0.
 #include <cstdio>
 #include <cstdlib>

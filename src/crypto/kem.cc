@@ -76,11 +76,11 @@ Result<KemKeyPair> FromSeedImpl(KemAlgorithm algorithm, ByteView seed) {
   return InvalidArgument("unknown KEM algorithm");
 }
 
-KemPrivateKey FromPair(internal::KemKeyPair pair) {
+}  // namespace
+
+KemPrivateKey KemPrivateKey::FromPair(internal::KemKeyPair pair) {
   return {std::move(pair.private_impl), KemPublicKey(std::move(pair.public_impl))};
 }
-
-}  // namespace
 
 Result<KemPublicKey> KemPublicKey::FromBytes(KemAlgorithm algorithm, ByteView bytes) {
   Result<std::shared_ptr<const internal::KemPublicImpl>> impl =

@@ -1,9 +1,9 @@
-// TLS context configuration shared by every client and server qsapi runs (see qsapi/pki/tls.h).
+// TLS context configuration shared by every client and server qsapi runs (see pki/internal/tls_context.h).
 //
 // Private keys are loaded through ReadSecretFile (mode 0600 enforced, bytes in secret memory and
 // wiped) rather than SSL_CTX_use_PrivateKey_file, which would read the file into ordinary heap.
 // Any key type OpenSSL accepts is allowed here (a KME may hand out RSA or P-384 SAE keys).
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 
 #include <algorithm>
 #include <arpa/inet.h>

@@ -35,7 +35,7 @@
 
 #include "qkd/internal/etsi014_json.h"
 #include "qsapi/log.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 #include "common/internal/asio_await.h"
 

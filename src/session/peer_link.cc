@@ -34,7 +34,7 @@
 
 #include "common/internal/resolve.h"
 #include "qsapi/pki/pki.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 
 namespace qsapi::session {
 

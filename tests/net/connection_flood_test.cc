@@ -29,7 +29,7 @@
 
 #include "net/https_server.h"
 #include "net/test_tls.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "support/test_support.h"
 
 namespace qsapi::net {

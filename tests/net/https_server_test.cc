@@ -22,7 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "net/test_tls.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "support/test_support.h"
 
 namespace qsapi::net {

@@ -16,7 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "net/test_tls.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "support/test_support.h"
 
 namespace qsapi::pki {

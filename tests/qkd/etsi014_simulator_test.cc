@@ -14,7 +14,7 @@
 #include <sodium.h>
 
 #include "net/test_tls.h"
-#include "qkd/kme_simulator.h"
+#include "kmesim/kme_simulator.h"
 #include "qkd/qkd_test_util.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"

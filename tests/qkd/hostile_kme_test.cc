@@ -19,7 +19,7 @@
 
 #include "net/test_tls.h"
 #include "qkd/qkd_test_util.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 #include "support/test_support.h"
 

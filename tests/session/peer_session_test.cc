@@ -20,7 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "net/test_tls.h"
-#include "qkd/kme_simulator.h"
+#include "kmesim/kme_simulator.h"
 #include "qkd/qkd_test_util.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"

@@ -62,6 +62,7 @@ struct KemEncapsulation {
 namespace internal {
 class KemPublicImpl;
 class KemPrivateImpl;
+struct KemKeyPair;
 }  // namespace internal
 
 // KemPublicKey is an encapsulation key.
@@ -80,9 +81,10 @@ class KemPublicKey {
 
   // impl is for the library's own use.
   [[nodiscard]] const internal::KemPublicImpl& impl() const noexcept { return *impl_; }
-  explicit KemPublicKey(std::shared_ptr<const internal::KemPublicImpl> impl) noexcept : impl_(std::move(impl)) {}
 
  private:
+  friend class KemPrivateKey;
+  explicit KemPublicKey(std::shared_ptr<const internal::KemPublicImpl> impl) noexcept : impl_(std::move(impl)) {}
   std::shared_ptr<const internal::KemPublicImpl> impl_;
 };
 
@@ -116,10 +118,11 @@ class KemPrivateKey {
   [[nodiscard]] Result<SecretBytes> ExportExpanded() const;
 
   [[nodiscard]] const internal::KemPrivateImpl& impl() const noexcept { return *impl_; }
-  KemPrivateKey(std::shared_ptr<const internal::KemPrivateImpl> impl, KemPublicKey public_key) noexcept
-      : impl_(std::move(impl)), public_key_(std::move(public_key)) {}
 
  private:
+  KemPrivateKey(std::shared_ptr<const internal::KemPrivateImpl> impl, KemPublicKey public_key) noexcept
+      : impl_(std::move(impl)), public_key_(std::move(public_key)) {}
+  static KemPrivateKey FromPair(internal::KemKeyPair pair);
   std::shared_ptr<const internal::KemPrivateImpl> impl_;
   KemPublicKey public_key_;
 };

@@ -80,9 +80,10 @@ class VerifyingKey {
   [[nodiscard]] Status Verify(ByteView message, ByteView signature, ByteView context = {}) const;
 
   [[nodiscard]] const internal::VerifyingImpl& impl() const noexcept { return *impl_; }
-  explicit VerifyingKey(std::shared_ptr<const internal::VerifyingImpl> impl) noexcept : impl_(std::move(impl)) {}
 
  private:
+  friend class SigningKey;
+  explicit VerifyingKey(std::shared_ptr<const internal::VerifyingImpl> impl) noexcept : impl_(std::move(impl)) {}
   std::shared_ptr<const internal::VerifyingImpl> impl_;
 };
 
@@ -104,10 +105,10 @@ class SigningKey {
   [[nodiscard]] SigningSeed ExportSeed() const;
 
   [[nodiscard]] const internal::SigningImpl& impl() const noexcept { return *impl_; }
-  SigningKey(std::shared_ptr<const internal::SigningImpl> impl, VerifyingKey verifying_key) noexcept
-      : impl_(std::move(impl)), verifying_key_(std::move(verifying_key)) {}
 
  private:
+  SigningKey(std::shared_ptr<const internal::SigningImpl> impl, VerifyingKey verifying_key) noexcept
+      : impl_(std::move(impl)), verifying_key_(std::move(verifying_key)) {}
   std::shared_ptr<const internal::SigningImpl> impl_;
   VerifyingKey verifying_key_;
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes keyed audit trails with Python's hmac and hashlib, apart from qsapi's code, so that the
-chain construction of src/server/audit_log.h is checked by an independent implementation
+chain construction of service/server/audit_log.h is checked by an independent implementation
 (AuditLogTest.AnIndependentImplementationsKeyedTrailVerifies) and the audit_log fuzzer has keyed
 seeds. The key is 32 bytes of 0x5a, keyed from entry 1 (the tests' and the fuzzer's keying).
 

@@ -29,6 +29,7 @@
 
 #include "qsapi/log.h"
 #include "qsapi/secret.h"
+#include "pki/internal/tls_context.h"
 
 namespace qsapi::net {
 

@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 
 #include "qsapi/log.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 
 namespace qsapi::server {
 namespace {

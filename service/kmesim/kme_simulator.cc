@@ -4,7 +4,8 @@
 // link would produce key material) and the reservations (key_ID -> master, slave, key bytes).
 // Key bytes are drawn when a master reserves them and live in SecretBytes until the slave fetches
 // them; nothing is written anywhere. The HTTPS layer wipes every response body after sending it.
-#include "qkd/kme_simulator.h"
+#include "pki/internal/tls_context.h"
+#include "kmesim/kme_simulator.h"
 
 #include <algorithm>
 #include <cctype>

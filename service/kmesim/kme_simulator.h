@@ -1,4 +1,4 @@
-// qkd/kme_simulator.h: a pair of ETSI GS QKD 014 key management entities (KME A and KME B) in
+// kmesim/kme_simulator.h: a pair of ETSI GS QKD 014 key management entities (KME A and KME B) in
 // one process, for tests, demos and benchmarks. Target `qsapi_kmesim` (links qsapi_net; not part
 // of libqsapi, which knows no HTTP server).
 //
@@ -31,7 +31,7 @@
 #include <string>
 
 #include "qsapi/pki/pki.h"
-#include "qsapi/pki/tls.h"
+#include "qsapi/pki/tls_options.h"
 #include "qsapi/result.h"
 
 namespace qsapi::qkd {

@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "qsapi/pki/tls.h"
+#include "qsapi/pki/tls_options.h"
 #include "qsapi/result.h"
 
 namespace qsapi::net {

@@ -22,7 +22,7 @@
 #include "qsapi/entropy/source.h"
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/log.h"
-#include "qsapi/pki/tls.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"
 #include "server/api.h"

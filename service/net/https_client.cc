@@ -12,6 +12,7 @@
 
 #include "qsapi/secret.h"
 #include "common/internal/asio_await.h"
+#include "pki/internal/tls_context.h"
 
 namespace qsapi::net {
 
