@@ -58,7 +58,7 @@ void PrintKey(const keystore::KeyInfo& k) {
   std::printf("name:                   %s\n", k.name.c_str());
   std::printf("id:                     %s\n", keystore::KeyIdHex(k.id).c_str());
   std::printf("type:                   %s (%s)\n", keystore::KeyTypeName(k.type).c_str(),
-              std::string(keystore::KeyPurposeName(k.type.purpose)).c_str());
+              std::string(keystore::KeyPurposeName(k.type.purpose())).c_str());
   std::printf("created:                %s\n", FormatTime(k.created).c_str());
   std::printf("rotated:                %s\n", FormatTime(k.rotated).c_str());
   std::printf("current version:        %u\n", k.current_version);
@@ -286,7 +286,7 @@ void RegisterKeyCommands(CLI::App& app) {
       auto info = ks.Get(*name);
       if (!info.ok()) return Fail("key config", info.error());
       keystore::KeyPolicy p = info->policy;
-      if (info->type.purpose == keystore::KeyPurpose::kEncrypt) {
+      if (info->type.is_aead()) {
         // Keep an explicit limit only if it was explicit: the stored 0 means the type default.
       } else {
         p.max_operations_per_version = 0;

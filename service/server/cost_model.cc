@@ -57,28 +57,35 @@ constexpr double kSessionSetup = 20000;  // TLS handshake + ML-KEM + confirmatio
 
 double Bulk(std::size_t bytes) { return kPerKiB * static_cast<double>(bytes) / 1024.0; }
 
+// The algorithms a kind of work is priced with. A key of another kind (or none found: the caller
+// passes the default type) makes the request fail later; it is priced as ML-DSA-65 / X-Wing.
+SigCost SignatureCostOf(const keystore::KeyType& type) {
+  return SignatureCost(type.signature().value_or(SignatureAlgorithm::kMlDsa65));
+}
+KemCost KemCostOf(const keystore::KeyType& type) { return KemCostOf(type.kem().value_or(KemAlgorithm::kXWing)); }
+
 }  // namespace
 
 double ItemCost(WorkKind kind, const keystore::KeyType& type, std::size_t bytes) {
   switch (kind) {
     case WorkKind::kMetadata: return kMetadata;
     case WorkKind::kKeygen:
-      switch (type.purpose) {
+      switch (type.purpose()) {
         case keystore::KeyPurpose::kEncrypt: return kMetadata + kTokenWrap;
-        case keystore::KeyPurpose::kKem: return kMetadata + kTokenWrap + KemCostOf(type.kem).keygen;
-        case keystore::KeyPurpose::kSign: return kMetadata + kTokenWrap + SignatureCost(type.sig).keygen;
+        case keystore::KeyPurpose::kKem: return kMetadata + kTokenWrap + KemCostOf(type).keygen;
+        case keystore::KeyPurpose::kSign: return kMetadata + kTokenWrap + SignatureCostOf(type).keygen;
       }
       return kMetadata + kTokenWrap + 150000;
     case WorkKind::kEncrypt:
     case WorkKind::kDecrypt: return kAeadBase + Bulk(bytes);
     case WorkKind::kRewrap: return 2 * (kAeadBase + Bulk(bytes));
     case WorkKind::kDatakey: return 2 * kAeadBase;
-    case WorkKind::kSign: return SignatureCost(type.sig).sign + Bulk(bytes);
-    case WorkKind::kVerify: return SignatureCost(type.sig).verify + Bulk(bytes);
-    case WorkKind::kEncapsulate: return KemCostOf(type.kem).encaps;
-    case WorkKind::kDecapsulate: return KemCostOf(type.kem).decaps;
-    case WorkKind::kHpkeSeal: return KemCostOf(type.kem).encaps + kAeadBase + Bulk(bytes);
-    case WorkKind::kHpkeOpen: return KemCostOf(type.kem).decaps + kAeadBase + Bulk(bytes);
+    case WorkKind::kSign: return SignatureCostOf(type).sign + Bulk(bytes);
+    case WorkKind::kVerify: return SignatureCostOf(type).verify + Bulk(bytes);
+    case WorkKind::kEncapsulate: return KemCostOf(type).encaps;
+    case WorkKind::kDecapsulate: return KemCostOf(type).decaps;
+    case WorkKind::kHpkeSeal: return KemCostOf(type).encaps + kAeadBase + Bulk(bytes);
+    case WorkKind::kHpkeOpen: return KemCostOf(type).decaps + kAeadBase + Bulk(bytes);
     case WorkKind::kRandom: return 10 + 4 * Bulk(bytes);
     case WorkKind::kSession: return kAeadBase + Bulk(bytes);
     case WorkKind::kSessionSetup: return kSessionSetup;

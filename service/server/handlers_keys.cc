@@ -36,7 +36,7 @@ json KeyJson(const keystore::KeyInfo& k) {
   return {{"name", k.name},
           {"id", keystore::KeyIdHex(k.id)},
           {"type", keystore::KeyTypeName(k.type)},
-          {"purpose", keystore::KeyPurposeName(k.type.purpose)},
+          {"purpose", keystore::KeyPurposeName(k.type.purpose())},
           {"created", Seconds(k.created)},
           {"rotated", Seconds(k.rotated)},
           {"current_version", k.current_version},

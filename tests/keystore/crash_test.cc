@@ -179,7 +179,7 @@ TEST_F(KeystoreCrashTest, RandomKillsOfABusyLoop) {
     auto keys = ks_->List();
     QSAPI_ASSERT_OK(keys);
     for (const auto& k : *keys) {
-      if (k.type.purpose == KeyPurpose::kKem) {
+      if (k.type.is_kem()) {
         auto pub = ks_->KemPublicKey(k.name);
         QSAPI_ASSERT_OK(pub);
         auto enc = pub->Encapsulate();

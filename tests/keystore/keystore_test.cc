@@ -3,6 +3,8 @@
 // material on disk.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -293,6 +295,48 @@ TEST_F(KeystoreTest, NamesAndTypesAreValidated) {
   QSAPI_ASSERT_OK(ks_->Create("dup", Type("AES-256-GCM")));
   EXPECT_EQ(ks_->Create("dup", Type("ML-DSA-65")).error().code(), ErrorCode::kAlreadyExists);
   EXPECT_EQ(ks_->Get("dup")->type, Type("AES-256-GCM"));
+}
+
+// A KeyType holds one algorithm of one kind: the accessors of the other kinds have nothing, and
+// every name ParseKeyType lists parses back, in any case, to a type of that name.
+TEST(KeystoreKeyTypeTest, HoldsOneAlgorithmOfOneKindAndRoundTripsItsName) {
+  const KeyType gcm;
+  EXPECT_EQ(KeyTypeName(gcm), "AES-256-GCM");
+  EXPECT_EQ(gcm.purpose(), KeyPurpose::kEncrypt);
+  EXPECT_TRUE(gcm.is_aead());
+  EXPECT_EQ(gcm.aead(), crypto::AeadAlgorithm::kAes256Gcm);
+  EXPECT_FALSE(gcm.kem().has_value());
+  EXPECT_FALSE(gcm.signature().has_value());
+  const KeyType xwing(crypto::KemAlgorithm::kXWing);
+  EXPECT_EQ(xwing.purpose(), KeyPurpose::kKem);
+  EXPECT_TRUE(xwing.is_kem());
+  EXPECT_EQ(xwing.kem(), crypto::KemAlgorithm::kXWing);
+  EXPECT_FALSE(xwing.aead().has_value());
+  const KeyType mldsa(crypto::SignatureAlgorithm::kMlDsa65);
+  EXPECT_EQ(mldsa.purpose(), KeyPurpose::kSign);
+  EXPECT_TRUE(mldsa.is_signature());
+  EXPECT_EQ(mldsa.signature(), crypto::SignatureAlgorithm::kMlDsa65);
+  EXPECT_FALSE(mldsa.kem().has_value());
+  EXPECT_NE(xwing, KeyType(crypto::KemAlgorithm::kMlKem768));
+  EXPECT_EQ(Type("x-wing"), xwing);
+  EXPECT_EQ(Type("ML-DSA-65"), mldsa);
+
+  const std::string message = ParseKeyType("").error().message();
+  const std::string list = message.substr(message.find("valid types: ") + 13);
+  std::size_t names = 0;
+  for (std::size_t at = 0; at <= list.size();) {
+    const std::size_t comma = std::min(list.find(", ", at), list.size());
+    const std::string name = list.substr(at, comma - at);
+    auto parsed = ParseKeyType(name);
+    QSAPI_ASSERT_OK(parsed);
+    EXPECT_EQ(KeyTypeName(*parsed), name);
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_EQ(ParseKeyType(lower).value(), *parsed) << lower;
+    ++names;
+    at = comma + 2;
+  }
+  EXPECT_EQ(names, 2U + 5U + 16U);  // 2 AEADs (ChaCha20-Poly1305 is HPKE's only), 5 KEMs, 16 signatures
 }
 
 // Bad input changes nothing: the audit trail and the key list are the same afterwards.

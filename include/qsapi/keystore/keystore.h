@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "qsapi/crypto/aead.h"
@@ -47,13 +48,55 @@ namespace qsapi::keystore {
 enum class KeyPurpose : std::uint8_t { kEncrypt, kKem, kSign };
 std::string_view KeyPurposeName(KeyPurpose purpose) noexcept;  // "encrypt", "kem", "sign"
 
-// KeyType is one algorithm of the crypto core.
-struct KeyType {
-  KeyPurpose purpose = KeyPurpose::kEncrypt;
-  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kAes256Gcm;         // kEncrypt
-  crypto::KemAlgorithm kem = crypto::KemAlgorithm::kXWing;                // kKem
-  crypto::SignatureAlgorithm sig = crypto::SignatureAlgorithm::kMlDsa65;  // kSign
-  friend bool operator==(const KeyType&, const KeyType&) = default;
+// KeyType is one algorithm of the crypto core: an AEAD (an encryption key), a KEM or a signature
+// algorithm. The kind it holds is the key's purpose. aead(), kem() and signature() return the
+// algorithm of their kind, nullopt for a type of another kind. The default is AES-256-GCM.
+class KeyType {
+ public:
+  using Algorithm = std::variant<crypto::AeadAlgorithm, crypto::KemAlgorithm, crypto::SignatureAlgorithm>;
+
+  constexpr KeyType() noexcept = default;
+  constexpr explicit KeyType(crypto::AeadAlgorithm a) noexcept : algorithm_(a) {}
+  constexpr explicit KeyType(crypto::KemAlgorithm k) noexcept : algorithm_(k) {}
+  constexpr explicit KeyType(crypto::SignatureAlgorithm s) noexcept : algorithm_(s) {}
+
+  [[nodiscard]] constexpr const Algorithm& algorithm() const noexcept { return algorithm_; }
+  [[nodiscard]] constexpr KeyPurpose purpose() const noexcept {
+    if (is_kem()) return KeyPurpose::kKem;
+    if (is_signature()) return KeyPurpose::kSign;
+    return KeyPurpose::kEncrypt;
+  }
+
+  [[nodiscard]] constexpr bool is_aead() const noexcept {
+    return std::holds_alternative<crypto::AeadAlgorithm>(algorithm_);
+  }
+  [[nodiscard]] constexpr bool is_kem() const noexcept {
+    return std::holds_alternative<crypto::KemAlgorithm>(algorithm_);
+  }
+  [[nodiscard]] constexpr bool is_signature() const noexcept {
+    return std::holds_alternative<crypto::SignatureAlgorithm>(algorithm_);
+  }
+
+  [[nodiscard]] constexpr std::optional<crypto::AeadAlgorithm> aead() const noexcept {
+    return Get<crypto::AeadAlgorithm>();
+  }
+  [[nodiscard]] constexpr std::optional<crypto::KemAlgorithm> kem() const noexcept {
+    return Get<crypto::KemAlgorithm>();
+  }
+  [[nodiscard]] constexpr std::optional<crypto::SignatureAlgorithm> signature() const noexcept {
+    return Get<crypto::SignatureAlgorithm>();
+  }
+
+  friend constexpr bool operator==(const KeyType&, const KeyType&) = default;
+
+ private:
+  template <typename A>
+  [[nodiscard]] constexpr std::optional<A> Get() const noexcept {
+    if (const A* a = std::get_if<A>(&algorithm_)) return *a;
+    return std::nullopt;
+  }
+
+  Algorithm algorithm_{crypto::AeadAlgorithm::kAes256Gcm};
 };
 // KeyTypeName returns the crypto core's name ("AES-256-GCM", "ML-KEM-768", "ML-DSA-65", ...).
 std::string KeyTypeName(const KeyType& type);

@@ -6,12 +6,14 @@
 #ifndef QSAPI_KEYSTORE_INTERNAL_METADATA_STORE_H_
 #define QSAPI_KEYSTORE_INTERNAL_METADATA_STORE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qsapi/keystore/keystore.h"
@@ -19,6 +21,14 @@
 #include "qsapi/secret.h"
 
 namespace qsapi::keystore::internal {
+
+// UnixNow is the time as the rows hold it: unix seconds.
+inline std::int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// VersionKey names one version of one key: the key id and the version number.
+using VersionKey = std::pair<KeyId, std::uint32_t>;
 
 struct KeyRow {
   std::string name;
