@@ -16,8 +16,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include "net/https_server.h"
 #include "kmesim/kme_simulator.h"
+#include "net/https_server.h"
 #include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 

@@ -17,8 +17,8 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
       }
       auto& lat = latencies[static_cast<std::size_t>(t)];
       // One timed request; returns the body on 200, nullopt (recorded) otherwise.
-      const auto call = [&](const std::string& m, const std::string& path, const std::string& b) -> std::optional<std::string> {
+      const auto call = [&](const std::string& m, const std::string& path,
+                            const std::string& b) -> std::optional<std::string> {
         const auto t0 = std::chrono::steady_clock::now();
         auto r = (*client)->Request(m, path, b, headers);
         const auto t1 = std::chrono::steady_clock::now();
@@ -144,7 +145,8 @@ int main(int argc, char** argv) {
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   const auto pct = [&](double p) {
-    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))];
+    return all.empty() ? 0.0
+                       : all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))];
   };
   std::string by_kind;
   for (const auto& [k, n] : kinds) by_kind += (by_kind.empty() ? "\"" : ",\"") + k + "\":" + std::to_string(n);

@@ -22,8 +22,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,8 +32,8 @@
 #include "qsapi/pki/pki.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"
-#include "qsapi/session/peer_link.h"
 #include "qsapi/session/peer_channel.h"
+#include "qsapi/session/peer_link.h"
 #include "qsapi/session/peer_session.h"
 
 namespace {
@@ -199,8 +199,8 @@ int main(int argc, char** argv) {
       responded.clear();
     }));
     reestablish.push_back(Rate(seconds, [&] { Must(a->Reestablish(*ci), "re-establishment"); }));
-    std::cout << "round " << r + 1 << ": ratchet " << ratchet.back() << "/s, fresh " << fresh.back()
-              << "/s, establish " << establish.back() << "/s, reestablish " << reestablish.back() << "/s\n";
+    std::cout << "round " << r + 1 << ": ratchet " << ratchet.back() << "/s, fresh " << fresh.back() << "/s, establish "
+              << establish.back() << "/s, reestablish " << reestablish.back() << "/s\n";
   }
   const auto stats = ci->fresh_key_stats();
   const double fr = Median(fresh);

@@ -2,11 +2,11 @@
 #ifndef QSAPI_FUZZ_FUZZ_SUPPORT_H_
 #define QSAPI_FUZZ_FUZZ_SUPPORT_H_
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <string>
 
@@ -19,8 +19,7 @@ inline void Check(bool ok) {
 
 // ScratchFile is this process's file `qsapi-fuzz-<stem>-<pid><extension>` in the temp directory.
 inline std::filesystem::path ScratchFile(const std::string& stem, const std::string& extension) {
-  return std::filesystem::temp_directory_path() /
-         ("qsapi-fuzz-" + stem + "-" + std::to_string(::getpid()) + extension);
+  return std::filesystem::temp_directory_path() / ("qsapi-fuzz-" + stem + "-" + std::to_string(::getpid()) + extension);
 }
 
 // WriteFile replaces `path` by a new file (mode 0600) holding the input.

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "fuzz_support.h"
 #include "entropy/internal/qrng_payload.h"
+#include "fuzz_support.h"
 
 namespace {
 

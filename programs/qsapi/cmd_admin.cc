@@ -111,21 +111,21 @@ void RegisterAdminCommands(CLI::App& app) {
   verify->callback([data_dir, file, config_file] {
     auto config = ConfigFor(*config_file, *data_dir, *file);
     if (!config.ok()) return Fail("audit verify", config.error());
-    const std::filesystem::path path =
-        file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
+    const std::filesystem::path path = file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
     auto ks = server::OpenKeystoreFor(*config, /*create=*/false, nullptr);
     if (!ks.ok()) {
-      return Fail("audit verify", Error(ks.error().code(), "the trail's MACs are checked with its key from the "
-                                                           "keystore, which did not open: " +
-                                                               ks.error().message()));
+      return Fail("audit verify", Error(ks.error().code(),
+                                        "the trail's MACs are checked with its key from the "
+                                        "keystore, which did not open: " +
+                                            ks.error().message()));
     }
     auto r = server::VerifyAuditTrail(**ks, path);
     if (!r.ok()) return Fail("audit verify", r.error());
-    std::printf("%s: %llu lines in %llu file(s)%s, the chain holds (%llu MACs checked%s)\n", path.c_str(),
-                static_cast<unsigned long long>(r->lines), static_cast<unsigned long long>(r->files),
-                r->first_seq > 1 ? (" from seq " + std::to_string(r->first_seq) + " (older files removed)").c_str() : "",
-                static_cast<unsigned long long>(r->macs),
-                r->head_checked ? "; the head the keystore recorded is in it" : "");
+    std::printf(
+        "%s: %llu lines in %llu file(s)%s, the chain holds (%llu MACs checked%s)\n", path.c_str(),
+        static_cast<unsigned long long>(r->lines), static_cast<unsigned long long>(r->files),
+        r->first_seq > 1 ? (" from seq " + std::to_string(r->first_seq) + " (older files removed)").c_str() : "",
+        static_cast<unsigned long long>(r->macs), r->head_checked ? "; the head the keystore recorded is in it" : "");
   });
 
   CLI::App* repair =
@@ -136,8 +136,7 @@ void RegisterAdminCommands(CLI::App& app) {
   repair->callback([data_dir, file, config_file] {
     auto config = ConfigFor(*config_file, *data_dir, *file);
     if (!config.ok()) return Fail("audit repair", config.error());
-    const std::filesystem::path path =
-        file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
+    const std::filesystem::path path = file->empty() ? config->data_dir / "audit.log" : std::filesystem::path(*file);
     // Not under a running qsapid: it holds the data directory's lock while it appends.
     auto lock = server::DataDirLock::Acquire(config->data_dir);
     if (!lock.ok()) return Fail("audit repair", lock.error());

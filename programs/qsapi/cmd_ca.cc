@@ -7,8 +7,8 @@
 //   qsapi ca show
 #include <ctime>
 
-#include "common/internal/text.h"
 #include "commands.h"
+#include "common/internal/text.h"
 #include "server/deployment_ca.h"
 
 namespace qsapi::cli {
@@ -62,7 +62,8 @@ void RegisterCaCommands(CLI::App& app) {
   issue->add_option("--days", f->days, "Validity in days")->capture_default_str()->check(CLI::Range(1, 3650));
   AddStoreFlags(issue, *store);
   issue->callback([store, f] {
-    if (!f->peer && !f->client && !f->server) return Fail("ca issue", "say what the certificate is for: --peer, --client or --server");
+    if (!f->peer && !f->client && !f->server)
+      return Fail("ca issue", "say what the certificate is for: --peer, --client or --server");
     auto ks = OpenStore(*store);
     if (!ks.ok()) return Fail("ca issue", ks.error());
     const std::string dir = store->data_dir.empty() ? DefaultDataDir() : store->data_dir;

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "common/internal/text.h"
 #include "commands.h"
+#include "common/internal/text.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"
 

@@ -14,11 +14,11 @@
 
 #include <sodium.h>
 
-#include "common/internal/text.h"
 #include "commands.h"
+#include "common/internal/text.h"
 #include "qsapi/hpke/public_key_file.h"
-#include "recipient_key_loader.h"
 #include "qsapi/keystore/keystore.h"
+#include "recipient_key_loader.h"
 
 namespace qsapi::cli {
 namespace {
@@ -131,7 +131,6 @@ Result<std::unique_ptr<keystore::Keystore>> OpenStore(const StoreFlags& f) {
   o.token.token_label = f.token_label;
   return keystore::Keystore::Open(o);
 }
-
 
 void RegisterKeyCommands(CLI::App& app) {
   auto flags = std::make_shared<StoreFlags>();

@@ -137,7 +137,7 @@ void RegisterKmeSimCommand(CLI::App& app) {
   cmd->add_option("--cert-alg", flags->cert_alg, "ecdsa-p256 (compatible) or mldsa44|mldsa65|mldsa87 (TLS 1.3 only)")
       ->capture_default_str();
   cmd->add_flag("--reuse-pki", flags->reuse_pki,
-               "Keep the CA and certificates of an earlier run in --dir (SAEs configured with them keep working)");
+                "Keep the CA and certificates of an earlier run in --dir (SAEs configured with them keep working)");
   cmd->add_option("--fault", flags->faults, "outage | latency=MS | exhausted | corrupt (repeatable)");
   cmd->callback([flags] { RunKmeSim(*flags); });
 }

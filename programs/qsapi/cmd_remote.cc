@@ -98,7 +98,8 @@ void Call(const CallFlags& f) {
   auto reply = session->client->Request(f.method, f.path, body, session->headers);
   SecureZero(body.data(), body.size());
   if (!reply.ok()) return Fail("call", reply.error());
-  if (f.show_status) std::fprintf(stderr, "HTTP %u (TLS group %s)\n", reply->status, session->client->tls_group().c_str());
+  if (f.show_status)
+    std::fprintf(stderr, "HTTP %u (TLS group %s)\n", reply->status, session->client->tls_group().c_str());
   std::fwrite(reply->body.data(), 1, reply->body.size(), stdout);
   if (!reply->body.empty() && reply->body.back() != '\n') std::fputc('\n', stdout);
   SecureZero(reply->body.data(), reply->body.size());
@@ -114,7 +115,9 @@ void Call(const CallFlags& f) {
 void RegisterRemoteCommands(CLI::App& app) {
   auto f = std::make_shared<CallFlags>();
   CLI::App* call = app.add_subcommand("call", "Send one request to a running qsapid (see docs/openapi.json)");
-  call->add_option("method", f->method, "GET, POST or DELETE")->required()->check(CLI::IsMember({"GET", "POST", "DELETE"}));
+  call->add_option("method", f->method, "GET, POST or DELETE")
+      ->required()
+      ->check(CLI::IsMember({"GET", "POST", "DELETE"}));
   call->add_option("path", f->path, "Request path, e.g. /v1/health")->required();
   call->add_option("--data", f->data, "JSON request body");
   call->add_option("--data-file", f->data_file, "File holding the JSON request body");

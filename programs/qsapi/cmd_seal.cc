@@ -54,8 +54,8 @@ Status RunSeal(const SealFlags& f) {
 Status RunOpen(const OpenFlags& f) {
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<keystore::Keystore> opened, OpenStore(f.store));
   std::shared_ptr<keystore::Keystore> ks = std::move(opened);
-  return OpenFileWith(
-      [&](ByteView key_id) { return LoadRecipientKey(ks, f.key, key_id); }, f.in, f.out, {}, !f.no_progress);
+  return OpenFileWith([&](ByteView key_id) { return LoadRecipientKey(ks, f.key, key_id); }, f.in, f.out, {},
+                      !f.no_progress);
 }
 
 }  // namespace

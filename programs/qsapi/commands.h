@@ -5,12 +5,11 @@
 #define QSAPI_PROGRAMS_QSAPI_COMMANDS_H_
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <CLI/CLI.hpp>
-
-#include <memory>
 
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"

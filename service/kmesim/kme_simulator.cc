@@ -4,7 +4,6 @@
 // link would produce key material) and the reservations (key_ID -> master, slave, key bytes).
 // Key bytes are drawn when a master reserves them and live in SecretBytes until the slave fetches
 // them; nothing is written anywhere. The HTTPS layer wipes every response body after sending it.
-#include "pki/internal/tls_context.h"
 #include "kmesim/kme_simulator.h"
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "net/https_server.h"
+#include "pki/internal/tls_context.h"
 #include "qkd/internal/etsi014_json.h"
 #include "qsapi/qkd/etsi014.h"
 
@@ -102,8 +102,8 @@ class Simulator final : public KmeSimulator {
     files_.sae_b_key = o_.dir / "sae-b-key.pem";
 
     const std::filesystem::path ca_key_path = o_.dir / "ca-key.pem";
-    const std::filesystem::path all[] = {files_.ca,         ca_key_path,        files_.kme_a_cert, files_.kme_a_key,
-                                         files_.kme_b_cert, files_.kme_b_key,   files_.sae_a_cert, files_.sae_a_key,
+    const std::filesystem::path all[] = {files_.ca,         ca_key_path,      files_.kme_a_cert, files_.kme_a_key,
+                                         files_.kme_b_cert, files_.kme_b_key, files_.sae_a_cert, files_.sae_a_key,
                                          files_.sae_b_cert, files_.sae_b_key};
     const bool have_all = std::all_of(std::begin(all), std::end(all),
                                       [](const std::filesystem::path& f) { return std::filesystem::exists(f); });

@@ -10,9 +10,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "qsapi/secret.h"
 #include "common/internal/asio_await.h"
 #include "pki/internal/tls_context.h"
+#include "qsapi/secret.h"
 
 namespace qsapi::net {
 
@@ -64,8 +64,8 @@ class HttpsClient::Impl {
     if (ec == asio::error::timed_out) return Fail(ErrorCode::kDeadlineExceeded, "resolving the host timed out");
     if (ec) return Fail(ErrorCode::kUnavailable, "cannot resolve the host: " + ec.message());
     auto s = std::make_unique<Stream>(ioc, ssl);
-    QSAPI_RETURN_IF_ERROR(pki::ConfigureClientConnection(s->native_handle(), host,
-                                                         o.tls.verify_peer != pki::PeerVerification::kNone));
+    QSAPI_RETURN_IF_ERROR(
+        pki::ConfigureClientConnection(s->native_handle(), host, o.tls.verify_peer != pki::PeerVerification::kNone));
     const auto close = [&] {
       ErrorCodeT ignored;
       s->next_layer().close(ignored);
@@ -108,13 +108,16 @@ class HttpsClient::Impl {
     };
     ErrorCodeT ec = Await(
         ioc, deadline,
-        [&](auto finish) { http::async_write(*stream, req, [finish](const ErrorCodeT& e, std::size_t) { finish(e); }); },
+        [&](auto finish) {
+          http::async_write(*stream, req, [finish](const ErrorCodeT& e, std::size_t) { finish(e); });
+        },
         close);
     if (ec) {
       *retry = ec != asio::error::timed_out;
       Drop();
-      return ec == asio::error::timed_out ? Fail(ErrorCode::kDeadlineExceeded, "sending the request timed out")
-                                          : Fail(ErrorCode::kUnavailable, "cannot send the request: " + SslErrorReason(ec));
+      return ec == asio::error::timed_out
+                 ? Fail(ErrorCode::kDeadlineExceeded, "sending the request timed out")
+                 : Fail(ErrorCode::kUnavailable, "cannot send the request: " + SslErrorReason(ec));
     }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
@@ -156,17 +159,20 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(const HttpsClientOption
   auto impl = std::make_unique<Impl>();
   impl->o = options;
   std::string_view url = options.base_url;
-  if (!url.starts_with("https://")) return InvalidArgument("the server URL must start with https://, got \"" + options.base_url + "\"");
+  if (!url.starts_with("https://"))
+    return InvalidArgument("the server URL must start with https://, got \"" + options.base_url + "\"");
   url.remove_prefix(8);
   if (url.ends_with("/")) url.remove_suffix(1);
   if (url.empty() || url.find('/') != std::string_view::npos) {
-    return InvalidArgument("the server URL must be https://host[:port] without a path, got \"" + options.base_url + "\"");
+    return InvalidArgument("the server URL must be https://host[:port] without a path, got \"" + options.base_url +
+                           "\"");
   }
   std::string_view hostport = url;
   std::string port = "443";
   if (hostport.front() == '[') {
     const std::size_t close = hostport.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("malformed IPv6 address in \"" + options.base_url + "\"");
+    if (close == std::string_view::npos)
+      return InvalidArgument("malformed IPv6 address in \"" + options.base_url + "\"");
     impl->host = std::string(hostport.substr(1, close - 1));
     if (close + 1 < hostport.size()) {
       if (hostport[close + 1] != ':') return InvalidArgument("malformed server URL \"" + options.base_url + "\"");
@@ -178,7 +184,8 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(const HttpsClientOption
   } else {
     impl->host = std::string(hostport);
   }
-  if (impl->host.empty() || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+  if (impl->host.empty() || port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
     return InvalidArgument("malformed server URL \"" + options.base_url + "\" (expected https://host[:port])");
   }
   impl->port = port;

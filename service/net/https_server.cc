@@ -27,9 +27,9 @@
 
 #include <openssl/ssl.h>
 
+#include "pki/internal/tls_context.h"
 #include "qsapi/log.h"
 #include "qsapi/secret.h"
-#include "pki/internal/tls_context.h"
 
 namespace qsapi::net {
 
@@ -313,24 +313,24 @@ class Session : public std::enable_shared_from_this<Session> {
           return Refuse(400, "obsolete line folding (a header line starting with white space) is not accepted");
         }
       }
-      return http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](const ErrorCodeT& ec,
-                                                                                             std::size_t) {
-        self->OnHeader(ec);
-      });
+      return http::async_read_header(
+          stream_, buffer_, *parser_,
+          [self = shared_from_this()](const ErrorCodeT& ec, std::size_t) { self->OnHeader(ec); });
     }
     if (text.size() >= opt().max_header_bytes) {
       idle_ = false;
       return Refuse(431, "request header too large");
     }
-    stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(4096, opt().max_header_bytes + 4 - text.size())),
-                            [self = shared_from_this()](const ErrorCodeT& ec, std::size_t n) {
-                              self->buffer_.commit(n);
-                              if (ec) {
-                                // A request cut short while its header was arriving is end_of_stream too.
-                                return self->OnRead(ec == asio::error::eof ? ErrorCodeT(http::error::end_of_stream) : ec);
-                              }
-                              self->ReadHeaderBytes();
-                            });
+    stream_.async_read_some(
+        buffer_.prepare(std::min<std::size_t>(4096, opt().max_header_bytes + 4 - text.size())),
+        [self = shared_from_this()](const ErrorCodeT& ec, std::size_t n) {
+          self->buffer_.commit(n);
+          if (ec) {
+            // A request cut short while its header was arriving is end_of_stream too.
+            return self->OnRead(ec == asio::error::eof ? ErrorCodeT(http::error::end_of_stream) : ec);
+          }
+          self->ReadHeaderBytes();
+        });
   }
 
   // OnHeader refuses framing that Beast reads one way and another server or proxy might read

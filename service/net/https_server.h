@@ -53,11 +53,11 @@ struct HttpRequest {
   std::string query;                                         // target after '?', still percent-encoded; "" when none
   std::vector<std::pair<std::string, std::string>> headers;  // names as sent
   std::string body;
-  std::string peer_common_name;  // CN of the verified client certificate; "" when none was presented
+  std::string peer_common_name;                  // CN of the verified client certificate; "" when none was presented
   bool peer_certificate_serves_servers = false;  // that certificate is also valid for server authentication
-  std::string tls_group;         // negotiated key-exchange group ("X25519MLKEM768")
-  std::string tls_version;       // "TLSv1.3"
-  std::string remote_address;    // the client's IP address ("127.0.0.1", "::1")
+  std::string tls_group;                         // negotiated key-exchange group ("X25519MLKEM768")
+  std::string tls_version;                       // "TLSv1.3"
+  std::string remote_address;                    // the client's IP address ("127.0.0.1", "::1")
 
   // Header returns the first value of a header (case-insensitive name), or "".
   [[nodiscard]] std::string_view Header(std::string_view name) const;

@@ -50,7 +50,7 @@ struct ApiRequest {
   std::string query;  // after '?'
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  std::string peer_common_name;  // verified client certificate CN, "" if none
+  std::string peer_common_name;                  // verified client certificate CN, "" if none
   bool peer_certificate_serves_servers = false;  // it is a peer-link or server certificate
   std::string tls_group;
   std::string remote_address;  // the client's IP address ("" when unknown: in-process callers)

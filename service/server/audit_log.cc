@@ -46,7 +46,7 @@ Result<std::string> ChainValue(const std::string& prev, nlohmann::json entry, By
 bool SameText(const std::string& a, const std::string& b) {
   return a.size() == b.size() &&
          ConstantTimeEqual(ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()),   // NOLINT
-                           ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size())); // NOLINT
+                           ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));  // NOLINT
 }
 
 std::string NowText() {

@@ -131,12 +131,12 @@ class AuditLog {
   const std::filesystem::path path_;
   const AuditLogOptions options_;
   mutable std::mutex mu_;
-  int fd_;                   // guarded by mu_
-  std::uint64_t seq_;        // the next line's number; guarded by mu_
-  std::string prev_;         // hex hash of the last line; guarded by mu_
-  std::uint64_t size_;       // bytes in the current file; guarded by mu_
-  std::uint64_t first_seq_;  // seq of the current file's first line; guarded by mu_
-  bool last_keyed_;          // the last line carries a MAC; guarded by mu_
+  int fd_;                             // guarded by mu_
+  std::uint64_t seq_;                  // the next line's number; guarded by mu_
+  std::string prev_;                   // hex hash of the last line; guarded by mu_
+  std::uint64_t size_;                 // bytes in the current file; guarded by mu_
+  std::uint64_t first_seq_;            // seq of the current file's first line; guarded by mu_
+  bool last_keyed_;                    // the last line carries a MAC; guarded by mu_
   std::optional<AuditKeying> keying_;  // guarded by mu_
   std::atomic<std::uint64_t> write_failures_{0};
   std::atomic<std::int64_t> failed_at_ms_{0};       // steady clock of the last failed write

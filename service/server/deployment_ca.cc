@@ -1,17 +1,17 @@
 #include "server/deployment_ca.h"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <fstream>
 #include <sstream>
 
 #include <openssl/x509.h>
 
-#include "qsapi/log.h"
 #include "pki/internal/tls_context.h"
+#include "qsapi/log.h"
 
 namespace qsapi::server {
 namespace {
@@ -85,7 +85,8 @@ Result<pki::PrivateKey> ReadWrappedPrivateKey(keystore::Keystore& keystore, cons
   QSAPI_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, "key file"));
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   Result<Bytes> wrapped = keystore::FromText(text);
-  if (!wrapped.ok()) return InvalidArgument("key file " + path.string() + " is not a wrapped key: " + wrapped.error().message());
+  if (!wrapped.ok())
+    return InvalidArgument("key file " + path.string() + " is not a wrapped key: " + wrapped.error().message());
   Result<SecretBytes> pem = keystore.DecryptSecret(kFileWrapKey, *wrapped, AssociatedData(purpose));
   if (!pem.ok()) {
     return Error(pem.error().code(), "cannot unwrap key file " + path.string() + " (" + std::string(purpose) +
@@ -97,13 +98,14 @@ Result<pki::PrivateKey> ReadWrappedPrivateKey(keystore::Keystore& keystore, cons
 Result<DeploymentCa> DeploymentCa::Open(keystore::Keystore& keystore, const fs::path& data_dir) {
   const fs::path cert_path = CertificatePath(data_dir);
   if (!fs::exists(cert_path)) {
-    return Error(ErrorCode::kNotFound, "no deployment CA in " + data_dir.string() + " (create one with `qsapi ca init`)");
+    return Error(ErrorCode::kNotFound,
+                 "no deployment CA in " + data_dir.string() + " (create one with `qsapi ca init`)");
   }
   QSAPI_ASSIGN_OR_RETURN(pki::Certificate cert, pki::ReadCertificatePem(cert_path));
   QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, ReadWrappedPrivateKey(keystore, KeyPath(data_dir), "deployment CA"));
   if (X509_check_private_key(cert.native_handle(), key.native_handle()) != 1) {
-    return FailedPrecondition("the deployment CA's key " + KeyPath(data_dir).string() + " does not match its certificate " +
-                              cert_path.string());
+    return FailedPrecondition("the deployment CA's key " + KeyPath(data_dir).string() +
+                              " does not match its certificate " + cert_path.string());
   }
   auto shared = std::make_shared<const pki::PrivateKey>(std::move(key));
   DeploymentCa ca(std::move(cert), shared);

@@ -90,8 +90,8 @@ class DeploymentCa {
 
 // ServerCredentials: what the HTTPS server needs.
 struct ServerCredentials {
-  std::filesystem::path chain_file;              // leaf then CA, PEM
-  std::shared_ptr<const pki::PrivateKey> key;    // unwrapped, in memory only
+  std::filesystem::path chain_file;            // leaf then CA, PEM
+  std::shared_ptr<const pki::PrivateKey> key;  // unwrapped, in memory only
   std::chrono::system_clock::time_point not_after;
   bool issued_now = false;
 };

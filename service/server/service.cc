@@ -1,6 +1,5 @@
 #include "server/service.h"
 
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -18,11 +18,11 @@
 
 #include "common/internal/text.h"
 #include "net/https_server.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"
 #include "qsapi/keystore/keystore.h"
 #include "qsapi/log.h"
-#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"
 #include "server/api.h"
@@ -303,10 +303,10 @@ Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, con
     }
   }
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> fresh, AuditLog::Open(path, options));
-  QSAPI_ASSIGN_OR_RETURN(keystore::TrailKey key,
-                         ks.RestartTrail(kAuditTrail, fresh->next_seq(),
-                                         "a new chain after --accept-broken-audit-log; the old trail is in " +
-                                             aside.filename().string()));
+  QSAPI_ASSIGN_OR_RETURN(
+      keystore::TrailKey key,
+      ks.RestartTrail(kAuditTrail, fresh->next_seq(),
+                      "a new chain after --accept-broken-audit-log; the old trail is in " + aside.filename().string()));
   fresh->UseKeying(KeyingOf(std::move(key)));
   Log(LogLevel::kWarning, "qsapid",
       "the audit trail failed verification and was moved to " + aside.string() +
@@ -640,8 +640,8 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   audit_options.keep_files = config.audit.keep_files;
   audit_options.min_free_bytes = config.audit.min_free_mib << 20;
   AuditVerifyReport verified;
-  auto audit = OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore,
-                                    &verified);
+  auto audit =
+      OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore, &verified);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
   s.NoteAuditVerified(verified);

@@ -39,13 +39,13 @@ namespace qsapi::server {
 
 // StartupReport says what the start did, for the console and for tests.
 struct StartupReport {
-  std::string url;                          // "https://127.0.0.1:8443"
-  std::filesystem::path ca_certificate;     // the trust anchor for clients (curl --cacert)
-  std::filesystem::path admin_token_file;   // set when the admin token was created by this start
+  std::string url;                         // "https://127.0.0.1:8443"
+  std::filesystem::path ca_certificate;    // the trust anchor for clients (curl --cacert)
+  std::filesystem::path admin_token_file;  // set when the admin token was created by this start
   bool keystore_created = false;
   bool ca_created = false;
   bool certificate_issued = false;
-  std::string tls_profile;                  // "default" / "cnsa2"
+  std::string tls_profile;  // "default" / "cnsa2"
   std::string tls_groups;
   std::chrono::system_clock::time_point certificate_not_after;
   std::string node_name;        // our peer name, when peer sessions are configured
@@ -114,9 +114,7 @@ Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const std::fi
                                            const std::string& who);
 
 // AdminTokenPath is where the first start writes the admin token.
-inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) {
-  return data_dir / "admin-token";
-}
+inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) { return data_dir / "admin-token"; }
 inline std::filesystem::path TokenFilePath(const std::filesystem::path& data_dir) {
   return data_dir / "api-tokens.json";
 }

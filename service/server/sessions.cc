@@ -77,8 +77,8 @@ void SessionManager::AcceptLoop() {
     const std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     if (handshakes_ >= options_.max_concurrent_handshakes) {
-      Log(LogLevel::kWarning, "qsapid", "peer link from " + conn->remote_address() +
-                                            " refused: too many establishments in progress");
+      Log(LogLevel::kWarning, "qsapid",
+          "peer link from " + conn->remote_address() + " refused: too many establishments in progress");
       continue;  // the connection is closed when `conn` goes out of scope
     }
     // Join the workers that have finished, so that a long-running node keeps no dead threads.
@@ -96,14 +96,16 @@ void SessionManager::AcceptLoop() {
     w.done = done_flag;
     w.thread = std::thread([this, done_flag, c = std::move(*conn)]() mutable {
       const std::string remote = c.remote_address();
-      Result<std::unique_ptr<session::PeerLink>> link = session::PeerLink::Accept(endpoint_->link_context(), std::move(c));
+      Result<std::unique_ptr<session::PeerLink>> link =
+          session::PeerLink::Accept(endpoint_->link_context(), std::move(c));
       if (!link.ok()) {
         Log(LogLevel::kWarning, "qsapid", "peer link from " + remote + " refused: " + link.error().message());
       } else {
         const std::string peer = (*link)->info().peer_name;
         Result<session::PeerSession> s = endpoint_->Respond(std::move(*link));
         if (!s.ok()) {
-          Log(LogLevel::kWarning, "qsapid", "session from " + peer + " (" + remote + ") failed: " + s.error().message());
+          Log(LogLevel::kWarning, "qsapid",
+              "session from " + peer + " (" + remote + ") failed: " + s.error().message());
           RecordPeer(peer, &s.error());
         } else if (s->reestablishes()) {
           const std::string id = s->session_id_hex();
@@ -111,9 +113,9 @@ void SessionManager::AcceptLoop() {
           if (e == nullptr) {
             session::PeerChannel::RefuseReestablishment(std::move(*s), "no session " + id + " on " + node_name_);
           } else if (Status st = e->channel->AcceptReestablishment(std::move(*s)); st.ok()) {
-            e->reestablished_unix.store(std::chrono::duration_cast<std::chrono::seconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count());
+            e->reestablished_unix.store(
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count());
             Log(LogLevel::kInfo, "qsapid", "session " + id + " re-established by " + peer);
           } else {
             Log(LogLevel::kWarning, "qsapid", "session " + id + ": " + st.error().message());
@@ -121,8 +123,9 @@ void SessionManager::AcceptLoop() {
         } else {
           Result<SessionInfo> added = Add(std::move(*s));
           if (added.ok()) {
-            Log(LogLevel::kInfo, "qsapid", "session " + added->id + " from " + peer + " established (" +
-                                               added->sources + (added->degraded ? ", degraded" : "") + ")");
+            Log(LogLevel::kInfo, "qsapid",
+                "session " + added->id + " from " + peer + " established (" + added->sources +
+                    (added->degraded ? ", degraded" : "") + ")");
           }
         }
       }
@@ -171,7 +174,8 @@ Result<SessionInfo> SessionManager::Add(session::PeerSession s) {
   }
   const std::size_t held = options_.max_sessions;
   entry->channel->Close();
-  return ResourceExhausted("this node holds " + std::to_string(held) + " sessions already (the limit); close some first");
+  return ResourceExhausted("this node holds " + std::to_string(held) +
+                           " sessions already (the limit); close some first");
 }
 
 SessionInfo SessionManager::Entry::Snapshot() const {
@@ -214,7 +218,8 @@ Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envel
   std::shared_ptr<Entry> e = Find(id);
   if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
   QSAPI_ASSIGN_OR_RETURN(Bytes envelope, session::EnvelopeFromText(envelope_text, options_.channel.max_payload));
-  QSAPI_ASSIGN_OR_RETURN(session::ParsedEnvelope parsed, session::ParseEnvelope(envelope, options_.channel.max_payload));
+  QSAPI_ASSIGN_OR_RETURN(session::ParsedEnvelope parsed,
+                         session::ParseEnvelope(envelope, options_.channel.max_payload));
   if (qsapi::internal::HexEncode(ByteView(parsed.header.session_id.data(), parsed.header.session_id.size())) != id) {
     return InvalidArgument("the envelope belongs to another session");
   }
@@ -255,8 +260,8 @@ std::size_t SessionManager::ReestablishDue() {
       // The session goes on under its keys (until max_session_age); try again in a minute.
       const std::lock_guard<std::mutex> lock(mu_);
       e->retry_reestablish_at = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-      Log(LogLevel::kWarning, "qsapid", "session " + e->info.id + ": scheduled re-establishment failed (next try in 60 s): " +
-                                            r.error().message());
+      Log(LogLevel::kWarning, "qsapid",
+          "session " + e->info.id + ": scheduled re-establishment failed (next try in 60 s): " + r.error().message());
     }
   }
   return done;

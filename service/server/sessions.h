@@ -23,9 +23,9 @@
 #ifndef QSAPI_SRC_SERVER_SESSIONS_H_
 #define QSAPI_SRC_SERVER_SESSIONS_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <atomic>
 #include <list>
 #include <map>
 #include <memory>
@@ -45,7 +45,7 @@ namespace qsapi::server {
 struct SessionManagerOptions {
   std::string listen_host = "127.0.0.1";  // the peer-link listener; empty: do not listen
   std::uint16_t listen_port = 0;
-  session::PeerLinkOptions link;           // our peer certificate and key, the deployment CA, profile
+  session::PeerLinkOptions link;  // our peer certificate and key, the deployment CA, profile
   std::vector<session::PeerConfig> peers;
   std::shared_ptr<entropy::EntropyPool> entropy;
   session::ChannelConfig channel;
@@ -67,8 +67,8 @@ struct SessionInfo {
   std::chrono::system_clock::time_point established;
   std::chrono::system_clock::time_point reestablished;  // the last re-establishment (or established)
   session::ChannelStats stats;
-  bool fresh_keys = false;      // the session can agree fresh QKD keys at rotation (link kept open)
-  std::string link;             // "open", or why it is closed
+  bool fresh_keys = false;  // the session can agree fresh QKD keys at rotation (link kept open)
+  std::string link;         // "open", or why it is closed
   session::FreshKeyStats fresh;
 };
 
@@ -112,13 +112,12 @@ class SessionManager {
 
  private:
   struct Entry {
-    SessionInfo info;  // fixed at establishment; stats refreshed on read
+    SessionInfo info;                               // fixed at establishment; stats refreshed on read
     std::unique_ptr<session::PeerChannel> channel;  // thread-safe
-    std::mutex reestablish_mu;  // one re-establishment at a time
+    std::mutex reestablish_mu;                      // one re-establishment at a time
     std::atomic<std::int64_t> reestablished_unix{0};
     std::chrono::steady_clock::time_point retry_reestablish_at{};  // guarded by SessionManager::mu_
-    Entry(SessionInfo i, std::unique_ptr<session::PeerChannel> c)
-        : info(std::move(i)), channel(std::move(c)) {}
+    Entry(SessionInfo i, std::unique_ptr<session::PeerChannel> c) : info(std::move(i)), channel(std::move(c)) {}
     [[nodiscard]] SessionInfo Snapshot() const;
   };
   explicit SessionManager(SessionManagerOptions options) : options_(std::move(options)) {}
@@ -140,8 +139,8 @@ class SessionManager {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
-  std::list<Worker> workers_;                               // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
+  std::list<Worker> workers_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
 };
 
 std::string SessionInfoRole(session::SessionRole role);

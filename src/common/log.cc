@@ -1,4 +1,3 @@
-#include "common/internal/text.h"
 #include "qsapi/log.h"
 
 #include <atomic>
@@ -8,6 +7,8 @@
 #include <mutex>
 #include <string>
 #include <utility>
+
+#include "common/internal/text.h"
 
 namespace qsapi {
 namespace {

@@ -1,4 +1,3 @@
-#include "common/internal/text.h"
 #include "qsapi/entropy/pool.h"
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
+#include "common/internal/text.h"
 #include "qsapi/crypto/kdf.h"
 #include "qsapi/log.h"
 

@@ -4,7 +4,6 @@
 // bounded before nlohmann builds a tree (a valid payload nests at most two levels), and no error
 // message quotes it: a payload is random key material.
 #include "entropy/internal/qrng_payload.h"
-#include "common/internal/text.h"
 
 #include <cstdint>
 #include <string>
@@ -12,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/internal/text.h"
 
 namespace qsapi::entropy::internal {
 namespace {

@@ -37,12 +37,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/internal/asio_await.h"
 #include "common/internal/resolve.h"
 #include "entropy/internal/qrng_payload.h"
 #include "qsapi/entropy/source.h"
 #include "qsapi/log.h"
 #include "qsapi/secret.h"
-#include "common/internal/asio_await.h"
 
 namespace qsapi::entropy {
 namespace {

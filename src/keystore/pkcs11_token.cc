@@ -274,9 +274,10 @@ class TokenProtector final : public KeyProtector {
       CK_RV rv = p11()->C_EncryptInit(s, &mech, kek_.load());
       out_len = blob.size() - 1 - kIvSize;
       if (rv == CKR_OK) {
-        rv = p11()->C_Encrypt(s,
-                              const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
-                              plaintext.size(), blob.data() + 1 + kIvSize, &out_len);
+        rv = p11()->C_Encrypt(
+            s,
+            const_cast<CK_BYTE_PTR>(plaintext.data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+            plaintext.size(), blob.data() + 1 + kIvSize, &out_len);
       }
       Release(s, rv);
       return rv;
@@ -492,8 +493,8 @@ class TokenProtector final : public KeyProtector {
   std::string token_label_;
   std::string kek_label_;
   std::atomic<CK_OBJECT_HANDLE> kek_{CK_INVALID_HANDLE};
-  SecretBytes pin_;         // set by Login, read by Recover (under recover_mu_)
-  std::mutex recover_mu_;   // one recovery at a time
+  SecretBytes pin_;        // set by Login, read by Recover (under recover_mu_)
+  std::mutex recover_mu_;  // one recovery at a time
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<CK_SESSION_HANDLE> idle_;  // guarded by mu_
@@ -540,7 +541,8 @@ Result<std::unique_ptr<KeyProtector>> OpenTokenProtector(const TokenOptions& opt
     return FailedPrecondition("PKCS#11 module " + options.module_path + " shows no token labelled \"" +
                               options.token_label + "\" (run `qsapi init` for the embedded default)");
   }
-  auto p = std::make_unique<TokenProtector>(std::move(module), std::move(*token), options.token_label, options.kek_label);
+  auto p =
+      std::make_unique<TokenProtector>(std::move(module), std::move(*token), options.token_label, options.kek_label);
   QSAPI_RETURN_IF_ERROR(p->Login(pin));
   QSAPI_RETURN_IF_ERROR(p->FindOrCreateKek(create_kek));
   return std::unique_ptr<KeyProtector>(std::move(p));

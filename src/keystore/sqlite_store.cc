@@ -549,7 +549,8 @@ class SqliteStore final : public MetadataStore {
         swapped = true;
       }
       QSAPI_ASSIGN_OR_RETURN(row.wrapped, wrap(first));
-      Stmt ins(db_, "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) VALUES (?,?,?,0,NULL,?)");
+      Stmt ins(db_,
+               "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) VALUES (?,?,?,0,NULL,?)");
       ins.Bind(1, row.trail).Bind(2, ByteView(row.wrapped)).Bind(3, static_cast<std::int64_t>(first));
       ins.Bind(4, row.updated);
       if (const int rc = ins.Step(); rc != SQLITE_DONE) {
@@ -583,8 +584,9 @@ class SqliteStore final : public MetadataStore {
 
   Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
-      Stmt up(db_,
-              "UPDATE trails SET wrapped = ?, first_seq = ?, head_seq = 0, head_mac = NULL, updated = ? WHERE trail = ?");
+      Stmt up(
+          db_,
+          "UPDATE trails SET wrapped = ?, first_seq = ?, head_seq = 0, head_mac = NULL, updated = ? WHERE trail = ?");
       up.Bind(1, ByteView(row.wrapped)).Bind(2, static_cast<std::int64_t>(row.first_seq)).Bind(3, row.updated);
       up.Bind(4, row.trail);
       if (up.Step() != SQLITE_DONE) return DbError("replacing a trail");
@@ -596,8 +598,7 @@ class SqliteStore final : public MetadataStore {
  private:
   // KeyFor is the chain key of entry `seq` (empty: SHA-256). mu_ held.
   [[nodiscard]] ByteView KeyFor(std::int64_t seq) const {
-    return !audit_key_.empty() && static_cast<std::uint64_t>(seq) >= audit_first_seq_ ? audit_key_.view()
-                                                                                       : ByteView();
+    return !audit_key_.empty() && static_cast<std::uint64_t>(seq) >= audit_first_seq_ ? audit_key_.view() : ByteView();
   }
 
   static std::int64_t NowSeconds() {
@@ -686,8 +687,8 @@ class SqliteStore final : public MetadataStore {
   }
 
   std::mutex mu_;
-  std::uint64_t own_commits_ = 0;  // guarded by mu_
-  SecretBytes audit_key_;          // guarded by mu_; empty: the trail is not keyed (yet)
+  std::uint64_t own_commits_ = 0;               // guarded by mu_
+  SecretBytes audit_key_;                       // guarded by mu_; empty: the trail is not keyed (yet)
   std::uint64_t audit_first_seq_ = UINT64_MAX;  // guarded by mu_
   sqlite3* db_;
   std::string path_;

@@ -3,8 +3,6 @@
 // Private keys are loaded through ReadSecretFile (mode 0600 enforced, bytes in secret memory and
 // wiped) rather than SSL_CTX_use_PrivateKey_file, which would read the file into ordinary heap.
 // Any key type OpenSSL accepts is allowed here (a KME may hand out RSA or P-384 SAE keys).
-#include "pki/internal/tls_context.h"
-
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
@@ -18,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/internal/pki_util.h"
+#include "pki/internal/tls_context.h"
 #include "qsapi/pki/pki.h"
 
 namespace qsapi::pki {
@@ -123,8 +122,8 @@ Status ConfigureServerContext(ssl_ctx_st* ctx, const TlsOptions& options) {
   // under other verification settings. Resumption without a fresh key exchange (psk_ke) stays
   // refused (SSL_OP_ALLOW_NO_DHE_KEX is not set): a resumed connection runs the same hybrid group.
   {
-    const std::string sid_input = "qsapi tls server v1|" + std::to_string(static_cast<int>(options.verify_peer)) + "|" +
-                                  options.ca_file;
+    const std::string sid_input =
+        "qsapi tls server v1|" + std::to_string(static_cast<int>(options.verify_peer)) + "|" + options.ca_file;
     unsigned char sid[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(sid_input.data()), sid_input.size(), sid);  // NOLINT
     if (SSL_CTX_set_session_id_context(ctx, sid, sizeof sid) != 1) {

@@ -33,11 +33,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common/internal/asio_await.h"
+#include "pki/internal/tls_context.h"
 #include "qkd/internal/etsi014_json.h"
 #include "qsapi/log.h"
-#include "pki/internal/tls_context.h"
 #include "qsapi/qkd/etsi014.h"
-#include "common/internal/asio_await.h"
 
 namespace qsapi::qkd {
 namespace {

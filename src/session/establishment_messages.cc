@@ -78,10 +78,11 @@ void AppendKeyIds(Bytes& out, const std::vector<std::string>& key_ids) {
 // TakeKeyIds parses k (1) || k fixed-size UUIDs, which must be the rest of `data`.
 Result<std::vector<std::string>> TakeKeyIds(ByteView& data, std::string_view what) {
   QSAPI_ASSIGN_OR_RETURN(std::uint8_t k, TakeByte(data, what, "key_ID count"));
-  if (k > kMaxKeyIds) return Malformed(what, std::to_string(k) + " key_IDs (at most " + std::to_string(kMaxKeyIds) + ")");
+  if (k > kMaxKeyIds)
+    return Malformed(what, std::to_string(k) + " key_IDs (at most " + std::to_string(kMaxKeyIds) + ")");
   if (data.size() != k * kKeyIdSize) {
-    return Malformed(what, "key_IDs take " + std::to_string(data.size()) + " bytes, expected " +
-                               std::to_string(k * kKeyIdSize));
+    return Malformed(
+        what, "key_IDs take " + std::to_string(data.size()) + " bytes, expected " + std::to_string(k * kKeyIdSize));
   }
   std::vector<std::string> out;
   std::set<std::string> seen;
@@ -196,14 +197,15 @@ Result<InitMessage> ParseInit(ByteView data) {
   QSAPI_ASSIGN_OR_RETURN(std::uint8_t suite, TakeByte(data, kWhat, "suite"));
   if (suite != static_cast<std::uint8_t>(AeadSuite::kAes256Gcm) &&
       suite != static_cast<std::uint8_t>(AeadSuite::kXChaCha20Poly1305)) {
-    return Error(ErrorCode::kUnimplemented, std::string(kWhat) + " message proposes unknown suite " + std::to_string(suite));
+    return Error(ErrorCode::kUnimplemented,
+                 std::string(kWhat) + " message proposes unknown suite " + std::to_string(suite));
   }
   m.suite = static_cast<AeadSuite>(suite);
   QSAPI_ASSIGN_OR_RETURN(m.qkd_policy, TakePolicy(data, kWhat, "qkd policy"));
   QSAPI_ASSIGN_OR_RETURN(m.qrng_policy, TakePolicy(data, kWhat, "qrng policy"));
   QSAPI_RETURN_IF_ERROR(Take(data, m.random, kWhat, "random"));
-  QSAPI_ASSIGN_OR_RETURN(m.sources,
-                         ParseSourceList(data, kWhat, {SourceId::kTlsExporter, SourceId::kQkd, SourceId::kQrngInitiator}));
+  QSAPI_ASSIGN_OR_RETURN(
+      m.sources, ParseSourceList(data, kWhat, {SourceId::kTlsExporter, SourceId::kQkd, SourceId::kQrngInitiator}));
   QSAPI_ASSIGN_OR_RETURN(m.key_ids, TakeKeyIds(data, kWhat));
   const std::size_t k = m.key_ids.size();
   if ((k > 0) != Has(m.sources, SourceId::kQkd)) {
@@ -250,8 +252,8 @@ Result<ConfirmMessage> ParseConfirm(ByteView data) {
   constexpr std::string_view kWhat = "Confirm";
   QSAPI_RETURN_IF_ERROR(Header(data, kTypeConfirm, kWhat));
   if (data.size() != kConfirmMacSize) {
-    return Malformed(kWhat, "MAC of " + std::to_string(data.size()) + " bytes, expected " +
-                                std::to_string(kConfirmMacSize));
+    return Malformed(kWhat,
+                     "MAC of " + std::to_string(data.size()) + " bytes, expected " + std::to_string(kConfirmMacSize));
   }
   return ConfirmMessage{.mac = Bytes(data.begin(), data.end())};
 }

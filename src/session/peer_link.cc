@@ -7,19 +7,19 @@
 // is checked again after the handshake (the group lists already exclude classical groups).
 #include "qsapi/session/peer_link.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -33,8 +33,8 @@
 #include <openssl/x509v3.h>
 
 #include "common/internal/resolve.h"
-#include "qsapi/pki/pki.h"
 #include "pki/internal/tls_context.h"
+#include "qsapi/pki/pki.h"
 
 namespace qsapi::session {
 
@@ -131,8 +131,8 @@ int VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
   if (depth == 0) {
     const std::string_view want = LeafAlgorithm(state->profile);
     if (EVP_PKEY_is_a(key, std::string(want).c_str()) != 1) {
-      return refuse("the peer's certificate \"" + Printable(CommonNameOf(cert)) + "\" has key type " + KeyTypeName(key) +
-                    "; the " + std::string(PeerProfileName(state->profile)) + " profile requires " +
+      return refuse("the peer's certificate \"" + Printable(CommonNameOf(cert)) + "\" has key type " +
+                    KeyTypeName(key) + "; the " + std::string(PeerProfileName(state->profile)) + " profile requires " +
                     std::string(want) + " (classical certificates are refused)");
     }
     // Peer identities and API client identities are apart: a peer-link certificate is valid for
@@ -170,8 +170,8 @@ using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
 Status ConfigureCommon(SSL_CTX* ctx, PeerProfile profile) {
   // 256-bit AEADs only (a 128-bit key keeps 64 bits against Grover); CNSA 2.0: AES-256-GCM.
-  const char* suites = profile == PeerProfile::kCnsa2 ? "TLS_AES_256_GCM_SHA384"
-                                                      : "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  const char* suites =
+      profile == PeerProfile::kCnsa2 ? "TLS_AES_256_GCM_SHA384" : "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
   if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) return Internal("TLS: cannot set the TLS 1.3 cipher suites");
   // No resumption: every link is a full handshake with a fresh ML-KEM encapsulation.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -333,9 +333,9 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   const EVP_PKEY* own_key = X509_get0_pubkey(own.native_handle());
   const std::string_view want = LeafAlgorithm(options.profile);
   if (own_key == nullptr || EVP_PKEY_is_a(own_key, std::string(want).c_str()) != 1) {
-    return InvalidArgument(who + "our certificate " + options.certificate_file + " has key type " + KeyTypeName(own_key) +
-                           "; the " + std::string(PeerProfileName(options.profile)) + " profile requires " +
-                           std::string(want));
+    return InvalidArgument(who + "our certificate " + options.certificate_file + " has key type " +
+                           KeyTypeName(own_key) + "; the " + std::string(PeerProfileName(options.profile)) +
+                           " profile requires " + std::string(want));
   }
   QSAPI_ASSIGN_OR_RETURN(std::string cn, own.CommonName());
 
@@ -538,7 +538,7 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
   BIO* bio = NoSigpipeSocketMethod() != nullptr ? BIO_new(NoSigpipeSocketMethod()) : nullptr;
   if (bio == nullptr) return Internal("peer link: cannot create the socket BIO: " + OpenSslReasonText());
   BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));  // NOLINT
-  SSL_set_bio(ssl, bio, bio);  // the SSL owns the BIO now
+  SSL_set_bio(ssl, bio, bio);                                                  // the SSL owns the BIO now
   if (SSL_set_ex_data(ssl, VerifyStateIndex(), &conn->verify) != 1) {
     return Internal("peer link: cannot set up the connection: " + OpenSslReasonText());
   }
@@ -566,11 +566,12 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
     if (reason == SSL_R_NO_SUITABLE_KEY_SHARE || reason == SSL_R_NO_SHARED_GROUPS) {
       return Error(ErrorCode::kPermissionDenied,
                    side + ": the peer offered no hybrid post-quantum key-exchange group; this endpoint accepts only " +
-                       std::string(PeerProfileGroups(o.profile)) + " (classical-only peers are refused; OpenSSL: " +
-                       text + ")");
+                       std::string(PeerProfileGroups(o.profile)) +
+                       " (classical-only peers are refused; OpenSSL: " + text + ")");
     }
     if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-      return Error(ErrorCode::kPermissionDenied, side + ": the peer presented no certificate; peer links are mutually authenticated");
+      return Error(ErrorCode::kPermissionDenied,
+                   side + ": the peer presented no certificate; peer links are mutually authenticated");
     }
     if (text.find("alert") != std::string::npos) {
       return Error(ErrorCode::kPermissionDenied,
@@ -582,7 +583,8 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
       return Unavailable(side + ": the connection closed during the TLS handshake" +
                          (text.empty() ? std::string() : " (" + text + ")"));
     }
-    return Error(ErrorCode::kPermissionDenied, side + ": the TLS handshake failed: " + (text.empty() ? "unknown" : text));
+    return Error(ErrorCode::kPermissionDenied,
+                 side + ": the TLS handshake failed: " + (text.empty() ? "unknown" : text));
   }
   // After the handshake: the group (belt and braces: the group lists admit nothing else).
   LinkInfo info;
@@ -621,7 +623,7 @@ void PeerLink::Close() {
   ERR_clear_error();
   (void)SSL_shutdown(conn_->ssl.get());  // sends close_notify if the socket takes it; no waiting
   ERR_clear_error();
-  ::shutdown(conn_->fd, SHUT_RDWR);      // wakes a thread polling this socket; the fd closes with Conn
+  ::shutdown(conn_->fd, SHUT_RDWR);  // wakes a thread polling this socket; the fd closes with Conn
 }
 
 Status PeerLink::Send(ByteView message, std::chrono::milliseconds timeout) {
@@ -657,7 +659,8 @@ Status PeerLink::Send(ByteView message, std::chrono::milliseconds timeout) {
     }
     if (!WaitFd(conn_->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
       Close();
-      return Error(ErrorCode::kDeadlineExceeded, "peer link to " + info_.peer_name + ": sending timed out; link closed");
+      return Error(ErrorCode::kDeadlineExceeded,
+                   "peer link to " + info_.peer_name + ": sending timed out; link closed");
     }
   }
 }
@@ -725,7 +728,8 @@ Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
     if (err == 0) continue;
     if (!WaitFd(conn_->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
       if (!in_body && got == 0) {
-        return Error(ErrorCode::kDeadlineExceeded, "peer link to " + info_.peer_name + ": no message within the timeout");
+        return Error(ErrorCode::kDeadlineExceeded,
+                     "peer link to " + info_.peer_name + ": no message within the timeout");
       }
       Close();
       return Error(ErrorCode::kDeadlineExceeded,

@@ -504,9 +504,10 @@ TEST_F(KeystoreBadInputTest, AKeyedTrailCannotBeRewrittenWithRecomputedHashes) {
   sqlite3* h = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
   sqlite3_stmt* rows = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(h, "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit ORDER BY seq",
-                               -1, &rows, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(h, "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit ORDER BY seq",
+                         -1, &rows, nullptr),
+      SQLITE_OK);
   Bytes prev(32, 0);
   std::vector<std::pair<std::int64_t, std::pair<Bytes, Bytes>>> updates;
   while (sqlite3_step(rows) == SQLITE_ROW) {
@@ -554,7 +555,8 @@ TEST_F(KeystoreBadInputTest, TrailKeysAreBoundToTheirTrailAndFirstEntryAndHeadsO
   ASSERT_TRUE(found->has_value());
   EXPECT_TRUE(ConstantTimeEqual((*found)->key.view(), made->key.view())) << "the same key is found again";
   EXPECT_FALSE(ks_->FindTrail("never.keyed")->has_value());
-  EXPECT_EQ(ks_->FindTrail("keystore").error().code(), ErrorCode::kInvalidArgument) << "the keystore's own key stays inside";
+  EXPECT_EQ(ks_->FindTrail("keystore").error().code(), ErrorCode::kInvalidArgument)
+      << "the keystore's own key stays inside";
 
   QSAPI_EXPECT_OK(ks_->RecordTrailHead("other.audit", 10, AsBytes("0123456789abcdef0123456789abcdef")));
   auto back = ks_->RecordTrailHead("other.audit", 9, AsBytes("0123456789abcdef0123456789abcdef"));

@@ -438,7 +438,8 @@ TEST_F(HttpsServerTest, AmbiguousFramingIsRefused) {
   }
   EXPECT_EQ(handled.load(), 0) << "no refused request reached the handler";
   // What is well framed still works.
-  for (const std::string& ok : std::vector<std::string>{"GET /old HTTP/1.0\r\n\r\n",
+  for (const std::string& ok :
+       std::vector<std::string>{"GET /old HTTP/1.0\r\n\r\n",
                                 "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
                                 "POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"}) {
     TestClient client(pki_, pki_.client_cert, pki_.client_key);

@@ -126,8 +126,8 @@ TEST(Pki, IssueRejectsInjectionAndBadProfiles) {
   p.common_name = "";
   EXPECT_EQ(IssueCertificate(*ca, *key, *key, p).error().code(), ErrorCode::kInvalidArgument);
   // A name with a control character would forge lines where it is shown (logs, audit, policies).
-  for (const std::string& cn : {std::string("site-b\nINFO qsapid: forged"), std::string("a\tb"), std::string("\x1b[2Jx"),
-                               std::string("x\x7f"), std::string("nul\0here", 8)}) {
+  for (const std::string& cn : {std::string("site-b\nINFO qsapid: forged"), std::string("a\tb"),
+                                std::string("\x1b[2Jx"), std::string("x\x7f"), std::string("nul\0here", 8)}) {
     p.common_name = cn;
     auto r = IssueCertificate(*ca, *key, *key, p);
     ASSERT_FALSE(r.ok());

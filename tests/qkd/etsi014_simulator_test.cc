@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
-#include "net/test_tls.h"
 #include "kmesim/kme_simulator.h"
+#include "net/test_tls.h"
 #include "qkd/qkd_test_util.h"
 #include "qsapi/qkd/etsi014.h"
 #include "qsapi/qkd/key_supply.h"

@@ -18,8 +18,8 @@
 #include <gtest/gtest.h>
 
 #include "net/test_tls.h"
-#include "qkd/qkd_test_util.h"
 #include "pki/internal/tls_context.h"
+#include "qkd/qkd_test_util.h"
 #include "qsapi/qkd/etsi014.h"
 #include "support/test_support.h"
 

@@ -11,7 +11,6 @@
 #include <sstream>
 
 #include <gmock/gmock.h>
-
 #include <nlohmann/json.hpp>
 
 #include "qsapi/crypto/kdf.h"
@@ -234,7 +233,6 @@ TEST_F(AuditLogTest, VerifyNowNoticesALogCutShortUnderTheWriter) {
   EXPECT_THAT(r.error().message(), HasSubstr("cut short or replaced"));
 }
 
-
 // A keyed trail (the key comes from the keystore in qsapid; any 32 bytes here).
 AuditKeying TestKeying(std::uint64_t first_seq, std::uint8_t fill = 0x5a) {
   AuditKeying k;
@@ -274,7 +272,8 @@ void AppendKeyed(const std::filesystem::path& path, const AuditKeying& keying, i
   ASSERT_TRUE(log.ok()) << log.error().ToString();
   (*log)->UseKeying(CopyOf(keying));
   for (int i = 0; i < n; ++i) {
-    QSAPI_ASSERT_OK((*log)->Append({.who = who, .action = "keys.create", .key = "k" + std::to_string(i), .result = "ok"}));
+    QSAPI_ASSERT_OK(
+        (*log)->Append({.who = who, .action = "keys.create", .key = "k" + std::to_string(i), .result = "ok"}));
   }
 }
 
@@ -319,7 +318,8 @@ TEST_F(AuditLogTest, AKeyedTrailCannotBeRewrittenWithRecomputedHashes) {
   Rewrite(Recompute(forged, 2, other.key.view()));
   auto wrong_key = VerifyAuditLog(path_, &keying);
   ASSERT_FALSE(wrong_key.ok());
-  EXPECT_THAT(wrong_key.error().message(), HasSubstr("line 3: its content was altered, or it was written with another key"));
+  EXPECT_THAT(wrong_key.error().message(),
+              HasSubstr("line 3: its content was altered, or it was written with another key"));
   // The key's first entry moved up to pass recomputed lines off as older: a MAC line before it.
   Rewrite(original);
   const AuditKeying later = TestKeying(5);
@@ -404,7 +404,6 @@ TEST_F(AuditLogTest, AKeyedLogIsContinuedOnlyWithItsKey) {
   QSAPI_ASSERT_OK(r);
   EXPECT_EQ(r->macs, 3U);
 }
-
 
 // The chain construction checked against another implementation: trails written by Python's
 // hmac and hashlib (tests/data/audit/make_keyed_logs.py) verify here, and its forged line does not.

@@ -15,11 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "net/https_client.h"
+#include "qsapi/crypto/kdf.h"
 #include "server/api.h"
 #include "server/deployment_ca.h"
 #include "server/route_examples.h"
 #include "server/tokens.h"
-#include "qsapi/crypto/kdf.h"
 #include "support/test_support.h"
 
 namespace qsapi::server {

@@ -104,8 +104,7 @@ TEST_F(StarvationTest, ASlowSignatureFloodLeavesLivenessAndOtherPrincipalsServed
   auto setup = Client();
   ASSERT_EQ(setup->Request("POST", "/v1/keys", R"({"name":"slow","type":"SLH-DSA-SHA2-128s"})", Bearer(admin))->status,
             201U);
-  ASSERT_EQ(setup->Request("POST", "/v1/keys", R"({"name":"fast","type":"AES-256-GCM"})", Bearer(admin))->status,
-            201U);
+  ASSERT_EQ(setup->Request("POST", "/v1/keys", R"({"name":"fast","type":"AES-256-GCM"})", Bearer(admin))->status, 201U);
   auto store = TokenStore::Load(TokenFilePath(dir_));
   ASSERT_TRUE(store.ok());
   // The attacker: a token that may only sign with the slow key.
@@ -184,9 +183,8 @@ TEST_F(StarvationTest, ASlowSignatureFloodLeavesLivenessAndOtherPrincipalsServed
       "flood: livez p50 %.1f p99 %.1f ms, encrypt p50 %.1f p99 %.1f ms (%zu, %zu samples)\n"
       "flooder: %d batches of 7 signed, %d refused with 429, %d other answers\n",
       Percentile(quiet_livez.ms, 0.5), Percentile(quiet_livez.ms, 0.99), Percentile(quiet_encrypt.ms, 0.5),
-      Percentile(quiet_encrypt.ms, 0.99), quiet_livez.ms.size(), quiet_encrypt.ms.size(), livez_p50, livez_p99,
-      enc_p50, enc_p99, livez.ms.size(), encrypt.ms.size(), signed_batches.load(), refused.load(),
-      other_answers.load());
+      Percentile(quiet_encrypt.ms, 0.99), quiet_livez.ms.size(), quiet_encrypt.ms.size(), livez_p50, livez_p99, enc_p50,
+      enc_p99, livez.ms.size(), encrypt.ms.size(), signed_batches.load(), refused.load(), other_answers.load());
   RecordProperty("livez_p99_ms", std::to_string(livez_p99));
   RecordProperty("encrypt_p99_ms", std::to_string(enc_p99));
 

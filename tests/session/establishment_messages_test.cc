@@ -32,11 +32,11 @@ TEST(EstablishmentMessagesTest, InitRoundTripsWithTheDocumentedLayout) {
   ASSERT_EQ(b.size(), 2 + 16 + 1 + 1 + 1 + 32 + 4 + 1 + 2 * 36U);
   EXPECT_EQ(b[0], kTypeInit);
   EXPECT_EQ(b[1], 1);
-  EXPECT_EQ(b[18], 2);   // suite XChaCha20-Poly1305
-  EXPECT_EQ(b[19], 2);   // qkd require
-  EXPECT_EQ(b[20], 1);   // qrng prefer
-  EXPECT_EQ(b[53], 3);   // three sources
-  EXPECT_EQ(b[57], 2);   // two key_IDs
+  EXPECT_EQ(b[18], 2);  // suite XChaCha20-Poly1305
+  EXPECT_EQ(b[19], 2);  // qkd require
+  EXPECT_EQ(b[20], 1);  // qrng prefer
+  EXPECT_EQ(b[53], 3);  // three sources
+  EXPECT_EQ(b[57], 2);  // two key_IDs
   auto m = ParseInit(b);
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   EXPECT_EQ(m->key_ids, SampleInit().key_ids);
@@ -62,7 +62,7 @@ TEST(EstablishmentMessagesTest, InitMalformationsAreRefused) {
   expect_error(1, 2, "protocol version 2");
   expect_error(18, 9, "unknown suite 9");
   expect_error(19, 3, "qkd policy has unknown value 3");
-  expect_error(54, 2, "strictly increasing");  // tls-exporter, qkd, qkd
+  expect_error(54, 2, "strictly increasing");         // tls-exporter, qkd, qkd
   expect_error(56, 4, "source id 4 is not allowed");  // qrng-responder in an Init
   expect_error(57, 1, "key_IDs take");
   expect_error(58 + 8, 'x', "not a UUID");

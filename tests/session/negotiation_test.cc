@@ -3,11 +3,11 @@
 // link or a KME. The end-to-end cases over real TLS are in peer_session_test.cc.
 #include "session/internal/negotiation.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace qsapi::session::internal {
 namespace {

@@ -3,6 +3,10 @@
 // and without QKD and QRNG, prefer vs require when the KME is down, corrupt QKD keys, replayed
 // key_IDs, downgraded source lists, certificates from another CA, classical certificates, wrong
 // peer names, classical-only clients, the cnsa2 profile, framing bounds and deadlines.
+#include "qsapi/session/peer_session.h"
+
+#include <unistd.h>
+
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -13,21 +17,18 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "net/test_tls.h"
 #include "kmesim/kme_simulator.h"
+#include "net/test_tls.h"
 #include "qkd/qkd_test_util.h"
 #include "qsapi/entropy/pool.h"
 #include "qsapi/entropy/source.h"
 #include "qsapi/qkd/key_supply.h"
-#include "qsapi/session/peer_link.h"
 #include "qsapi/session/peer_channel.h"
-#include "qsapi/session/peer_session.h"
+#include "qsapi/session/peer_link.h"
 #include "session/internal/establishment_messages.h"
 #include "session/peer_test_util.h"
 #include "support/test_support.h"
@@ -137,7 +138,8 @@ class PeerSessionTest : public ::testing::Test {
   };
 
   // Run establishes one session from A to B with the current configs.
-  Pair Run(std::shared_ptr<entropy::EntropyPool> pool_a = nullptr, std::shared_ptr<entropy::EntropyPool> pool_b = nullptr) {
+  Pair Run(std::shared_ptr<entropy::EntropyPool> pool_a = nullptr,
+           std::shared_ptr<entropy::EntropyPool> pool_b = nullptr) {
     auto a = Endpoint(ctx_a_, peer_b_, std::move(pool_a));
     auto b = Endpoint(ctx_b_, peer_a_, std::move(pool_b));
     Pair p;
@@ -823,7 +825,8 @@ TEST_F(PeerSessionTest, AClassicalEcdsaCertificateIsRefused) {
   EXPECT_TRUE(Contains(own.error().message(), "requires ML-DSA-65")) << own.error().ToString();
   // ... and a peer presenting one (from the deployment CA, over a hybrid group) is refused.
   auto server = ServeOneLink(ctx_b_);
-  EXPECT_FALSE(RawClient(listener_->port(), "X25519MLKEM768", pki_.Cert("ecdsa-node"), pki_.Key("ecdsa-node"), pki_.ca));
+  EXPECT_FALSE(
+      RawClient(listener_->port(), "X25519MLKEM768", pki_.Cert("ecdsa-node"), pki_.Key("ecdsa-node"), pki_.ca));
   auto s = server.get();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
@@ -927,7 +930,7 @@ TEST_F(PeerSessionTest, APeerGoneOrStalledMidEstablishmentFailsClearly) {
     auto staller = std::async(std::launch::async, [&] {
       auto link = server.get();
       if (link.ok()) {
-        (void)(*link)->Receive(5s);                      // the Init, then silence
+        (void)(*link)->Receive(5s);  // the Init, then silence
         release.get_future().wait_for(std::chrono::seconds(20));
       }
     });

@@ -193,7 +193,8 @@ TEST_P(SessionVectors, FreshKeyAgreement) {
 
   auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
   QSAPI_ASSERT_OK(responder);
-  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e) QSAPI_ASSERT_OK(responder->Rotate());
+  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e)
+    QSAPI_ASSERT_OK(responder->Rotate());
   auto bound = responder->BindFreshKey(offer.min_epoch, fresh);
   QSAPI_ASSERT_OK(bound);
   EXPECT_EQ(*bound, v.at("bound_epoch").get<std::uint32_t>());
@@ -261,8 +262,12 @@ TEST_P(SessionVectors, Reestablishment) {
   EXPECT_EQ(ToHex(*context_hash), v.at("context_hash").get<std::string>());
   const Bytes exporter = Hex(v.at("tls_exporter").get<std::string>());
   const Bytes qkd = Hex(v.at("qkd_key").get<std::string>());
-  auto keys = DeriveSessionKeys({.session_id = sid, .suite = *suite, .tls_exporter = exporter, .qkd_key = qkd,
-                                 .qrng_initiator = random_i, .qrng_responder = random_r,
+  auto keys = DeriveSessionKeys({.session_id = sid,
+                                 .suite = *suite,
+                                 .tls_exporter = exporter,
+                                 .qkd_key = qkd,
+                                 .qrng_initiator = random_i,
+                                 .qrng_responder = random_r,
                                  .context_hash = *context_hash});
   QSAPI_ASSERT_OK(keys);
   EXPECT_EQ(ToHex(keys->epoch_secret.view()), v.at("epoch_secret").get<std::string>());
@@ -272,9 +277,10 @@ TEST_P(SessionVectors, Reestablishment) {
   const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
   auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
   QSAPI_ASSERT_OK(responder);
-  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e) QSAPI_ASSERT_OK(responder->Rotate());
-  auto bound = responder->BindFreshKey(re.min_epoch, keys->epoch_secret.view(),
-                                       SessionChannel::FreshKeyKind::kReestablishment);
+  for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e)
+    QSAPI_ASSERT_OK(responder->Rotate());
+  auto bound =
+      responder->BindFreshKey(re.min_epoch, keys->epoch_secret.view(), SessionChannel::FreshKeyKind::kReestablishment);
   QSAPI_ASSERT_OK(bound);
   EXPECT_EQ(*bound, v.at("bound_epoch").get<std::uint32_t>());
   auto confirm = responder->Seal({}, aad);

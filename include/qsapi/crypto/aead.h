@@ -80,7 +80,6 @@ class Aead {
   [[nodiscard]] Status OpenWithNonce(ByteView nonce, ByteView ciphertext_and_tag, ByteView associated_data,
                                      std::span<std::uint8_t> out) const;
 
-
  private:
   explicit Aead(std::shared_ptr<const internal::AeadImpl> impl) noexcept : impl_(std::move(impl)) {}
   std::shared_ptr<const internal::AeadImpl> impl_;

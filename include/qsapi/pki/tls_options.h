@@ -42,7 +42,7 @@ struct TlsOptions {
   // private_key: the certificate's key held in memory instead of a file (a key the keystore
   // unwrapped at start, so that it never sits on disk in the clear). Set this or private_key_file.
   std::shared_ptr<const PrivateKey> private_key;
-  std::string ca_file;                                // trust anchors for the peer; empty: the system's (clients only)
+  std::string ca_file;  // trust anchors for the peer; empty: the system's (clients only)
   PeerVerification verify_peer = PeerVerification::kRequired;
   // Servers: issue TLS 1.3 session tickets so that clients can resume (every resumption still runs
   // a fresh hybrid key exchange: psk_dhe_ke only). Off for links whose connections live long and

@@ -195,8 +195,8 @@ class SessionChannel {
   Status Rotate();
 
   // Fresh key material agreed with the peer for one epoch (docs/PROTOCOL.md, "Fresh QKD keys at
-  // rotation"): the one way fresh material enters a session. The proposing side calls BeginFreshKey, sends its proposal with the epoch it
-  // returns (the lowest epoch the peer may bind the key to) and, once the peer answered, calls
+  // rotation"): the one way fresh material enters a session. The proposing side calls BeginFreshKey, sends its proposal
+  // with the epoch it returns (the lowest epoch the peer may bind the key to) and, once the peer answered, calls
   // CompleteFreshKey with the epoch the peer bound, or CancelFreshKey when the peer refused and
   // bound nothing. Between the two the channel holds its epoch: Seal keeps the current epoch past
   // the rotation policy's limits and Rotate fails; opening the peer's envelopes may still enter
@@ -225,8 +225,7 @@ class SessionChannel {
   // max_epochs_ahead + 1 ahead of the current epoch, and the current epoch at most
   // max_epochs_ahead past min_epoch (the proposer, at min_epoch - 1 or later, must be able to
   // follow); otherwise FAILED_PRECONDITION and nothing changes.
-  Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key,
-                                     FreshKeyKind kind = FreshKeyKind::kQkd);
+  Result<std::uint32_t> BindFreshKey(std::uint32_t min_epoch, ByteView qkd_key, FreshKeyKind kind = FreshKeyKind::kQkd);
   // RotationDue says whether the next Seal of `next_payload` bytes would enter a new epoch under
   // the rotation policy (ignoring a hold); with lead_divisor d > 1, whether 1/d of any of the
   // policy's limits has been reached (a side that leads rotations starts early).

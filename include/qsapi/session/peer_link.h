@@ -58,13 +58,13 @@ inline constexpr std::size_t kMaxPeerMessageSizeLimit = std::size_t{16} << 20;  
 // PeerLinkOptions configure this endpoint's side of every link (both as client and as server).
 struct PeerLinkOptions {
   PeerProfile profile = PeerProfile::kDefault;
-  std::string certificate_file;  // our certificate chain, PEM, leaf first (ML-DSA of the profile)
-  std::string private_key_file;  // its private key (mode 0600); or:
+  std::string certificate_file;                        // our certificate chain, PEM, leaf first (ML-DSA of the profile)
+  std::string private_key_file;                        // its private key (mode 0600); or:
   std::shared_ptr<const pki::PrivateKey> private_key;  // the key held in memory (unwrapped by the keystore)
-  std::string ca_file;                                  // the deployment CA (PEM): the only trust anchor
-  std::chrono::milliseconds connect_timeout{5000};      // TCP connect (name resolution included)
-  std::chrono::milliseconds handshake_timeout{5000};    // the TLS handshake and the peer checks
-  std::chrono::milliseconds io_timeout{10000};          // default deadline of one Send / Receive
+  std::string ca_file;                                 // the deployment CA (PEM): the only trust anchor
+  std::chrono::milliseconds connect_timeout{5000};     // TCP connect (name resolution included)
+  std::chrono::milliseconds handshake_timeout{5000};   // the TLS handshake and the peer checks
+  std::chrono::milliseconds io_timeout{10000};         // default deadline of one Send / Receive
   std::size_t max_message_size = kDefaultMaxPeerMessageSize;  // at most kMaxPeerMessageSizeLimit
 };
 
@@ -98,13 +98,13 @@ class PeerLinkContext {
 
 // LinkInfo describes an established link (for session objects, status and logs).
 struct LinkInfo {
-  std::string peer_name;         // the CN of the peer's verified certificate
-  std::string tls_version;       // "TLSv1.3"
-  std::string tls_group;         // "X25519MLKEM768" or "SecP384r1MLKEM1024"
-  std::string tls_cipher;        // "TLS_AES_256_GCM_SHA384" or "TLS_CHACHA20_POLY1305_SHA256"
+  std::string peer_name;           // the CN of the peer's verified certificate
+  std::string tls_version;         // "TLSv1.3"
+  std::string tls_group;           // "X25519MLKEM768" or "SecP384r1MLKEM1024"
+  std::string tls_cipher;          // "TLS_AES_256_GCM_SHA384" or "TLS_CHACHA20_POLY1305_SHA256"
   std::string peer_key_algorithm;  // "ML-DSA-65" / "ML-DSA-87"
-  std::string remote_address;    // "127.0.0.1:40123"
-  bool is_client = false;        // we initiated the TCP connection
+  std::string remote_address;      // "127.0.0.1:40123"
+  bool is_client = false;          // we initiated the TCP connection
 };
 
 // IncomingConnection is an accepted TCP connection before its TLS handshake (move-only; closes

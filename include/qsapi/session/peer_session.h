@@ -101,8 +101,8 @@ class KeyIdReplayGuard {
  private:
   std::size_t capacity_;
   mutable std::mutex mu_;
-  std::deque<std::string> order_;           // guarded by mu_
-  std::unordered_set<std::string> seen_;    // guarded by mu_
+  std::deque<std::string> order_;         // guarded by mu_
+  std::unordered_set<std::string> seen_;  // guarded by mu_
 };
 
 // AllAeadSuites lists every suite (the default accepted_suites).
@@ -110,11 +110,11 @@ std::vector<AeadSuite> AllAeadSuites();
 
 // PeerConfig describes one peer of this endpoint (both roles).
 struct PeerConfig {
-  std::string name;            // the CN of the peer's certificate: its identity
-  std::string host;            // where to reach it when initiating
+  std::string name;  // the CN of the peer's certificate: its identity
+  std::string host;  // where to reach it when initiating
   std::uint16_t port = 0;
   PeerPolicy policy;
-  AeadSuite suite = AeadSuite::kAes256Gcm;  // proposed when initiating
+  AeadSuite suite = AeadSuite::kAes256Gcm;                   // proposed when initiating
   std::vector<AeadSuite> accepted_suites = AllAeadSuites();  // responding
   // QKD towards this peer: this end's SAE as master (reserves keys when initiating) and as slave
   // (fetches the keys the peer reserved when it initiates). Either may be null: no QKD in that role.
@@ -246,9 +246,9 @@ struct ReestablishOutcome {
 class PeerEndpoint {
  public:
   struct Options {
-    std::shared_ptr<const PeerLinkContext> link;     // required
-    std::shared_ptr<entropy::EntropyPool> entropy;   // the randoms' source; null: OS CSPRNG only (no QRNG)
-    std::size_t replay_guard_capacity = 65536;       // key_IDs remembered by the responder
+    std::shared_ptr<const PeerLinkContext> link;    // required
+    std::shared_ptr<entropy::EntropyPool> entropy;  // the randoms' source; null: OS CSPRNG only (no QRNG)
+    std::size_t replay_guard_capacity = 65536;      // key_IDs remembered by the responder
   };
 
   // Create checks the options and every peer (non-empty unique names, suites, key counts, policy

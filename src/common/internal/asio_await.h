@@ -3,14 +3,14 @@
 #ifndef QSAPI_COMMON_INTERNAL_ASIO_AWAIT_H_
 #define QSAPI_COMMON_INTERNAL_ASIO_AWAIT_H_
 
-#include <chrono>
-#include <optional>
-#include <string>
-
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/system/error_code.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
 #include <openssl/err.h>
 
 namespace qsapi::internal {

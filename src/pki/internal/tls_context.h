@@ -35,7 +35,6 @@ Status ConfigureClientConnection(ssl_st* ssl, std::string_view host, bool verify
 // ("X25519MLKEM768", "x25519", "secp256r1"), or "" when none is known.
 std::string NegotiatedGroupName(const ssl_st* ssl);
 
-
 // ProtocolVersionName returns "TLSv1.3", "TLSv1.2", ... for an established connection.
 std::string ProtocolVersionName(const ssl_st* ssl);
 

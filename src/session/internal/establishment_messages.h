@@ -34,7 +34,7 @@ inline constexpr std::uint8_t kTypeRekeyOffer = 0x10;
 inline constexpr std::uint8_t kTypeRekeyDone = 0x11;
 inline constexpr std::uint8_t kTypeRekeyRefuse = 0x12;
 inline constexpr std::size_t kRandomSize = kQrngContributionSize;  // 32
-inline constexpr std::size_t kKeyIdSize = 36;                       // UUID text, 8-4-4-4-12
+inline constexpr std::size_t kKeyIdSize = 36;                      // UUID text, 8-4-4-4-12
 inline constexpr std::size_t kMaxKeyIds = 4;
 inline constexpr std::size_t kMaxAbortReason = 512;
 
