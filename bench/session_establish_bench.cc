@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   to_b.name = "node-b";
   to_b.host = "127.0.0.1";
   to_b.port = (*listener)->port();
-  to_b.policy = {.qkd = session::SourcePolicy::kOff, .qrng = session::SourcePolicy::kOff};
+  to_b.policy = {.qkd = qsapi::SourcePolicy::kOff, .qrng = qsapi::SourcePolicy::kOff};
   session::PeerConfig to_a = to_b;
   to_a.name = "node-a";
   auto a = session::PeerEndpoint::Create({.link = *ctx_a, .entropy = nullptr}, {to_b});

@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
   to_b.name = "node-b";
   to_b.host = "127.0.0.1";
   to_b.port = listener->port();
-  to_b.policy = {.qkd = session::SourcePolicy::kRequire, .qrng = session::SourcePolicy::kOff};
+  to_b.policy = {.qkd = qsapi::SourcePolicy::kRequire, .qrng = qsapi::SourcePolicy::kOff};
   to_b.qkd_master = Must(qkd::MasterKeySupply::Create(kme_a, {.slave_sae_id = "SAE-B"}), "master supply");
   session::PeerConfig to_a;
   to_a.name = "node-a";

@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Check(c->server.max_body_bytes >= 1);
   for (const auto& p : c->peers) {
     Check(!p.name.empty() && !p.host.empty() && p.port != 0);
-    if (p.qkd != qsapi::server::Policy3::kOff) {
+    if (p.qkd != qsapi::SourcePolicy::kOff) {
       bool found = false;
       for (const auto& k : c->kmes) found = found || k.name == p.kme;
       Check(found && !p.remote_sae_id.empty());

@@ -69,6 +69,7 @@ Error NotFound(std::string message);
 Error PermissionDenied(std::string message);
 Error AlreadyExists(std::string message);
 Error DataLoss(std::string message);
+Error DeadlineExceeded(std::string message);
 
 // Result<T> holds a T or an Error. Accessing value() of an error Result aborts the process:
 // that is a programming error, not something input can cause, so it is not an exception.

@@ -139,7 +139,7 @@ void Doctor(const DoctorFlags& f) {
     if (failed > 0) {
       r.Warn("entropy", std::to_string(failed) + " of " + std::to_string(qrng) + " QRNG sources failed",
              "see qsapi entropy status; the pool runs on the rest (policy " +
-                 std::string(server::Policy3Name(config.entropy.qrng)) + ")");
+                 std::string(qsapi::SourcePolicyName(config.entropy.qrng)) + ")");
     } else {
       r.Ok("entropy",
            qrng == 0 ? "OS source only (no QRNG configured)" : std::to_string(qrng) + " QRNG source(s) healthy");
@@ -161,7 +161,7 @@ void Doctor(const DoctorFlags& f) {
       any = true;
       auto status = (*client)->GetStatus(p.remote_sae_id);
       if (!status.ok()) {
-        if (p.qkd == server::Policy3::kRequire) {
+        if (p.qkd == qsapi::SourcePolicy::kRequire) {
           r.Fail("kme " + k.name, status.error().message(),
                  "sessions to " + p.name + " need QKD (qkd = require): bring the KME link back");
         } else {

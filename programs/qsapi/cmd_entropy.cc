@@ -71,7 +71,7 @@ Result<std::string> ReadApiKey(const EntropyFlags& f) {
 }
 
 Result<std::shared_ptr<entropy::EntropyPool>> MakePool(const EntropyFlags& f) {
-  QSAPI_ASSIGN_OR_RETURN(entropy::QrngPolicy policy, entropy::ParseQrngPolicy(f.policy));
+  QSAPI_ASSIGN_OR_RETURN(qsapi::SourcePolicy policy, qsapi::ParseSourcePolicy(f.policy));
   if (f.timeout_ms <= 0) return InvalidArgument("--qrng-timeout-ms must be positive");
   std::vector<std::unique_ptr<entropy::EntropySource>> sources;
   for (std::size_t i = 0; i < f.devices.size(); ++i) {
@@ -129,7 +129,7 @@ void EntropyStatus(const EntropyFlags& f, const std::string& format) {
     if (!draw.ok()) Fail("entropy status", "the pool cannot deliver: " + draw.error().ToString());
     return;
   }
-  std::printf("policy: qrng = %s\n", std::string(entropy::QrngPolicyName((*pool)->policy())).c_str());
+  std::printf("policy: qrng = %s\n", std::string(qsapi::SourcePolicyName((*pool)->policy())).c_str());
   std::printf("%-11s %-5s %6s %-9s %12s %12s %8s %8s  %s\n", "source", "kind", "H/byte", "state", "bytes read",
               "bytes used", "health", "errors", "last failure");
   for (const auto& s : (*pool)->SourceStatuses()) {

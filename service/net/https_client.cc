@@ -209,7 +209,7 @@ Result<HttpsReply> HttpsClient::Request(std::string_view method, std::string_vie
     req.body() = std::string(body);
     req.prepare_payload();
   }
-  Result<HttpsReply> reply = Error(ErrorCode::kUnavailable, "not sent");
+  Result<HttpsReply> reply = Unavailable("not sent");
   for (int attempt = 0; attempt < 2; ++attempt) {
     const Clock::time_point deadline = Clock::now() + s.o.timeout;
     const bool fresh = !s.stream;

@@ -96,7 +96,7 @@ struct LineFacts {
 Result<std::string> CheckLine(const std::string& line, std::uint64_t* expected_seq, const std::string& prev,
                               const std::string& where, bool anchor_unknown, const AuditKeying* keying,
                               LineFacts* facts) {
-  const auto bad = [&](const std::string& why) { return Error(ErrorCode::kDataLoss, where + ": " + why); };
+  const auto bad = [&](const std::string& why) { return DataLoss(where + ": " + why); };
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
   const bool has_mac = j.contains("mac");
@@ -180,9 +180,9 @@ Result<Tail> ReadTail(int fd, const fs::path& path, std::uint64_t size, std::uin
     return Unavailable("cannot read audit log " + path.string());
   }
   if (tail.back() != '\n') {
-    return Error(ErrorCode::kDataLoss, "audit log " + path.string() +
-                                           " ends in a partial line (a crash or a full disk while writing); run "
-                                           "`qsapi audit repair` (docs/OPERATIONS.md, \"Audit log\")");
+    return DataLoss("audit log " + path.string() +
+                    " ends in a partial line (a crash or a full disk while writing); run "
+                    "`qsapi audit repair` (docs/OPERATIONS.md, \"Audit log\")");
   }
   tail.pop_back();
   const std::size_t nl = tail.rfind('\n');
@@ -191,7 +191,7 @@ Result<Tail> ReadTail(int fd, const fs::path& path, std::uint64_t size, std::uin
   const char* value_name = j.is_object() && j.contains("mac") ? "mac" : "hash";
   if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned() ||
       !j.contains(value_name) || !j[value_name].is_string()) {
-    return Error(ErrorCode::kDataLoss, "audit log " + path.string() + ": its last line is not an audit entry");
+    return DataLoss("audit log " + path.string() + ": its last line is not an audit entry");
   }
   t.seq = j["seq"].get<std::uint64_t>() + 1;
   t.prev = j[value_name].get<std::string>();
@@ -416,10 +416,10 @@ Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int la
       ++line_no;
       const std::string where = "audit log " + (files.size() > 1 ? file.filename().string() + " " : std::string()) +
                                 "line " + std::to_string(line_no);
-      if (line.size() > kMaxLine) return Error(ErrorCode::kDataLoss, where + " is longer than 16 KiB");
+      if (line.size() > kMaxLine) return DataLoss(where + " is longer than 16 KiB");
       // getline stops at end of file without a newline: the last write was cut short. Open refuses
       // to continue such a log, so verify must not call it intact.
-      if (in.eof()) return Error(ErrorCode::kDataLoss, where + " is a partial line (no line end: a write cut short)");
+      if (in.eof()) return DataLoss(where + " is a partial line (no line end: a write cut short)");
       if (report.lines == 0 && fi == 0 && files.size() > 1) {
         // The oldest file kept: when it is not the first of the trail, older ones were deleted
         // by rotation (keep_files), and its first line is the anchor.
@@ -438,9 +438,8 @@ Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int la
       if (facts.keyed) ++report.macs;
       if (keying != nullptr && keying->head_seq != 0 && facts.seq == keying->head_seq) {
         if (!SameText(prev, keying->head_mac)) {
-          return Error(ErrorCode::kDataLoss,
-                       where + ": entry " + std::to_string(facts.seq) +
-                           " is not the one the keystore recorded as written (the log was replaced)");
+          return DataLoss(where + ": entry " + std::to_string(facts.seq) +
+                          " is not the one the keystore recorded as written (the log was replaced)");
         }
         report.head_checked = true;
       }

@@ -90,10 +90,10 @@ class Reader {
     for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
     return Bad(key, "expected one of " + list + ", got \"" + v + "\"");
   }
-  Status Policy(std::string_view key, Policy3& out) {
-    std::string v(Policy3Name(out));
+  Status Policy(std::string_view key, SourcePolicy& out) {
+    std::string v(SourcePolicyName(out));
     QSAPI_RETURN_IF_ERROR(Choice(key, v, {"off", "prefer", "require"}));
-    out = v == "off" ? Policy3::kOff : v == "prefer" ? Policy3::kPrefer : Policy3::kRequire;
+    out = v == "off" ? SourcePolicy::kOff : v == "prefer" ? SourcePolicy::kPrefer : SourcePolicy::kRequire;
     return OkStatus();
   }
   Status Seconds(std::string_view key, std::chrono::seconds& out, std::int64_t min, std::int64_t max) {
@@ -395,7 +395,7 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
       QSAPI_RETURN_IF_ERROR(p.Policy("qrng", peer.qrng));
       QSAPI_RETURN_IF_ERROR(p.Bool("qkd_at_rotation", peer.qkd_at_rotation));
       QSAPI_RETURN_IF_ERROR(p.NoUnknownKeys());
-      if (peer.qkd != Policy3::kOff) {
+      if (peer.qkd != SourcePolicy::kOff) {
         if (peer.kme.empty()) return p.Bad("kme", "is required when qkd is prefer or require");
         if (!kme_names.contains(peer.kme)) return p.Bad("kme", "names no [[kme]] (\"" + peer.kme + "\")");
         if (peer.remote_sae_id.empty()) return p.Bad("remote_sae_id", "is required when qkd is prefer or require");
@@ -453,15 +453,6 @@ Result<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_vie
     return InvalidArgument("expected a port 0..65535 after the colon, got \"" + port + "\"");
   }
   return std::pair{host, static_cast<std::uint16_t>(std::stoi(port))};
-}
-
-std::string_view Policy3Name(Policy3 p) noexcept {
-  switch (p) {
-    case Policy3::kOff: return "off";
-    case Policy3::kPrefer: return "prefer";
-    case Policy3::kRequire: return "require";
-  }
-  return "?";
 }
 
 Config DefaultConfig(const std::filesystem::path& data_dir) {

@@ -14,10 +14,9 @@
 #include <vector>
 
 #include "qsapi/result.h"
+#include "qsapi/source_policy.h"
 
 namespace qsapi::server {
-
-enum class Policy3 : std::uint8_t { kOff, kPrefer, kRequire };  // qkd / qrng policies
 
 struct ServerSection {
   std::string listen_host = "127.0.0.1";
@@ -89,7 +88,7 @@ struct QrngHttp {
   std::chrono::milliseconds timeout{2000};
 };
 struct EntropySection {
-  Policy3 qrng = Policy3::kPrefer;
+  SourcePolicy qrng = SourcePolicy::kPrefer;
   std::chrono::seconds drbg_feed_interval{60};
   std::vector<QrngDevice> devices;
   std::vector<QrngHttp> http;
@@ -104,8 +103,8 @@ struct PeerSection {
   std::string host;  // its peer-link address ("address" = "host:port")
   std::uint16_t port = 0;
   std::string kme, remote_sae_id;
-  Policy3 qkd = Policy3::kOff;
-  Policy3 qrng = Policy3::kPrefer;
+  SourcePolicy qkd = SourcePolicy::kOff;
+  SourcePolicy qrng = SourcePolicy::kPrefer;
   bool qkd_at_rotation = true;  // sessions with QKD agree fresh QKD keys for each new epoch
 };
 
@@ -156,8 +155,6 @@ Result<Config> ParseConfig(std::string_view toml_text, const std::string& origin
 Result<Config> LoadConfig(const std::filesystem::path& path);
 // DefaultConfig is the embedded default for a data directory (no file needed).
 Config DefaultConfig(const std::filesystem::path& data_dir);
-
-std::string_view Policy3Name(Policy3 p) noexcept;
 
 // ParseListenAddress parses "host:port" ("[::1]:8443" for IPv6; port 0 means any free port).
 Result<std::pair<std::string, std::uint16_t>> ParseListenAddress(std::string_view listen);

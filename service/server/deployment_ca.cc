@@ -37,7 +37,7 @@ Status MakePrivateDir(const fs::path& dir) {
 
 Result<std::string> ReadSmallFile(const fs::path& path, std::string_view what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorCode::kNotFound, std::string(what) + " " + path.string() + " does not exist");
+  if (!in) return NotFound(std::string(what) + " " + path.string() + " does not exist");
   std::string text(kMaxWrappedFile + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
@@ -67,7 +67,7 @@ Result<TlsProfile> TlsProfileNamed(std::string_view name) {
 Status WriteWrappedPrivateKey(keystore::Keystore& keystore, const fs::path& path, const pki::PrivateKey& key,
                               std::string_view purpose, bool overwrite) {
   if (!overwrite && fs::exists(path)) {
-    return Error(ErrorCode::kAlreadyExists, "key file " + path.string() + " exists already");
+    return AlreadyExists("key file " + path.string() + " exists already");
   }
   if (Result<keystore::KeyInfo> k = keystore.Get(kFileWrapKey); !k.ok()) {
     if (k.error().code() != ErrorCode::kNotFound) return k.error();
@@ -98,8 +98,7 @@ Result<pki::PrivateKey> ReadWrappedPrivateKey(keystore::Keystore& keystore, cons
 Result<DeploymentCa> DeploymentCa::Open(keystore::Keystore& keystore, const fs::path& data_dir) {
   const fs::path cert_path = CertificatePath(data_dir);
   if (!fs::exists(cert_path)) {
-    return Error(ErrorCode::kNotFound,
-                 "no deployment CA in " + data_dir.string() + " (create one with `qsapi ca init`)");
+    return NotFound("no deployment CA in " + data_dir.string() + " (create one with `qsapi ca init`)");
   }
   QSAPI_ASSIGN_OR_RETURN(pki::Certificate cert, pki::ReadCertificatePem(cert_path));
   QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, ReadWrappedPrivateKey(keystore, KeyPath(data_dir), "deployment CA"));
@@ -116,7 +115,7 @@ Result<DeploymentCa> DeploymentCa::Create(keystore::Keystore& keystore, const fs
                                           const TlsProfile& profile, std::string_view common_name,
                                           std::chrono::seconds validity) {
   if (fs::exists(CertificatePath(data_dir)) || fs::exists(KeyPath(data_dir))) {
-    return Error(ErrorCode::kAlreadyExists, "a deployment CA exists already in " + (data_dir / "ca").string());
+    return AlreadyExists("a deployment CA exists already in " + (data_dir / "ca").string());
   }
   QSAPI_RETURN_IF_ERROR(MakePrivateDir(data_dir / "ca"));
   QSAPI_ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(profile.algorithm));

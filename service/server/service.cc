@@ -146,8 +146,7 @@ Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySecti
     if (!s.ok()) return s.error();
     sources.push_back(std::move(*s));
   }
-  QSAPI_ASSIGN_OR_RETURN(entropy::QrngPolicy policy, entropy::ParseQrngPolicy(Policy3Name(e.qrng)));
-  return entropy::EntropyPool::Create({.policy = policy}, std::move(sources));
+  return entropy::EntropyPool::Create({.policy = e.qrng}, std::move(sources));
 }
 
 namespace {
@@ -217,12 +216,11 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
     pc.name = p.name;
     pc.host = p.host;
     pc.port = p.port;
-    QSAPI_ASSIGN_OR_RETURN(pc.policy.qkd, session::ParseSourcePolicy(Policy3Name(p.qkd)));
-    QSAPI_ASSIGN_OR_RETURN(pc.policy.qrng, session::ParseSourcePolicy(Policy3Name(p.qrng)));
+    pc.policy = session::PeerPolicy{.qkd = p.qkd, .qrng = p.qrng};
     pc.suite = suite;
     pc.reestablish_interval = c.session.reestablish_after;
     pc.qkd_at_rotation = p.qkd_at_rotation;
-    if (p.qkd != Policy3::kOff) {
+    if (p.qkd != SourcePolicy::kOff) {
       const std::shared_ptr<qkd::Etsi014Client>& client = kmes.at(p.kme);  // the parser checked the name
       qkd::MasterKeySupplyOptions mo;
       mo.slave_sae_id = p.remote_sae_id;

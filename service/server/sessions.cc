@@ -197,7 +197,7 @@ std::shared_ptr<SessionManager::Entry> SessionManager::Find(const std::string& i
 
 Result<SessionInfo> SessionManager::Create(const std::string& peer) {
   if (endpoint_->FindPeer(peer) == nullptr) {
-    return Error(ErrorCode::kNotFound, "no peer named \"" + peer + "\" is configured ([[peer]] in the configuration)");
+    return NotFound("no peer named \"" + peer + "\" is configured ([[peer]] in the configuration)");
   }
   Result<session::PeerSession> s = endpoint_->Initiate(peer);
   if (!s.ok()) {
@@ -209,14 +209,14 @@ Result<SessionInfo> SessionManager::Create(const std::string& peer) {
 
 Result<std::string> SessionManager::Seal(const std::string& id, ByteView plaintext, ByteView aad) {
   std::shared_ptr<Entry> e = Find(id);
-  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  if (e == nullptr) return NotFound("no session " + id + " on this node");
   QSAPI_ASSIGN_OR_RETURN(Bytes envelope, e->channel->Seal(plaintext, aad));
   return session::EnvelopeToText(envelope);
 }
 
 Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envelope_text, ByteView aad) {
   std::shared_ptr<Entry> e = Find(id);
-  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  if (e == nullptr) return NotFound("no session " + id + " on this node");
   QSAPI_ASSIGN_OR_RETURN(Bytes envelope, session::EnvelopeFromText(envelope_text, options_.channel.max_payload));
   QSAPI_ASSIGN_OR_RETURN(session::ParsedEnvelope parsed,
                          session::ParseEnvelope(envelope, options_.channel.max_payload));
@@ -228,7 +228,7 @@ Result<Bytes> SessionManager::Open(const std::string& id, std::string_view envel
 
 Result<SessionInfo> SessionManager::Reestablish(const std::string& id) {
   std::shared_ptr<Entry> e = Find(id);
-  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  if (e == nullptr) return NotFound("no session " + id + " on this node");
   const std::lock_guard<std::mutex> lock(e->reestablish_mu);
   QSAPI_RETURN_IF_ERROR(endpoint_->Reestablish(*e->channel));
   e->reestablished_unix.store(
@@ -269,7 +269,7 @@ std::size_t SessionManager::ReestablishDue() {
 
 Result<SessionInfo> SessionManager::Rotate(const std::string& id, bool require_fresh_qkd) {
   std::shared_ptr<Entry> e = Find(id);
-  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  if (e == nullptr) return NotFound("no session " + id + " on this node");
   QSAPI_RETURN_IF_ERROR(require_fresh_qkd ? e->channel->RotateWithFreshQkd() : e->channel->Rotate());
   return e->Snapshot();
 }
@@ -279,7 +279,7 @@ Status SessionManager::Close(const std::string& id) {
   {
     const std::lock_guard<std::mutex> lock(mu_);
     const auto it = sessions_.find(id);
-    if (it == sessions_.end()) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+    if (it == sessions_.end()) return NotFound("no session " + id + " on this node");
     e = it->second;
     sessions_.erase(it);
   }
@@ -289,7 +289,7 @@ Status SessionManager::Close(const std::string& id) {
 
 Result<SessionInfo> SessionManager::Get(const std::string& id) {
   std::shared_ptr<Entry> e = Find(id);
-  if (e == nullptr) return Error(ErrorCode::kNotFound, "no session " + id + " on this node");
+  if (e == nullptr) return NotFound("no session " + id + " on this node");
   return e->Snapshot();
 }
 

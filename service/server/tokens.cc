@@ -74,9 +74,7 @@ Result<TokenStore> TokenStore::Load(const std::filesystem::path& path) {
   std::stringstream s;
   s << in.rdbuf();
   const nlohmann::json j = nlohmann::json::parse(s.str(), nullptr, false);
-  const auto bad = [&](const std::string& why) {
-    return Error(ErrorCode::kDataLoss, "token file " + path.string() + ": " + why);
-  };
+  const auto bad = [&](const std::string& why) { return DataLoss("token file " + path.string() + ": " + why); };
   if (j.is_discarded() || !j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) {
     return bad("expected {\"tokens\": [...]}");
   }
@@ -125,7 +123,7 @@ Status TokenStore::Save() const {
 Result<std::string> TokenStore::Create(const std::string& name, const Policy& policy) {
   if (name.empty() || name.size() > 64) return InvalidArgument("a token name has 1 to 64 characters");
   for (const TokenEntry& e : entries_) {
-    if (e.name == name) return Error(ErrorCode::kAlreadyExists, "a token named \"" + name + "\" exists");
+    if (e.name == name) return AlreadyExists("a token named \"" + name + "\" exists");
   }
   if (policy.operations.empty() || policy.keys.empty()) {
     return InvalidArgument("a token's policy needs at least one key pattern and one operation");
@@ -161,7 +159,7 @@ Result<std::string> TokenStore::Create(const std::string& name, const Policy& po
 
 Status TokenStore::Revoke(const std::string& name) {
   const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const TokenEntry& e) { return e.name == name; });
-  if (it == entries_.end()) return Error(ErrorCode::kNotFound, "no token named \"" + name + "\"");
+  if (it == entries_.end()) return NotFound("no token named \"" + name + "\"");
   const TokenEntry removed = *it;
   entries_.erase(it);
   if (Status s = Save(); !s.ok()) {

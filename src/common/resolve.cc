@@ -104,7 +104,7 @@ Result<std::vector<ResolvedAddress>> ResolveWithDeadline(const std::string& host
   }
   std::unique_lock<std::mutex> lock(state->mu);
   if (!state->cv.wait_until(lock, deadline, [&] { return state->result.has_value(); })) {
-    return Error(ErrorCode::kDeadlineExceeded, "resolving host \"" + host + "\" took longer than the deadline");
+    return DeadlineExceeded("resolving host \"" + host + "\" took longer than the deadline");
   }
   return std::move(*state->result);
 }

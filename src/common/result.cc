@@ -38,5 +38,6 @@ Error NotFound(std::string message) { return {ErrorCode::kNotFound, std::move(me
 Error PermissionDenied(std::string message) { return {ErrorCode::kPermissionDenied, std::move(message)}; }
 Error AlreadyExists(std::string message) { return {ErrorCode::kAlreadyExists, std::move(message)}; }
 Error DataLoss(std::string message) { return {ErrorCode::kDataLoss, std::move(message)}; }
+Error DeadlineExceeded(std::string message) { return {ErrorCode::kDeadlineExceeded, std::move(message)}; }
 
 }  // namespace qsapi

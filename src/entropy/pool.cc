@@ -28,22 +28,6 @@ void AppendBigEndian(Bytes& out, std::uint64_t v, int bytes) {
 
 }  // namespace
 
-std::string_view QrngPolicyName(QrngPolicy policy) noexcept {
-  switch (policy) {
-    case QrngPolicy::kOff: return "off";
-    case QrngPolicy::kPrefer: return "prefer";
-    case QrngPolicy::kRequire: return "require";
-  }
-  return "unknown";
-}
-
-Result<QrngPolicy> ParseQrngPolicy(std::string_view name) {
-  for (auto p : {QrngPolicy::kOff, QrngPolicy::kPrefer, QrngPolicy::kRequire}) {
-    if (QrngPolicyName(p) == name) return p;
-  }
-  return InvalidArgument("qrng policy must be off, prefer or require, got \"" + std::string(name) + "\"");
-}
-
 std::string_view SourceStateName(SourceState state) noexcept {
   switch (state) {
     case SourceState::kStarting: return "starting";
@@ -147,7 +131,7 @@ Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
 
   // IKM = os || for each contributing QRNG source: len(id) || id || len(samples) || samples.
   std::vector<std::pair<std::string, SecretBytes>> contributions;
-  if (options_.policy != QrngPolicy::kOff) {
+  if (options_.policy != SourcePolicy::kOff) {
     const std::size_t bits = std::max<std::size_t>(256, 8 * size);
     for (Monitored& m : sources_) {
       const auto count =
@@ -156,7 +140,7 @@ Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
       if (!samples.empty()) contributions.emplace_back(m.status.id, std::move(samples));
     }
   }
-  if (options_.policy == QrngPolicy::kRequire && contributions.empty()) {
+  if (options_.policy == SourcePolicy::kRequire && contributions.empty()) {
     std::string why = "qrng = require, but no QRNG source is healthy";
     if (sources_.empty()) why += " (none is configured)";
     for (const Monitored& m : sources_) {
@@ -217,7 +201,7 @@ Result<SecretBytes> EntropyPool::SampleSource(std::string_view id, std::size_t s
     }
     return samples;
   }
-  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
+  return NotFound("no entropy source \"" + std::string(id) + "\"");
 }
 
 Status EntropyPool::Retry(std::string_view id) {
@@ -229,7 +213,7 @@ Status EntropyPool::Retry(std::string_view id) {
       return OkStatus();
     }
   }
-  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
+  return NotFound("no entropy source \"" + std::string(id) + "\"");
 }
 
 Status EntropyPool::Disable(std::string_view id) {
@@ -240,7 +224,7 @@ Status EntropyPool::Disable(std::string_view id) {
       return OkStatus();
     }
   }
-  return Error(ErrorCode::kNotFound, "no entropy source \"" + std::string(id) + "\"");
+  return NotFound("no entropy source \"" + std::string(id) + "\"");
 }
 
 std::vector<SourceStatus> EntropyPool::SourceStatuses() const {
@@ -354,8 +338,8 @@ std::string FormatPrometheusMetrics(const EntropyPool& pool) {
     return std::string(buf);
   };
   family("qsapi_entropy_qrng_policy", "gauge", "The QRNG policy in force (1 for the current one).");
-  for (QrngPolicy p : {QrngPolicy::kOff, QrngPolicy::kPrefer, QrngPolicy::kRequire}) {
-    out += "qsapi_entropy_qrng_policy{policy=\"" + std::string(QrngPolicyName(p)) + "\"} " +
+  for (SourcePolicy p : {SourcePolicy::kOff, SourcePolicy::kPrefer, SourcePolicy::kRequire}) {
+    out += "qsapi_entropy_qrng_policy{policy=\"" + std::string(SourcePolicyName(p)) + "\"} " +
            (p == pool.policy() ? "1" : "0") + "\n";
   }
   family("qsapi_entropy_source_state", "gauge", "Entropy source state (1 for the current one).");
@@ -410,7 +394,7 @@ std::string FormatStatusJson(const EntropyPool& pool) {
     }
     sources.push_back(std::move(j));
   }
-  const nlohmann::json out = {{"policy", QrngPolicyName(pool.policy())}, {"sources", std::move(sources)}};
+  const nlohmann::json out = {{"policy", SourcePolicyName(pool.policy())}, {"sources", std::move(sources)}};
   // Replacement of invalid UTF-8: a device path in a message must not make the output unparseable.
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -101,7 +101,7 @@ class DeviceSource final : public EntropySource {
         continue;
       }
       if (err == EACCES || err == EPERM) {
-        return Error(ErrorCode::kPermissionDenied, "cannot read " + Name() + ": " + OsError(err));
+        return PermissionDenied("cannot read " + Name() + ": " + OsError(err));
       }
       return Unavailable("cannot read " + Name() + ": " + OsError(err));
     }
@@ -172,8 +172,8 @@ Result<std::unique_ptr<EntropySource>> OpenDeviceSource(const DeviceSourceOption
     const std::string message = "cannot open " + name + ": " + OsError(err);
     switch (err) {
       case EACCES:
-      case EPERM: return Error(ErrorCode::kPermissionDenied, message);
-      case ENOENT: return Error(ErrorCode::kNotFound, message);
+      case EPERM: return PermissionDenied(message);
+      case ENOENT: return NotFound(message);
       default: return Unavailable(message);
     }
   }

@@ -39,7 +39,7 @@ Status MakeDir(const std::filesystem::path& dir) {
 // WriteFileAtomically writes `data` to `path` with mode 0600 (temporary file, fsync, rename,
 // fsync of the directory). kAlreadyExists when `path` exists.
 Status WriteFileAtomically(const std::filesystem::path& path, ByteView data) {
-  if (::access(path.c_str(), F_OK) == 0) return Error(ErrorCode::kAlreadyExists, path.string() + " exists");
+  if (::access(path.c_str(), F_OK) == 0) return AlreadyExists(path.string() + " exists");
   const std::string tmp = path.string() + ".tmp";
   ::unlink(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

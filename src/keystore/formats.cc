@@ -44,7 +44,7 @@ Result<VersionState> internal::ParseVersionState(std::string_view s) {
        {VersionState::kActive, VersionState::kDecryptOnly, VersionState::kDisabled, VersionState::kDestroyed}) {
     if (VersionStateName(v) == s) return v;
   }
-  return Error(ErrorCode::kDataLoss, "keystore metadata holds an unknown version state \"" + std::string(s) + "\"");
+  return DataLoss("keystore metadata holds an unknown version state \"" + std::string(s) + "\"");
 }
 
 namespace {

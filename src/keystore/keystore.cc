@@ -48,7 +48,7 @@ constexpr std::size_t kMaxPlaintext = std::size_t{64} << 20;
 
 Status CheckVersionChange(const KeyRow& row, std::uint32_t version, const char* what) {
   if (version == 0 || version > row.current_version) {
-    return Error(ErrorCode::kNotFound, "key \"" + row.name + "\" has no version " + std::to_string(version));
+    return NotFound("key \"" + row.name + "\" has no version " + std::to_string(version));
   }
   if (version == row.current_version) {
     return FailedPrecondition(std::string("cannot ") + what + " the current version of key \"" + row.name +
@@ -137,9 +137,7 @@ class Keystore::Impl {
     if (!name.empty() && (!row || row->name != name)) {
       return InvalidArgument("the input was made with another key, not with \"" + std::string(name) + "\"");
     }
-    if (!row)
-      return Error(ErrorCode::kNotFound,
-                   "no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
+    if (!row) return NotFound("no key with id " + KeyIdHex(h.key_id) + " (destroyed, or another keystore's)");
     return *row;
   }
 
@@ -152,7 +150,7 @@ class Keystore::Impl {
       const std::lock_guard<std::mutex> lock(mu);
       QSAPI_ASSIGN_OR_RETURN(v, rows.Version(row.id, version));
     }
-    if (!v) return Error(ErrorCode::kNotFound, "key \"" + row.name + "\" has no version " + std::to_string(version));
+    if (!v) return NotFound("key \"" + row.name + "\" has no version " + std::to_string(version));
     QSAPI_ASSIGN_OR_RETURN(VersionState st, ParseVersionState(v->state));
     if (st == VersionState::kDisabled || st == VersionState::kDestroyed) {
       return FailedPrecondition("key \"" + row.name + "\" version " + std::to_string(version) + " is " +
@@ -176,8 +174,8 @@ class Keystore::Impl {
       if (std::shared_ptr<const Material> hit = materials.Find(vk, now)) return hit;
     }
     if (v.wrapped.empty()) {
-      return Error(ErrorCode::kDataLoss, "key \"" + row.name + "\" version " + std::to_string(v.version) +
-                                             " has no key material in the metadata");
+      return DataLoss("key \"" + row.name + "\" version " + std::to_string(v.version) +
+                      " has no key material in the metadata");
     }
     QSAPI_ASSIGN_OR_RETURN(Material m, internal::UnwrapMaterial(*protector, row, v, type));
     auto shared = std::make_shared<const Material>(std::move(m));
@@ -215,7 +213,7 @@ Result<KeyInfo> Keystore::Create(std::string_view name, const KeyType& type, con
   if (policy.min_decryption_version > 1) return InvalidArgument("a new key's min_decryption_version is 1");
   const std::lock_guard<std::mutex> lock(impl_->mu);
   QSAPI_ASSIGN_OR_RETURN(std::optional<KeyRow> existing, impl_->store->GetKey(std::string(name)));
-  if (existing) return Error(ErrorCode::kAlreadyExists, "a key named \"" + std::string(name) + "\" exists");
+  if (existing) return AlreadyExists("a key named \"" + std::string(name) + "\" exists");
   KeyRow row;
   row.name = std::string(name);
   QSAPI_RETURN_IF_ERROR(crypto::RandomFill(row.id));
@@ -430,7 +428,7 @@ Result<Bytes> Keystore::PublicKey(std::string_view name, std::uint32_t version) 
     const std::lock_guard<std::mutex> lock(impl_->mu);
     QSAPI_ASSIGN_OR_RETURN(v, impl_->rows.Version(row.id, version));
   }
-  if (!v) return Error(ErrorCode::kNotFound, "key \"" + row.name + "\" has no version " + std::to_string(version));
+  if (!v) return NotFound("key \"" + row.name + "\" has no version " + std::to_string(version));
   return v->public_key;
 }
 

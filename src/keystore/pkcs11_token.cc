@@ -233,10 +233,10 @@ class TokenProtector final : public KeyProtector {
     const CK_RV rv = p11()->C_Login(s, CKU_USER, Utf8(pin), pin.size());
     Release(s, rv);
     if (rv == CKR_PIN_INCORRECT) {
-      return Error(ErrorCode::kPermissionDenied, token_.description + ": the user PIN is wrong (CKR_PIN_INCORRECT)");
+      return PermissionDenied(token_.description + ": the user PIN is wrong (CKR_PIN_INCORRECT)");
     }
     if (rv == CKR_PIN_LOCKED) {
-      return Error(ErrorCode::kPermissionDenied, token_.description + ": the user PIN is locked; the SO must reset it");
+      return PermissionDenied(token_.description + ": the user PIN is locked; the SO must reset it");
     }
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
       return Unavailable(token_.description + ": C_Login failed: " + CkrName(rv));
@@ -291,7 +291,7 @@ class TokenProtector final : public KeyProtector {
 
   Result<SecretBytes> Unwrap(ByteView blob, ByteView associated_data) override {
     if (blob.size() < 1 + kIvSize + kTagSize || blob[0] != kBlobVersion) {
-      return Error(ErrorCode::kDataLoss, "wrapped key material is malformed (wrong length or format)");
+      return DataLoss("wrapped key material is malformed (wrong length or format)");
     }
     CK_GCM_PARAMS params{};
     params.iv_ptr = const_cast<CK_BYTE_PTR>(blob.data() + 1);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
@@ -322,9 +322,9 @@ class TokenProtector final : public KeyProtector {
     QSAPI_ASSIGN_OR_RETURN(CK_RV rv, WithRecovery(attempt));
     if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_GENERAL_ERROR ||
         rv == CKR_FUNCTION_FAILED) {
-      return Error(ErrorCode::kDataLoss,
-                   "wrapped key material fails authentication under the KEK (altered, moved to another key or "
-                   "version, or wrapped by another token)");
+      return DataLoss(
+          "wrapped key material fails authentication under the KEK (altered, moved to another key or "
+          "version, or wrapped by another token)");
     }
     if (rv != CKR_OK) return TokenError(step, rv);
     if (out_len != ct_len - kTagSize) return Internal(token_.description + ": unexpected AES-GCM output length");
@@ -436,8 +436,8 @@ class TokenProtector final : public KeyProtector {
     p11()->C_FindObjectsFinal(s);
     if (rv != CKR_OK) return TokenError("C_FindObjects", rv);
     if (n == 0) {
-      return Error(ErrorCode::kNotFound, token_.description + " holds no KEK labelled \"" + kek_label_ +
-                                             "\" (run `qsapi init`, or check the token and label)");
+      return NotFound(token_.description + " holds no KEK labelled \"" + kek_label_ +
+                      "\" (run `qsapi init`, or check the token and label)");
     }
     if (n > 1)
       return FailedPrecondition(token_.description + " holds more than one KEK labelled \"" + kek_label_ + "\"");
@@ -560,7 +560,7 @@ Status InitToken(const std::string& module_path, const std::string& label, const
   QSAPI_ASSIGN_OR_RETURN(ModuleRef module, ModuleRef::Acquire(module_path));
   CK_FUNCTION_LIST_PTR p11 = module.fns();
   QSAPI_ASSIGN_OR_RETURN(std::optional<FoundToken> existing, FindToken(p11, label));
-  if (existing) return Error(ErrorCode::kAlreadyExists, "a token labelled \"" + label + "\" exists already");
+  if (existing) return AlreadyExists("a token labelled \"" + label + "\" exists already");
   CK_ULONG count = 0;
   CK_RV rv = p11->C_GetSlotList(CK_TRUE, nullptr, &count);
   std::vector<CK_SLOT_ID> slots(count);

@@ -173,8 +173,8 @@ constexpr std::int64_t kMaxU32 = 0xffffffffLL;
 constexpr std::int64_t kMaxI64 = INT64_MAX;
 
 Error CorruptRow(const std::string& what, const std::string& column) {
-  return Error(ErrorCode::kDataLoss, "keystore metadata: " + what + " has a corrupt " + column +
-                                         " (wrong type or out of range); restore the database from a backup");
+  return DataLoss("keystore metadata: " + what + " has a corrupt " + column +
+                  " (wrong type or out of range); restore the database from a backup");
 }
 
 Result<KeyRow> ReadKey(const Stmt& s) {
@@ -277,7 +277,7 @@ class SqliteStore final : public MetadataStore {
       ins.Bind(8, static_cast<std::int64_t>(k.max_operations)).Bind(9, std::int64_t{k.min_decryption_version});
       ins.Bind(10, std::int64_t{k.deletion_allowed ? 1 : 0});
       const int rc = ins.Step();
-      if (rc == SQLITE_CONSTRAINT) return Error(ErrorCode::kAlreadyExists, "a key named \"" + k.name + "\" exists");
+      if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a key named \"" + k.name + "\" exists");
       if (rc != SQLITE_DONE) return DbError("inserting the key");
       FaultPoint("keystore.create.between_rows");
       QSAPI_RETURN_IF_ERROR(InsertVersion(v));
@@ -311,7 +311,7 @@ class SqliteStore final : public MetadataStore {
                         : "UPDATE key_versions SET state = ? WHERE key_id = ? AND version = ?");
       up.Bind(1, state).Bind(2, ByteView(id)).Bind(3, std::int64_t{version});
       if (up.Step() != SQLITE_DONE) return DbError("updating the version state");
-      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no such key version");
+      if (sqlite3_changes(db_) != 1) return NotFound("no such key version");
       FaultPoint("keystore.destroy_version.before_commit");
       return InsertAudit(audit);
     });
@@ -331,7 +331,7 @@ class SqliteStore final : public MetadataStore {
       Stmt del(db_, "DELETE FROM keys WHERE name = ?");
       del.Bind(1, name);
       if (del.Step() != SQLITE_DONE) return DbError("deleting the key");
-      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no key named \"" + name + "\"");
+      if (sqlite3_changes(db_) != 1) return NotFound("no key named \"" + name + "\"");
       return InsertAudit(audit);
     });
   }
@@ -345,7 +345,7 @@ class SqliteStore final : public MetadataStore {
       up.Bind(3, std::int64_t{k.min_decryption_version}).Bind(4, std::int64_t{k.deletion_allowed ? 1 : 0});
       up.Bind(5, k.name);
       if (up.Step() != SQLITE_DONE) return DbError("updating the policy");
-      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no key named \"" + k.name + "\"");
+      if (sqlite3_changes(db_) != 1) return NotFound("no key named \"" + k.name + "\"");
       return InsertAudit(audit);
     });
   }
@@ -469,12 +469,12 @@ class SqliteStore final : public MetadataStore {
       a.result = s.Text(6);
       a.detail = s.Text(7);
       if (seq != expected_seq) {
-        return Error(ErrorCode::kDataLoss, "audit trail: entry " + std::to_string(expected_seq) + " is missing");
+        return DataLoss("audit trail: entry " + std::to_string(expected_seq) + " is missing");
       }
       QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a, KeyFor(seq)));
       if (s.Blob(8) != prev || s.Blob(9) != h) {
-        return Error(ErrorCode::kDataLoss, "audit trail: entry " + std::to_string(seq) + " was altered (its " +
-                                               (KeyFor(seq).empty() ? "hash" : "MAC") + " does not chain)");
+        return DataLoss("audit trail: entry " + std::to_string(seq) + " was altered (its " +
+                        (KeyFor(seq).empty() ? "hash" : "MAC") + " does not chain)");
       }
       prev = std::move(h);
       ++expected_seq;
@@ -554,7 +554,7 @@ class SqliteStore final : public MetadataStore {
       ins.Bind(1, row.trail).Bind(2, ByteView(row.wrapped)).Bind(3, static_cast<std::int64_t>(first));
       ins.Bind(4, row.updated);
       if (const int rc = ins.Step(); rc != SQLITE_DONE) {
-        if (rc == SQLITE_CONSTRAINT) return Error(ErrorCode::kAlreadyExists, "trail \"" + row.trail + "\" exists");
+        if (rc == SQLITE_CONSTRAINT) return AlreadyExists("trail \"" + row.trail + "\" exists");
         return DbError("creating a trail");
       }
       return InsertAudit(audit);
@@ -590,7 +590,7 @@ class SqliteStore final : public MetadataStore {
       up.Bind(1, ByteView(row.wrapped)).Bind(2, static_cast<std::int64_t>(row.first_seq)).Bind(3, row.updated);
       up.Bind(4, row.trail);
       if (up.Step() != SQLITE_DONE) return DbError("replacing a trail");
-      if (sqlite3_changes(db_) != 1) return Error(ErrorCode::kNotFound, "no trail \"" + row.trail + "\"");
+      if (sqlite3_changes(db_) != 1) return NotFound("no trail \"" + row.trail + "\"");
       return InsertAudit(audit);
     });
   }
@@ -715,7 +715,7 @@ Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::pa
   Status st = store->Init();
   if (!st.ok()) {
     if (st.error().message().find("file is not a database") != std::string::npos) {
-      return Error(ErrorCode::kDataLoss, "keystore database " + path.string() + " is not a SQLite database");
+      return DataLoss("keystore database " + path.string() + " is not a SQLite database");
     }
     return st.error();
   }

@@ -61,8 +61,8 @@ Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, std::strin
   }
   if ((st.st_mode & 077) != 0) {
     ::close(fd);
-    return Error(ErrorCode::kPermissionDenied, std::string(what) + " " + path.string() +
-                                                   " may be read by group or others; run: chmod 600 " + path.string());
+    return PermissionDenied(std::string(what) + " " + path.string() +
+                            " may be read by group or others; run: chmod 600 " + path.string());
   }
   constexpr off_t kMaxKeyFile = 1 << 20;
   if (st.st_size > kMaxKeyFile) {
@@ -215,8 +215,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
       path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) {
-    return Error(ErrorCode::kPermissionDenied,
-                 "cannot create " + std::string(what) + " " + tmp.string() + ": " + OsError(errno));
+    return PermissionDenied("cannot create " + std::string(what) + " " + tmp.string() + ": " + OsError(errno));
   }
   bool ok = ::fchmod(fd, mode) == 0;  // the umask may have narrowed it; never widened beyond `mode`
   std::size_t done = 0;
@@ -242,7 +241,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, mod
   if (!overwrite || rc != 0) ::unlink(tmp.c_str());
   if (rc != 0) {
     if (link_errno == EEXIST) {
-      return Error(ErrorCode::kAlreadyExists, std::string(what) + " " + path.string() + " exists already");
+      return AlreadyExists(std::string(what) + " " + path.string() + " exists already");
     }
     return Unavailable("cannot create " + std::string(what) + " " + path.string() + ": " + OsError(link_errno));
   }
@@ -357,7 +356,7 @@ Result<std::string> Certificate::ToPem() const {
 Result<std::string> Certificate::CommonName() const {
   const X509_NAME* name = X509_get_subject_name(x509_);
   const int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-  if (index < 0) return Error(ErrorCode::kNotFound, "the certificate has no common name");
+  if (index < 0) return NotFound("the certificate has no common name");
   const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
   unsigned char* utf8 = nullptr;
   const int len = ASN1_STRING_to_UTF8(&utf8, data);
@@ -457,7 +456,7 @@ Result<Certificate> ReadCertificatePem(const std::filesystem::path& path) {
   BioPtr bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
     ERR_clear_error();
-    return Error(ErrorCode::kNotFound, "cannot read certificate file " + path.string());
+    return NotFound("cannot read certificate file " + path.string());
   }
   X509* raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
   if (raw == nullptr) return InvalidArgument(path.string() + " holds no PEM certificate" + OpenSslReason());

@@ -195,9 +195,9 @@ std::string ProtocolVersionName(const ssl_st* ssl) { return SSL_get_version(ssl)
 
 Result<std::string> PeerCommonName(const ssl_st* ssl) {
   X509* peer = SSL_get0_peer_certificate(ssl);
-  if (peer == nullptr) return Error(ErrorCode::kNotFound, "the peer presented no certificate");
+  if (peer == nullptr) return NotFound("the peer presented no certificate");
   if (SSL_get_verify_result(ssl) != X509_V_OK) {
-    return Error(ErrorCode::kPermissionDenied, "the peer's certificate did not verify");
+    return PermissionDenied("the peer's certificate did not verify");
   }
   X509_up_ref(peer);
   return internal::PkiAccess::WrapCertificate(internal::X509Ptr(peer)).CommonName();

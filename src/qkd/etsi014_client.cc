@@ -180,9 +180,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     Result<KmeStatus> status = internal::ParseStatus(body);
     if (!status.ok()) return Error(status.error().code(), Who(call) + ": " + status.error().message());
     if (!o_.expected_kme_id.empty() && status->source_kme_id != o_.expected_kme_id) {
-      return Error(ErrorCode::kPermissionDenied, Who(call) + ": KME_ID mismatch: expected \"" + o_.expected_kme_id +
-                                                     "\", the KME's status names source_KME_ID \"" +
-                                                     status->source_kme_id + "\"");
+      return PermissionDenied(Who(call) + ": KME_ID mismatch: expected \"" + o_.expected_kme_id +
+                              "\", the KME's status names source_KME_ID \"" + status->source_kme_id + "\"");
     }
     return status;
   }
@@ -306,12 +305,12 @@ class Etsi014ClientImpl final : public Etsi014Client {
     switch (status) {
       case 400:
         if (message && LooksLikePoolEmpty(*message)) {
-          return Error(ErrorCode::kResourceExhausted, text + " - the KME has not enough keys; try again later");
+          return ResourceExhausted(text + " - the KME has not enough keys; try again later");
         }
         return InvalidArgument(text + " - the KME rejected the request");
-      case 401: return Error(ErrorCode::kPermissionDenied, text + " - unauthorised: this SAE may not make this call");
-      case 403: return Error(ErrorCode::kPermissionDenied, text + " - forbidden");
-      case 404: return Error(ErrorCode::kNotFound, text + " - not found");
+      case 401: return PermissionDenied(text + " - unauthorised: this SAE may not make this call");
+      case 403: return PermissionDenied(text + " - forbidden");
+      case 404: return NotFound(text + " - not found");
       case 409:
       case 412: return FailedPrecondition(text + " - the KME is not ready for this request (conflict / precondition)");
       case 500:
@@ -319,10 +318,10 @@ class Etsi014ClientImpl final : public Etsi014Client {
       case 503:
       case 504:
         if (message && LooksLikePoolEmpty(*message)) {
-          return Error(ErrorCode::kResourceExhausted, text + " - the KME has not enough keys; try again later");
+          return ResourceExhausted(text + " - the KME has not enough keys; try again later");
         }
         return Unavailable(text + " - KME server error");
-      default: return Error(ErrorCode::kDataLoss, text + " - an HTTP status the ETSI 014 API does not use");
+      default: return DataLoss(text + " - an HTTP status the ETSI 014 API does not use");
     }
   }
 
@@ -347,8 +346,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
           });
         },
         [&] { resolver.cancel(); });
-    if (ec == asio::error::timed_out)
-      return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": resolving the host timed out");
+    if (ec == asio::error::timed_out) return DeadlineExceeded("KME " + url_.display + ": resolving the host timed out");
     if (ec) return Unavailable("KME " + url_.display + ": cannot resolve the host: " + ec.message());
 
     auto stream = std::make_unique<SslStream>(ioc_, ssl_);
@@ -363,8 +361,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
           stream->next_layer().close(ignored);
         });
     if (ec == asio::error::timed_out) {
-      return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": no connection within " +
-                                                     std::to_string(o_.connect_timeout.count()) + " ms");
+      return DeadlineExceeded("KME " + url_.display + ": no connection within " +
+                              std::to_string(o_.connect_timeout.count()) + " ms");
     }
     if (ec) return Unavailable("KME " + url_.display + ": cannot connect: " + ec.message());
     ErrorCodeT nodelay_ec;  // best effort: no Nagle delay on small requests
@@ -383,8 +381,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
                                   verify + " (check ca_file and the host name in kme_url)");
       }
       if (ec == asio::error::timed_out) {
-        return Error(ErrorCode::kDeadlineExceeded, "KME " + url_.display + ": no TLS handshake within " +
-                                                       std::to_string(o_.connect_timeout.count()) + " ms");
+        return DeadlineExceeded("KME " + url_.display + ": no TLS handshake within " +
+                                std::to_string(o_.connect_timeout.count()) + " ms");
       }
       return TlsRefused(ec, "the TLS handshake");
     }
@@ -398,9 +396,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     if (!o_.expected_kme_id.empty() && info_.kme_common_name != o_.expected_kme_id) {
       ErrorCodeT ignored;
       stream->next_layer().close(ignored);
-      return Error(ErrorCode::kPermissionDenied, "KME " + url_.display + ": KME_ID mismatch: expected \"" +
-                                                     o_.expected_kme_id + "\", the KME's certificate names \"" +
-                                                     info_.kme_common_name + "\"");
+      return PermissionDenied("KME " + url_.display + ": KME_ID mismatch: expected \"" + o_.expected_kme_id +
+                              "\", the KME's certificate names \"" + info_.kme_common_name + "\"");
     }
     if (!info_.pq_hybrid && !warned_classical_) {
       warned_classical_ = true;
@@ -418,9 +415,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     const std::string reason = SslErrorReason(ec);
     ERR_clear_error();
     if (reason.find("certificate") != std::string::npos || reason.find("alert") != std::string::npos) {
-      return Error(ErrorCode::kPermissionDenied,
-                   "KME " + url_.display + ": the KME refused the TLS session during " + std::string(step) + ": " +
-                       reason + " (is this SAE's client certificate issued by a CA the KME trusts?)");
+      return PermissionDenied("KME " + url_.display + ": the KME refused the TLS session during " + std::string(step) +
+                              ": " + reason + " (is this SAE's client certificate issued by a CA the KME trusts?)");
     }
     return Unavailable("KME " + url_.display + ": " + std::string(step) + " failed: " + reason);
   }
@@ -464,8 +460,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
         [&](auto finish) { http::async_write(stream, req, [finish](const ErrorCodeT& e, std::size_t) { finish(e); }); },
         close);
     if (ec == asio::error::timed_out) {
-      return Error(ErrorCode::kDeadlineExceeded, Who(call) + ": the request could not be sent within " +
-                                                     std::to_string(o_.request_timeout.count()) + " ms");
+      return DeadlineExceeded(Who(call) + ": the request could not be sent within " +
+                              std::to_string(o_.request_timeout.count()) + " ms");
     }
     if (ec) {
       stale = true;
@@ -490,9 +486,8 @@ class Etsi014ClientImpl final : public Etsi014Client {
     const bool nothing_read = buffer.size() == 0 && !parser.got_some();
     if (!ec && parser.content_length() && *parser.content_length() > o_.max_response_bytes) {
       wipe();
-      return Error(ErrorCode::kDataLoss, Who(call) + ": the response announces " +
-                                             std::to_string(*parser.content_length()) +
-                                             " bytes, more than the limit of " + std::to_string(o_.max_response_bytes));
+      return DataLoss(Who(call) + ": the response announces " + std::to_string(*parser.content_length()) +
+                      " bytes, more than the limit of " + std::to_string(o_.max_response_bytes));
     }
     if (!ec && !parser.is_done()) {
       ec = Await(
@@ -505,15 +500,15 @@ class Etsi014ClientImpl final : public Etsi014Client {
     if (ec) {
       wipe();
       if (ec == asio::error::timed_out) {
-        return Error(ErrorCode::kDeadlineExceeded,
-                     Who(call) + ": no complete response within " + std::to_string(o_.request_timeout.count()) + " ms");
+        return DeadlineExceeded(Who(call) + ": no complete response within " +
+                                std::to_string(o_.request_timeout.count()) + " ms");
       }
       if (ec == http::error::body_limit) {
-        return Error(ErrorCode::kDataLoss, Who(call) + ": the response body exceeds the limit of " +
-                                               std::to_string(o_.max_response_bytes) + " bytes");
+        return DataLoss(Who(call) + ": the response body exceeds the limit of " +
+                        std::to_string(o_.max_response_bytes) + " bytes");
       }
       if (ec == http::error::header_limit) {
-        return Error(ErrorCode::kDataLoss, Who(call) + ": the response head exceeds 16 KiB");
+        return DataLoss(Who(call) + ": the response head exceeds 16 KiB");
       }
       if (nothing_read && (ec == http::error::end_of_stream || ec == asio::error::eof ||
                            ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated)) {
@@ -523,9 +518,9 @@ class Etsi014ClientImpl final : public Etsi014Client {
       if (ec.category() == asio::error::get_ssl_category()) return TlsRefused(ec, "reading the response");
       if (ec == http::error::partial_message || ec == asio::error::eof || ec == http::error::end_of_stream ||
           ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset) {
-        return Error(ErrorCode::kDataLoss, Who(call) + ": the response was cut off (" + ec.message() + ")");
+        return DataLoss(Who(call) + ": the response was cut off (" + ec.message() + ")");
       }
-      return Error(ErrorCode::kDataLoss, Who(call) + ": malformed HTTP response (" + ec.message() + ")");
+      return DataLoss(Who(call) + ": malformed HTTP response (" + ec.message() + ")");
     }
     HttpReply reply;
     reply.status = parser.get().result_int();

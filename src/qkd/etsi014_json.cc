@@ -123,7 +123,7 @@ Result<SecretBytes> DecodeKey(std::string_view b64, const std::string& key_id) {
       return out;
     }
   }
-  return Error(ErrorCode::kDataLoss, "the key of key_ID " + key_id + " is not valid base64 (RFC 4648)");
+  return DataLoss("the key of key_ID " + key_id + " is not valid base64 (RFC 4648)");
 }
 
 }  // namespace

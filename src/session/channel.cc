@@ -669,8 +669,8 @@ Result<Bytes> EnvelopeStreamReader::Read(ByteView envelope) {
 
 Status EnvelopeStreamReader::Finish() const {
   if (finished_) return OkStatus();
-  return Error(ErrorCode::kDataLoss,
-               "the stream ended before its final chunk (truncated after " + std::to_string(next_index_) + " chunks)");
+  return DataLoss("the stream ended before its final chunk (truncated after " + std::to_string(next_index_) +
+                  " chunks)");
 }
 
 }  // namespace qsapi::session

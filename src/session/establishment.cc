@@ -162,8 +162,7 @@ const PeerConfig* PeerEndpoint::FindPeer(std::string_view name) const {
 
 Result<PeerSession> PeerEndpoint::Initiate(std::string_view peer_name) {
   const PeerConfig* peer = FindPeer(peer_name);
-  if (peer == nullptr)
-    return Error(ErrorCode::kNotFound, "no peer named \"" + std::string(peer_name) + "\" is configured");
+  if (peer == nullptr) return NotFound("no peer named \"" + std::string(peer_name) + "\" is configured");
   QSAPI_ASSIGN_OR_RETURN(auto link, PeerLink::Connect(options_.link, peer->host, peer->port, peer->name));
   return InitiateOver(std::move(link), peer_name);
 }
@@ -171,8 +170,7 @@ Result<PeerSession> PeerEndpoint::Initiate(std::string_view peer_name) {
 Result<PeerSession> PeerEndpoint::InitiateOver(std::unique_ptr<PeerLink> link, std::string_view peer_name) {
   if (link == nullptr) return InvalidArgument("session: no link");
   const PeerConfig* peer = FindPeer(peer_name);
-  if (peer == nullptr)
-    return Error(ErrorCode::kNotFound, "no peer named \"" + std::string(peer_name) + "\" is configured");
+  if (peer == nullptr) return NotFound("no peer named \"" + std::string(peer_name) + "\" is configured");
   EstablishOutcome outcome;
   return Establish(std::move(link), *peer, nullptr, outcome);
 }
@@ -184,9 +182,8 @@ Result<PeerSession> PeerEndpoint::Establish(std::unique_ptr<PeerLink> link, cons
   Exchange ex(*link, peer.name, Clock::now() + peer.establishment_timeout);
   outcome = {};
   if (link->info().peer_name != peer.name) {
-    return ex.Fail(AbortCode::kUnknownPeer,
-                   Error(ErrorCode::kPermissionDenied,
-                         "session: the link's peer is \"" + link->info().peer_name + "\", not \"" + peer.name + "\""));
+    return ex.Fail(AbortCode::kUnknownPeer, PermissionDenied("session: the link's peer is \"" + link->info().peer_name +
+                                                             "\", not \"" + peer.name + "\""));
   }
   internal::InitMessage init;
   if (re != nullptr) {
@@ -289,10 +286,9 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
   const PeerConfig* peer = FindPeer(name);
   if (peer == nullptr) {
     Exchange ex(*link, name, Clock::now() + std::chrono::seconds(1));
-    return ex.Fail(
-        AbortCode::kUnknownPeer,
-        Error(ErrorCode::kPermissionDenied, "session: the peer \"" + name + "\" (from " + link->info().remote_address +
-                                                ") is not a configured peer of " + options_.link->common_name()));
+    return ex.Fail(AbortCode::kUnknownPeer,
+                   PermissionDenied("session: the peer \"" + name + "\" (from " + link->info().remote_address +
+                                    ") is not a configured peer of " + options_.link->common_name()));
   }
   Exchange ex(*link, peer->name, Clock::now() + peer->establishment_timeout);
   QSAPI_ASSIGN_OR_RETURN(Bytes init_bytes, ex.Receive(internal::kTypeInit, "Init", internal::kTypeReestablish));
@@ -301,9 +297,8 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
   if (std::find(peer->accepted_suites.begin(), peer->accepted_suites.end(), init->suite) ==
       peer->accepted_suites.end()) {
     return ex.Fail(AbortCode::kUnsupported,
-                   Error(ErrorCode::kUnimplemented, "session with " + peer->name + ": suite " +
-                                                        std::string(AeadSuiteName(init->suite)) +
-                                                        " is not accepted for this peer"));
+                   Unimplemented("session with " + peer->name + ": suite " + std::string(AeadSuiteName(init->suite)) +
+                                 " is not accepted for this peer"));
   }
 
   // QKD: fetch the offered keys by key_ID at our KME (after the replay guard).
@@ -315,7 +310,7 @@ Result<PeerSession> PeerEndpoint::Respond(std::unique_ptr<PeerLink> link) {
     } else {
       if (auto st = replay_guard_->CheckAndRecord(init->key_ids); !st.ok()) {
         return ex.Fail(AbortCode::kReplayedKeyId,
-                       Error(ErrorCode::kPermissionDenied, "session with " + peer->name + ": " + st.error().message()));
+                       PermissionDenied("session with " + peer->name + ": " + st.error().message()));
       }
       auto fetched = peer->qkd_slave->Fetch(init->key_ids);
       if (!fetched.ok()) {
@@ -389,8 +384,8 @@ ReestablishOutcome PeerEndpoint::RunReestablishment(const ReestablishTicket& tic
   ReestablishOutcome out;
   const PeerConfig* peer = FindPeer(ticket.peer_name);
   if (peer == nullptr) {
-    out.session = Error(ErrorCode::kNotFound, "session " + qsapi::internal::HexEncode(ticket.session_id) +
-                                                  ": its peer \"" + ticket.peer_name + "\" is no longer configured");
+    out.session = NotFound("session " + qsapi::internal::HexEncode(ticket.session_id) + ": its peer \"" +
+                           ticket.peer_name + "\" is no longer configured");
     return out;
   }
   auto link = PeerLink::Connect(options_.link, peer->host, peer->port, peer->name);

@@ -23,9 +23,8 @@ Status Header(ByteView& data, std::uint8_t type, std::string_view what) {
   if (data.size() < 2) return Malformed(what, "shorter than its header");
   if (data[0] != type) return Malformed(what, "wrong message type " + std::to_string(data[0]));
   if (data[1] != kProtocolVersion) {
-    return Error(ErrorCode::kUnimplemented, std::string(what) + " message of protocol version " +
-                                                std::to_string(data[1]) + "; this endpoint speaks version " +
-                                                std::to_string(kProtocolVersion));
+    return Unimplemented(std::string(what) + " message of protocol version " + std::to_string(data[1]) +
+                         "; this endpoint speaks version " + std::to_string(kProtocolVersion));
   }
   data = data.subspan(2);
   return OkStatus();
@@ -197,8 +196,7 @@ Result<InitMessage> ParseInit(ByteView data) {
   QSAPI_ASSIGN_OR_RETURN(std::uint8_t suite, TakeByte(data, kWhat, "suite"));
   if (suite != static_cast<std::uint8_t>(AeadSuite::kAes256Gcm) &&
       suite != static_cast<std::uint8_t>(AeadSuite::kXChaCha20Poly1305)) {
-    return Error(ErrorCode::kUnimplemented,
-                 std::string(kWhat) + " message proposes unknown suite " + std::to_string(suite));
+    return Unimplemented(std::string(kWhat) + " message proposes unknown suite " + std::to_string(suite));
   }
   m.suite = static_cast<AeadSuite>(suite);
   QSAPI_ASSIGN_OR_RETURN(m.qkd_policy, TakePolicy(data, kWhat, "qkd policy"));

@@ -84,8 +84,7 @@ Result<Bytes> Exchange::Receive(std::uint8_t type, std::string_view what, std::u
   if (!m.ok()) {
     const Error& e = m.error();
     if (e.code() == ErrorCode::kDeadlineExceeded) {
-      return Error(ErrorCode::kDeadlineExceeded,
-                   "session with " + peer_ + ": no " + std::string(what) + " message before the deadline");
+      return DeadlineExceeded("session with " + peer_ + ": no " + std::string(what) + " message before the deadline");
     }
     if (e.code() == ErrorCode::kUnavailable) {
       return Unavailable("session with " + peer_ + ": the peer closed the link while we waited for its " +
@@ -97,7 +96,7 @@ Result<Bytes> Exchange::Receive(std::uint8_t type, std::string_view what, std::u
     peer_aborted_ = true;
     auto abort = ParseAbort(*m);
     link_.Close();
-    if (!abort.ok()) return Error(ErrorCode::kInternal, "session with " + peer_ + ": " + abort.error().message());
+    if (!abort.ok()) return Internal("session with " + peer_ + ": " + abort.error().message());
     return PeerAbortError("session with " + peer_, "aborted", abort->code, abort->reason);
   }
   if (MessageType(*m) != type && (also == 0 || MessageType(*m) != also)) {

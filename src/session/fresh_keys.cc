@@ -45,10 +45,10 @@ Status FreshKeyProposal::Complete(SessionChannel& channel, const RekeyDoneMessag
   Status st = channel.CompleteFreshKey(done.epoch, material_.view(), done.confirm_envelope, RekeyConfirmAad(offer_));
   if (st.ok()) return st;
   if (st.error() == AuthenticationFailed()) {
-    return Error(ErrorCode::kDataLoss, who +
-                                           ": fresh-key confirmation failed: the QKD keys differ between the two "
-                                           "KMEs (key_IDs " +
-                                           JoinKeyIds(key_ids_) + ")");
+    return DataLoss(who +
+                    ": fresh-key confirmation failed: the QKD keys differ between the two "
+                    "KMEs (key_IDs " +
+                    JoinKeyIds(key_ids_) + ")");
   }
   return Error(st.error().code(), who + ": " + st.error().message());
 }

@@ -49,10 +49,10 @@ std::optional<Refusal> CheckPeerConfirm(const DerivedKeys& derived, SessionRole 
   }
   if (!qkd_key_ids.empty()) {
     return Refusal{AbortCode::kQkdKeyMismatch,
-                   Error(ErrorCode::kDataLoss, "session with " + peer +
-                                                   ": key confirmation failed: the QKD keys differ between the two "
-                                                   "KMEs (key_IDs " +
-                                                   JoinKeyIds(qkd_key_ids) + ")")};
+                   DataLoss("session with " + peer +
+                            ": key confirmation failed: the QKD keys differ between the two "
+                            "KMEs (key_IDs " +
+                            JoinKeyIds(qkd_key_ids) + ")")};
   }
   return Refusal{AbortCode::kConfirmFailed,
                  Error(ErrorCode::kAuthenticationFailed, "session with " + peer + ": key confirmation failed")};

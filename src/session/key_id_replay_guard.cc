@@ -18,8 +18,7 @@ Status KeyIdReplayGuard::CheckAndRecord(std::span<const std::string> key_ids) {
   for (std::size_t i = 0; i < folded.size(); ++i) {
     const auto before = folded.begin() + static_cast<std::ptrdiff_t>(i);
     if (seen_.contains(folded[i]) || std::find(folded.begin(), before, folded[i]) != before) {
-      return Error(ErrorCode::kPermissionDenied,
-                   "QKD key_ID " + folded[i] + " was already used in an earlier session (replay refused)");
+      return PermissionDenied("QKD key_ID " + folded[i] + " was already used in an earlier session (replay refused)");
     }
   }
   for (auto& f : folded) {

@@ -59,10 +59,9 @@ struct PeerChannel::Impl {
   Status CheckDeadlineLocked() const {
     if (failure) return *failure;
     if (pending && Clock::now() >= pending->deadline()) {
-      return Error(ErrorCode::kDeadlineExceeded,
-                   who +
-                       ": the peer did not answer the fresh-key proposal in time; the two sides may now "
-                       "disagree on the next epoch, so the session is closed (establish a new one)");
+      return DeadlineExceeded(who +
+                              ": the peer did not answer the fresh-key proposal in time; the two sides may now "
+                              "disagree on the next epoch, so the session is closed (establish a new one)");
     }
     return OkStatus();
   }
@@ -166,7 +165,7 @@ void PeerChannel::Impl::ReaderLoop() {
       case internal::kTypeAbort: {
         auto abort = internal::ParseAbort(*m);
         Fail(abort.ok() ? internal::PeerAbortError(who, "closed the session", abort->code, abort->reason)
-                        : Error(ErrorCode::kInternal, who + ": " + abort.error().message()),
+                        : Internal(who + ": " + abort.error().message()),
              std::nullopt);
         return;
       }
@@ -226,7 +225,7 @@ void PeerChannel::Impl::HandleOffer(const Bytes& message) {
   }
   std::lock_guard send_lock(send_mu);  // no envelope of the new epoch leaves before RekeyDone
   auto answer = internal::BindOfferedKeys(channel, std::get<internal::OfferedKeys>(fetched), message);
-  if (!answer.ok()) return Fail(Error(ErrorCode::kInternal, prefix + answer.error().message()), AbortCode::kInternal);
+  if (!answer.ok()) return Fail(Internal(prefix + answer.error().message()), AbortCode::kInternal);
   if (auto* r = std::get_if<internal::Refusal>(&*answer)) return refuse(*r);  // nothing was bound
   if (auto st = link()->Send(std::get<Bytes>(*answer)); !st.ok()) return Fail(st.error(), std::nullopt);
   std::lock_guard lock(mu);
@@ -469,7 +468,7 @@ Result<Bytes> PeerChannel::Receive(std::chrono::milliseconds timeout, ByteView a
   {
     std::unique_lock lock(m.mu);
     if (!m.cv.wait_for(lock, timeout, [&] { return !m.inbox.empty() || m.failure || m.link_down; })) {
-      return Error(ErrorCode::kDeadlineExceeded, m.who + ": no envelope arrived in time");
+      return DeadlineExceeded(m.who + ": no envelope arrived in time");
     }
     if (m.inbox.empty()) return m.CheckUsableLocked(true).error();
     envelope = std::move(m.inbox.front());
@@ -635,9 +634,9 @@ Status PeerChannel::AcceptReestablishment(PeerSession fresh) {
   if (!epoch.ok()) return refuse(epoch.error().message(), AbortCode::kPolicy);
   auto confirm = m.channel.Seal({}, internal::ReestablishConfirmAad(re.context_hash));
   if (!confirm.ok()) {
-    return m.FailAndReport(Error(ErrorCode::kInternal, who + ": cannot seal the re-establishment's confirmation: " +
-                                                           confirm.error().message()),
-                           AbortCode::kInternal);
+    return m.FailAndReport(
+        Internal(who + ": cannot seal the re-establishment's confirmation: " + confirm.error().message()),
+        AbortCode::kInternal);
   }
   const internal::RekeyDoneMessage done{.session_id = m.id, .epoch = *epoch, .confirm_envelope = std::move(*confirm)};
   Status sent = fresh.link()->Send(EncodeRekeyDone(done));

@@ -432,7 +432,7 @@ Result<IncomingConnection> PeerListener::AcceptConnection(std::chrono::milliseco
     const int r = ::poll(p.data(), p.size(), RemainingMs(deadline));
     if (r < 0 && errno == EINTR) continue;
     if (p[1].revents != 0) return Unavailable("peer listener: closed");
-    if (r == 0) return Error(ErrorCode::kDeadlineExceeded, "peer listener: no connection within the timeout");
+    if (r == 0) return DeadlineExceeded("peer listener: no connection within the timeout");
     sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
     const int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);  // NOLINT
@@ -491,7 +491,7 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Connect(std::shared_ptr<const PeerLi
     if (rc != 0 && errno == EINPROGRESS) {
       if (!WaitFd(fd, POLLOUT, deadline)) {
         ::close(fd);
-        return Error(ErrorCode::kDeadlineExceeded, "peer link: connecting to " + where + " timed out");
+        return DeadlineExceeded("peer link: connecting to " + where + " timed out");
       }
       int err = 0;
       socklen_t len = sizeof(err);
@@ -552,39 +552,36 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
     const int err = SSL_get_error(ssl, r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       if (!WaitFd(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
-        return Error(ErrorCode::kDeadlineExceeded, side + ": the TLS handshake timed out");
+        return DeadlineExceeded(side + ": the TLS handshake timed out");
       }
       continue;
     }
     if (!conn->verify.failure.empty()) {
       ERR_clear_error();
-      return Error(ErrorCode::kPermissionDenied, side + ": " + conn->verify.failure);
+      return PermissionDenied(side + ": " + conn->verify.failure);
     }
     const unsigned long e = ERR_peek_last_error();  // NOLINT(google-runtime-int)
     const int reason = ERR_GET_REASON(e);
     std::string text = OpenSslReasonText();
     if (reason == SSL_R_NO_SUITABLE_KEY_SHARE || reason == SSL_R_NO_SHARED_GROUPS) {
-      return Error(ErrorCode::kPermissionDenied,
-                   side + ": the peer offered no hybrid post-quantum key-exchange group; this endpoint accepts only " +
-                       std::string(PeerProfileGroups(o.profile)) +
-                       " (classical-only peers are refused; OpenSSL: " + text + ")");
+      return PermissionDenied(
+          side + ": the peer offered no hybrid post-quantum key-exchange group; this endpoint accepts only " +
+          std::string(PeerProfileGroups(o.profile)) + " (classical-only peers are refused; OpenSSL: " + text + ")");
     }
     if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-      return Error(ErrorCode::kPermissionDenied,
-                   side + ": the peer presented no certificate; peer links are mutually authenticated");
+      return PermissionDenied(side + ": the peer presented no certificate; peer links are mutually authenticated");
     }
     if (text.find("alert") != std::string::npos) {
-      return Error(ErrorCode::kPermissionDenied,
-                   side + ": the peer refused the TLS handshake (" + text +
-                       "); it may not accept our certificate or CA, or not support the hybrid groups we offer (" +
-                       std::string(PeerProfileGroups(o.profile)) + ")");
+      return PermissionDenied(
+          side + ": the peer refused the TLS handshake (" + text +
+          "); it may not accept our certificate or CA, or not support the hybrid groups we offer (" +
+          std::string(PeerProfileGroups(o.profile)) + ")");
     }
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
       return Unavailable(side + ": the connection closed during the TLS handshake" +
                          (text.empty() ? std::string() : " (" + text + ")"));
     }
-    return Error(ErrorCode::kPermissionDenied,
-                 side + ": the TLS handshake failed: " + (text.empty() ? "unknown" : text));
+    return PermissionDenied(side + ": the TLS handshake failed: " + (text.empty() ? "unknown" : text));
   }
   // After the handshake: the group (belt and braces: the group lists admit nothing else).
   LinkInfo info;
@@ -598,16 +595,16 @@ Result<std::unique_ptr<PeerLink>> PeerLink::Handshake(std::shared_ptr<const Peer
   const bool group_ok = pki::IsPqHybridGroup(info.tls_group) &&
                         (o.profile != PeerProfile::kCnsa2 || info.tls_group == "SecP384r1MLKEM1024");
   if (SSL_version(ssl) != TLS1_3_VERSION || !group_ok) {
-    return Error(ErrorCode::kPermissionDenied, side + ": negotiated " + info.tls_version + " with group \"" +
-                                                   info.tls_group + "\"; only TLS 1.3 with " + allowed + " is allowed");
+    return PermissionDenied(side + ": negotiated " + info.tls_version + " with group \"" + info.tls_group +
+                            "\"; only TLS 1.3 with " + allowed + " is allowed");
   }
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) {
-    return Error(ErrorCode::kPermissionDenied, side + ": the peer's certificate was not verified");
+    return PermissionDenied(side + ": the peer's certificate was not verified");
   }
   info.peer_name = CommonNameOf(peer);
   info.peer_key_algorithm = KeyTypeName(X509_get0_pubkey(peer));
-  if (info.peer_name.empty()) return Error(ErrorCode::kPermissionDenied, side + ": the peer's certificate has no CN");
+  if (info.peer_name.empty()) return PermissionDenied(side + ": the peer's certificate has no CN");
   return std::unique_ptr<PeerLink>(new PeerLink(std::move(context), std::move(conn), std::move(info)));
 }
 
@@ -659,8 +656,7 @@ Status PeerLink::Send(ByteView message, std::chrono::milliseconds timeout) {
     }
     if (!WaitFd(conn_->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
       Close();
-      return Error(ErrorCode::kDeadlineExceeded,
-                   "peer link to " + info_.peer_name + ": sending timed out; link closed");
+      return DeadlineExceeded("peer link to " + info_.peer_name + ": sending timed out; link closed");
     }
   }
 }
@@ -695,9 +691,8 @@ Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
             return Unavailable("peer link to " + info_.peer_name + ": the peer closed the link");
           }
           if (text.find("alert") != std::string::npos) {
-            return Error(ErrorCode::kPermissionDenied, "peer link to " + info_.peer_name +
-                                                           ": the peer refused the link (" + text +
-                                                           "); it may not accept our certificate or name");
+            return PermissionDenied("peer link to " + info_.peer_name + ": the peer refused the link (" + text +
+                                    "); it may not accept our certificate or name");
           }
           return Unavailable("peer link to " + info_.peer_name + ": the link broke while receiving" +
                              (text.empty() ? std::string() : " (" + text + ")"));
@@ -728,12 +723,10 @@ Result<Bytes> PeerLink::Receive(std::chrono::milliseconds timeout) {
     if (err == 0) continue;
     if (!WaitFd(conn_->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
       if (!in_body && got == 0) {
-        return Error(ErrorCode::kDeadlineExceeded,
-                     "peer link to " + info_.peer_name + ": no message within the timeout");
+        return DeadlineExceeded("peer link to " + info_.peer_name + ": no message within the timeout");
       }
       Close();
-      return Error(ErrorCode::kDeadlineExceeded,
-                   "peer link to " + info_.peer_name + ": a message stalled part-way; link closed");
+      return DeadlineExceeded("peer link to " + info_.peer_name + ": a message stalled part-way; link closed");
     }
   }
 }

@@ -50,7 +50,7 @@ class ScriptedSource final : public EntropySource {
 
 constexpr std::uint64_t kForever = ~std::uint64_t{0};
 
-std::shared_ptr<EntropyPool> MakePool(QrngPolicy policy, std::uint64_t good_bytes, ScriptedSource** raw = nullptr) {
+std::shared_ptr<EntropyPool> MakePool(SourcePolicy policy, std::uint64_t good_bytes, ScriptedSource** raw = nullptr) {
   auto source = std::make_unique<ScriptedSource>("qrng0", good_bytes);
   if (raw != nullptr) *raw = source.get();
   std::vector<std::unique_ptr<EntropySource>> sources;
@@ -67,7 +67,7 @@ const SourceStatus& Find(const std::vector<SourceStatus>& all, std::string_view 
 }
 
 TEST(EntropyPoolTest, HealthyQrngContributesAfterStartup) {
-  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  auto pool = MakePool(SourcePolicy::kPrefer, kForever);
   auto draw = pool->Draw(32);
   QSAPI_ASSERT_OK(draw);
   EXPECT_EQ(draw->bytes.size(), 32U);
@@ -83,7 +83,7 @@ TEST(EntropyPoolTest, HealthyQrngContributesAfterStartup) {
 
 TEST(EntropyPoolTest, StuckSourceIsTakenOutAtOnceAndPreferFallsBackVisibly) {
   ScriptedSource* raw = nullptr;
-  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100, &raw);  // passes start-up, then sticks
+  auto pool = MakePool(SourcePolicy::kPrefer, 1024 + 100, &raw);  // passes start-up, then sticks
   auto first = pool->Draw(8);
   QSAPI_ASSERT_OK(first);
   EXPECT_EQ(first->qrng_sources.size(), 1U);
@@ -116,7 +116,7 @@ TEST(EntropyPoolTest, AHealthFailureIsLoggedOnceWithoutSampleData) {
   SetLogSink([&lines](LogLevel level, std::string_view component, std::string_view message) {
     lines.push_back({level, std::string(component), std::string(message)});
   });
-  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100);
+  auto pool = MakePool(SourcePolicy::kPrefer, 1024 + 100);
   QSAPI_ASSERT_OK(pool->Draw(64));
   QSAPI_ASSERT_OK(pool->Draw(64));  // already failed: no second line
   SetLogSink(nullptr);
@@ -130,20 +130,20 @@ TEST(EntropyPoolTest, AHealthFailureIsLoggedOnceWithoutSampleData) {
 }
 
 TEST(EntropyPoolTest, RequireRefusesWithAClearErrorWhenNoQrngIsHealthy) {
-  auto pool = MakePool(QrngPolicy::kRequire, 0);  // stuck from the first sample
+  auto pool = MakePool(SourcePolicy::kRequire, 0);  // stuck from the first sample
   auto draw = pool->Draw(32);
   ASSERT_FALSE(draw.ok());
   EXPECT_EQ(draw.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(draw.error().message().find("qrng = require"), std::string::npos);
   EXPECT_NE(draw.error().message().find("qrng0: failed"), std::string::npos) << draw.error().message();
 
-  auto empty = EntropyPool::Create({.policy = QrngPolicy::kRequire}, {});
+  auto empty = EntropyPool::Create({.policy = SourcePolicy::kRequire}, {});
   QSAPI_ASSERT_OK(empty);
   EXPECT_NE((*empty)->Draw(8).error().message().find("none is configured"), std::string::npos);
 }
 
 TEST(EntropyPoolTest, RequireHoldsBackKeyGenerationThroughTheRandomSource) {
-  auto pool = MakePool(QrngPolicy::kRequire, 0);
+  auto pool = MakePool(SourcePolicy::kRequire, 0);
   crypto::SetRandomSource(std::make_shared<PoolRandomSource>(pool));
   auto key = crypto::KemPrivateKey::Generate(crypto::KemAlgorithm::kMlKem768);
   crypto::SetRandomSource(nullptr);
@@ -153,14 +153,14 @@ TEST(EntropyPoolTest, RequireHoldsBackKeyGenerationThroughTheRandomSource) {
 }
 
 TEST(EntropyPoolTest, OffNeverReadsTheQrng) {
-  auto pool = MakePool(QrngPolicy::kOff, kForever);
+  auto pool = MakePool(SourcePolicy::kOff, kForever);
   QSAPI_ASSERT_OK(pool->Draw(32));
   EXPECT_EQ(Find(pool->SourceStatuses(), "qrng0").bytes_read, 0U);
 }
 
 TEST(EntropyPoolTest, ReadErrorsFailTheSourceAndAreCounted) {
   ScriptedSource* raw = nullptr;
-  auto pool = MakePool(QrngPolicy::kPrefer, kForever, &raw);
+  auto pool = MakePool(SourcePolicy::kPrefer, kForever, &raw);
   raw->fail_reads_ = true;
   auto draw = pool->Draw(8);
   QSAPI_ASSERT_OK(draw);
@@ -172,8 +172,8 @@ TEST(EntropyPoolTest, ReadErrorsFailTheSourceAndAreCounted) {
 
 TEST(EntropyPoolTest, TheOsCsprngIsAlwaysMixedIn) {
   // Two pools over identical QRNG streams still give different output: the OS bytes differ.
-  auto a = MakePool(QrngPolicy::kPrefer, kForever);
-  auto b = MakePool(QrngPolicy::kPrefer, kForever);
+  auto a = MakePool(SourcePolicy::kPrefer, kForever);
+  auto b = MakePool(SourcePolicy::kPrefer, kForever);
   auto da = a->Draw(32);
   auto db = b->Draw(32);
   QSAPI_ASSERT_OK(da);
@@ -190,9 +190,9 @@ TEST(EntropyPoolTest, ConfigurationErrorsAreClear) {
   dup.push_back(std::make_unique<ScriptedSource>("q", kForever));
   dup.push_back(std::make_unique<ScriptedSource>("q", kForever));
   EXPECT_NE(EntropyPool::Create({}, std::move(dup)).error().message().find("used twice"), std::string::npos);
-  EXPECT_EQ(ParseQrngPolicy("always").error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(*ParseQrngPolicy("require"), QrngPolicy::kRequire);
-  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  EXPECT_EQ(ParseSourcePolicy("always").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(*ParseSourcePolicy("require"), SourcePolicy::kRequire);
+  auto pool = MakePool(SourcePolicy::kPrefer, kForever);
   EXPECT_EQ(pool->Retry("nope").error().code(), ErrorCode::kNotFound);
   QSAPI_ASSERT_OK(pool->Disable("qrng0"));
   auto draw = pool->Draw(8);
@@ -211,14 +211,14 @@ std::uint32_t PrimaryReseedCounter() {
 }
 
 TEST(EntropyPoolTest, FeedingOpenSslReseedsItsPrimaryDrbg) {
-  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  auto pool = MakePool(SourcePolicy::kPrefer, kForever);
   const std::uint32_t before = PrimaryReseedCounter();
   QSAPI_ASSERT_OK(FeedOpenSslDrbg(*pool));
   EXPECT_GT(PrimaryReseedCounter(), before);
 }
 
 TEST(EntropyPoolTest, DrbgFeederReseedsOpenSslPeriodicallyAndStops) {
-  auto pool = MakePool(QrngPolicy::kPrefer, kForever);
+  auto pool = MakePool(SourcePolicy::kPrefer, kForever);
   const std::uint32_t before = PrimaryReseedCounter();
   DrbgFeeder feeder;
   QSAPI_ASSERT_OK(feeder.Start(pool, std::chrono::milliseconds(20)));
@@ -235,7 +235,7 @@ TEST(EntropyPoolTest, DrbgFeederReseedsOpenSslPeriodicallyAndStops) {
 }
 
 TEST(EntropyPoolTest, DrbgFeederReportsAFailingPoolAndLogsOnce) {
-  auto pool = MakePool(QrngPolicy::kRequire, 0);  // stuck from the first byte: require cannot be met
+  auto pool = MakePool(SourcePolicy::kRequire, 0);  // stuck from the first byte: require cannot be met
   std::vector<std::string> lines;
   SetLogSink([&lines](LogLevel level, std::string_view, std::string_view m) {
     if (level == LogLevel::kWarning && m.find("DRBG") != std::string_view::npos) lines.emplace_back(m);
@@ -253,7 +253,7 @@ TEST(EntropyPoolTest, DrbgFeederReportsAFailingPoolAndLogsOnce) {
 }
 
 TEST(EntropyPoolTest, MetricsAndJsonShowAFailedSource) {
-  auto pool = MakePool(QrngPolicy::kPrefer, 1024 + 100);
+  auto pool = MakePool(SourcePolicy::kPrefer, 1024 + 100);
   QSAPI_ASSERT_OK(pool->Draw(8));
   QSAPI_ASSERT_OK(pool->Draw(64));  // the source sticks inside this draw
   const std::string m = FormatPrometheusMetrics(*pool);

@@ -95,7 +95,7 @@ TEST(ConfigTest, AFullFileParses) {
   EXPECT_EQ(c->audit.keep_files, 5U);
   EXPECT_EQ(c->audit.min_free_mib, 32U);
   EXPECT_EQ(c->audit.verify_interval, std::chrono::seconds(60));
-  EXPECT_EQ(c->entropy.qrng, Policy3::kRequire);
+  EXPECT_EQ(c->entropy.qrng, SourcePolicy::kRequire);
   ASSERT_EQ(c->entropy.devices.size(), 1U);
   EXPECT_EQ(c->entropy.devices[0].id, "qrng0");
   EXPECT_DOUBLE_EQ(c->entropy.devices[0].min_entropy, 7.5);
@@ -103,7 +103,7 @@ TEST(ConfigTest, AFullFileParses) {
   EXPECT_EQ(c->entropy.http[0].api_key_env, "QRNG_KEY");
   ASSERT_EQ(c->kmes.size(), 1U);
   ASSERT_EQ(c->peers.size(), 1U);
-  EXPECT_EQ(c->peers[0].qkd, Policy3::kRequire);
+  EXPECT_EQ(c->peers[0].qkd, SourcePolicy::kRequire);
   EXPECT_FALSE(c->peers[0].qkd_at_rotation);
   auto d = ParseConfig("data_dir = \"/d\"\n[[peer]]\nname = \"p\"\naddress = \"p:9444\"\n", "peer.toml");
   QSAPI_ASSERT_OK(d);
@@ -116,7 +116,7 @@ TEST(ConfigTest, DefaultsNeedOnlyTheDataDir) {
   QSAPI_ASSERT_OK(c);
   EXPECT_EQ(c->server.listen_port, 8443);
   EXPECT_EQ(c->server.profile, "default");
-  EXPECT_EQ(c->entropy.qrng, Policy3::kPrefer);
+  EXPECT_EQ(c->entropy.qrng, SourcePolicy::kPrefer);
 }
 
 struct BadCase {

@@ -37,12 +37,9 @@
 #include "qsapi/entropy/source.h"
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
+#include "qsapi/source_policy.h"
 
 namespace qsapi::entropy {
-
-enum class QrngPolicy : std::uint8_t { kOff, kPrefer, kRequire };
-std::string_view QrngPolicyName(QrngPolicy policy) noexcept;  // "off", "prefer", "require"
-Result<QrngPolicy> ParseQrngPolicy(std::string_view name);
 
 enum class SourceState : std::uint8_t { kStarting, kHealthy, kFailed, kDisabled };
 std::string_view SourceStateName(SourceState state) noexcept;  // "starting", "healthy", ...
@@ -70,7 +67,7 @@ struct PoolDraw {
 class EntropyPool {
  public:
   struct Options {
-    QrngPolicy policy = QrngPolicy::kPrefer;
+    SourcePolicy policy = SourcePolicy::kPrefer;
     double alpha = 1.0 / (1 << 20);  // health-test false-positive probability
   };
 
@@ -95,7 +92,7 @@ class EntropyPool {
   Status Disable(std::string_view id);
 
   [[nodiscard]] std::vector<SourceStatus> SourceStatuses() const;
-  [[nodiscard]] QrngPolicy policy() const noexcept { return options_.policy; }
+  [[nodiscard]] SourcePolicy policy() const noexcept { return options_.policy; }
 
  private:
   struct Monitored {

@@ -52,6 +52,7 @@
 #include "qsapi/session/envelope.h"
 #include "qsapi/session/key_schedule.h"
 #include "qsapi/session/peer_link.h"
+#include "qsapi/source_policy.h"
 
 namespace qsapi::entropy {
 class EntropyPool;
@@ -63,10 +64,8 @@ class SlaveKeySupply;
 
 namespace qsapi::session {
 
-// SourcePolicy is the policy for one optional source (QKD, QRNG); its value is the wire byte.
-enum class SourcePolicy : std::uint8_t { kOff = 0, kPrefer = 1, kRequire = 2 };
-std::string_view SourcePolicyName(SourcePolicy policy) noexcept;  // "off", "prefer", "require"
-Result<SourcePolicy> ParseSourcePolicy(std::string_view name);
+// Each optional source (QKD, QRNG) has a qsapi::SourcePolicy (qsapi/source_policy.h); its value
+// is the wire byte.
 
 struct PeerPolicy {
   SourcePolicy qkd = SourcePolicy::kPrefer;

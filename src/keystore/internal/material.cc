@@ -14,7 +14,7 @@ namespace {
 
 Status MatchesPublicKey(ByteView derived, ByteView expected) {
   if (!std::equal(derived.begin(), derived.end(), expected.begin(), expected.end())) {
-    return Error(ErrorCode::kDataLoss, "unwrapped key does not match its stored public key");
+    return DataLoss("unwrapped key does not match its stored public key");
   }
   return OkStatus();
 }
@@ -86,7 +86,7 @@ Result<Material> UnwrapMaterial(KeyProtector& protector, const KeyRow& row, cons
   Result<SecretBytes> secret = protector.Unwrap(v.wrapped, WrapAad(row.id, v.version, type));
   if (!secret.ok()) return Error(secret.error().code(), which + secret.error().message());
   Result<Material> m = Derive(type, *secret, v.public_key);
-  if (!m.ok()) return Error(ErrorCode::kDataLoss, which + m.error().message());
+  if (!m.ok()) return DataLoss(which + m.error().message());
   return m;
 }
 

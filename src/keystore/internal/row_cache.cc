@@ -22,13 +22,13 @@ Status CheckKeyName(std::string_view name) {
 Result<KeyRow> ReadKeyRow(MetadataStore& store, std::string_view name) {
   QSAPI_RETURN_IF_ERROR(CheckKeyName(name));
   QSAPI_ASSIGN_OR_RETURN(std::optional<KeyRow> row, store.GetKey(std::string(name)));
-  if (!row) return Error(ErrorCode::kNotFound, "no key named \"" + std::string(name) + "\"");
+  if (!row) return NotFound("no key named \"" + std::string(name) + "\"");
   return *row;
 }
 
 Result<KeyType> KeyTypeOf(const KeyRow& row) {
   Result<KeyType> t = ParseKeyType(row.type);
-  if (!t.ok()) return Error(ErrorCode::kDataLoss, "key \"" + row.name + "\" has a corrupt type in the metadata");
+  if (!t.ok()) return DataLoss("key \"" + row.name + "\" has a corrupt type in the metadata");
   return t;
 }
 

@@ -35,7 +35,7 @@ Result<bool> UsageLedger::Use(const KeyRow& row, std::uint64_t max) {
   auto it = usage_.find(vk);
   if (it == usage_.end()) {
     QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store_.GetVersion(row.id, row.current_version));
-    if (!v) return Error(ErrorCode::kDataLoss, "key \"" + row.name + "\" has no row for its current version");
+    if (!v) return DataLoss("key \"" + row.name + "\" has no row for its current version");
     // Whatever was leased before this process is counted as used: a crash over-counts.
     it = usage_.emplace(vk, Usage{v->ops_leased, v->ops_leased}).first;
   }
