@@ -145,11 +145,11 @@ inline Status OkStatus() { return {}; }
 }  // namespace qsapi
 
 // QSAPI_RETURN_IF_ERROR(expr): evaluates a Status-returning expression and returns its Error.
-#define QSAPI_RETURN_IF_ERROR(expr)                    \
-  do {                                                 \
-    if (auto qsapi_status_ = (expr); !qsapi_status_) { \
-      return qsapi_status_.error();                    \
-    }                                                  \
+#define QSAPI_RETURN_IF_ERROR(expr)                           \
+  do {                                                        \
+    if (const auto& qsapi_status_ = (expr); !qsapi_status_) { \
+      return qsapi_status_.error();                           \
+    }                                                         \
   } while (false)
 
 #define QSAPI_CONCAT_INNER_(a, b) a##b

@@ -13,12 +13,13 @@
 #include <filesystem>
 #include <string>
 
+#include "common/internal/text.h"
 #include "qsapi/hpke/stream.h"
 
 namespace qsapi::cli {
 namespace {
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string Errno(const std::string& what) { return what + ": " + qsapi::internal::ErrnoText(errno); }
 
 // ---- The temporary file a signal must remove ----------------------------------------------------
 // One output at a time per process; the path lives in a fixed buffer so that the handler only

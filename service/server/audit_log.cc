@@ -213,7 +213,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const fs::path& path, AuditLogO
   if (options.max_file_bytes < 2 * kMaxLine)
     return InvalidArgument("audit log: max_file_bytes must be at least 32 KiB");
   const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return Unavailable("cannot open audit log " + path.string() + ": " + std::strerror(errno));
+  if (fd < 0) return Unavailable("cannot open audit log " + path.string() + ": " + qsapi::internal::ErrnoText(errno));
   const off_t size = ::lseek(fd, 0, SEEK_END);
   // An empty current file continues the newest rotated one.
   Tail from;
@@ -223,7 +223,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const fs::path& path, AuditLogO
       const int rfd = ::open(rotated.back().c_str(), O_RDONLY | O_CLOEXEC);
       if (rfd < 0) {
         ::close(fd);
-        return Unavailable("cannot read " + rotated.back().string() + ": " + std::strerror(errno));
+        return Unavailable("cannot read " + rotated.back().string() + ": " + qsapi::internal::ErrnoText(errno));
       }
       const off_t rsize = ::lseek(rfd, 0, SEEK_END);
       Result<Tail> t = ReadTail(rfd, rotated.back(), static_cast<std::uint64_t>(rsize), 1, kZeroHash);
@@ -287,13 +287,13 @@ Status AuditLog::RotateLocked() {
   std::snprintf(name, sizeof name, "-%012llu.log", static_cast<unsigned long long>(first_seq_));
   const fs::path rotated = path_.parent_path() / (path_.stem().string() + name);
   if (::rename(path_.c_str(), rotated.c_str()) != 0) {
-    return Unavailable("cannot rotate the audit log to " + rotated.string() + ": " + std::strerror(errno));
+    return Unavailable("cannot rotate the audit log to " + rotated.string() + ": " + qsapi::internal::ErrnoText(errno));
   }
   const int fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     const int err = errno;
     (void)::rename(rotated.c_str(), path_.c_str());
-    return Unavailable("cannot open a new audit log " + path_.string() + ": " + std::strerror(err));
+    return Unavailable("cannot open a new audit log " + path_.string() + ": " + qsapi::internal::ErrnoText(err));
   }
   ::close(fd_);
   fd_ = fd;
@@ -365,12 +365,12 @@ Status AuditLog::Append(const AuditEvent& e) {
   const ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
     const int err = n < 0 ? errno : ENOSPC;  // a short write on a regular file: the volume is full
-    const std::string why = n < 0 ? std::strerror(errno) : "short write (volume full?)";
+    const std::string why = n < 0 ? qsapi::internal::ErrnoText(errno) : "short write (volume full?)";
     // Leave no partial line behind: the next line would not parse, and the log could not reopen.
     if (n > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-      return failed(
-          why + "; the partial line could not be removed (" + std::strerror(errno) + "): run `qsapi audit repair`",
-          EIO);
+      return failed(why + "; the partial line could not be removed (" + qsapi::internal::ErrnoText(errno) +
+                        "): run `qsapi audit repair`",
+                    EIO);
     }
     return failed(why, err);
   }
@@ -398,7 +398,8 @@ Result<AuditVerifyReport> VerifyTrail(const std::vector<fs::path>& files, int la
     if (fi + 1 == files.size() && last_size) {
       text.resize(static_cast<std::size_t>(*last_size));
       const ssize_t n = text.empty() ? 0 : ::pread(last_fd, text.data(), text.size(), 0);
-      if (n < 0) return Unavailable("cannot read audit log " + file.string() + ": " + std::strerror(errno));
+      if (n < 0)
+        return Unavailable("cannot read audit log " + file.string() + ": " + qsapi::internal::ErrnoText(errno));
       if (static_cast<std::size_t>(n) < text.size()) {
         return DataLoss("audit log " + file.string() + " has " + std::to_string(n) + " bytes where qsapid wrote " +
                         std::to_string(text.size()) + ": it was cut short or replaced");
@@ -485,7 +486,7 @@ Result<AuditVerifyReport> AuditLog::VerifyNow() {
                            .head_mac = keying_->head_mac};
     }
   }
-  if (fd < 0) return Unavailable("cannot read the audit log: " + std::string(std::strerror(errno)));
+  if (fd < 0) return Unavailable("cannot read the audit log: " + qsapi::internal::ErrnoText(errno));
   Result<AuditVerifyReport> r = VerifyTrail(files, fd, size, keying ? &*keying : nullptr);
   ::close(fd);
   return r;
@@ -510,7 +511,8 @@ Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string
   {
     const int fd = ::open(report.saved_to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-      return Unavailable("cannot save the partial line to " + report.saved_to.string() + ": " + std::strerror(errno));
+      return Unavailable("cannot save the partial line to " + report.saved_to.string() + ": " +
+                         qsapi::internal::ErrnoText(errno));
     const ssize_t n = ::write(fd, text.data() + keep, report.bytes_removed);
     ::close(fd);
     if (n != static_cast<ssize_t>(report.bytes_removed)) {
@@ -519,7 +521,7 @@ Result<AuditRepairReport> RepairAuditLog(const fs::path& path, const std::string
   }
   // What stays must end in a valid entry, or the repair is not ours to make.
   if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
-    return Unavailable("cannot cut the partial line off " + path.string() + ": " + std::strerror(errno));
+    return Unavailable("cannot cut the partial line off " + path.string() + ": " + qsapi::internal::ErrnoText(errno));
   }
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> log, AuditLog::Open(path));
   if (keying != nullptr) {

@@ -500,13 +500,13 @@ class Service::Impl {
 Result<DataDirLock> DataDirLock::Acquire(const fs::path& data_dir) {
   const fs::path path = data_dir / "qsapid.lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Unavailable("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (fd < 0) return Unavailable("cannot open " + path.string() + ": " + qsapi::internal::ErrnoText(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     char buf[32] = {};
     const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
     ::close(fd);
-    if (err != EWOULDBLOCK) return Unavailable("cannot lock " + path.string() + ": " + std::strerror(err));
+    if (err != EWOULDBLOCK) return Unavailable("cannot lock " + path.string() + ": " + qsapi::internal::ErrnoText(err));
     std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
     pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
     return FailedPrecondition("another qsapid" + (pid.empty() ? std::string() : " (pid " + pid + ")") +
@@ -518,7 +518,7 @@ Result<DataDirLock> DataDirLock::Acquire(const fs::path& data_dir) {
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int err = errno;
     ::close(fd);
-    return Unavailable("cannot write " + path.string() + ": " + std::strerror(err));
+    return Unavailable("cannot write " + path.string() + ": " + qsapi::internal::ErrnoText(err));
   }
   return DataDirLock(fd);
 }

@@ -110,7 +110,7 @@ Status TokenStore::Save() const {
   const std::string tmp = path_.string() + ".tmp";
   ::unlink(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) return Unavailable("cannot write " + tmp + ": " + qsapi::internal::ErrnoText(errno));
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {

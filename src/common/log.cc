@@ -23,6 +23,8 @@ LogSink& Sink() {
   return sink;
 }
 
+// The process's one log threshold (SetLogLevel), read on every line: an atomic, not a lock.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::kInfo)};
 
 void WriteToStderr(LogLevel level, std::string_view component, std::string_view message) {

@@ -15,7 +15,7 @@
 namespace qsapi::internal {
 namespace {
 
-std::atomic<int> g_pending{0};
+std::atomic<int> g_pending{0};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): process-wide count
 
 std::optional<ResolvedAddress> NumericAddress(const std::string& host, const std::string& port) {
   char* end = nullptr;

@@ -153,7 +153,7 @@ SecretBytes::SecretBytes(std::size_t size) : size_(size), capacity_(size) {
 
 SecretBytes SecretBytes::CopyFrom(ByteView data) {
   SecretBytes out(data.size());
-  if (!data.empty()) std::memcpy(out.data_, data.data(), data.size());
+  if (!data.empty() && out.data_ != nullptr) std::memcpy(out.data_, data.data(), data.size());
   return out;
 }
 

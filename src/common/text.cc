@@ -1,5 +1,6 @@
 #include "common/internal/text.h"
 
+#include <cstring>
 #include <ctime>
 #include <optional>
 
@@ -38,7 +39,8 @@ std::optional<Bytes> HexDecode(std::string_view hex) {
   Bytes out;
   out.reserve(hex.size() / 2);
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.push_back(static_cast<std::uint8_t>((hi << 4) | lo));
   }
@@ -57,13 +59,13 @@ std::tm Utc(std::chrono::system_clock::time_point t) {
 std::string FormatUtc(std::chrono::system_clock::time_point t) {
   const std::tm tm = Utc(t);
   char buf[32];
-  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm));
+  return {buf, std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm)};
 }
 
 std::string FormatUtcDate(std::chrono::system_clock::time_point t) {
   const std::tm tm = Utc(t);
   char buf[16];
-  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm));
+  return {buf, std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm)};
 }
 
 bool JsonDepthWithin(std::string_view s, int limit) {
@@ -90,6 +92,13 @@ bool JsonDepthWithin(std::string_view s, int limit) {
     }
   }
   return true;
+}
+
+std::string ErrnoText(int err) {
+  char buffer[256] = {};
+  // GNU strerror_r returns the message, in `buffer` or in static storage.
+  const char* text = strerror_r(err, buffer, sizeof(buffer));
+  return text != nullptr ? std::string(text) : "error " + std::to_string(err);
 }
 
 }  // namespace qsapi::internal

@@ -41,7 +41,8 @@ struct HybridGroup {
   Result<Bytes> (*element_of)(const EVP_PKEY*);
 };
 
-constexpr std::string_view kXWingLabel = "\x5c\x2e\x2f\x2f\x5e\x5c";
+// The draft writes the label as these six bytes (\.//^\); kept as bytes to be checked against it.
+constexpr std::string_view kXWingLabel = "\x5c\x2e\x2f\x2f\x5e\x5c";  // NOLINT(modernize-raw-string-literal)
 
 const HybridGroup kXWing = {KemAlgorithm::kXWing,
                             KemAlgorithm::kMlKem768,

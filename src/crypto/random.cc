@@ -32,8 +32,8 @@ std::mutex& SourceMutex() {
 }
 std::shared_ptr<RandomSource>& SourceSlot() {
   // Never destroyed, like every process-wide slot here. Guarded by SourceMutex().
-  static auto* slot = new std::shared_ptr<RandomSource>(
-      OpenSslRandomSource());  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+  // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
+  static auto* slot = new std::shared_ptr<RandomSource>(OpenSslRandomSource());
   return *slot;
 }
 

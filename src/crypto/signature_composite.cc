@@ -24,8 +24,8 @@ constexpr std::size_t kEdPk = 32;
 constexpr std::size_t kEdSig = 64;
 
 ByteView AsBytes(std::string_view s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()),
-          s.size()};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): a label's characters as bytes
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
 // MessageRepresentative builds M' (see the file comment).

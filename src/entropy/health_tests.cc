@@ -34,7 +34,10 @@ Result<std::uint32_t> AdaptiveProportionCutoff(double min_entropy, double alpha,
   const double log_q = std::log1p(-p);
   const double n = window;
   auto log_pmf = [&](double k) {
-    return std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1) + k * log_p + (n - k) * log_q;
+    // lgamma_r: std::lgamma writes the global signgam, which makes it unsafe beside other threads.
+    int sign = 0;
+    return ::lgamma_r(n + 1, &sign) - ::lgamma_r(k + 1, &sign) - ::lgamma_r(n - k + 1, &sign) + k * log_p +
+           (n - k) * log_q;
   };
   double tail = 0.0;  // P(X >= c) for the current c
   for (std::uint32_t c = window; c >= 1; --c) {

@@ -20,7 +20,7 @@ namespace {
 constexpr std::string_view kSalt = "qsapi entropy pool v1";
 constexpr std::string_view kInfo = "qsapi entropy pool output";
 constexpr std::size_t kOsBytes = 64;
-constexpr std::size_t kMaxExpand = 255 * 64;  // HKDF-SHA-512's output limit per PRK
+constexpr std::size_t kMaxExpand = std::size_t{255} * 64;  // HKDF-SHA-512's output limit per PRK
 
 void AppendBigEndian(Bytes& out, std::uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -256,7 +256,7 @@ qsapi::Status DrbgFeeder::Start(std::shared_ptr<EntropyPool> pool, std::chrono::
   const std::lock_guard<std::mutex> lock(mu_);
   if (thread_.joinable()) return FailedPrecondition("the DRBG feeder is already running");
   stop_ = false;
-  thread_ = std::thread([this, pool = std::move(pool), interval]() mutable { Run(std::move(pool), interval); });
+  thread_ = std::thread([this, pool = std::move(pool), interval] { Run(pool, interval); });
   return OkStatus();
 }
 
@@ -274,7 +274,7 @@ DrbgFeeder::Status DrbgFeeder::status() const {
   return status_;
 }
 
-void DrbgFeeder::Run(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval) {
+void DrbgFeeder::Run(const std::shared_ptr<EntropyPool>& pool, std::chrono::milliseconds interval) {
   bool failing = false;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {

@@ -53,7 +53,6 @@ using tcp = asio::ip::tcp;
 using ErrorCodeT = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 using qsapi::internal::Await;
-using qsapi::internal::SslErrorReason;
 
 constexpr std::size_t kMaxBytesPerRequest = std::size_t{1} << 20;  // 1 MiB of random bytes per GET
 constexpr std::size_t kMaxResponseBytes = std::size_t{64} << 20;   // 64 MiB
@@ -163,6 +162,8 @@ class HttpSource final : public EntropySource {
         ssl_(std::move(ssl)) {}
   HttpSource(const HttpSource&) = delete;
   HttpSource& operator=(const HttpSource&) = delete;
+  HttpSource(HttpSource&&) = delete;
+  HttpSource& operator=(HttpSource&&) = delete;
   ~HttpSource() override { SecureZero(api_key_.data(), api_key_.size()); }
 
   std::string_view id() const noexcept override { return id_; }

@@ -392,24 +392,24 @@ Result<SecretBytes> Context::Export(ByteView exporter_context, std::size_t lengt
 
 Result<Bytes> SenderContext::Seal(ByteView plaintext, ByteView aad) {
   Bytes out(plaintext.size() + GetSuiteSizes(suite()).tag);
-  QSAPI_RETURN_IF_ERROR(state_->Seal(plaintext, aad, out));
+  QSAPI_RETURN_IF_ERROR(state().Seal(plaintext, aad, out));
   return out;
 }
 
 Status SenderContext::SealInto(ByteView plaintext, ByteView aad, std::span<std::uint8_t> out) {
-  return state_->Seal(plaintext, aad, out);
+  return state().Seal(plaintext, aad, out);
 }
 
 Result<Bytes> RecipientContext::Open(ByteView ciphertext, ByteView aad) {
   if (suite().aead == AeadId::kExportOnly) return FailedPrecondition("an export-only HPKE context cannot open");
   if (ciphertext.size() < 16) return AuthenticationFailed();
   Bytes out(ciphertext.size() - 16);
-  QSAPI_RETURN_IF_ERROR(state_->Open(ciphertext, aad, out));
+  QSAPI_RETURN_IF_ERROR(state().Open(ciphertext, aad, out));
   return out;
 }
 
 Status RecipientContext::OpenInto(ByteView ciphertext, ByteView aad, std::span<std::uint8_t> out) {
-  return state_->Open(ciphertext, aad, out);
+  return state().Open(ciphertext, aad, out);
 }
 
 // ---------------------------------------------------------------------------------------------

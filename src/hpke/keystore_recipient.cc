@@ -34,9 +34,9 @@ Bytes KeystoreHpkeKeyId(const keystore::KeyId& id, std::uint32_t version) {
   return out;
 }
 
-Result<std::unique_ptr<RecipientKey>> LoadKeystoreRecipient(keystore::Keystore& ks, std::string_view name,
+Result<std::unique_ptr<RecipientKey>> LoadKeystoreRecipient(keystore::Keystore& keystore, std::string_view name,
                                                             ByteView header_key_id) {
-  QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, ks.Get(name));
+  QSAPI_ASSIGN_OR_RETURN(keystore::KeyInfo info, keystore.Get(name));
   const std::optional<crypto::KemAlgorithm> kem = info.type.kem();
   if (!kem) {
     return FailedPrecondition("key \"" + info.name + "\" is a " + keystore::KeyTypeName(info.type) +
@@ -49,7 +49,7 @@ Result<std::unique_ptr<RecipientKey>> LoadKeystoreRecipient(keystore::Keystore& 
   const std::uint32_t version = (std::uint32_t{header_key_id[16]} << 24) | (std::uint32_t{header_key_id[17]} << 16) |
                                 (std::uint32_t{header_key_id[18]} << 8) | std::uint32_t{header_key_id[19]};
   return std::unique_ptr<RecipientKey>(std::make_unique<KeystoreRecipientKey>(
-      ks, info.name, version, *kem, Bytes(header_key_id.begin(), header_key_id.end())));
+      keystore, info.name, version, *kem, Bytes(header_key_id.begin(), header_key_id.end())));
 }
 
 }  // namespace qsapi::hpke

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/internal/text.h"
 #include "hpke/internal/container_internal.h"
 #include "qsapi/crypto/kdf.h"
 
@@ -128,7 +129,7 @@ Result<std::size_t> FdSource::Read(std::span<std::uint8_t> out) {
     const ssize_t n = ::read(fd_, out.data(), out.size());
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
-    return Unavailable(std::string("read failed: ") + std::strerror(errno));
+    return Unavailable(std::string("read failed: ") + qsapi::internal::ErrnoText(errno));
   }
 }
 
@@ -138,7 +139,7 @@ Status FdSink::Write(ByteView data) {
     const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Unavailable(std::string("write failed: ") + std::strerror(errno));
+      return Unavailable(std::string("write failed: ") + qsapi::internal::ErrnoText(errno));
     }
     done += static_cast<std::size_t>(n);
   }

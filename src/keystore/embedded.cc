@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "common/internal/text.h"
 #include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pkcs11_token.h"
 #include "qsapi/crypto/random.h"
@@ -28,7 +29,8 @@ namespace {
 
 Status MakeDir(const std::filesystem::path& dir) {
   if (::mkdir(dir.c_str(), 0700) == 0) return OkStatus();
-  if (errno != EEXIST) return Unavailable("cannot create directory " + dir.string() + ": " + std::strerror(errno));
+  if (errno != EEXIST)
+    return Unavailable("cannot create directory " + dir.string() + ": " + qsapi::internal::ErrnoText(errno));
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return FailedPrecondition(dir.string() + " exists and is not a directory");
@@ -43,13 +45,13 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data) {
   const std::string tmp = path.string() + ".tmp";
   ::unlink(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) return Unavailable("cannot create " + tmp + ": " + qsapi::internal::ErrnoText(errno));
   std::size_t off = 0;
   while (off < data.size()) {
     const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      const std::string why = std::strerror(errno);
+      const std::string why = qsapi::internal::ErrnoText(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
       return Unavailable("cannot write " + tmp + ": " + why);
@@ -58,11 +60,11 @@ Status WriteFileAtomically(const std::filesystem::path& path, ByteView data) {
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
-    return Unavailable("cannot sync " + tmp + ": " + std::strerror(errno));
+    return Unavailable("cannot sync " + tmp + ": " + qsapi::internal::ErrnoText(errno));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return Unavailable("cannot rename " + tmp + ": " + std::strerror(errno));
+    return Unavailable("cannot rename " + tmp + ": " + qsapi::internal::ErrnoText(errno));
   }
   const int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -104,7 +106,11 @@ Result<SecretBytes> EnsurePinFile(const std::filesystem::path& path, bool* creat
   return internal::ReadPin(o);
 }
 
-void UseSoftHsmConf(const EmbeddedLayout& layout) { ::setenv("SOFTHSM2_CONF", layout.softhsm_conf().c_str(), 1); }
+// Called while the keystore opens, before the PKCS#11 module is loaded and reads the variable, and
+// before the process starts threads that read the environment (qsapid and the CLI open it first).
+void UseSoftHsmConf(const EmbeddedLayout& layout) {
+  ::setenv("SOFTHSM2_CONF", layout.softhsm_conf().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+}
 
 // SoftHSM2 2.6's file backend rewrites a token's token.object in place (ftruncate, then write) on
 // every C_Login, so a process killed between the two leaves an empty file and the token is gone.

@@ -78,7 +78,8 @@ struct Module {
   bool finalize = false;  // we initialised it
 };
 
-std::mutex g_modules_mu;
+std::mutex
+    g_modules_mu;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): guards the process's module table
 std::map<std::string, Module>& Modules() {
   static std::map<std::string, Module> modules;
   return modules;
@@ -107,7 +108,7 @@ class ModuleRef {
       if (m.handle == nullptr) {
         m.handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (m.handle == nullptr) {
-          const char* why = ::dlerror();
+          const char* why = ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps it per thread
           Modules().erase(path);
           return FailedPrecondition("cannot load PKCS#11 module " + path + ": " + (why != nullptr ? why : "?"));
         }
@@ -226,6 +227,8 @@ class TokenProtector final : public KeyProtector {
   }
   TokenProtector(const TokenProtector&) = delete;
   TokenProtector& operator=(const TokenProtector&) = delete;
+  TokenProtector(TokenProtector&&) = delete;
+  TokenProtector& operator=(TokenProtector&&) = delete;
 
   Status Login(const SecretBytes& pin) {
     pin_ = SecretBytes::CopyFrom(pin.view());  // kept (locked, never dumped) to log in again after a token comes back
@@ -520,6 +523,7 @@ Result<SecretBytes> ReadPin(const TokenOptions& options) {
     pin = s.str();
     while (!pin.empty() && (pin.back() == '\n' || pin.back() == '\r')) pin.pop_back();
   } else if (!options.pin_env.empty()) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read at open; nothing sets it while the process runs
     const char* v = std::getenv(options.pin_env.c_str());
     if (v == nullptr)
       return FailedPrecondition("environment variable " + options.pin_env + " (the user PIN) is not set");

@@ -12,16 +12,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
-#include <signal.h>
 #include <sqlite3.h>
 #include <string>
 #include <utility>
 
+#include "common/internal/text.h"
 #include "keystore/internal/metadata_store.h"
 #include "qsapi/crypto/kdf.h"
 
@@ -29,6 +30,7 @@ namespace qsapi::keystore::internal {
 
 void FaultPoint(const char* point) {
 #ifdef QSAPI_FAULT_INJECTION
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, test builds only
   static const char* wanted = std::getenv("QSAPI_FAULT_POINT");
   if (wanted != nullptr && std::strcmp(wanted, point) == 0) ::raise(SIGKILL);
 #else
@@ -91,10 +93,12 @@ CREATE TABLE IF NOT EXISTS trails (
 
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Stmt(sqlite3* db, const char* sql) : rc_(sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr)) {}
   ~Stmt() { sqlite3_finalize(stmt_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
   [[nodiscard]] bool ok() const { return rc_ == SQLITE_OK; }
   Stmt& Bind(int i, std::int64_t v) {
     Check(sqlite3_bind_int64(stmt_, i, v));
@@ -236,6 +240,8 @@ class SqliteStore final : public MetadataStore {
   ~SqliteStore() override { sqlite3_close_v2(db_); }
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
+  SqliteStore(SqliteStore&&) = delete;
+  SqliteStore& operator=(SqliteStore&&) = delete;
 
   Status Init() {
     QSAPI_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
@@ -389,7 +395,7 @@ class SqliteStore final : public MetadataStore {
     const std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, (std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name").c_str());
     std::vector<KeyRow> out;
-    int rc;
+    int rc = SQLITE_OK;
     while ((rc = s.Step()) == SQLITE_ROW) {
       QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(s));
       out.push_back(std::move(row));
@@ -404,7 +410,7 @@ class SqliteStore final : public MetadataStore {
            (std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = ? ORDER BY version").c_str());
     s.Bind(1, ByteView(id));
     std::vector<VersionRow> out;
-    int rc;
+    int rc = SQLITE_OK;
     while ((rc = s.Step()) == SQLITE_ROW) {
       QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(s));
       out.push_back(std::move(row));
@@ -431,7 +437,7 @@ class SqliteStore final : public MetadataStore {
            "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit ORDER BY seq DESC LIMIT ?");
     s.Bind(1, static_cast<std::int64_t>(max));
     std::vector<AuditEntry> out;
-    int rc;
+    int rc = SQLITE_OK;
     while ((rc = s.Step()) == SQLITE_ROW) {
       if (!s.IsInt(0, 1, kMaxI64) || !s.IsInt(1, 0, kMaxTime) || !s.IsInt(5, 0, kMaxU32)) {
         return CorruptRow("an audit trail entry", "seq, at or version");
@@ -457,7 +463,7 @@ class SqliteStore final : public MetadataStore {
            "SELECT seq, at, actor, action, key_name, version, result, detail, prev_hash, hash FROM audit ORDER BY seq");
     Bytes prev(32, 0);
     std::int64_t expected_seq = 1;
-    int rc;
+    int rc = SQLITE_OK;
     while ((rc = s.Step()) == SQLITE_ROW) {
       AuditRow a;
       const std::int64_t seq = s.Int(0);
@@ -701,7 +707,7 @@ Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::pa
   if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
     ::close(fd);
   } else {
-    return Unavailable("cannot open keystore database " + path.string() + ": " + std::strerror(errno));
+    return Unavailable("cannot open keystore database " + path.string() + ": " + qsapi::internal::ErrnoText(errno));
   }
   sqlite3* db = nullptr;
   const int rc =

@@ -180,7 +180,7 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
     Wiper& operator=(const Wiper&) = delete;
     Wiper(Wiper&&) = delete;
     Wiper& operator=(Wiper&&) = delete;
-    ~Wiper() noexcept {
+    ~Wiper() noexcept {  // NOLINT(bugprone-exception-escape): walks and zeroes strings, allocates nothing
       WipeStrings(doc);
       SecureZero(body.data(), body.size());
     }
@@ -206,7 +206,7 @@ Result<std::vector<QkdKey>> ParseKeyContainer(std::string& body, const KeyContai
         k, {{"key_ID", IsString}, {"key_ID_extension", IsObject}, {"key", IsString}, {"key_extension", IsObject}},
         "a key of the Key container", kCode));
     QSAPI_RETURN_IF_ERROR(Require(k, {"key_ID", "key"}, "a key of the Key container", kCode));
-    const std::string& id = k["key_ID"].get_ref<const std::string&>();
+    const auto& id = k["key_ID"].get_ref<const std::string&>();
     if (!IsValidKeyId(id)) return Error(kCode, "malformed key_ID \"" + Printable(id, 40) + "\" (not a UUID)");
     if (!seen.insert(Lower(id)).second) return Error(kCode, "duplicate key_ID " + id + " in one response");
     QSAPI_ASSIGN_OR_RETURN(SecretBytes key, DecodeKey(k["key"].get_ref<const std::string&>(), id));

@@ -59,6 +59,7 @@ Result<ReservedKeys> MasterKeySupply::Reserve(std::size_t count) {
     Status s = FetchInto(to_fetch, fetched);
     if (!s.ok() && fetched.size() < missing) {
       // Put the keys back, in order, and keep whatever arrived for later.
+      // NOLINTNEXTLINE(modernize-loop-convert): clang-tidy 14 cannot parse reverse_view over libstdc++ 12
       for (auto it = taken.rbegin(); it != taken.rend(); ++it) buffer_.push_front(std::move(*it));
       for (auto& f : fetched) buffer_.push_back(std::move(f));
       return s.error();

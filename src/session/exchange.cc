@@ -51,8 +51,8 @@ AbortCode AbortForError(const Error& e) {
 }
 
 Error PeerAbortError(std::string_view who, std::string_view verb, AbortCode code, std::string_view reason) {
-  return Error(CodeForAbort(code), std::string(who) + ": the peer " + std::string(verb) + " (" +
-                                       std::string(AbortCodeName(code)) + "): " + std::string(reason));
+  return {CodeForAbort(code), std::string(who) + ": the peer " + std::string(verb) + " (" +
+                                  std::string(AbortCodeName(code)) + "): " + std::string(reason)};
 }
 
 Result<SecretBytes> JoinQkdKeys(std::span<const SecretBytes> keys) {

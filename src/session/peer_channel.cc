@@ -68,7 +68,7 @@ struct PeerChannel::Impl {
 
   // Fail stops the channel with `error` (the first reason wins), tells the peer with an Abort when
   // `tell_peer` is set, closes the link and destroys the keys.
-  void Fail(Error error, std::optional<AbortCode> tell_peer) {
+  void Fail(const Error& error, std::optional<AbortCode> tell_peer) {
     {
       std::lock_guard lock(mu);
       if (failure) return;
@@ -84,8 +84,8 @@ struct PeerChannel::Impl {
     if (link() != nullptr) link()->Close();
     cv.notify_all();
   }
-  Status FailAndReport(Error error, std::optional<AbortCode> tell_peer) {
-    Fail(std::move(error), tell_peer);
+  Status FailAndReport(const Error& error, std::optional<AbortCode> tell_peer) {
+    Fail(error, tell_peer);
     std::lock_guard lock(mu);
     return *failure;
   }

@@ -417,7 +417,8 @@ PeerListener::~PeerListener() {
   ::close(wake_write_);
 }
 
-void PeerListener::Close() noexcept {
+// Not const: it wakes and closes the listener (the pipe's write end is the state it changes).
+void PeerListener::Close() noexcept {  // NOLINT(readability-make-member-function-const)
   const char c = 1;
   if (::write(wake_write_, &c, 1) < 0) {
     // The pipe is non-blocking: a full pipe already holds a wake-up.

@@ -105,7 +105,7 @@ class EntropyPool {
 
   // Collect reads and tests `count` samples from one source; returns the samples that passed
   // (empty when the source failed, which it records).
-  SecretBytes Collect(Monitored& m, std::size_t count);
+  static SecretBytes Collect(Monitored& m, std::size_t count);
   static void Fail(Monitored& m, std::string reason, bool health);
 
   Options options_;
@@ -150,6 +150,8 @@ class DrbgFeeder {
   DrbgFeeder() = default;
   DrbgFeeder(const DrbgFeeder&) = delete;
   DrbgFeeder& operator=(const DrbgFeeder&) = delete;
+  DrbgFeeder(DrbgFeeder&&) = delete;
+  DrbgFeeder& operator=(DrbgFeeder&&) = delete;
   ~DrbgFeeder() { Stop(); }
 
   // Start begins feeding; kFailedPrecondition if already started, kInvalidArgument for a
@@ -159,7 +161,7 @@ class DrbgFeeder {
   [[nodiscard]] Status status() const;
 
  private:
-  void Run(std::shared_ptr<EntropyPool> pool, std::chrono::milliseconds interval);
+  void Run(const std::shared_ptr<EntropyPool>& pool, std::chrono::milliseconds interval);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -115,7 +115,7 @@ inline constexpr std::size_t kMinPskSize = 32;
 // kMaxPskIdSize bounds psk_id (it travels in the container header).
 inline constexpr std::size_t kMaxPskIdSize = 255;
 // kMaxInfoSize bounds info and an exporter context.
-inline constexpr std::size_t kMaxInfoSize = 64 * 1024;
+inline constexpr std::size_t kMaxInfoSize = std::size_t{64} * 1024;
 
 // Psk is a pre-shared key and its identifier, the inputs of mode_psk (RFC 9180, 5.1.2).
 class Psk {
@@ -127,7 +127,7 @@ class Psk {
 
   [[nodiscard]] ByteView psk() const noexcept { return psk_.view(); }
   [[nodiscard]] ByteView id() const noexcept { return id_; }
-  [[nodiscard]] Psk Clone() const { return Psk(psk_.Clone(), id_); }
+  [[nodiscard]] Psk Clone() const { return {psk_.Clone(), id_}; }
 
  private:
   Psk(SecretBytes psk, Bytes id) : psk_(std::move(psk)), id_(std::move(id)) {}
@@ -142,8 +142,10 @@ class ContextState;
 // Context is what SenderContext and RecipientContext share: the suite and the exporter.
 class Context {
  public:
-  Context(Context&&) noexcept;
-  Context& operator=(Context&&) noexcept;
+  Context(Context&& other) noexcept;
+  Context& operator=(Context&& other) noexcept;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
   ~Context();
 
   [[nodiscard]] const Suite& suite() const noexcept;
@@ -162,6 +164,8 @@ class Context {
 
  protected:
   explicit Context(std::unique_ptr<internal::ContextState> state) noexcept;
+
+ private:
   std::unique_ptr<internal::ContextState> state_;
 };
 

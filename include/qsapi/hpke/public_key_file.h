@@ -27,7 +27,7 @@ namespace qsapi::hpke {
 inline constexpr std::string_view kPublicKeyBegin = "-----BEGIN QSAPI PUBLIC KEY-----";
 inline constexpr std::string_view kPublicKeyEnd = "-----END QSAPI PUBLIC KEY-----";
 // kMaxPublicKeyFileSize bounds the text a parser accepts.
-inline constexpr std::size_t kMaxPublicKeyFileSize = 16 * 1024;
+inline constexpr std::size_t kMaxPublicKeyFileSize = std::size_t{16} * 1024;
 
 // RecipientPublicKey is a parsed public-key file: the key and its key id.
 struct RecipientPublicKey {

@@ -243,6 +243,8 @@ class Keystore {
   ~Keystore();
   Keystore(const Keystore&) = delete;
   Keystore& operator=(const Keystore&) = delete;
+  Keystore(Keystore&&) = delete;
+  Keystore& operator=(Keystore&&) = delete;
 
   // Key lifecycle. Names: 1-64 of [a-z0-9._-], starting with a letter or digit.
   // Create: kAlreadyExists for a name in use; kInvalidArgument for a policy out of range (an

@@ -22,6 +22,9 @@ std::optional<Bytes> HexDecode(std::string_view hex);
 // so that a hostile body cannot drive a recursive JSON parser into deep recursion.
 bool JsonDepthWithin(std::string_view s, int limit);
 
+// ErrnoText is strerror(err) made thread-safe (strerror_r into a local buffer).
+std::string ErrnoText(int err);
+
 // FormatUtc writes `t` in UTC to the second: "2026-11-29T13:58:04Z"; FormatUtcDate: "2026-11-29".
 std::string FormatUtc(std::chrono::system_clock::time_point t);
 std::string FormatUtcDate(std::chrono::system_clock::time_point t);

@@ -14,7 +14,7 @@ constexpr const char* kOwnTrail = "keystore";
 Bytes TrailAad(std::string_view trail, std::uint64_t first_seq) {
   const std::string text =
       std::string("qsapi trail key v1") + '\0' + std::string(trail) + '\0' + std::to_string(first_seq);
-  return Bytes(text.begin(), text.end());
+  return {text.begin(), text.end()};
 }
 
 Result<TrailKey> UnwrapTrail(KeyProtector& protector, const TrailRow& row) {

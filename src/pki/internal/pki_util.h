@@ -24,7 +24,7 @@ using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
 
 // PkiAccess wraps OpenSSL handles into the public types (taking ownership).
 struct PkiAccess {
-  static PrivateKey WrapKey(EvpPkeyPtr pkey, KeyAlgorithm algorithm) { return PrivateKey(pkey.release(), algorithm); }
+  static PrivateKey WrapKey(EvpPkeyPtr pkey, KeyAlgorithm algorithm) { return {pkey.release(), algorithm}; }
   static Certificate WrapCertificate(X509Ptr x509) { return Certificate(x509.release()); }
 };
 

@@ -25,7 +25,7 @@ inline constexpr std::string_view kLogComponent = "session";
 // Refusal ends an establishment or a fresh-key agreement: `code` goes to the peer (Abort or
 // RekeyRefuse, with the error's message as the reason), `error` to the caller.
 struct Refusal {
-  AbortCode code;
+  AbortCode code = AbortCode::kInternal;
   Error error;
 };
 
