@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/lint.sh: the source gates that CI runs (.ci/run) before the test jobs.
+# scripts/lint.sh: the source gates that CI runs (.ci/run) after the dev job, which writes the
+# compile_commands.json clang-tidy reads, and before the sanitizer jobs.
 #   scripts/lint.sh            # format check of every C++ file, clang-tidy on the gated paths
 #   scripts/lint.sh --format   # the format check only (seconds)
 #   scripts/lint.sh --fix      # rewrite the files clang-format would change
