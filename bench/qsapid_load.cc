@@ -26,7 +26,7 @@
 #include <CLI/CLI.hpp>
 #include <sodium.h>
 
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 
 namespace {
 
@@ -85,10 +85,10 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      qsapi::net::HttpsClientOptions o;
-      o.base_url = url;
+      qsapi::net::HttpClientOptions o;
+      o.url = url;
       o.tls.ca_file = ca;
-      auto client = qsapi::net::HttpsClient::Create(o);
+      auto client = qsapi::net::HttpClient::Create(o);
       if (!client.ok()) {
         record_error("client", client.error().ToString());
         return;

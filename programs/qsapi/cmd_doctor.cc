@@ -20,7 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "commands.h"
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 #include "qsapi/crypto/self_test.h"
 #include "qsapi/qkd/etsi014.h"
 #include "server/audit_log.h"
@@ -210,12 +210,13 @@ void Doctor(const DoctorFlags& f) {
     url = "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
           std::to_string(config.server.listen_port);
   }
-  net::HttpsClientOptions o;
-  o.base_url = url;
+  net::HttpClientOptions o;
+  o.url = url;
   o.tls.ca_file =
       (config.tls.ca_file.empty() ? server::DeploymentCa::CertificatePath(dir).string() : config.tls.ca_file);
-  o.timeout = std::chrono::seconds(5);
-  auto client = net::HttpsClient::Create(o);
+  o.connect_timeout = std::chrono::seconds(5);
+  o.request_timeout = o.connect_timeout;
+  auto client = net::HttpClient::Create(o);
   if (!client.ok()) {
     r.Fail("service", client.error().message(), "give --server https://host:port");
   } else if (auto h = (*client)->Request("GET", "/v1/health"); !h.ok()) {

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "commands.h"
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 #include "remote.h"
 
 namespace qsapi::cli {
@@ -32,11 +32,11 @@ void AddRemoteFlags(CLI::App* cmd, RemoteFlags& f) {
 
 Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
   const std::string dir = f.data_dir.empty() ? DefaultDataDir() : f.data_dir;
-  net::HttpsClientOptions o;
-  o.base_url = f.server;
-  if (o.base_url.empty()) {
+  net::HttpClientOptions o;
+  o.url = f.server;
+  if (o.url.empty()) {
     const char* env = std::getenv("QSAPI_URL");
-    o.base_url = env != nullptr && *env != '\0' ? env : "https://127.0.0.1:8443";
+    o.url = env != nullptr && *env != '\0' ? env : "https://127.0.0.1:8443";
   }
   o.tls.ca_file = f.ca_file.empty() ? dir + "/ca/ca.pem" : f.ca_file;
   if (!std::ifstream(o.tls.ca_file)) {
@@ -47,7 +47,8 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
   o.tls.certificate_file = f.cert_file;
   o.tls.private_key_file = f.key_file;
   if (f.timeout_ms <= 0) return InvalidArgument("--timeout-ms must be positive");
-  o.timeout = std::chrono::milliseconds(f.timeout_ms);
+  o.connect_timeout = std::chrono::milliseconds(f.timeout_ms);
+  o.request_timeout = o.connect_timeout;
 
   RemoteSession s;
   if (f.cert_file.empty()) {
@@ -68,7 +69,10 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
     s.headers.emplace_back("Authorization", "Bearer " + token);
     SecureZero(token.data(), token.size());
   }
-  QSAPI_ASSIGN_OR_RETURN(s.client, net::HttpsClient::Create(o));
+  QSAPI_ASSIGN_OR_RETURN(s.client, net::HttpClient::Create(o));
+  if (!s.client->url().tls || s.client->url().target != "/") {
+    return InvalidArgument("the server URL must be https://host[:port] without a path, got \"" + o.url + "\"");
+  }
   return s;
 }
 

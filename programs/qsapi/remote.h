@@ -9,7 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 #include "qsapi/result.h"
 
 namespace qsapi::cli {
@@ -25,7 +25,7 @@ struct RemoteSession {
   RemoteSession(RemoteSession&&) = default;
   RemoteSession& operator=(RemoteSession&&) = default;
   ~RemoteSession();  // wipes the Authorization header
-  std::unique_ptr<net::HttpsClient> client;
+  std::unique_ptr<net::HttpClient> client;
   std::vector<std::pair<std::string, std::string>> headers;  // Authorization, when a token is used
 };
 Result<RemoteSession> OpenRemote(const RemoteFlags& flags);

@@ -21,19 +21,25 @@ const T* FetchOnce(Fetch fetch, const char* name) {
 
 }  // namespace
 
-Error OpenSslError(std::string_view what) {
-  std::string message(what);
-  const unsigned long code = ERR_peek_error();  // NOLINT(google-runtime-int): OpenSSL's type
-  if (code != 0) {
-    const char* reason = ERR_reason_error_string(code);
-    if (reason != nullptr) {
-      message += ": ";
-      message += reason;
-    }
-  }
-  ERR_clear_error();
-  return Internal(std::move(message));
+std::string OpenSslReasonText(unsigned long code) {  // NOLINT(google-runtime-int): OpenSSL's type
+  if (code == 0) return {};
+  const char* reason = ERR_reason_error_string(code);
+  if (reason != nullptr) return reason;
+  return "error " + std::to_string(ERR_GET_REASON(code));
 }
+
+std::string TakeOpenSslReason(OpenSslQueueEnd end) {
+  std::string reason = OpenSslReasonText(end == OpenSslQueueEnd::kOldest ? ERR_peek_error() : ERR_peek_last_error());
+  ERR_clear_error();
+  return reason;
+}
+
+std::string OpenSslReason() {
+  std::string reason = TakeOpenSslReason();
+  return reason.empty() ? reason : ": " + reason;
+}
+
+Error OpenSslError(std::string_view what) { return Internal(std::string(what) + OpenSslReason()); }
 
 void ClearOpenSslErrors() noexcept { ERR_clear_error(); }
 

@@ -38,16 +38,6 @@ std::string OsError(int err) { return std::system_category().message(err); }
 
 namespace internal {
 
-std::string OpenSslReason() {
-  const unsigned long code = ERR_peek_error();  // NOLINT(google-runtime-int): OpenSSL's type
-  std::string reason;
-  if (code != 0) {
-    if (const char* r = ERR_reason_error_string(code); r != nullptr) reason = std::string(": ") + r;
-  }
-  ERR_clear_error();
-  return reason;
-}
-
 Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, std::string_view what) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -100,12 +90,12 @@ Result<EvpPkeyPtr> PkeyFromPem(ByteView pem, std::string_view what) {
 namespace {
 
 using internal::BioPtr;
+using internal::BnPtr;
 using internal::EvpPkeyPtr;
 using internal::OpenSslReason;
 using internal::PkiAccess;
+using internal::X509ExtPtr;
 using internal::X509Ptr;
-using BnPtr = std::unique_ptr<BIGNUM, internal::Deleter<BN_free>>;
-using X509ExtPtr = std::unique_ptr<X509_EXTENSION, internal::Deleter<X509_EXTENSION_free>>;
 
 const char* OpenSslName(KeyAlgorithm a) {
   switch (a) {

@@ -1,23 +1,16 @@
-// The ETSI GS QKD 014 client (qsapi/qkd/etsi014.h): Boost.Beast HTTP/1.1 over Asio's OpenSSL
-// stream, on a private io_context driven synchronously step by step against deadlines (the
-// pattern of src/entropy/source_http.cc), with one kept-alive connection per client.
+// The ETSI GS QKD 014 client (qsapi/qkd/etsi014.h) over the library's HTTP client
+// (net/internal/http_client.h: deadlines on every step, bounded responses, TLS through pki, the
+// buffers wiped), with one kept-alive connection per client.
 //
 // Each call runs up to max_attempts attempts within total_timeout. An attempt reuses the open
-// connection; if that connection turns out to be stale (the KME closed it while idle: the write
-// fails, or the read ends before a single byte of the response), it reconnects and resends once,
-// which is safe because the KME cannot have processed a request it never answered on a closed
-// connection. Connect, resolve and TLS handshake run against connect_timeout; sending the
-// request and reading the whole response against request_timeout.
+// connection; if that connection turns out to be stale (the KME closed it while idle), the HTTP
+// client reconnects and resends once, which is safe because the KME cannot have processed a
+// request it never answered on a closed connection. Connect, resolve and TLS handshake run against
+// connect_timeout; sending the request and reading the whole response against request_timeout.
 //
 // What is retried and what is not is decided by the error code alone (see the header): a timeout
 // after the request was sent is not retried, because the KME may have released keys already.
 #include <algorithm>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -30,11 +23,7 @@
 #include <thread>
 #include <utility>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#include "common/internal/asio_await.h"
-#include "pki/internal/tls_context.h"
+#include "net/internal/http_client.h"
 #include "qkd/internal/etsi014_json.h"
 #include "qsapi/log.h"
 #include "qsapi/qkd/etsi014.h"
@@ -42,66 +31,26 @@
 namespace qsapi::qkd {
 namespace {
 
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
-using ErrorCodeT = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
-using qsapi::internal::Await;
-using qsapi::internal::SslErrorReason;
-using SslStream = asio::ssl::stream<tcp::socket>;
-
-constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 
 struct KmeUrl {
-  std::string host;    // without brackets
-  std::string port;    // decimal
-  std::string prefix;  // path before /api/v1, without a trailing '/'
-  std::string host_header;
+  std::string prefix;   // path before /api/v1, without a trailing '/'
   std::string display;  // https://host:port/prefix
 };
 
 Result<KmeUrl> ParseKmeUrl(std::string_view url) {
   const std::string who = "ETSI 014 client: kme_url \"" + std::string(url) + "\" ";
   if (!url.starts_with("https://")) return InvalidArgument(who + "must start with https://");
-  if (url.find_first_of("?#@ \t\r\n") != std::string_view::npos) {
-    return InvalidArgument(who + "must not hold a query, fragment, user information or spaces");
+  if (url.find_first_of("?@") != std::string_view::npos) {
+    return InvalidArgument(who + "must not hold a query or user information");
   }
-  std::string_view rest = url.substr(8);
-  const std::size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  KmeUrl u;
-  std::string_view port;
-  if (authority.starts_with("[")) {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument(who + "has an unterminated IPv6 address");
-    u.host = std::string(authority.substr(1, close - 1));
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return InvalidArgument(who + "has junk after the IPv6 address");
-      port = after.substr(1);
-    }
-  } else {
-    const std::size_t colon = authority.find(':');
-    u.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (u.host.empty()) return InvalidArgument(who + "has no host");
-  unsigned value = 443;
-  if (!port.empty()) {
-    const auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (err != std::errc() || end != port.data() + port.size() || value < 1 || value > 65535) {
-      return InvalidArgument(who + "has an invalid port");
-    }
-  }
-  u.port = std::to_string(value);
-  const std::string bracketed = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-  u.host_header = value == 443 ? bracketed : bracketed + ":" + u.port;
-  u.prefix = std::move(prefix);
-  u.display = "https://" + bracketed + ":" + u.port + u.prefix;
-  return u;
+  Result<net::Url> u = net::ParseUrl(url);
+  if (!u.ok()) return InvalidArgument(who + u.error().message());
+  KmeUrl k;
+  k.prefix = u->target;
+  while (!k.prefix.empty() && k.prefix.back() == '/') k.prefix.pop_back();
+  k.display = u->origin + k.prefix;
+  return k;
 }
 
 // PercentEncode encodes everything but RFC 3986 unreserved characters (SAE IDs in paths).
@@ -134,18 +83,6 @@ bool Retryable(const Error& e) {
   return e.code() == ErrorCode::kResourceExhausted || e.code() == ErrorCode::kUnavailable;
 }
 
-// WipeBuffer zeroes all the memory of a flat_buffer (the consumed part too: it held the response).
-void WipeBuffer(boost::beast::flat_buffer& buffer) {
-  buffer.consume(buffer.size());
-  const auto all = buffer.prepare(buffer.capacity());
-  SecureZero(all.data(), all.size());
-}
-
-struct HttpReply {
-  unsigned status = 0;
-  std::string body;
-};
-
 class Etsi014ClientImpl final : public Etsi014Client {
  public:
   Etsi014ClientImpl(Etsi014ClientOptions o, KmeUrl url) : o_(std::move(o)), url_(std::move(url)) {
@@ -155,19 +92,26 @@ class Etsi014ClientImpl final : public Etsi014Client {
   Etsi014ClientImpl& operator=(const Etsi014ClientImpl&) = delete;
   Etsi014ClientImpl(Etsi014ClientImpl&&) = delete;
   Etsi014ClientImpl& operator=(Etsi014ClientImpl&&) = delete;
-  ~Etsi014ClientImpl() override { Drop(); }
+  ~Etsi014ClientImpl() override = default;
 
   Status Init() {
-    pki::TlsOptions tls;
-    tls.min_version = o_.allow_tls12 ? pki::TlsVersion::kTls12 : pki::TlsVersion::kTls13;
-    tls.max_version = pki::TlsVersion::kTls13;
-    tls.groups = o_.groups.empty() ? std::string(pki::kKmeClientGroups) : o_.groups;
-    tls.certificate_file = o_.certificate_file;
-    tls.private_key_file = o_.private_key_file;
-    tls.ca_file = o_.ca_file;
-    tls.verify_peer = pki::PeerVerification::kRequired;
-    Status s = pki::ConfigureClientContext(ssl_.native_handle(), tls);
-    if (!s.ok()) return Error(s.error().code(), "KME " + url_.display + ": " + s.error().message());
+    net::HttpClientOptions c;
+    c.url = o_.kme_url;
+    c.tls.min_version = o_.allow_tls12 ? pki::TlsVersion::kTls12 : pki::TlsVersion::kTls13;
+    c.tls.max_version = pki::TlsVersion::kTls13;
+    c.tls.groups = o_.groups.empty() ? std::string(pki::kKmeClientGroups) : o_.groups;
+    c.tls.certificate_file = o_.certificate_file;
+    c.tls.private_key_file = o_.private_key_file;
+    c.tls.ca_file = o_.ca_file;
+    c.tls.verify_peer = pki::PeerVerification::kRequired;
+    c.connect_timeout = o_.connect_timeout;
+    c.request_timeout = o_.request_timeout;
+    c.max_response_bytes = o_.max_response_bytes;
+    c.keep_alive = o_.keep_alive;
+    c.on_connect = [this](const net::ConnectionInfo& link) { return OnConnect(link); };
+    Result<std::unique_ptr<net::HttpClient>> client = net::HttpClient::Create(c);
+    if (!client.ok()) return Error(client.error().code(), "KME " + url_.display + ": " + client.error().message());
+    http_ = std::move(client).value();
     return OkStatus();
   }
 
@@ -176,7 +120,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
     const std::string call = "status for slave SAE " + std::string(slave_sae_id);
     const std::string target = url_.prefix + "/api/v1/keys/" + PercentEncode(slave_sae_id) + "/status";
     std::lock_guard lock(mu_);
-    QSAPI_ASSIGN_OR_RETURN(std::string body, Call(http::verb::get, target, "", call));
+    QSAPI_ASSIGN_OR_RETURN(std::string body, Call("GET", target, "", call));
     Result<KmeStatus> status = internal::ParseStatus(body);
     if (!status.ok()) return Error(status.error().code(), Who(call) + ": " + status.error().message());
     if (!o_.expected_kme_id.empty() && status->source_kme_id != o_.expected_kme_id) {
@@ -207,8 +151,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
       body = internal::KeyRequestJson(request);
     }
     std::lock_guard lock(mu_);
-    QSAPI_ASSIGN_OR_RETURN(std::string reply,
-                           Call(request.use_get ? http::verb::get : http::verb::post, target, body, call));
+    QSAPI_ASSIGN_OR_RETURN(std::string reply, Call(request.use_get ? "GET" : "POST", target, body, call));
     internal::KeyContainerExpectation expect;
     expect.number = request.number;
     expect.size_bits = request.size;
@@ -244,7 +187,7 @@ class Etsi014ClientImpl final : public Etsi014Client {
       body = internal::KeyIdsJson(key_ids);
     }
     std::lock_guard lock(mu_);
-    QSAPI_ASSIGN_OR_RETURN(std::string reply, Call(use_get ? http::verb::get : http::verb::post, target, body, call));
+    QSAPI_ASSIGN_OR_RETURN(std::string reply, Call(use_get ? "GET" : "POST", target, body, call));
     internal::KeyContainerExpectation expect;
     expect.number = key_ids.size();
     expect.size_bits = expected_size_bits;
@@ -263,12 +206,12 @@ class Etsi014ClientImpl final : public Etsi014Client {
   [[nodiscard]] std::string Who(const std::string& call) const { return "KME " + url_.display + " " + call; }
 
   // Call sends one request with retries; it returns the body of a 200 response.
-  Result<std::string> Call(http::verb verb, const std::string& target, const std::string& body,
+  Result<std::string> Call(std::string_view method, const std::string& target, const std::string& body,
                            const std::string& call) {
     const Clock::time_point total_deadline = Clock::now() + o_.total_timeout;
     std::chrono::milliseconds backoff = o_.initial_backoff;
     for (int attempt = 1;; ++attempt) {
-      Result<HttpReply> reply = Exchange(verb, target, body, call, total_deadline);
+      Result<net::HttpReply> reply = Exchange(method, target, body, call, total_deadline);
       std::optional<Error> failure;
       if (reply.ok()) {
         if (reply->status == 200) return std::move(reply->body);
@@ -325,78 +268,16 @@ class Etsi014ClientImpl final : public Etsi014Client {
     }
   }
 
-  void Drop() {
-    if (stream_) {
-      ErrorCodeT ignored;
-      stream_->next_layer().close(ignored);
-      stream_.reset();
-    }
-  }
-
-  Status Connect(Clock::time_point deadline) {
-    Drop();
-    tcp::resolver resolver(ioc_);
-    tcp::resolver::results_type endpoints;
-    ErrorCodeT ec = Await(
-        ioc_, deadline,
-        [&](auto finish) {
-          resolver.async_resolve(url_.host, url_.port, [&endpoints, finish](const ErrorCodeT& e, auto results) {
-            endpoints = std::move(results);
-            finish(e);
-          });
-        },
-        [&] { resolver.cancel(); });
-    if (ec == asio::error::timed_out) return DeadlineExceeded("KME " + url_.display + ": resolving the host timed out");
-    if (ec) return Unavailable("KME " + url_.display + ": cannot resolve the host: " + ec.message());
-
-    auto stream = std::make_unique<SslStream>(ioc_, ssl_);
-    QSAPI_RETURN_IF_ERROR(pki::ConfigureClientConnection(stream->native_handle(), url_.host, true));
-    ec = Await(
-        ioc_, deadline,
-        [&](auto finish) {
-          asio::async_connect(stream->next_layer(), endpoints, [finish](const ErrorCodeT& e, auto) { finish(e); });
-        },
-        [&] {
-          ErrorCodeT ignored;
-          stream->next_layer().close(ignored);
-        });
-    if (ec == asio::error::timed_out) {
-      return DeadlineExceeded("KME " + url_.display + ": no connection within " +
-                              std::to_string(o_.connect_timeout.count()) + " ms");
-    }
-    if (ec) return Unavailable("KME " + url_.display + ": cannot connect: " + ec.message());
-    ErrorCodeT nodelay_ec;  // best effort: no Nagle delay on small requests
-    stream->next_layer().set_option(tcp::no_delay(true), nodelay_ec);
-    ec = Await(
-        ioc_, deadline, [&](auto finish) { stream->async_handshake(asio::ssl::stream_base::client, finish); },
-        [&] {
-          ErrorCodeT ignored;
-          stream->next_layer().close(ignored);
-        });
-    if (ec) {
-      const std::string verify = pki::VerifyErrorText(stream->native_handle());
-      ERR_clear_error();
-      if (!verify.empty()) {
-        return FailedPrecondition("KME " + url_.display + ": TLS certificate verification of the KME failed: " +
-                                  verify + " (check ca_file and the host name in kme_url)");
-      }
-      if (ec == asio::error::timed_out) {
-        return DeadlineExceeded("KME " + url_.display + ": no TLS handshake within " +
-                                std::to_string(o_.connect_timeout.count()) + " ms");
-      }
-      return TlsRefused(ec, "the TLS handshake");
-    }
+  // OnConnect runs after each TLS handshake: the KME's identity, the link's figures, and one
+  // warning per client when the key exchange is classical.
+  Status OnConnect(const net::ConnectionInfo& link) {
     ++info_.connections;
-    SSL* ssl = stream->native_handle();
-    info_.tls_version = pki::ProtocolVersionName(ssl);
-    info_.tls_group = pki::NegotiatedGroupName(ssl);
-    info_.pq_hybrid = pki::IsPqHybridGroup(info_.tls_group);
-    Result<std::string> cn = pki::PeerCommonName(ssl);
-    info_.kme_common_name = cn.ok() ? *cn : "";
+    info_.tls_version = link.tls_version;
+    info_.tls_group = link.tls_group;
+    info_.pq_hybrid = link.pq_hybrid;
+    info_.kme_common_name = link.peer_common_name;
     if (!o_.expected_kme_id.empty() && info_.kme_common_name != o_.expected_kme_id) {
-      ErrorCodeT ignored;
-      stream->next_layer().close(ignored);
-      return PermissionDenied("KME " + url_.display + ": KME_ID mismatch: expected \"" + o_.expected_kme_id +
+      return PermissionDenied("KME_ID mismatch: expected \"" + o_.expected_kme_id +
                               "\", the KME's certificate names \"" + info_.kme_common_name + "\"");
     }
     if (!info_.pq_hybrid && !warned_classical_) {
@@ -407,135 +288,27 @@ class Etsi014ClientImpl final : public Etsi014Client {
               "); the KME offers no hybrid post-quantum group. Keys fetched over this link are protected by "
               "classical TLS only: the documented KME exception (docs/THREAT_MODEL.md)");
     }
-    stream_ = std::move(stream);
     return OkStatus();
   }
 
-  Error TlsRefused(const ErrorCodeT& ec, std::string_view step) const {
-    const std::string reason = SslErrorReason(ec);
-    ERR_clear_error();
-    if (reason.find("certificate") != std::string::npos || reason.find("alert") != std::string::npos) {
-      return PermissionDenied("KME " + url_.display + ": the KME refused the TLS session during " + std::string(step) +
-                              ": " + reason + " (is this SAE's client certificate issued by a CA the KME trusts?)");
-    }
-    return Unavailable("KME " + url_.display + ": " + std::string(step) + " failed: " + reason);
-  }
-
-  // Exchange runs one attempt: (re)connect when needed, send, read. A stale kept-alive connection
-  // is replaced once.
-  Result<HttpReply> Exchange(http::verb verb, const std::string& target, const std::string& body,
-                             const std::string& call, Clock::time_point total_deadline) {
-    for (int round = 0; round < 2; ++round) {
-      const bool reused = stream_ != nullptr;
-      if (!reused) {
-        QSAPI_RETURN_IF_ERROR(Connect(std::min(Clock::now() + o_.connect_timeout, total_deadline)));
-      }
-      bool stale = false;
-      Result<HttpReply> reply =
-          SendReceive(verb, target, body, call, std::min(Clock::now() + o_.request_timeout, total_deadline), stale);
-      if (!reply.ok()) Drop();
-      if (reply.ok() || !(reused && stale)) return reply;
-    }
-    return Unavailable(Who(call) + ": the connection closed twice before an answer");
-  }
-
-  Result<HttpReply> SendReceive(http::verb verb, const std::string& target, const std::string& body,
-                                const std::string& call, Clock::time_point deadline, bool& stale) {
-    SslStream& stream = *stream_;
-    const auto close = [&] {
-      ErrorCodeT ignored;
-      stream.next_layer().close(ignored);
-    };
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, url_.host_header);
-    req.set(http::field::user_agent, "qsapi");
-    req.set(http::field::accept, "application/json");
-    if (verb == http::verb::post) req.set(http::field::content_type, "application/json");
-    req.body() = body;
-    req.keep_alive(o_.keep_alive);
-    req.prepare_payload();
+  // Exchange runs one attempt. The HTTP client's codes are the KME client's, except that a
+  // response too large or malformed is DATA_LOSS (the KME is broken, not unreachable).
+  Result<net::HttpReply> Exchange(std::string_view method, const std::string& target, const std::string& body,
+                                  const std::string& call, Clock::time_point total_deadline) {
+    net::HttpClientRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    req.headers.emplace_back("Accept", "application/json");
     ++info_.requests;
-    ErrorCodeT ec = Await(
-        ioc_, deadline,
-        [&](auto finish) { http::async_write(stream, req, [finish](const ErrorCodeT& e, std::size_t) { finish(e); }); },
-        close);
-    if (ec == asio::error::timed_out) {
-      return DeadlineExceeded(Who(call) + ": the request could not be sent within " +
-                              std::to_string(o_.request_timeout.count()) + " ms");
-    }
-    if (ec) {
-      stale = true;
-      return Unavailable(Who(call) + ": sending the request failed: " + SslErrorReason(ec));
-    }
-
-    boost::beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeaderBytes);
-    parser.body_limit(o_.max_response_bytes);
-    const auto wipe = [&] {
-      auto& partial = parser.get().body();
-      SecureZero(partial.data(), partial.size());
-      WipeBuffer(buffer);
-    };
-    ec = Await(
-        ioc_, deadline,
-        [&](auto finish) {
-          http::async_read_header(stream, buffer, parser, [finish](const ErrorCodeT& e, std::size_t) { finish(e); });
-        },
-        close);
-    const bool nothing_read = buffer.size() == 0 && !parser.got_some();
-    if (!ec && parser.content_length() && *parser.content_length() > o_.max_response_bytes) {
-      wipe();
-      return DataLoss(Who(call) + ": the response announces " + std::to_string(*parser.content_length()) +
-                      " bytes, more than the limit of " + std::to_string(o_.max_response_bytes));
-    }
-    if (!ec && !parser.is_done()) {
-      ec = Await(
-          ioc_, deadline,
-          [&](auto finish) {
-            http::async_read(stream, buffer, parser, [finish](const ErrorCodeT& e, std::size_t) { finish(e); });
-          },
-          close);
-    }
-    if (ec) {
-      wipe();
-      if (ec == asio::error::timed_out) {
-        return DeadlineExceeded(Who(call) + ": no complete response within " +
-                                std::to_string(o_.request_timeout.count()) + " ms");
-      }
-      if (ec == http::error::body_limit) {
-        return DataLoss(Who(call) + ": the response body exceeds the limit of " +
-                        std::to_string(o_.max_response_bytes) + " bytes");
-      }
-      if (ec == http::error::header_limit) {
-        return DataLoss(Who(call) + ": the response head exceeds 16 KiB");
-      }
-      if (nothing_read && (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                           ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated)) {
-        stale = true;
-        return Unavailable(Who(call) + ": the KME closed the connection without answering");
-      }
-      if (ec.category() == asio::error::get_ssl_category()) return TlsRefused(ec, "reading the response");
-      if (ec == http::error::partial_message || ec == asio::error::eof || ec == http::error::end_of_stream ||
-          ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset) {
-        return DataLoss(Who(call) + ": the response was cut off (" + ec.message() + ")");
-      }
-      return DataLoss(Who(call) + ": malformed HTTP response (" + ec.message() + ")");
-    }
-    HttpReply reply;
-    reply.status = parser.get().result_int();
-    reply.body = std::move(parser.get().body());
-    const bool keep = parser.get().keep_alive() && o_.keep_alive;
-    WipeBuffer(buffer);
-    if (!keep) Drop();
+    Result<net::HttpReply> reply = http_->Send(req, total_deadline);
+    if (!reply.ok()) return Error(reply.error().code(), Who(call) + ": " + reply.error().message());
     return reply;
   }
 
   const Etsi014ClientOptions o_;
   const KmeUrl url_;
-  asio::io_context ioc_{1};
-  asio::ssl::context ssl_{asio::ssl::context::tls_client};
-  std::unique_ptr<SslStream> stream_;
+  std::unique_ptr<net::HttpClient> http_;
   bool warned_classical_ = false;
   mutable std::mutex mu_;
   LinkInfo info_;

@@ -14,7 +14,7 @@
 #include <gmock/gmock.h>
 #include <nlohmann/json.hpp>
 
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 #include "qsapi/crypto/kdf.h"
 #include "server/api.h"
 #include "server/deployment_ca.h"
@@ -55,22 +55,23 @@ class ServiceTest : public ::testing::Test {
     std::getline(in, t);
     return t;
   }
-  std::unique_ptr<net::HttpsClient> Client(const std::string& groups = std::string(pki::kPqHybridGroups),
-                                           const std::string& cert = "", const std::string& key = "") {
-    net::HttpsClientOptions o;
-    o.base_url = "https://127.0.0.1:" + std::to_string(service_->port());
+  std::unique_ptr<net::HttpClient> Client(const std::string& groups = std::string(pki::kPqHybridGroups),
+                                          const std::string& cert = "", const std::string& key = "") {
+    net::HttpClientOptions o;
+    o.url = "https://127.0.0.1:" + std::to_string(service_->port());
     o.tls.ca_file = DeploymentCa::CertificatePath(dir_).string();
     o.tls.groups = groups;
     o.tls.certificate_file = cert;
     o.tls.private_key_file = key;
-    o.timeout = std::chrono::seconds(20);
-    return net::HttpsClient::Create(o).value();
+    o.connect_timeout = std::chrono::seconds(20);
+    o.request_timeout = o.connect_timeout;
+    return net::HttpClient::Create(o).value();
   }
   static std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
     return {{"Authorization", "Bearer " + token}};
   }
-  static json Json(const net::HttpsReply& r) { return json::parse(r.body, nullptr, false); }
-  static std::string Code(const net::HttpsReply& r) {
+  static json Json(const net::HttpReply& r) { return json::parse(r.body, nullptr, false); }
+  static std::string Code(const net::HttpReply& r) {
     const json j = Json(r);
     return j.is_object() && j.contains("error") ? j["error"]["code"].get<std::string>() : "";
   }

@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/https_client.h"
+#include "net/internal/http_client.h"
 #include "server/deployment_ca.h"
 #include "server/service.h"
 #include "server/tokens.h"
@@ -51,12 +51,13 @@ class StarvationTest : public ::testing::Test {
     service_.reset();
     fs::remove_all(dir_);
   }
-  std::unique_ptr<net::HttpsClient> Client() const {
-    net::HttpsClientOptions o;
-    o.base_url = "https://127.0.0.1:" + std::to_string(service_->port());
+  std::unique_ptr<net::HttpClient> Client() const {
+    net::HttpClientOptions o;
+    o.url = "https://127.0.0.1:" + std::to_string(service_->port());
     o.tls.ca_file = DeploymentCa::CertificatePath(dir_).string();
-    o.timeout = std::chrono::seconds(30);
-    return net::HttpsClient::Create(o).value();
+    o.connect_timeout = std::chrono::seconds(30);
+    o.request_timeout = o.connect_timeout;
+    return net::HttpClient::Create(o).value();
   }
   static std::vector<std::pair<std::string, std::string>> Bearer(const std::string& token) {
     return {{"Authorization", "Bearer " + token}};

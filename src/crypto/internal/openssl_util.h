@@ -8,10 +8,15 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
@@ -36,9 +41,27 @@ using EvpMdPtr = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
 using EvpKdfPtr = std::unique_ptr<EVP_KDF, Deleter<EVP_KDF_free>>;
 using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Deleter<EVP_KDF_CTX_free>>;
 using EvpSignaturePtr = std::unique_ptr<EVP_SIGNATURE, Deleter<EVP_SIGNATURE_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
+using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
+using X509ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
+using SslPtr = std::unique_ptr<SSL, Deleter<SSL_free>>;
 
-// OpenSslError returns Internal("<what>: <OpenSSL's first reason string>") and clears the error queue.
-// The reason strings are OpenSSL's fixed texts; they never contain key material.
+// OpenSSL's error queue, read in one place. The reason strings are OpenSSL's fixed texts; they
+// never contain key material.
+//
+// TakeOpenSslReason returns the reason string of the oldest error in this thread's queue (of the
+// newest with kNewest: for TLS, whose last error says what the handshake ended on), "" when the
+// queue is empty, and clears the queue.
+enum class OpenSslQueueEnd { kOldest, kNewest };
+std::string TakeOpenSslReason(OpenSslQueueEnd end = OpenSslQueueEnd::kOldest);
+// OpenSslReason is TakeOpenSslReason() as a suffix for a message: ": <reason>", or "".
+std::string OpenSslReason();
+// OpenSslReasonText returns the reason string of an error code handed over by another layer (Asio's
+// SSL error category), or "" when OpenSSL has none for it.
+std::string OpenSslReasonText(unsigned long code);  // NOLINT(google-runtime-int): OpenSSL's type
+// OpenSslError returns Internal("<what>: <reason>") with TakeOpenSslReason().
 Error OpenSslError(std::string_view what);
 
 // ClearOpenSslErrors empties the thread's OpenSSL error queue (on authentication failures, whose

@@ -1,5 +1,5 @@
-// Internal to the pki part: OpenSSL handle types, the bridge between OpenSSL handles and the
-// public PrivateKey / Certificate types, and private-key file loading shared with tls.cc.
+// Internal to the pki part: the OpenSSL handle types it uses (crypto/internal/openssl_util.h), the bridge between
+// OpenSSL handles and the public PrivateKey / Certificate types, and private-key file loading shared with tls.cc.
 #ifndef QSAPI_SRC_PKI_INTERNAL_PKI_UTIL_H_
 #define QSAPI_SRC_PKI_INTERNAL_PKI_UTIL_H_
 
@@ -17,19 +17,19 @@
 
 namespace qsapi::pki::internal {
 
+using crypto::internal::BioPtr;
+using crypto::internal::BnPtr;
 using crypto::internal::Deleter;
 using crypto::internal::EvpPkeyPtr;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
+using crypto::internal::OpenSslReason;
+using crypto::internal::X509ExtPtr;
+using crypto::internal::X509Ptr;
 
 // PkiAccess wraps OpenSSL handles into the public types (taking ownership).
 struct PkiAccess {
   static PrivateKey WrapKey(EvpPkeyPtr pkey, KeyAlgorithm algorithm) { return {pkey.release(), algorithm}; }
   static Certificate WrapCertificate(X509Ptr x509) { return Certificate(x509.release()); }
 };
-
-// OpenSslReason returns ": <OpenSSL's first reason string>" (or "") and clears the error queue.
-std::string OpenSslReason();
 
 // ReadSecretFile reads a file that holds a private key into secret memory, refusing one that group
 // or others may read (PERMISSION_DENIED, naming the chmod to run). `what` names it in errors.
