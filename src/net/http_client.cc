@@ -203,12 +203,11 @@ class HttpClient::Impl {
   }
 
   [[nodiscard]] bool connected() const { return tls_ != nullptr || plain_ != nullptr; }
-
-  HttpClientOptions o_;
-  Url url_;
-  Failure failure_ = Failure::kNone;
-  ConnectionInfo info_;
-  std::uint64_t connections_ = 0;
+  [[nodiscard]] const Url& url() const noexcept { return url_; }
+  [[nodiscard]] Failure failure() const noexcept { return failure_; }
+  void set_failure(Failure f) noexcept { failure_ = f; }
+  [[nodiscard]] const ConnectionInfo& info() const noexcept { return info_; }
+  [[nodiscard]] std::uint64_t connections() const noexcept { return connections_; }
 
  private:
   Error Fail(Failure kind, ErrorCode code, std::string message) {
@@ -418,6 +417,11 @@ class HttpClient::Impl {
     return reply;
   }
 
+  HttpClientOptions o_;
+  Url url_;
+  Failure failure_ = Failure::kNone;
+  ConnectionInfo info_;
+  std::uint64_t connections_ = 0;
   asio::io_context ioc_{1};
   std::unique_ptr<asio::ssl::context> ssl_;  // https only
   std::unique_ptr<SslStream> tls_;           // the connection over https
@@ -448,7 +452,7 @@ Result<HttpReply> HttpClient::Send(const HttpClientRequest& request, Clock::time
   } catch (const std::exception& e) {
     // Asio and Beast report through error codes here; this is a backstop (std::bad_alloc).
     impl_->Drop();
-    impl_->failure_ = Failure::kSend;
+    impl_->set_failure(Failure::kSend);
     return Unavailable(std::string("the request failed: ") + e.what());
   }
 }
@@ -465,11 +469,11 @@ Result<HttpReply> HttpClient::Request(std::string_view method, std::string_view 
   return reply;
 }
 
-Failure HttpClient::failure() const noexcept { return impl_->failure_; }
+Failure HttpClient::failure() const noexcept { return impl_->failure(); }
 void HttpClient::Close() { impl_->Drop(); }
-const Url& HttpClient::url() const noexcept { return impl_->url_; }
-const ConnectionInfo& HttpClient::connection() const noexcept { return impl_->info_; }
-std::string HttpClient::tls_group() const { return impl_->connected() ? impl_->info_.tls_group : std::string(); }
-std::uint64_t HttpClient::connections() const noexcept { return impl_->connections_; }
+const Url& HttpClient::url() const noexcept { return impl_->url(); }
+const ConnectionInfo& HttpClient::connection() const noexcept { return impl_->info(); }
+std::string HttpClient::tls_group() const { return impl_->connected() ? impl_->info().tls_group : std::string(); }
+std::uint64_t HttpClient::connections() const noexcept { return impl_->connections(); }
 
 }  // namespace qsapi::net
