@@ -1067,7 +1067,7 @@ void RegisterHkdf(HashAlgorithm algorithm, const char* digest, const std::string
   f->kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   MustRaw(f->kdf != nullptr, "HKDF fetch");
   {
-    auto ours = Must(qsapi::crypto::Hkdf(algorithm, f->ikm, f->salt, f->info, 32), tag + " Hkdf");
+    auto ours = Must(qsapi::crypto::Hkdf(algorithm, f->salt, f->ikm, f->info, 32), tag + " Hkdf");
     std::array<std::uint8_t, 32> raw{};
     MustRaw(RawHkdf(*f, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, f->ikm, f->salt, f->info, raw) &&
                 std::memcmp(raw.data(), ours.data(), 32) == 0,
@@ -1078,7 +1078,7 @@ void RegisterHkdf(HashAlgorithm algorithm, const char* digest, const std::string
       base + "/qsapi",
       [f](benchmark::State& state) {
         for (auto _ : state) {
-          auto okm = qsapi::crypto::Hkdf(f->algorithm, f->ikm, f->salt, f->info, 32);
+          auto okm = qsapi::crypto::Hkdf(f->algorithm, f->salt, f->ikm, f->info, 32);
           if (!okm) {
             state.SkipWithError(okm.error().ToString().c_str());
             break;

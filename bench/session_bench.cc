@@ -59,9 +59,9 @@ Bytes Plaintext(std::size_t size) {
   return b;
 }
 
-session::SessionChannel Channel(bool initiator, session::AeadSuite suite) {
-  return Must(session::SessionChannel::New(initiator, suite, Bytes(session::kSessionIdSize, 0x11),
-                                           SecretBytes::CopyFrom(Bytes(session::kEpochSecretSize, 0x22))),
+session::SessionChannel Channel(session::SessionRole role, session::AeadSuite suite) {
+  return Must(session::SessionChannel::New(role, suite, Bytes(session::kSessionIdSize, 0x11),
+                                           session::EpochSecret::CopyFrom(Bytes(session::kEpochSecretSize, 0x22))),
               "channel");
 }
 
@@ -77,7 +77,7 @@ void CounterNonce(std::uint64_t counter, Bytes& nonce) {
 }
 
 void BM_SealEnvelope(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
-  session::SessionChannel ch = Channel(true, suite);
+  session::SessionChannel ch = Channel(session::SessionRole::kInitiator, suite);
   const Bytes pt = Plaintext(size);
   Bytes out;
   for (auto _ : state) {
@@ -120,8 +120,8 @@ void BM_SealRawLayout(benchmark::State& state, session::AeadSuite suite, std::si
 }
 
 void BM_OpenEnvelope(benchmark::State& state, session::AeadSuite suite, std::size_t size) {
-  session::SessionChannel sender = Channel(true, suite);
-  session::SessionChannel receiver = Channel(false, suite);
+  session::SessionChannel sender = Channel(session::SessionRole::kInitiator, suite);
+  session::SessionChannel receiver = Channel(session::SessionRole::kResponder, suite);
   const Bytes pt = Plaintext(size);
   std::vector<Bytes> batch(kBatchBytes / size);
   auto reseal = [&] {

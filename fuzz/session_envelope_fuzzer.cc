@@ -40,7 +40,7 @@ SessionChannel Responder(AeadSuite suite, bool fresh_epoch_two) {
                   ? "2743c81008230a48fcb5ff2a128b8150d3efdaf3707c4676494ef7b430adca9d0fec8b64f270db0d9653963f70d9b325"
                   : "eb2afdc66a9e6de1b0f6827275c126535ca23e8c29db9076ab636dc116fa3a28335a47419b01869b9d5034834820e85f");
   const Bytes sid = FromHex("000102030405060708090a0b0c0d0e0f");
-  auto ch = SessionChannel::New(false, suite, sid, SecretBytes::CopyFrom(secret));
+  auto ch = SessionChannel::New(SessionRole::kResponder, suite, sid, EpochSecret::CopyFrom(secret));
   Check(ch.ok());
   if (fresh_epoch_two) {
     Check(ch->BindFreshKey(2, FromHex("404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f")).ok());

@@ -67,12 +67,12 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!store.ok()) return Fail("token create", store.error());
     auto t = store->Create(cf->name, server::Policy{SplitComma(cf->keys), SplitComma(cf->operations)});
     if (!t.ok()) return Fail("token create", t.error());
-    std::printf("%s\n", t->c_str());
+    const std::string_view text = server::TokenText(*t);
+    std::printf("%.*s\n", static_cast<int>(text.size()), text.data());
     std::fflush(stdout);
     std::fprintf(
         stderr,
         "qsapi token create: shown once; qsapid stores only its hash. Use it as \"Authorization: Bearer <token>\".\n");
-    SecureZero(t->data(), t->size());
   });
 
   CLI::App* list = token->add_subcommand("list", "List tokens (names and policies, never tokens)");

@@ -151,11 +151,11 @@ Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySecti
 
 namespace {
 
-Status WriteAdminToken(const fs::path& path, const std::string& token) {
-  const std::string text = token + "\n";
-  return pki::WriteProtectedFile(path,
-                                 ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),  // NOLINT
-                                 0600, /*overwrite=*/false);
+Status WriteAdminToken(const fs::path& path, const ApiToken& token) {
+  SecretBytes text(token.size() + 1);  // the token and a newline, in secret memory
+  std::copy(token.view().begin(), token.view().end(), text.data());
+  text.data()[token.size()] = '\n';
+  return pki::WriteProtectedFile(path, text.view(), 0600, /*overwrite=*/false);
 }
 
 struct FileStamp {
@@ -627,7 +627,6 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
     auto token = tokens->Create("admin", Policy{{"*"}, {"*"}});
     if (!token.ok()) return Part("API tokens", token.error());
     Status w = WriteAdminToken(admin_path, *token);
-    SecureZero(token->data(), token->size());
     if (!w.ok()) return Part("API tokens", w.error());
     s.report.admin_token_file = admin_path;
   }

@@ -120,7 +120,12 @@ Status TokenStore::Save() const {
   return OkStatus();
 }
 
-Result<std::string> TokenStore::Create(const std::string& name, const Policy& policy) {
+std::string_view TokenText(const ApiToken& token) noexcept {
+  return {reinterpret_cast<const char*>(token.view().data()),
+          token.size()};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as text
+}
+
+Result<ApiToken> TokenStore::Create(const std::string& name, const Policy& policy) {
   if (name.empty() || name.size() > 64) return InvalidArgument("a token name has 1 to 64 characters");
   for (const TokenEntry& e : entries_) {
     if (e.name == name) return AlreadyExists("a token named \"" + name + "\" exists");
@@ -137,21 +142,26 @@ Result<std::string> TokenStore::Create(const std::string& name, const Policy& po
   }
   QSAPI_ASSIGN_OR_RETURN(Bytes id, crypto::RandomBytes(4));
   QSAPI_ASSIGN_OR_RETURN(SecretBytes secret, crypto::RandomSecret(32));
-  std::string b64(sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
-  sodium_bin2base64(b64.data(), b64.size(), secret.data(), secret.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  b64.resize(std::strlen(b64.c_str()));
-  std::string token = "qsapi_" + qsapi::internal::HexEncode(id) + "_" + b64;
-  SecureZero(b64.data(), b64.size());
+  // "qsapi_" || hex(id) || "_" || base64url(secret), built in secret memory.
+  const std::string id_hex = qsapi::internal::HexEncode(id);
+  SecretBytes b64(sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING));
+  sodium_bin2base64(reinterpret_cast<char*>(b64.data()), b64.size(), secret.data(), secret.size(),  // NOLINT
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  const std::size_t b64_len = b64.size() - 1;  // without the terminator
+  const std::string prefix = "qsapi_" + id_hex + "_";
+  SecretBytes bytes(prefix.size() + b64_len);
+  std::copy(prefix.begin(), prefix.end(), bytes.data());
+  std::copy(b64.data(), b64.data() + b64_len, bytes.data() + prefix.size());
+  ApiToken token(std::move(bytes));
   TokenEntry e;
-  e.id = qsapi::internal::HexEncode(id);
+  e.id = id_hex;
   e.name = name;
-  QSAPI_ASSIGN_OR_RETURN(e.hash, HashToken(token));
+  QSAPI_ASSIGN_OR_RETURN(e.hash, HashToken(TokenText(token)));
   e.policy = policy;
   e.created = Now();
   entries_.push_back(e);
   if (Status s = Save(); !s.ok()) {
     entries_.pop_back();
-    SecureZero(token.data(), token.size());
     return s.error();
   }
   return token;

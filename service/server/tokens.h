@@ -31,6 +31,12 @@ struct Policy {
 // The operation names a policy can hold: every OperationName and "*" (for validation and docs).
 const std::vector<std::string>& KnownOperations();
 
+// ApiToken is a bearer token as Create made it: shown once, held in secret memory (wiped when it
+// goes), never stored (the store keeps its hash).
+using ApiToken = Secret<struct ApiTokenTag>;
+// TokenText views a token's bytes as the text it is (ASCII: "qsapi_<id>_<secret>").
+std::string_view TokenText(const ApiToken& token) noexcept;
+
 struct TokenEntry {
   std::string id;    // 8 hex
   std::string name;  // who, in audit lines ("admin", "billing-service")
@@ -46,7 +52,7 @@ class TokenStore {
 
   // Create adds a token and writes the file; returns the token, which is shown once and never
   // stored. kAlreadyExists for a name in use; kInvalidArgument for an unknown operation.
-  Result<std::string> Create(const std::string& name, const Policy& policy);
+  Result<ApiToken> Create(const std::string& name, const Policy& policy);
   Status Revoke(const std::string& name);
   // Authenticate returns the entry of a presented token, or kPermissionDenied (unknown, malformed
   // or revoked), without saying which.

@@ -91,7 +91,7 @@ Result<PseudorandomKey> HkdfExtract(HashAlgorithm algorithm, ByteView salt, Byte
   return PseudorandomKey(std::move(prk));
 }
 
-Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, ByteView prk, ByteView info, std::size_t length) {
+Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, const PseudorandomKey& prk, ByteView info, std::size_t length) {
   if (!IsSha2(algorithm)) return InvalidArgument("HKDF is defined here for SHA-256, SHA-384 and SHA-512");
   const std::size_t hash_len = HashSize(algorithm);
   if (length == 0 || length > 255 * hash_len) {
@@ -100,11 +100,11 @@ Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, ByteView prk, ByteView i
   }
   if (prk.size() < hash_len) return InvalidArgument("HKDF-Expand PRK must be at least HashLen bytes");
   SecretBytes okm(length);
-  QSAPI_RETURN_IF_ERROR(RunHkdf(algorithm, EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, {}, info, okm.span()));
+  QSAPI_RETURN_IF_ERROR(RunHkdf(algorithm, EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk.view(), {}, info, okm.span()));
   return okm;
 }
 
-Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView ikm, ByteView salt, ByteView info, std::size_t length) {
+Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView salt, ByteView ikm, ByteView info, std::size_t length) {
   if (!IsSha2(algorithm)) return InvalidArgument("HKDF is defined here for SHA-256, SHA-384 and SHA-512");
   const std::size_t hash_len = HashSize(algorithm);
   if (length == 0 || length > 255 * hash_len) {
@@ -117,8 +117,8 @@ Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView ikm, ByteView salt, B
   return okm;
 }
 
-Result<SecretBytes> HkdfExpandLabel(HashAlgorithm algorithm, ByteView secret, std::string_view label, ByteView context,
-                                    std::size_t length, std::string_view prefix) {
+Result<SecretBytes> HkdfExpandLabel(HashAlgorithm algorithm, const PseudorandomKey& secret, std::string_view label,
+                                    ByteView context, std::size_t length, std::string_view prefix) {
   const std::size_t full_label = prefix.size() + label.size();
   if (full_label < 7 || full_label > 255) return InvalidArgument("HKDF label (prefix + label) must be 7..255 bytes");
   if (context.size() > 255) return InvalidArgument("HKDF label context must be at most 255 bytes");

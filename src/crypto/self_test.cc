@@ -53,7 +53,7 @@ Status HkdfKnownAnswer() {
   const Bytes salt = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c};
   const Bytes info = {0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9};
   const Bytes expected_prefix = {0x3c, 0xb2, 0x5f, 0x25, 0xfa, 0xac, 0xd5, 0x7a};
-  QSAPI_ASSIGN_OR_RETURN(SecretBytes okm, Hkdf(HashAlgorithm::kSha256, ikm, salt, info, 42));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes okm, Hkdf(HashAlgorithm::kSha256, salt, ikm, info, 42));
   if (!ConstantTimeEqual(okm.view().first(expected_prefix.size()), expected_prefix)) {
     return Internal("HKDF-SHA-256 known answer differs");
   }

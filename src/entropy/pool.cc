@@ -174,7 +174,7 @@ Result<PoolDraw> EntropyPool::Draw(std::size_t size) {
     const std::size_t n = std::min(kMaxExpand, size - done);
     Bytes info(kInfo.begin(), kInfo.end());
     AppendBigEndian(info, ++draws_, 8);
-    QSAPI_ASSIGN_OR_RETURN(SecretBytes block, crypto::HkdfExpand(crypto::HashAlgorithm::kSha512, prk.view(), info, n));
+    QSAPI_ASSIGN_OR_RETURN(SecretBytes block, crypto::HkdfExpand(crypto::HashAlgorithm::kSha512, prk, info, n));
     std::copy(block.view().begin(), block.view().end(), draw.bytes.data() + done);
     done += n;
   }

@@ -223,8 +223,8 @@ Result<PseudorandomKey> LabeledExtract(crypto::HashAlgorithm hash, ByteView suit
   return crypto::HkdfExtract(hash, salt, labeled_ikm.view());
 }
 
-Result<SecretBytes> LabeledExpand(crypto::HashAlgorithm hash, ByteView suite_id, ByteView prk, std::string_view label,
-                                  ByteView info, std::size_t length) {
+Result<SecretBytes> LabeledExpand(crypto::HashAlgorithm hash, ByteView suite_id, const PseudorandomKey& prk,
+                                  std::string_view label, ByteView info, std::size_t length) {
   // labeled_info = concat(I2OSP(L, 2), "HPKE-v1", suite_id, label, info); Expand(prk, labeled_info, L)
   if (length > 0xffff) return InvalidArgument("LabeledExpand length above 65535");
   Bytes labeled_info;
@@ -256,12 +256,13 @@ Result<KeyScheduleOutput> KeySchedule(const RawSuite& suite, ByteView shared_sec
                          LabeledExtract(hash, suite_id, shared_secret, "secret", psk_bytes));
   KeyScheduleOutput out;
   if (suite.nk != 0) {
-    QSAPI_ASSIGN_OR_RETURN(out.key, LabeledExpand(hash, suite_id, secret.view(), "key", context, suite.nk));
-    QSAPI_ASSIGN_OR_RETURN(out.base_nonce,
-                           LabeledExpand(hash, suite_id, secret.view(), "base_nonce", context, suite.nn));
+    QSAPI_ASSIGN_OR_RETURN(out.key, LabeledExpand(hash, suite_id, secret, "key", context, suite.nk));
+    QSAPI_ASSIGN_OR_RETURN(out.base_nonce, LabeledExpand(hash, suite_id, secret, "base_nonce", context, suite.nn));
   }
-  QSAPI_ASSIGN_OR_RETURN(out.exporter_secret,
-                         LabeledExpand(hash, suite_id, secret.view(), "exp", context, crypto::HashSize(hash)));
+  // The exporter secret is an Expand output that RFC 9180 uses as a PRK (Export's LabeledExpand).
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes exporter_secret,
+                         LabeledExpand(hash, suite_id, secret, "exp", context, crypto::HashSize(hash)));
+  out.exporter_secret = PseudorandomKey(std::move(exporter_secret));
   return out;
 }
 
@@ -275,7 +276,7 @@ std::uint64_t MaxBytesPerContext(AeadId aead) noexcept {
 }
 
 ContextState::ContextState(const Suite& suite, Mode mode, std::optional<crypto::Aead> aead, SecretBytes base_nonce,
-                           SecretBytes exporter_secret, Bytes suite_id)
+                           PseudorandomKey exporter_secret, Bytes suite_id)
     : suite_(suite),
       mode_(mode),
       aead_(std::move(aead)),
@@ -359,7 +360,7 @@ Result<SecretBytes> ContextState::Export(ByteView exporter_context, std::size_t 
     return InvalidArgument("HPKE Export length must be 1.." + std::to_string(255 * crypto::HashSize(hash)) + " bytes");
   }
   if (exporter_context.size() > kMaxInfoSize) return InvalidArgument("HPKE exporter context is longer than 64 KiB");
-  return LabeledExpand(hash, suite_id_, exporter_secret_.view(), "sec", exporter_context, length);
+  return LabeledExpand(hash, suite_id_, exporter_secret_, "sec", exporter_context, length);
 }
 
 Result<SenderSetup> SetupSenderWithEncapsulationForTesting(const Suite& suite, const crypto::KemEncapsulation& kem,

@@ -2,9 +2,8 @@
 // stream, on a private io_context driven step by step against deadlines (Await below).
 #include "net/internal/http_client.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
+#include <arpa/inet.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,9 +13,8 @@
 #include <charconv>
 #include <cstring>
 #include <exception>
-#include <optional>
-
 #include <limits>
+#include <optional>
 
 #include <openssl/ssl.h>
 
@@ -61,7 +59,8 @@ bool IsDnsHostChar(char c) {
 // TlsReason is OpenSSL's reason text for a TLS error code from Asio, else the error's message.
 std::string TlsReason(const ErrorCodeT& ec) {
   if (ec.category() == asio::error::get_ssl_category()) {
-    std::string reason = crypto::internal::OpenSslReasonText(static_cast<unsigned long>(ec.value()));  // NOLINT(google-runtime-int): OpenSSL's type
+    std::string reason = crypto::internal::OpenSslReasonText(
+        static_cast<unsigned long>(ec.value()));  // NOLINT(google-runtime-int): OpenSSL's type
     if (!reason.empty()) return reason;
   }
   return ec.message();
@@ -78,7 +77,8 @@ void WipeBuffer(beast::flat_buffer& buffer) {
 void WipeRequest(bhttp::request<bhttp::string_body>& req) {
   for (auto& field : req) {
     const beast::string_view v = field.value();
-    SecureZero(const_cast<char*>(v.data()), v.size());  // NOLINT(cppcoreguidelines-pro-type-const-cast): the fields own it
+    SecureZero(const_cast<char*>(v.data()),
+               v.size());  // NOLINT(cppcoreguidelines-pro-type-const-cast): the fields own it
   }
   SecureZero(req.body().data(), req.body().size());
 }
@@ -335,7 +335,7 @@ class HttpClient::Impl {
 
   template <typename Stream>
   Result<HttpReply> Exchange(Stream& stream, bhttp::request<bhttp::string_body>& req, Clock::time_point deadline,
-                                bool& stale) {
+                             bool& stale) {
     const auto timed_out = [&](std::string_view step) {
       return Fail(Failure::kTimeout, ErrorCode::kDeadlineExceeded,
                   "no response within " + Ms(o_.request_timeout) + " (while " + std::string(step) + ")");
@@ -399,7 +399,8 @@ class HttpClient::Impl {
                           ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated;
       if (nothing_read && closed) {
         stale = true;
-        return Fail(Failure::kUnanswered, ErrorCode::kUnavailable, "the server closed the connection without answering");
+        return Fail(Failure::kUnanswered, ErrorCode::kUnavailable,
+                    "the server closed the connection without answering");
       }
       if (ec.category() == asio::error::get_ssl_category()) return TlsFailure(ec, "reading the response");
       if (closed || ec == bhttp::error::partial_message) {
@@ -458,7 +459,7 @@ Result<HttpReply> HttpClient::Send(const HttpClientRequest& request, Clock::time
 }
 
 Result<HttpReply> HttpClient::Request(std::string_view method, std::string_view target, std::string_view body,
-                                         std::vector<std::pair<std::string, std::string>> headers) {
+                                      std::vector<std::pair<std::string, std::string>> headers) {
   HttpClientRequest request;
   request.method = method;
   request.target = target;

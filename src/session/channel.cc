@@ -51,7 +51,7 @@ struct ReceiveKeys {
 // envelope authenticated under it) or the sender decided to rotate.
 struct Candidate {
   std::uint32_t epoch;
-  SecretBytes chain_secret;
+  EpochSecret chain_secret;
   crypto::Aead send_aead;
   Bytes send_prefix;
   crypto::Aead recv_aead;
@@ -74,8 +74,8 @@ std::array<std::uint8_t, 24> MakeNonce(const Bytes& prefix, std::uint64_t seq) {
 
 class ChannelState {
  public:
-  ChannelState(bool is_initiator, AeadSuite aead_suite, ByteView sid, ChannelConfig cfg)
-      : initiator(is_initiator), suite(aead_suite), config(std::move(cfg)) {
+  ChannelState(SessionRole own_role, AeadSuite aead_suite, ByteView sid, ChannelConfig cfg)
+      : role(own_role), suite(aead_suite), config(std::move(cfg)) {
     std::copy(sid.begin(), sid.end(), session_id.begin());
     created = Now();
   }
@@ -86,13 +86,13 @@ class ChannelState {
   // ratchet-only steps for the epochs in between; `fresh` (fresh key material agreed with the peer)
   // is mixed into the step that enters `target` itself.
   Result<Candidate> Derive(std::uint32_t target, ByteView fresh = {}) const {
-    SecretBytes secret = chain_secret.Clone();
+    EpochSecret secret = chain_secret.Clone();
     std::vector<Candidate> skipped;
     for (std::uint32_t n = chain_epoch + 1; n <= target && n != 0; ++n) {
-      QSAPI_ASSIGN_OR_RETURN(secret, NextEpochSecret(secret.view(), n == target ? fresh : ByteView(), session_id, n));
+      QSAPI_ASSIGN_OR_RETURN(secret, NextEpochSecret(secret, n == target ? fresh : ByteView(), session_id, n));
       if (n < target) {
         QSAPI_ASSIGN_OR_RETURN(Candidate passed, FromSecret(n, secret.Clone()));
-        passed.chain_secret = SecretBytes();  // only its receive key is kept
+        passed.chain_secret = EpochSecret();  // only its receive key is kept
         skipped.push_back(std::move(passed));
       }
     }
@@ -101,14 +101,13 @@ class ChannelState {
     return c;
   }
 
-  Result<Candidate> FromSecret(std::uint32_t epoch, SecretBytes secret) const {
-    QSAPI_ASSIGN_OR_RETURN(EpochKeys keys, DeriveEpochKeys(secret.view(), suite, session_id, epoch));
-    SecretBytes& send_key = initiator ? keys.initiator_key : keys.responder_key;
-    SecretBytes& recv_key = initiator ? keys.responder_key : keys.initiator_key;
-    QSAPI_ASSIGN_OR_RETURN(crypto::Aead send_aead,
-                           crypto::Aead::New(AlgorithmFor(suite), SymmetricKey(std::move(send_key))));
-    QSAPI_ASSIGN_OR_RETURN(crypto::Aead recv_aead,
-                           crypto::Aead::New(AlgorithmFor(suite), SymmetricKey(std::move(recv_key))));
+  Result<Candidate> FromSecret(std::uint32_t epoch, EpochSecret secret) const {
+    QSAPI_ASSIGN_OR_RETURN(EpochKeys keys, DeriveEpochKeys(secret, suite, session_id, epoch));
+    const bool initiator = role == SessionRole::kInitiator;
+    SymmetricKey& send_key = initiator ? keys.initiator_key : keys.responder_key;
+    SymmetricKey& recv_key = initiator ? keys.responder_key : keys.initiator_key;
+    QSAPI_ASSIGN_OR_RETURN(crypto::Aead send_aead, crypto::Aead::New(AlgorithmFor(suite), std::move(send_key)));
+    QSAPI_ASSIGN_OR_RETURN(crypto::Aead recv_aead, crypto::Aead::New(AlgorithmFor(suite), std::move(recv_key)));
     return Candidate{.epoch = epoch,
                      .chain_secret = std::move(secret),
                      .send_aead = std::move(send_aead),
@@ -205,7 +204,7 @@ class ChannelState {
   void CloseLocked() noexcept {
     closed = true;
     stats.closed = true;
-    chain_secret = SecretBytes();
+    chain_secret = EpochSecret();
     send.reset();
     recv.clear();
   }
@@ -383,12 +382,12 @@ class ChannelState {
   }
 
   std::mutex mu;
-  const bool initiator;
+  const SessionRole role;
   const AeadSuite suite;
   std::array<std::uint8_t, kSessionIdSize> session_id{};
   const ChannelConfig config;
   Clock::time_point created;
-  SecretBytes chain_secret;
+  EpochSecret chain_secret;
   std::uint32_t chain_epoch = 0;
   std::optional<SendKeys> send;
   std::vector<ReceiveKeys> recv;
@@ -404,8 +403,8 @@ class ChannelState {
 using internal::ChannelState;
 using internal::SendKeys;
 
-Result<SessionChannel> SessionChannel::New(bool initiator, AeadSuite suite, ByteView session_id,
-                                           SecretBytes epoch_secret, ChannelConfig config) {
+Result<SessionChannel> SessionChannel::New(SessionRole role, AeadSuite suite, ByteView session_id,
+                                           EpochSecret epoch_secret, ChannelConfig config) {
   if (suite != AeadSuite::kAes256Gcm && suite != AeadSuite::kXChaCha20Poly1305) {
     return InvalidArgument("unknown session AEAD suite " + std::to_string(static_cast<unsigned>(suite)));
   }
@@ -421,7 +420,7 @@ Result<SessionChannel> SessionChannel::New(bool initiator, AeadSuite suite, Byte
   if (config.max_receive_epochs == 0 || config.max_failed_decryptions == 0 || config.grace_messages == 0) {
     return InvalidArgument("max_receive_epochs, max_failed_decryptions and grace_messages must be >= 1");
   }
-  auto state = std::make_unique<ChannelState>(initiator, suite, session_id, std::move(config));
+  auto state = std::make_unique<ChannelState>(role, suite, session_id, std::move(config));
   const auto now = state->Now();
   QSAPI_ASSIGN_OR_RETURN(internal::Candidate c, state->FromSecret(0, std::move(epoch_secret)));
   state->Enter(std::move(c), now, false);
@@ -591,7 +590,7 @@ ChannelStats SessionChannel::stats() const {
   return state_->stats;
 }
 
-bool SessionChannel::initiator() const noexcept { return state_ && state_->initiator; }
+SessionRole SessionChannel::role() const noexcept { return state_ ? state_->role : SessionRole::kInitiator; }
 AeadSuite SessionChannel::suite() const noexcept { return state_ ? state_->suite : AeadSuite::kAes256Gcm; }
 
 std::vector<std::uint32_t> SessionChannel::receive_epochs() const {

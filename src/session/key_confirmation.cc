@@ -32,9 +32,9 @@ Result<DerivedKeys> DeriveKeys(PeerLink& link, const Transcript& t) {
 }
 
 Result<Bytes> EncodeOwnConfirm(const DerivedKeys& derived, SessionRole own_role) {
-  const bool initiator = own_role == SessionRole::kInitiator;
-  const SecretBytes& key = initiator ? derived.keys.confirm_key_initiator : derived.keys.confirm_key_responder;
-  QSAPI_ASSIGN_OR_RETURN(Bytes mac, ConfirmationMac(key.view(), initiator, derived.context_hash));
+  QSAPI_ASSIGN_OR_RETURN(Bytes mac, own_role == SessionRole::kInitiator
+                                        ? ConfirmationMac(derived.keys.confirm_key_initiator, derived.context_hash)
+                                        : ConfirmationMac(derived.keys.confirm_key_responder, derived.context_hash));
   return EncodeConfirm(ConfirmMessage{.mac = std::move(mac)});
 }
 
@@ -42,11 +42,11 @@ std::optional<Refusal> CheckPeerConfirm(const DerivedKeys& derived, SessionRole 
                                         const std::string& peer, std::span<const std::string> qkd_key_ids) {
   auto confirm = ParseConfirm(confirm_message);
   if (!confirm.ok()) return Refusal{AbortForError(confirm.error()), confirm.error()};
-  const bool peer_is_initiator = own_role == SessionRole::kResponder;
-  const SecretBytes& key = peer_is_initiator ? derived.keys.confirm_key_initiator : derived.keys.confirm_key_responder;
-  if (VerifyConfirmationMac(key.view(), peer_is_initiator, derived.context_hash, confirm->mac).ok()) {
-    return std::nullopt;
-  }
+  const Status verified =
+      own_role == SessionRole::kResponder
+          ? VerifyConfirmationMac(derived.keys.confirm_key_initiator, derived.context_hash, confirm->mac)
+          : VerifyConfirmationMac(derived.keys.confirm_key_responder, derived.context_hash, confirm->mac);
+  if (verified.ok()) return std::nullopt;
   if (!qkd_key_ids.empty()) {
     return Refusal{AbortCode::kQkdKeyMismatch,
                    DataLoss("session with " + peer +

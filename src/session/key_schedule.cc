@@ -152,43 +152,67 @@ Result<SessionKeys> DeriveSessionKeys(const KeyScheduleInput& in) {
   Append(ctx, ByteView(EncodeSourceList(keys.sources)));
   Append(ctx, in.context_hash);
 
-  QSAPI_ASSIGN_OR_RETURN(keys.epoch_secret,
-                         crypto::HkdfExpand(kHash, prk.view(), Info(kEpochZeroLabel, ctx), kEpochSecretSize));
-  QSAPI_ASSIGN_OR_RETURN(keys.confirm_key_initiator,
-                         crypto::HkdfExpand(kHash, prk.view(), Info(kConfirmInitiatorLabel, ctx), kConfirmKeySize));
-  QSAPI_ASSIGN_OR_RETURN(keys.confirm_key_responder,
-                         crypto::HkdfExpand(kHash, prk.view(), Info(kConfirmResponderLabel, ctx), kConfirmKeySize));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes epoch_secret,
+                         crypto::HkdfExpand(kHash, prk, Info(kEpochZeroLabel, ctx), kEpochSecretSize));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes confirm_initiator,
+                         crypto::HkdfExpand(kHash, prk, Info(kConfirmInitiatorLabel, ctx), kConfirmKeySize));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes confirm_responder,
+                         crypto::HkdfExpand(kHash, prk, Info(kConfirmResponderLabel, ctx), kConfirmKeySize));
+  keys.epoch_secret = EpochSecret(std::move(epoch_secret));
+  keys.confirm_key_initiator = InitiatorConfirmKey(std::move(confirm_initiator));
+  keys.confirm_key_responder = ResponderConfirmKey(std::move(confirm_responder));
   return keys;
 }
 
 namespace {
 
-Result<Bytes> ConfirmationInput(ByteView confirm_key, bool initiator, ByteView context_hash) {
+// The role byte of a confirmation MAC: the initiator's 0x01, the responder's 0x02.
+constexpr std::uint8_t kInitiatorRoleByte = 0x01;
+constexpr std::uint8_t kResponderRoleByte = 0x02;
+
+Result<Bytes> ConfirmationInput(ByteView confirm_key, std::uint8_t role, ByteView context_hash) {
   QSAPI_RETURN_IF_ERROR(CheckSize("confirmation key", confirm_key, kConfirmKeySize));
   QSAPI_RETURN_IF_ERROR(CheckSize("context hash", context_hash, kContextHashSize));
   Bytes data;
   data.reserve(kConfirmMacLabel.size() + 1 + context_hash.size());
   Append(data, kConfirmMacLabel);
-  data.push_back(initiator ? 0x01 : 0x02);
+  data.push_back(role);
   Append(data, context_hash);
   return data;
 }
 
-}  // namespace
-
-Result<Bytes> ConfirmationMac(ByteView confirm_key, bool initiator, ByteView context_hash) {
-  QSAPI_ASSIGN_OR_RETURN(Bytes data, ConfirmationInput(confirm_key, initiator, context_hash));
+Result<Bytes> Mac(ByteView confirm_key, std::uint8_t role, ByteView context_hash) {
+  QSAPI_ASSIGN_OR_RETURN(Bytes data, ConfirmationInput(confirm_key, role, context_hash));
   return crypto::Hmac(kHash, confirm_key, data);
 }
 
-Status VerifyConfirmationMac(ByteView confirm_key, bool initiator, ByteView context_hash, ByteView mac) {
-  QSAPI_ASSIGN_OR_RETURN(Bytes data, ConfirmationInput(confirm_key, initiator, context_hash));
+Status VerifyMac(ByteView confirm_key, std::uint8_t role, ByteView context_hash, ByteView mac) {
+  QSAPI_ASSIGN_OR_RETURN(Bytes data, ConfirmationInput(confirm_key, role, context_hash));
   if (mac.size() != kConfirmMacSize) return AuthenticationFailed();
   return crypto::HmacVerify(kHash, confirm_key, data, mac);
 }
 
-Result<EpochKeys> DeriveEpochKeys(ByteView epoch_secret, AeadSuite suite, ByteView session_id, std::uint32_t epoch) {
-  QSAPI_RETURN_IF_ERROR(CheckSize("epoch secret", epoch_secret, kEpochSecretSize));
+// AsPrk hands an epoch secret to HKDF-Expand, which the schedule defines it to be a PRK of.
+PseudorandomKey AsPrk(const EpochSecret& epoch_secret) { return PseudorandomKey::CopyFrom(epoch_secret.view()); }
+
+}  // namespace
+
+Result<Bytes> ConfirmationMac(const InitiatorConfirmKey& confirm_key, ByteView context_hash) {
+  return Mac(confirm_key.view(), kInitiatorRoleByte, context_hash);
+}
+Result<Bytes> ConfirmationMac(const ResponderConfirmKey& confirm_key, ByteView context_hash) {
+  return Mac(confirm_key.view(), kResponderRoleByte, context_hash);
+}
+Status VerifyConfirmationMac(const InitiatorConfirmKey& confirm_key, ByteView context_hash, ByteView mac) {
+  return VerifyMac(confirm_key.view(), kInitiatorRoleByte, context_hash, mac);
+}
+Status VerifyConfirmationMac(const ResponderConfirmKey& confirm_key, ByteView context_hash, ByteView mac) {
+  return VerifyMac(confirm_key.view(), kResponderRoleByte, context_hash, mac);
+}
+
+Result<EpochKeys> DeriveEpochKeys(const EpochSecret& epoch_secret, AeadSuite suite, ByteView session_id,
+                                  std::uint32_t epoch) {
+  QSAPI_RETURN_IF_ERROR(CheckSize("epoch secret", epoch_secret.view(), kEpochSecretSize));
   QSAPI_RETURN_IF_ERROR(CheckSuite(suite));
   QSAPI_RETURN_IF_ERROR(CheckSize("session id", session_id, kSessionIdSize));
   Bytes ectx;
@@ -198,37 +222,37 @@ Result<EpochKeys> DeriveEpochKeys(ByteView epoch_secret, AeadSuite suite, ByteVi
   AppendU32(ectx, epoch);
   const std::size_t nonce_size = NonceSize(suite);
 
+  const PseudorandomKey prk = AsPrk(epoch_secret);
   EpochKeys keys;
-  QSAPI_ASSIGN_OR_RETURN(keys.initiator_key,
-                         crypto::HkdfExpand(kHash, epoch_secret, Info(kKeyInitiatorLabel, ectx), kAeadKeySize));
-  QSAPI_ASSIGN_OR_RETURN(keys.responder_key,
-                         crypto::HkdfExpand(kHash, epoch_secret, Info(kKeyResponderLabel, ectx), kAeadKeySize));
-  QSAPI_ASSIGN_OR_RETURN(SecretBytes ni,
-                         crypto::HkdfExpand(kHash, epoch_secret, Info(kNonceInitiatorLabel, ectx), nonce_size));
-  QSAPI_ASSIGN_OR_RETURN(SecretBytes nr,
-                         crypto::HkdfExpand(kHash, epoch_secret, Info(kNonceResponderLabel, ectx), nonce_size));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes ki, crypto::HkdfExpand(kHash, prk, Info(kKeyInitiatorLabel, ectx), kAeadKeySize));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes kr, crypto::HkdfExpand(kHash, prk, Info(kKeyResponderLabel, ectx), kAeadKeySize));
+  keys.initiator_key = SymmetricKey(std::move(ki));
+  keys.responder_key = SymmetricKey(std::move(kr));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes ni, crypto::HkdfExpand(kHash, prk, Info(kNonceInitiatorLabel, ectx), nonce_size));
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes nr, crypto::HkdfExpand(kHash, prk, Info(kNonceResponderLabel, ectx), nonce_size));
   keys.initiator_nonce_prefix.assign(ni.view().begin(), ni.view().end());
   keys.responder_nonce_prefix.assign(nr.view().begin(), nr.view().end());
   return keys;
 }
 
-Result<SecretBytes> NextEpochSecret(ByteView epoch_secret, ByteView fresh_qkd_key, ByteView session_id,
+Result<EpochSecret> NextEpochSecret(const EpochSecret& epoch_secret, ByteView fresh_qkd_key, ByteView session_id,
                                     std::uint32_t next_epoch) {
-  QSAPI_RETURN_IF_ERROR(CheckSize("epoch secret", epoch_secret, kEpochSecretSize));
+  QSAPI_RETURN_IF_ERROR(CheckSize("epoch secret", epoch_secret.view(), kEpochSecretSize));
   QSAPI_RETURN_IF_ERROR(CheckQkdSize("fresh QKD key material", fresh_qkd_key));
   QSAPI_RETURN_IF_ERROR(CheckSize("session id", session_id, kSessionIdSize));
   if (next_epoch == 0) return InvalidArgument("the ratchet's next epoch must be >= 1");
 
   Ikm ikm(2 + fresh_qkd_key.size());
   ikm.Add(fresh_qkd_key);
-  QSAPI_ASSIGN_OR_RETURN(PseudorandomKey prk, crypto::HkdfExtract(kHash, epoch_secret, ikm.view()));
+  QSAPI_ASSIGN_OR_RETURN(PseudorandomKey prk, crypto::HkdfExtract(kHash, epoch_secret.view(), ikm.view()));
 
   Bytes ctx;
   ctx.reserve(kSessionIdSize + 4 + 1);
   Append(ctx, session_id);
   AppendU32(ctx, next_epoch);
   ctx.push_back(fresh_qkd_key.empty() ? 0x00 : 0x01);
-  return crypto::HkdfExpand(kHash, prk.view(), Info(kRatchetLabel, ctx), kEpochSecretSize);
+  QSAPI_ASSIGN_OR_RETURN(SecretBytes next, crypto::HkdfExpand(kHash, prk, Info(kRatchetLabel, ctx), kEpochSecretSize));
+  return EpochSecret(std::move(next));
 }
 
 }  // namespace qsapi::session

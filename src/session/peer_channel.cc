@@ -379,7 +379,7 @@ Status PeerChannel::Impl::RotateWithFreshQkd() {
 // ---------------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, ChannelConfig config, Ordering ordering) {
-  if (session.keys().epoch_secret.empty()) {
+  if (session.keys().epoch_secret.size() == 0) {
     return FailedPrecondition("peer channel: the session has no keys (taken, or not an established session)");
   }
   if (session.reestablishes()) {
@@ -389,8 +389,8 @@ Result<std::unique_ptr<PeerChannel>> PeerChannel::Create(PeerSession session, Ch
   config.ordering = ordering;
   SessionKeys keys = session.TakeKeys();
   QSAPI_ASSIGN_OR_RETURN(SessionChannel channel,
-                         SessionChannel::New(session.role() == SessionRole::kInitiator, session.suite(),
-                                             session.session_id(), std::move(keys.epoch_secret), std::move(config)));
+                         SessionChannel::New(session.role(), session.suite(), session.session_id(),
+                                             std::move(keys.epoch_secret), std::move(config)));
   const bool attached = session.link() != nullptr && session.link()->is_open();
   auto impl = std::make_unique<Impl>(std::move(session), std::move(channel));
   Impl* p = impl.get();

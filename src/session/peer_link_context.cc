@@ -218,7 +218,8 @@ Result<std::shared_ptr<const PeerLinkContext>> PeerLinkContext::Create(const Pee
   auto handles = std::make_unique<Handles>();
   handles->client.reset(SSL_CTX_new(TLS_client_method()));
   handles->server.reset(SSL_CTX_new(TLS_server_method()));
-  if (!handles->client || !handles->server) return Internal(who + "cannot create TLS contexts: " + crypto::internal::TakeOpenSslReason());
+  if (!handles->client || !handles->server)
+    return Internal(who + "cannot create TLS contexts: " + crypto::internal::TakeOpenSslReason());
   QSAPI_RETURN_IF_ERROR(pki::ConfigureClientContext(handles->client.get(), tls));
   QSAPI_RETURN_IF_ERROR(pki::ConfigureServerContext(handles->server.get(), tls));
   QSAPI_RETURN_IF_ERROR(ConfigureCommon(handles->client.get(), options.profile));

@@ -1,14 +1,14 @@
 // Accepting peer-link connections (qsapi/session/peer_link.h): a non-blocking listening socket
 // and a self-pipe, so that Close wakes a thread waiting in AcceptConnection.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
 #include <utility>
 
@@ -62,7 +62,7 @@ int IncomingConnection::release() noexcept { return std::exchange(fd_, -1); }
 
 Result<std::unique_ptr<PeerListener>> PeerListener::Listen(const std::string& bind_address, std::uint16_t port) {
   QSAPI_ASSIGN_OR_RETURN(auto addrs, qsapi::internal::ResolveWithDeadline(bind_address, std::to_string(port),
-                                                                   Clock::now() + std::chrono::seconds(5)));
+                                                                          Clock::now() + std::chrono::seconds(5)));
   if (addrs.empty()) return Unavailable("peer listener: no address for " + bind_address);
   const auto& a = addrs.front();
   const int fd = ::socket(a.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -19,18 +19,23 @@ TEST(HkdfTest, Rfc5869TestCase1ThroughExtractAndExpand) {
   auto prk = HkdfExtract(HashAlgorithm::kSha256, salt, ikm);
   QSAPI_ASSERT_OK(prk);
   EXPECT_EQ(ToHex(prk->view()), "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
-  auto okm = HkdfExpand(HashAlgorithm::kSha256, prk->view(), info, 42);
+  auto okm = HkdfExpand(HashAlgorithm::kSha256, *prk, info, 42);
   QSAPI_ASSERT_OK(okm);
   EXPECT_EQ(ToHex(okm->view()), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+  // The one-shot Hkdf takes its arguments in the same order as Extract: salt, then IKM.
+  auto one_shot = Hkdf(HashAlgorithm::kSha256, salt, ikm, info, 42);
+  QSAPI_ASSERT_OK(one_shot);
+  EXPECT_EQ(ToHex(one_shot->view()), ToHex(okm->view()));
 }
 
 TEST(HkdfTest, LengthBounds) {
-  const Bytes prk(32, 1);
+  const auto prk = PseudorandomKey::CopyFrom(Bytes(32, 1));
   EXPECT_TRUE(HkdfExpand(HashAlgorithm::kSha256, prk, {}, 255 * 32).ok());
   EXPECT_EQ(HkdfExpand(HashAlgorithm::kSha256, prk, {}, 255 * 32 + 1).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(HkdfExpand(HashAlgorithm::kSha256, prk, {}, 0).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(HkdfExpand(HashAlgorithm::kSha256, Bytes(31, 1), {}, 32).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(HkdfExtract(HashAlgorithm::kSha3_256, {}, prk).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(HkdfExpand(HashAlgorithm::kSha256, PseudorandomKey::CopyFrom(Bytes(31, 1)), {}, 32).error().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(HkdfExtract(HashAlgorithm::kSha3_256, {}, prk.view()).error().code(), ErrorCode::kInvalidArgument);
 }
 
 // HkdfExpandLabel with the "tls13 " prefix must equal OpenSSL's own TLS 1.3 KDF (an independent
@@ -68,19 +73,21 @@ TEST(HkdfExpandLabelTest, MatchesOpenSslTls13Kdf) {
   const Bytes context = Hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   for (const char* label : {"derived", "key", "iv", "c hs traffic"}) {
     for (std::size_t len : {12, 16, 32}) {
-      auto ours = HkdfExpandLabel(HashAlgorithm::kSha256, secret, label, context, len, "tls13 ");
+      auto ours =
+          HkdfExpandLabel(HashAlgorithm::kSha256, PseudorandomKey::CopyFrom(secret), label, context, len, "tls13 ");
       QSAPI_ASSERT_OK(ours);
       EXPECT_EQ(ToHex(ours->view()), ToHex(OpenSslTls13ExpandLabel("SHA2-256", secret, label, context, len)))
           << label << " " << len;
     }
   }
-  auto sha384 = HkdfExpandLabel(HashAlgorithm::kSha384, Bytes(48, 7), "finished", {}, 48, "tls13 ");
+  auto sha384 =
+      HkdfExpandLabel(HashAlgorithm::kSha384, PseudorandomKey::CopyFrom(Bytes(48, 7)), "finished", {}, 48, "tls13 ");
   QSAPI_ASSERT_OK(sha384);
   EXPECT_EQ(ToHex(sha384->view()), ToHex(OpenSslTls13ExpandLabel("SHA2-384", Bytes(48, 7), "finished", {}, 48)));
 }
 
 TEST(HkdfExpandLabelTest, QsapiPrefixSeparatesFromTls) {
-  const Bytes secret(32, 9);
+  const auto secret = PseudorandomKey::CopyFrom(Bytes(32, 9));
   auto tls = HkdfExpandLabel(HashAlgorithm::kSha256, secret, "key", {}, 32, "tls13 ");
   auto ours = HkdfExpandLabel(HashAlgorithm::kSha256, secret, "key", {}, 32);
   QSAPI_ASSERT_OK(tls);

@@ -109,15 +109,15 @@ void KeyDerivationPaths() {
   for (const HashAlgorithm h : {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512}) {
     SecretBytes ikm = RandomSecret(64);
     Secret(ikm.data(), ikm.size());
-    auto okm = qsapi::crypto::Hkdf(h, ikm.view(), AsBytes(salt), AsBytes(info), 96);
+    auto okm = qsapi::crypto::Hkdf(h, AsBytes(salt), ikm.view(), AsBytes(info), 96);
     Expect(okm.ok(), "Hkdf");
     Expect(okm.ok() && StillSecret(okm->data(), okm->size()), "Hkdf output carries the IKM's taint");
     auto prk = qsapi::crypto::HkdfExtract(h, AsBytes(salt), ikm.view());
     Expect(prk.ok() && StillSecret(prk->view().data(), prk->size()), "HkdfExtract");
     if (!prk.ok()) continue;
-    auto expanded = qsapi::crypto::HkdfExpand(h, prk->view(), AsBytes(info), 200);
+    auto expanded = qsapi::crypto::HkdfExpand(h, *prk, AsBytes(info), 200);
     Expect(expanded.ok() && StillSecret(expanded->data(), expanded->size()), "HkdfExpand");
-    auto labelled = qsapi::crypto::HkdfExpandLabel(h, prk->view(), "ct test", AsBytes(info), 48);
+    auto labelled = qsapi::crypto::HkdfExpandLabel(h, *prk, "ct test", AsBytes(info), 48);
     Expect(labelled.ok() && StillSecret(labelled->data(), labelled->size()), "HkdfExpandLabel");
   }
 }
@@ -164,8 +164,8 @@ void ApiTokenPath() {
   if (!loaded.ok()) std::abort();
   // The stored hashes and the secret part of the presented token (after "qsapi_<id>_") are secret.
   for (const auto& e : loaded->entries()) Secret(e.hash.data(), e.hash.size());
-  std::string presented = *token;
-  std::string wrong = *token;
+  std::string presented(qsapi::server::TokenText(*token));
+  std::string wrong = presented;
   wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
   Secret(presented.data() + 15, presented.size() - 15);
   Secret(wrong.data() + 15, wrong.size() - 15);

@@ -623,7 +623,7 @@ class RecordingRandom final : public crypto::RandomSource {
     const std::lock_guard<std::mutex> lock(mu_);
     Bytes seed = {static_cast<std::uint8_t>(counter_ >> 8), static_cast<std::uint8_t>(counter_)};
     ++counter_;
-    auto block = crypto::Hkdf(crypto::HashAlgorithm::kSha512, seed, {}, {}, out.size());
+    auto block = crypto::Hkdf(crypto::HashAlgorithm::kSha512, {}, seed, {}, out.size());
     if (!block.ok()) return block.error();
     std::copy(block->view().begin(), block->view().end(), out.begin());
     drawn_.emplace_back(out.begin(), out.end());

@@ -34,8 +34,9 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(audit.ok());
     audit_ = std::move(*audit);
     auto tokens = TokenStore::Load(dir_ / "tokens.json").value();
-    admin_ = tokens.Create("admin", Policy{{"*"}, {"*"}}).value();
-    billing_ = tokens.Create("billing", Policy{{"billing-*"}, {"encrypt", "decrypt", "keys.read"}}).value();
+    admin_ = std::string(TokenText(tokens.Create("admin", Policy{{"*"}, {"*"}}).value()));
+    billing_ = std::string(
+        TokenText(tokens.Create("billing", Policy{{"billing-*"}, {"encrypt", "decrypt", "keys.read"}}).value()));
     api_ = std::make_unique<Api>(ApiOptions{}, ks_.get(), pool_, std::move(tokens),
                                  std::vector<ClientCertificatePolicy>{{"svc.example", Policy{{"*"}, {"random"}}}},
                                  audit_.get());

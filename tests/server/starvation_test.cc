@@ -109,8 +109,8 @@ TEST_F(StarvationTest, ASlowSignatureFloodLeavesLivenessAndOtherPrincipalsServed
   auto store = TokenStore::Load(TokenFilePath(dir_));
   ASSERT_TRUE(store.ok());
   // The attacker: a token that may only sign with the slow key.
-  const std::string flooder = store->Create("flooder", Policy{{"slow"}, {"sign"}}).value();
-  const std::string other = store->Create("billing", Policy{{"fast"}, {"encrypt"}}).value();
+  const std::string flooder(TokenText(store->Create("flooder", Policy{{"slow"}, {"sign"}}).value()));
+  const std::string other(TokenText(store->Create("billing", Policy{{"fast"}, {"encrypt"}}).value()));
   unsigned status = 0;
   for (int i = 0; i < 50 && status != 200; ++i) {  // the token file is re-read every second
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -23,8 +23,8 @@ struct FakeClock {
 
 inline Bytes TestSessionId() { return Bytes(kSessionIdSize, 0xa5); }
 
-inline SecretBytes TestEpochSecret(std::uint8_t fill = 0x3c) {
-  return SecretBytes::CopyFrom(Bytes(kEpochSecretSize, fill));
+inline EpochSecret TestEpochSecret(std::uint8_t fill = 0x3c) {
+  return EpochSecret::CopyFrom(Bytes(kEpochSecretSize, fill));
 }
 
 struct ChannelPair {
@@ -36,8 +36,8 @@ struct ChannelPair {
 inline ChannelPair MakePair(AeadSuite suite = AeadSuite::kAes256Gcm, ChannelConfig config = {}) {
   ChannelPair pair;
   config.clock = pair.clock.fn();
-  auto i = SessionChannel::New(true, suite, TestSessionId(), TestEpochSecret(), config);
-  auto r = SessionChannel::New(false, suite, TestSessionId(), TestEpochSecret(), config);
+  auto i = SessionChannel::New(SessionRole::kInitiator, suite, TestSessionId(), TestEpochSecret(), config);
+  auto r = SessionChannel::New(SessionRole::kResponder, suite, TestSessionId(), TestEpochSecret(), config);
   EXPECT_TRUE(i.ok() && r.ok());
   if (i.ok()) pair.initiator.emplace(std::move(*i));
   if (r.ok()) pair.responder.emplace(std::move(*r));

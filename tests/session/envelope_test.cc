@@ -58,7 +58,7 @@ TEST_P(BothSuites, WrongAssociatedDataFails) {
 // The nonce construction, checked with the raw AEAD and the epoch keys: prefix XOR seq, header as AAD.
 TEST_P(BothSuites, NonceIsPrefixXorSequenceAndHeaderIsAad) {
   ChannelPair p = MakePair(GetParam());
-  auto keys = DeriveEpochKeys(TestEpochSecret().view(), GetParam(), TestSessionId(), 0);
+  auto keys = DeriveEpochKeys(TestEpochSecret(), GetParam(), TestSessionId(), 0);
   QSAPI_ASSERT_OK(keys);
   auto aead = crypto::Aead::New(GetParam() == AeadSuite::kAes256Gcm ? crypto::AeadAlgorithm::kAes256Gcm
                                                                     : crypto::AeadAlgorithm::kXChaCha20Poly1305,
@@ -245,18 +245,25 @@ TEST(SessionChannelTest, WrongSuiteAndWrongSessionAreRefused) {
   EXPECT_FALSE(xchacha.responder->Open(relabelled).ok());
   EXPECT_FALSE(aes.responder->Open(relabelled).ok());
 
-  auto other = SessionChannel::New(false, AeadSuite::kAes256Gcm, Bytes(kSessionIdSize, 0x01), TestEpochSecret());
+  auto other = SessionChannel::New(SessionRole::kResponder, AeadSuite::kAes256Gcm, Bytes(kSessionIdSize, 0x01),
+                                   TestEpochSecret());
   QSAPI_ASSERT_OK(other);
   auto o = other->Open(*env);
   ASSERT_FALSE(o.ok());
   EXPECT_NE(o.error().message().find("another session"), std::string::npos);
 
-  EXPECT_EQ(SessionChannel::New(true, static_cast<AeadSuite>(7), TestSessionId(), TestEpochSecret()).error().code(),
+  EXPECT_EQ(SessionChannel::New(SessionRole::kInitiator, static_cast<AeadSuite>(7), TestSessionId(), TestEpochSecret())
+                .error()
+                .code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(SessionChannel::New(true, AeadSuite::kAes256Gcm, Bytes(8), TestEpochSecret()).error().code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(SessionChannel::New(true, AeadSuite::kAes256Gcm, TestSessionId(), SecretBytes(32)).error().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(
+      SessionChannel::New(SessionRole::kInitiator, AeadSuite::kAes256Gcm, Bytes(8), TestEpochSecret()).error().code(),
+      ErrorCode::kInvalidArgument);
+  EXPECT_EQ(
+      SessionChannel::New(SessionRole::kInitiator, AeadSuite::kAes256Gcm, TestSessionId(), EpochSecret(SecretBytes(32)))
+          .error()
+          .code(),
+      ErrorCode::kInvalidArgument);
 }
 
 TEST(SessionChannelTest, SizeBoundIsEnforced) {
@@ -270,7 +277,8 @@ TEST(SessionChannelTest, SizeBoundIsEnforced) {
   // A peer with a larger bound sends 1001 bytes: refused by the parser before any decryption.
   ChannelConfig large;
   large.max_payload = 4096;
-  auto sender = SessionChannel::New(true, AeadSuite::kAes256Gcm, TestSessionId(), TestEpochSecret(), large);
+  auto sender =
+      SessionChannel::New(SessionRole::kInitiator, AeadSuite::kAes256Gcm, TestSessionId(), TestEpochSecret(), large);
   QSAPI_ASSERT_OK(sender);
   auto env = sender->Seal(Bytes(1001));
   QSAPI_ASSERT_OK(env);
@@ -283,7 +291,9 @@ TEST(SessionChannelTest, SizeBoundIsEnforced) {
   EXPECT_TRUE(d.initiator->Seal(Bytes(kDefaultMaxEnvelopePayload)).ok());
   EXPECT_FALSE(d.initiator->Seal(Bytes(kDefaultMaxEnvelopePayload + 1)).ok());
   config.max_payload = kMaxEnvelopePayloadLimit + 1;
-  EXPECT_FALSE(SessionChannel::New(true, AeadSuite::kAes256Gcm, TestSessionId(), TestEpochSecret(), config).ok());
+  EXPECT_FALSE(
+      SessionChannel::New(SessionRole::kInitiator, AeadSuite::kAes256Gcm, TestSessionId(), TestEpochSecret(), config)
+          .ok());
 }
 
 TEST(SessionChannelTest, FailedDecryptionsTearTheChannelDown) {

@@ -29,7 +29,10 @@ struct Material {
   }
 };
 
-std::string Hex(const SecretBytes& s) { return ToHex(s.view()); }
+template <typename S>
+std::string Hex(const S& s) {
+  return ToHex(s.view());
+}
 
 TEST(SessionKeyScheduleTest, AllSourcesAreListedInOrderAndKeysHaveTheirSizes) {
   const Material m;
@@ -102,10 +105,10 @@ TEST(SessionKeyScheduleTest, DowngradedSourceListFailsConfirmation) {
   QSAPI_ASSERT_OK(full);
   QSAPI_ASSERT_OK(downgraded);
   EXPECT_NE(Hex(full->epoch_secret), Hex(downgraded->epoch_secret));
-  auto mac = ConfirmationMac(full->confirm_key_initiator.view(), true, m.context_hash);
+  auto mac = ConfirmationMac(full->confirm_key_initiator, m.context_hash);
   QSAPI_ASSERT_OK(mac);
-  QSAPI_EXPECT_OK(VerifyConfirmationMac(full->confirm_key_initiator.view(), true, m.context_hash, *mac));
-  auto st = VerifyConfirmationMac(downgraded->confirm_key_initiator.view(), true, m.context_hash, *mac);
+  QSAPI_EXPECT_OK(VerifyConfirmationMac(full->confirm_key_initiator, m.context_hash, *mac));
+  auto st = VerifyConfirmationMac(downgraded->confirm_key_initiator, m.context_hash, *mac);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error(), AuthenticationFailed());
 }
@@ -180,29 +183,32 @@ TEST(SessionKeyScheduleTest, BadLengthsAndSuitesAreRefused) {
 }
 
 TEST(SessionConfirmationMacTest, RolesDifferAndTamperingFails) {
-  const Bytes key(kConfirmKeySize, 7);
+  // The same bytes as either role's key: the role byte follows from the key's type.
+  const auto ki = InitiatorConfirmKey::CopyFrom(Bytes(kConfirmKeySize, 7));
+  const auto kr = ResponderConfirmKey::CopyFrom(Bytes(kConfirmKeySize, 7));
   const Bytes ctx(kContextHashSize, 9);
-  auto mi = ConfirmationMac(key, true, ctx);
-  auto mr = ConfirmationMac(key, false, ctx);
+  auto mi = ConfirmationMac(ki, ctx);
+  auto mr = ConfirmationMac(kr, ctx);
   QSAPI_ASSERT_OK(mi);
   QSAPI_ASSERT_OK(mr);
   EXPECT_EQ(mi->size(), kConfirmMacSize);
   EXPECT_NE(*mi, *mr);
   // The initiator's MAC is not accepted as the responder's (reflection).
-  EXPECT_FALSE(VerifyConfirmationMac(key, false, ctx, *mi).ok());
+  EXPECT_FALSE(VerifyConfirmationMac(kr, ctx, *mi).ok());
+  QSAPI_EXPECT_OK(VerifyConfirmationMac(kr, ctx, *mr));
   Bytes bad = *mi;
   bad[0] ^= 0x80;
-  EXPECT_EQ(VerifyConfirmationMac(key, true, ctx, bad).error(), AuthenticationFailed());
-  EXPECT_EQ(VerifyConfirmationMac(key, true, ctx, ByteView(*mi).first(32)).error(), AuthenticationFailed());
+  EXPECT_EQ(VerifyConfirmationMac(ki, ctx, bad).error(), AuthenticationFailed());
+  EXPECT_EQ(VerifyConfirmationMac(ki, ctx, ByteView(*mi).first(32)).error(), AuthenticationFailed());
   Bytes ctx2 = ctx;
   ctx2[47] ^= 1;
-  EXPECT_EQ(VerifyConfirmationMac(key, true, ctx2, *mi).error(), AuthenticationFailed());
-  EXPECT_EQ(ConfirmationMac(Bytes(32), true, ctx).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(VerifyConfirmationMac(key, true, Bytes(32), *mi).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(VerifyConfirmationMac(ki, ctx2, *mi).error(), AuthenticationFailed());
+  EXPECT_EQ(ConfirmationMac(InitiatorConfirmKey::CopyFrom(Bytes(32)), ctx).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(VerifyConfirmationMac(ki, Bytes(32), *mi).error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(SessionEpochKeysTest, DirectionsEpochsAndSuitesGiveDistinctKeys) {
-  const Bytes secret(kEpochSecretSize, 0x5a);
+  const auto secret = EpochSecret::CopyFrom(Bytes(kEpochSecretSize, 0x5a));
   const Bytes sid(kSessionIdSize, 0x01);
   auto e0 = DeriveEpochKeys(secret, AeadSuite::kAes256Gcm, sid, 0);
   auto e1 = DeriveEpochKeys(secret, AeadSuite::kAes256Gcm, sid, 1);
@@ -219,13 +225,14 @@ TEST(SessionEpochKeysTest, DirectionsEpochsAndSuitesGiveDistinctKeys) {
   EXPECT_EQ(keys.size(), 6U);
   EXPECT_NE(e0->initiator_nonce_prefix, e0->responder_nonce_prefix);
   EXPECT_NE(e0->initiator_nonce_prefix, e1->initiator_nonce_prefix);
-  EXPECT_EQ(DeriveEpochKeys(Bytes(32), AeadSuite::kAes256Gcm, sid, 0).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DeriveEpochKeys(EpochSecret::CopyFrom(Bytes(32)), AeadSuite::kAes256Gcm, sid, 0).error().code(),
+            ErrorCode::kInvalidArgument);
   EXPECT_EQ(DeriveEpochKeys(secret, static_cast<AeadSuite>(9), sid, 0).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(DeriveEpochKeys(secret, AeadSuite::kAes256Gcm, Bytes(8), 0).error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(SessionRatchetTest, FreshQkdMaterialAndEpochNumberChangeTheNextSecret) {
-  const Bytes secret(kEpochSecretSize, 0x5a);
+  const auto secret = EpochSecret::CopyFrom(Bytes(kEpochSecretSize, 0x5a));
   const Bytes sid(kSessionIdSize, 0x01);
   auto plain = NextEpochSecret(secret, {}, sid, 1);
   auto plain_again = NextEpochSecret(secret, {}, sid, 1);
@@ -239,11 +246,11 @@ TEST(SessionRatchetTest, FreshQkdMaterialAndEpochNumberChangeTheNextSecret) {
   QSAPI_ASSERT_OK(epoch2);
   EXPECT_EQ(plain->size(), kEpochSecretSize);
   EXPECT_EQ(Hex(*plain), Hex(*plain_again));
-  std::set<std::string> all{Hex(*plain), Hex(*mixed), Hex(*mixed_other), Hex(*epoch2), ToHex(secret)};
+  std::set<std::string> all{Hex(*plain), Hex(*mixed), Hex(*mixed_other), Hex(*epoch2), Hex(secret)};
   EXPECT_EQ(all.size(), 5U);
   EXPECT_EQ(NextEpochSecret(secret, {}, sid, 0).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(NextEpochSecret(secret, Bytes(16), sid, 1).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(NextEpochSecret(Bytes(47), {}, sid, 1).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(NextEpochSecret(EpochSecret::CopyFrom(Bytes(47)), {}, sid, 1).error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(SessionSuiteTest, NamesAndNonceSizes) {

@@ -45,7 +45,10 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-std::string Hex(const SecretBytes& s) { return qsapi::testing::ToHex(s.view()); }
+template <typename S>
+std::string Hex(const S& s) {
+  return qsapi::testing::ToHex(s.view());
+}
 
 PeerLinkOptions LinkOptions(const PeerPki& pki, const std::string& name, PeerProfile profile = PeerProfile::kDefault) {
   PeerLinkOptions o;

@@ -63,27 +63,27 @@ TEST_P(SessionVectors, KeySchedule) {
   EXPECT_EQ(ToHex(keys->confirm_key_initiator.view()), c.at("confirm_key_initiator").get<std::string>());
   EXPECT_EQ(ToHex(keys->confirm_key_responder.view()), c.at("confirm_key_responder").get<std::string>());
 
-  auto mac_i = ConfirmationMac(keys->confirm_key_initiator.view(), true, context_hash);
-  auto mac_r = ConfirmationMac(keys->confirm_key_responder.view(), false, context_hash);
+  auto mac_i = ConfirmationMac(keys->confirm_key_initiator, context_hash);
+  auto mac_r = ConfirmationMac(keys->confirm_key_responder, context_hash);
   QSAPI_ASSERT_OK(mac_i);
   QSAPI_ASSERT_OK(mac_r);
   EXPECT_EQ(ToHex(*mac_i), c.at("confirm_mac_initiator").get<std::string>());
   EXPECT_EQ(ToHex(*mac_r), c.at("confirm_mac_responder").get<std::string>());
-  QSAPI_EXPECT_OK(VerifyConfirmationMac(keys->confirm_key_responder.view(), false, context_hash,
+  QSAPI_EXPECT_OK(VerifyConfirmationMac(keys->confirm_key_responder, context_hash,
                                         Hex(c.at("confirm_mac_responder").get<std::string>())));
 
-  SecretBytes previous = keys->epoch_secret.Clone();
+  EpochSecret previous = keys->epoch_secret.Clone();
   for (const auto& e : c.at("epochs")) {
     const auto epoch = e.at("epoch").get<std::uint32_t>();
     SCOPED_TRACE("epoch " + std::to_string(epoch));
     if (epoch > 0) {
-      auto next = NextEpochSecret(previous.view(), Hex(e.at("fresh_qkd_key").get<std::string>()), sid, epoch);
+      auto next = NextEpochSecret(previous, Hex(e.at("fresh_qkd_key").get<std::string>()), sid, epoch);
       QSAPI_ASSERT_OK(next);
       EXPECT_EQ(ToHex(next->view()), e.at("secret").get<std::string>());
       previous = std::move(*next);
     }
     if (!e.contains("initiator_key")) continue;
-    auto ek = DeriveEpochKeys(Hex(e.at("secret").get<std::string>()), *suite, sid, epoch);
+    auto ek = DeriveEpochKeys(EpochSecret::CopyFrom(Hex(e.at("secret").get<std::string>())), *suite, sid, epoch);
     QSAPI_ASSERT_OK(ek);
     EXPECT_EQ(ToHex(ek->initiator_key.view()), e.at("initiator_key").get<std::string>());
     EXPECT_EQ(ToHex(ek->responder_key.view()), e.at("responder_key").get<std::string>());
@@ -102,10 +102,10 @@ TEST_P(SessionVectors, Envelopes) {
   QSAPI_ASSERT_OK(suite);
   const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
   std::map<std::string, SessionChannel> channels;
-  for (const bool initiator : {true, false}) {
-    auto ch = SessionChannel::New(initiator, *suite, sid, SecretBytes::CopyFrom(secret));
+  for (const SessionRole role : {SessionRole::kInitiator, SessionRole::kResponder}) {
+    auto ch = SessionChannel::New(role, *suite, sid, EpochSecret::CopyFrom(secret));
     QSAPI_ASSERT_OK(ch);
-    channels.emplace(initiator ? "initiator" : "responder", std::move(*ch));
+    channels.emplace(role == SessionRole::kInitiator ? "initiator" : "responder", std::move(*ch));
   }
   std::map<std::string, std::optional<EnvelopeStreamWriter>> writers;
   std::map<std::string, std::optional<EnvelopeStreamReader>> readers;
@@ -191,7 +191,7 @@ TEST_P(SessionVectors, FreshKeyAgreement) {
   Bytes aad(internal::kRekeyConfirmLabel.begin(), internal::kRekeyConfirmLabel.end());
   aad.insert(aad.end(), offer_bytes.begin(), offer_bytes.end());
 
-  auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
+  auto responder = SessionChannel::New(SessionRole::kResponder, *suite, sid, EpochSecret::CopyFrom(secret));
   QSAPI_ASSERT_OK(responder);
   for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e)
     QSAPI_ASSERT_OK(responder->Rotate());
@@ -207,7 +207,7 @@ TEST_P(SessionVectors, FreshKeyAgreement) {
   done.confirm_envelope = *confirm;
   EXPECT_EQ(ToHex(internal::EncodeRekeyDone(done)), v.at("rekey_done").get<std::string>());
 
-  auto initiator = SessionChannel::New(true, *suite, sid, SecretBytes::CopyFrom(secret));
+  auto initiator = SessionChannel::New(SessionRole::kInitiator, *suite, sid, EpochSecret::CopyFrom(secret));
   QSAPI_ASSERT_OK(initiator);
   auto min_epoch = initiator->BeginFreshKey();
   QSAPI_ASSERT_OK(min_epoch);
@@ -275,7 +275,7 @@ TEST_P(SessionVectors, Reestablishment) {
   Bytes aad(internal::kReestablishConfirmLabel.begin(), internal::kReestablishConfirmLabel.end());
   aad.insert(aad.end(), context_hash->begin(), context_hash->end());
   const Bytes secret = Hex(c.at("epoch_secret").get<std::string>());
-  auto responder = SessionChannel::New(false, *suite, sid, SecretBytes::CopyFrom(secret));
+  auto responder = SessionChannel::New(SessionRole::kResponder, *suite, sid, EpochSecret::CopyFrom(secret));
   QSAPI_ASSERT_OK(responder);
   for (std::uint32_t e = 0; e < v.at("responder_epoch_before").get<std::uint32_t>(); ++e)
     QSAPI_ASSERT_OK(responder->Rotate());
@@ -289,7 +289,7 @@ TEST_P(SessionVectors, Reestablishment) {
   internal::RekeyDoneMessage done{.session_id = re.session_id, .epoch = *bound, .confirm_envelope = *confirm};
   EXPECT_EQ(ToHex(internal::EncodeRekeyDone(done)), v.at("rekey_done").get<std::string>());
 
-  auto initiator = SessionChannel::New(true, *suite, sid, SecretBytes::CopyFrom(secret));
+  auto initiator = SessionChannel::New(SessionRole::kInitiator, *suite, sid, EpochSecret::CopyFrom(secret));
   QSAPI_ASSERT_OK(initiator);
   QSAPI_ASSERT_OK(initiator->BeginFreshKey());
   QSAPI_ASSERT_OK(initiator->CompleteFreshKey(*bound, keys->epoch_secret.view(), *confirm, aad,

@@ -27,7 +27,7 @@ bool RunHkdfCase(HashAlgorithm hash, const TestCase& tc) {
   const auto size_field = tc.test().find("size");
   if (size_field == tc.test().end() || !size_field->is_number_unsigned()) return false;
   const std::size_t size = size_field->get<std::size_t>();
-  Result<SecretBytes> okm = Hkdf(hash, tc.Bytes("ikm"), tc.Bytes("salt"), tc.Bytes("info"), size);
+  Result<SecretBytes> okm = Hkdf(hash, tc.Bytes("salt"), tc.Bytes("ikm"), tc.Bytes("info"), size);
   if (tc.invalid()) {
     // The only invalid vectors ask for more than 255 * HashLen bytes (SizeTooLarge).
     EXPECT_FALSE(okm.ok()) << "derived " << size << " bytes";

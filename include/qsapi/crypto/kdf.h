@@ -41,12 +41,15 @@ Status HmacVerify(HashAlgorithm algorithm, ByteView key, ByteView data, ByteView
 // SHA-2 hashes only (kInvalidArgument otherwise).
 Result<PseudorandomKey> HkdfExtract(HashAlgorithm algorithm, ByteView salt, ByteView ikm);
 
-// HkdfExpand returns `length` bytes of OKM = T(1) || T(2) || ... (RFC 5869, 2.3).
+// HkdfExpand returns `length` bytes of OKM = T(1) || T(2) || ... (RFC 5869, 2.3). It takes a
+// PseudorandomKey only: an Extract output, or a secret a key schedule defines as one (say, TLS 1.3
+// style secrets), wrapped on purpose by the schedule that says so; never raw input keying material.
 // kInvalidArgument when length is 0 or exceeds 255 * HashLen, or prk is shorter than HashLen.
-Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, ByteView prk, ByteView info, std::size_t length);
+Result<SecretBytes> HkdfExpand(HashAlgorithm algorithm, const PseudorandomKey& prk, ByteView info, std::size_t length);
 
-// Hkdf is HkdfExpand(HkdfExtract(salt, ikm), info, length).
-Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView ikm, ByteView salt, ByteView info, std::size_t length);
+// Hkdf is HkdfExpand(HkdfExtract(salt, ikm), info, length). Every function here that takes both
+// takes the salt first, then the input keying material (RFC 5869's Extract(salt, IKM)).
+Result<SecretBytes> Hkdf(HashAlgorithm algorithm, ByteView salt, ByteView ikm, ByteView info, std::size_t length);
 
 // kQsapiLabelPrefix is the prefix qsapi's own key schedules use with HkdfExpandLabel.
 inline constexpr std::string_view kQsapiLabelPrefix = "qsapi ";
@@ -56,8 +59,8 @@ inline constexpr std::string_view kQsapiLabelPrefix = "qsapi ";
 // (RFC 8446, 7.1). With prefix "tls13 " it is exactly TLS 1.3's HKDF-Expand-Label.
 // kInvalidArgument when prefix || label is longer than 255 bytes (or shorter than 7, as TLS
 // requires), context is longer than 255 bytes, or length exceeds 65535.
-Result<SecretBytes> HkdfExpandLabel(HashAlgorithm algorithm, ByteView secret, std::string_view label, ByteView context,
-                                    std::size_t length, std::string_view prefix = kQsapiLabelPrefix);
+Result<SecretBytes> HkdfExpandLabel(HashAlgorithm algorithm, const PseudorandomKey& secret, std::string_view label,
+                                    ByteView context, std::size_t length, std::string_view prefix = kQsapiLabelPrefix);
 
 }  // namespace qsapi::crypto
 

@@ -171,9 +171,9 @@ class ChannelState;
 // None of these changes the channel's state (except the failure and replay counters).
 class SessionChannel {
  public:
-  // New creates the channel of one side. `initiator` picks the sending direction. The epoch 0
-  // secret comes from DeriveSessionKeys and is taken over (zeroised when no longer needed).
-  static Result<SessionChannel> New(bool initiator, AeadSuite suite, ByteView session_id, SecretBytes epoch_secret,
+  // New creates the channel of one side. `role` picks the sending direction. The epoch 0 secret
+  // comes from DeriveSessionKeys and is taken over (zeroised when no longer needed).
+  static Result<SessionChannel> New(SessionRole role, AeadSuite suite, ByteView session_id, EpochSecret epoch_secret,
                                     ChannelConfig config = {});
 
   SessionChannel(SessionChannel&& other) noexcept;
@@ -239,7 +239,7 @@ class SessionChannel {
   void Close() noexcept;
 
   [[nodiscard]] ChannelStats stats() const;
-  [[nodiscard]] bool initiator() const noexcept;
+  [[nodiscard]] SessionRole role() const noexcept;
   [[nodiscard]] AeadSuite suite() const noexcept;
   // receive_epochs lists the epochs whose receive keys are held, oldest first.
   [[nodiscard]] std::vector<std::uint32_t> receive_epochs() const;

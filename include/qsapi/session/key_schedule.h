@@ -41,6 +41,17 @@ namespace qsapi::session {
 // AeadSuite is the payload AEAD of a session; its value is the suite byte on the wire.
 enum class AeadSuite : std::uint8_t { kAes256Gcm = 1, kXChaCha20Poly1305 = 2 };
 
+// SessionRole is a side of a session: the initiator proposes it, the responder answers.
+enum class SessionRole : std::uint8_t { kInitiator, kResponder };
+
+// The secrets of the schedule, each a type of its own: a confirmation key of one role cannot be
+// passed where the other role's is expected, nor an epoch secret where a traffic key is. An epoch
+// secret is a pseudorandom key in HKDF's sense (the schedule expands it), but of its own type so
+// that no other PRK can stand in for it.
+using EpochSecret = Secret<struct EpochSecretTag>;                  // kEpochSecretSize bytes
+using InitiatorConfirmKey = Secret<struct InitiatorConfirmKeyTag>;  // kConfirmKeySize bytes
+using ResponderConfirmKey = Secret<struct ResponderConfirmKeyTag>;  // kConfirmKeySize bytes
+
 // SourceId names a source of key material; its value is the byte in the encoded source list.
 enum class SourceId : std::uint8_t { kTlsExporter = 1, kQkd = 2, kQrngInitiator = 3, kQrngResponder = 4 };
 
@@ -90,10 +101,10 @@ struct KeyScheduleInput {
 };
 
 struct SessionKeys {
-  SecretBytes epoch_secret;           // epoch 0 secret, kEpochSecretSize bytes
-  SecretBytes confirm_key_initiator;  // kConfirmKeySize bytes
-  SecretBytes confirm_key_responder;  // kConfirmKeySize bytes
-  std::vector<SourceId> sources;      // the sources that contributed, in IKM order
+  EpochSecret epoch_secret;                   // epoch 0 secret
+  InitiatorConfirmKey confirm_key_initiator;  // keys the initiator's confirmation
+  ResponderConfirmKey confirm_key_responder;  // keys the responder's confirmation
+  std::vector<SourceId> sources;              // the sources that contributed, in IKM order
 };
 
 // EncodeSourceList returns the encoded source list n (1) || ids (n), as bound into the key
@@ -105,20 +116,22 @@ Bytes EncodeSourceList(const std::vector<SourceId>& sources);
 Result<SessionKeys> DeriveSessionKeys(const KeyScheduleInput& in);
 
 // ConfirmationMac returns HMAC-SHA-384(confirm_key, "qsapi session confirm v1" || role ||
-// context_hash), role = 0x01 for the initiator's MAC and 0x02 for the responder's.
-// kInvalidArgument unless confirm_key and context_hash are 48 bytes.
-Result<Bytes> ConfirmationMac(ByteView confirm_key, bool initiator, ByteView context_hash);
+// context_hash), role = 0x01 for the initiator's MAC and 0x02 for the responder's: the role follows
+// from the key's type. kInvalidArgument unless confirm_key and context_hash are 48 bytes.
+Result<Bytes> ConfirmationMac(const InitiatorConfirmKey& confirm_key, ByteView context_hash);
+Result<Bytes> ConfirmationMac(const ResponderConfirmKey& confirm_key, ByteView context_hash);
 
 // VerifyConfirmationMac recomputes the MAC and compares it in constant time: OkStatus() or
 // AuthenticationFailed() (also for a MAC of the wrong length). kInvalidArgument on a bad key or
 // context hash length.
-Status VerifyConfirmationMac(ByteView confirm_key, bool initiator, ByteView context_hash, ByteView mac);
+Status VerifyConfirmationMac(const InitiatorConfirmKey& confirm_key, ByteView context_hash, ByteView mac);
+Status VerifyConfirmationMac(const ResponderConfirmKey& confirm_key, ByteView context_hash, ByteView mac);
 
 // EpochKeys are one epoch's traffic keys, one AEAD key and one base nonce per direction
 // ("initiator" = sent by the initiator). The nonce prefixes are NonceSize(suite) bytes; an
 // envelope's nonce is prefix XOR (zeros || I2OSP(sequence, 8)).
 struct EpochKeys {
-  SecretBytes initiator_key, responder_key;              // kAeadKeySize bytes each
+  SymmetricKey initiator_key, responder_key;             // kAeadKeySize bytes each
   Bytes initiator_nonce_prefix, responder_nonce_prefix;  // NonceSize(suite) bytes each
 };
 
@@ -127,7 +140,8 @@ struct EpochKeys {
 //   key_<dir>   = HKDF-Expand(epoch_secret, "qsapi session v1 key <dir>"   || 0x00 || ectx, 32)
 //   nonce_<dir> = HKDF-Expand(epoch_secret, "qsapi session v1 nonce <dir>" || 0x00 || ectx, NonceSize(suite))
 // kInvalidArgument on a wrong epoch secret or session id length or an unknown suite.
-Result<EpochKeys> DeriveEpochKeys(ByteView epoch_secret, AeadSuite suite, ByteView session_id, std::uint32_t epoch);
+Result<EpochKeys> DeriveEpochKeys(const EpochSecret& epoch_secret, AeadSuite suite, ByteView session_id,
+                                  std::uint32_t epoch);
 
 // NextEpochSecret is the ratchet: epoch `next_epoch`'s secret from the previous epoch's,
 //   PRK  = HKDF-Extract(salt = epoch_secret, IKM = I2OSP(len(fresh), 2) || fresh)
@@ -135,7 +149,7 @@ Result<EpochKeys> DeriveEpochKeys(ByteView epoch_secret, AeadSuite suite, ByteVi
 //                      || flag, 48)            flag = 0x01 when fresh QKD material was mixed, else 0x00
 // `fresh_qkd_key` is empty or kQkdKeyMinSize..kQkdKeyMaxSize bytes; next_epoch must be >= 1.
 // The step is one-way: the caller zeroises the previous secret to get forward secrecy across epochs.
-Result<SecretBytes> NextEpochSecret(ByteView epoch_secret, ByteView fresh_qkd_key, ByteView session_id,
+Result<EpochSecret> NextEpochSecret(const EpochSecret& epoch_secret, ByteView fresh_qkd_key, ByteView session_id,
                                     std::uint32_t next_epoch);
 
 }  // namespace qsapi::session

@@ -132,8 +132,6 @@ struct PeerConfig {
   std::chrono::seconds reestablish_interval{3600};
 };
 
-enum class SessionRole : std::uint8_t { kInitiator, kResponder };
-
 // FreshKeySupply is what a session needs to agree fresh QKD keys at rotation: the initiator's
 // master supply, or the responder's slave supply and key_ID replay guard. Null when the session
 // is without QKD or qkd_at_rotation is off.

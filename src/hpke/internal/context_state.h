@@ -32,14 +32,14 @@ Bytes HpkeSuiteId(const RawSuite& suite);
 // LabeledExtract / LabeledExpand (RFC 9180, 4) for a given suite_id.
 Result<PseudorandomKey> LabeledExtract(crypto::HashAlgorithm hash, ByteView suite_id, ByteView salt,
                                        std::string_view label, ByteView ikm);
-Result<SecretBytes> LabeledExpand(crypto::HashAlgorithm hash, ByteView suite_id, ByteView prk, std::string_view label,
-                                  ByteView info, std::size_t length);
+Result<SecretBytes> LabeledExpand(crypto::HashAlgorithm hash, ByteView suite_id, const PseudorandomKey& prk,
+                                  std::string_view label, ByteView info, std::size_t length);
 
 // KeyScheduleOutput is what KeySchedule derives (RFC 9180, 5.1).
 struct KeyScheduleOutput {
   SecretBytes key;         // Nk bytes (empty for export-only)
   SecretBytes base_nonce;  // Nn bytes (empty for export-only)
-  SecretBytes exporter_secret;
+  PseudorandomKey exporter_secret;
 };
 
 // KeySchedule runs RFC 9180 5.1's KeySchedule<ROLE>() on a raw suite. `psk` null means base mode.
@@ -67,7 +67,7 @@ class ContextState {
 
  private:
   ContextState(const Suite& suite, Mode mode, std::optional<crypto::Aead> aead, SecretBytes base_nonce,
-               SecretBytes exporter_secret, Bytes suite_id);
+               PseudorandomKey exporter_secret, Bytes suite_id);
   // ComputeNonce is base_nonce XOR I2OSP(seq, Nn) (RFC 9180, 5.2).
   void ComputeNonce(std::span<std::uint8_t, 12> out) const noexcept;
   Status CheckLimits(std::size_t bytes) const;
@@ -76,7 +76,7 @@ class ContextState {
   Mode mode_;
   std::optional<crypto::Aead> aead_;
   SecretBytes base_nonce_;
-  SecretBytes exporter_secret_;
+  PseudorandomKey exporter_secret_;
   Bytes suite_id_;
   std::uint64_t seq_ = 0;
   std::uint64_t bytes_left_;

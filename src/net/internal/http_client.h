@@ -76,10 +76,10 @@ enum class Failure {
 
 // ConnectionInfo describes the current connection (empty strings over plain http).
 struct ConnectionInfo {
-  std::string tls_version;         // "TLSv1.3"
-  std::string tls_group;           // "X25519MLKEM768", "x25519"
-  bool pq_hybrid = false;          // tls_group is one of pki::kPqHybridGroups
-  std::string peer_common_name;    // the CN of the server's verified certificate, "" if none
+  std::string tls_version;       // "TLSv1.3"
+  std::string tls_group;         // "X25519MLKEM768", "x25519"
+  bool pq_hybrid = false;        // tls_group is one of pki::kPqHybridGroups
+  std::string peer_common_name;  // the CN of the server's verified certificate, "" if none
 };
 
 struct HttpClientOptions {
@@ -128,7 +128,7 @@ class HttpClient {
   Result<HttpReply> Send(const HttpClientRequest& request, Clock::time_point deadline = Clock::time_point::max());
   // Request is Send with the request's parts as arguments (a JSON body when body is not empty).
   Result<HttpReply> Request(std::string_view method, std::string_view target, std::string_view body = {},
-                               std::vector<std::pair<std::string, std::string>> headers = {});
+                            std::vector<std::pair<std::string, std::string>> headers = {});
 
   // failure is the kind of the last Send's error, kNone after a success.
   [[nodiscard]] Failure failure() const noexcept;

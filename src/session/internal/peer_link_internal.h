@@ -4,15 +4,15 @@
 #ifndef QSAPI_SESSION_INTERNAL_PEER_LINK_INTERNAL_H_
 #define QSAPI_SESSION_INTERNAL_PEER_LINK_INTERNAL_H_
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <string>
 #include <string_view>
 
