@@ -294,6 +294,14 @@ class SqliteStore final : public MetadataStore {
   Status AddVersion(const std::string& name, const VersionRow& next, const std::string& previous_state,
                     std::int64_t rotated_at, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
+      // Another writer on this database (a second process) may have rotated first: then nothing
+      // is written, and the caller reads the key again.
+      Stmt now(db_, "SELECT current_version FROM keys WHERE name = ?");
+      now.Bind(1, name);
+      if (now.Step() != SQLITE_ROW) return NotFound("no key named \"" + name + "\"");
+      if (now.Int(0) != std::int64_t{next.version} - 1) {
+        return FailedPrecondition("the key was rotated concurrently; retry");
+      }
       Stmt prev(db_,
                 "UPDATE key_versions SET state = ? WHERE key_id = ? AND version = "
                 "(SELECT current_version FROM keys WHERE name = ?)");
@@ -364,13 +372,28 @@ class SqliteStore final : public MetadataStore {
     return (static_cast<std::uint64_t>(s.Int(0)) << 32) + own_commits_;
   }
 
-  Status LeaseOperations(const KeyId& id, std::uint32_t version, std::uint64_t new_leased) override {
+  Result<std::optional<std::uint64_t>> GrantOperations(const KeyId& id, std::uint32_t version, std::uint64_t block,
+                                                       std::uint64_t max) override {
+    if (block == 0 || block > max || max > static_cast<std::uint64_t>(kMaxI64)) {
+      return InvalidArgument("an operation grant needs 0 < block <= max < 2^63");
+    }
     const std::lock_guard<std::mutex> lock(mu_);
-    Stmt up(db_, "UPDATE key_versions SET ops_leased = ? WHERE key_id = ? AND version = ? AND ops_leased < ?");
-    up.Bind(1, static_cast<std::int64_t>(new_leased)).Bind(2, ByteView(id)).Bind(3, std::int64_t{version});
-    up.Bind(4, static_cast<std::int64_t>(new_leased));
+    // One statement: SQLite runs it under the database's write lock, so another process's grant
+    // is either wholly before or wholly after this one.
+    Stmt up(db_,
+            "UPDATE key_versions SET ops_leased = ops_leased + ?1 "
+            "WHERE key_id = ?2 AND version = ?3 AND ops_leased <= ?4 - ?1 RETURNING ops_leased");
+    up.Bind(1, static_cast<std::int64_t>(block)).Bind(2, ByteView(id)).Bind(3, std::int64_t{version});
+    up.Bind(4, static_cast<std::int64_t>(max));
+    const int rc = up.Step();
+    if (rc == SQLITE_DONE) return std::optional<std::uint64_t>();
+    if (rc != SQLITE_ROW) return DbError("recording key usage");
+    if (!up.IsInt(0, static_cast<std::int64_t>(block), static_cast<std::int64_t>(max))) {
+      return CorruptRow("key version", "ops_leased");
+    }
+    const auto granted = static_cast<std::uint64_t>(up.Int(0));
     if (up.Step() != SQLITE_DONE) return DbError("recording key usage");
-    return OkStatus();
+    return std::optional<std::uint64_t>(granted);
   }
 
   Status AppendAudit(const AuditRow& audit) override {

@@ -87,8 +87,13 @@ class MetadataStore {
   // DeleteKey wipes every version's material and removes the key's rows (the audit trail stays).
   virtual Status DeleteKey(const std::string& name, const AuditRow& audit) = 0;
   virtual Status UpdatePolicy(const KeyRow& key, const AuditRow& audit) = 0;
-  // LeaseOperations raises a version's persisted operation count to `new_leased`.
-  virtual Status LeaseOperations(const KeyId& id, std::uint32_t version, std::uint64_t new_leased) = 0;
+  // GrantOperations reserves the next `block` operations of a version, never beyond `max`, in one
+  // atomic step (UPDATE ... SET ops_leased = ops_leased + block WHERE ... AND ops_leased + block <=
+  // max RETURNING ops_leased), so that two writers on one database never get the same block. The
+  // caller owns [r - block, r) for the returned r; nullopt when fewer than `block` operations remain
+  // under `max` (or the version has no row): nothing changed.
+  virtual Result<std::optional<std::uint64_t>> GrantOperations(const KeyId& id, std::uint32_t version,
+                                                               std::uint64_t block, std::uint64_t max) = 0;
   virtual Status AppendAudit(const AuditRow& audit) = 0;
 
   virtual Result<std::optional<KeyRow>> GetKey(const std::string& name) = 0;

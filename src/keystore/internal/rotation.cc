@@ -63,13 +63,22 @@ Result<KeyRow> Rotation::ReserveOperation(KeyRow row, const KeyType& type) {
   if (max == 0) return row;
   // A version just made has its whole budget: the second attempt counts unless other handles on
   // the database spent it in between.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
     QSAPI_ASSIGN_OR_RETURN(bool counted, usage_.Use(row, max));
     if (counted) return row;
-    QSAPI_ASSIGN_OR_RETURN(row, Rotate(row,
-                                       "usage-based: version " + std::to_string(row.current_version) +
-                                           " reached its limit of " + std::to_string(max) + " operations",
-                                       "policy"));
+    Result<KeyRow> rotated = Rotate(row,
+                                    "usage-based: version " + std::to_string(row.current_version) +
+                                        " reached its limit of " + std::to_string(max) + " operations",
+                                    "policy");
+    if (rotated.ok()) {
+      row = std::move(rotated).value();
+      continue;
+    }
+    // Another process on the database rotated the spent version first: use its new version.
+    if (rotated.error().code() != ErrorCode::kFailedPrecondition) return rotated.error();
+    QSAPI_ASSIGN_OR_RETURN(std::optional<KeyRow> now, store_.GetKey(row.name));
+    if (!now || now->current_version <= row.current_version) return rotated.error();
+    row = std::move(*now);
   }
   return Internal("key \"" + row.name + "\": no usable version after rotation");
 }

@@ -32,28 +32,40 @@ std::uint64_t EffectiveMaxOps(const KeyRow& row, const KeyType& type) {
 
 Result<bool> UsageLedger::Use(const KeyRow& row, std::uint64_t max) {
   const VersionKey vk{row.id, row.current_version};
-  auto it = usage_.find(vk);
-  if (it == usage_.end()) {
+  Usage& u = usage_[vk];
+  if (u.next < u.end) {
+    ++u.next;
+    return true;
+  }
+  // A new block: a whole one while the limit allows it, else what is left. Another writer may
+  // take what was left between the read and the grant; then the grant is refused and re-tried
+  // with what is left after it (a few rounds at most, one per concurrent writer).
+  std::uint64_t block = kLeaseBlock;
+  for (int round = 0; round < 16; ++round) {
+    if (block <= max) {
+      QSAPI_ASSIGN_OR_RETURN(std::optional<std::uint64_t> granted,
+                             store_.GrantOperations(row.id, row.current_version, block, max));
+      if (granted) {
+        u.next = *granted - block + 1;  // the block's first operation is this one
+        u.end = *granted;
+        return true;
+      }
+    }
     QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store_.GetVersion(row.id, row.current_version));
     if (!v) return DataLoss("key \"" + row.name + "\" has no row for its current version");
-    // Whatever was leased before this process is counted as used: a crash over-counts.
-    it = usage_.emplace(vk, Usage{v->ops_leased, v->ops_leased}).first;
+    if (v->ops_leased >= max) {
+      u.next = u.end = std::max(u.end, v->ops_leased);  // spent: the caller rotates
+      return false;
+    }
+    block = std::min(kLeaseBlock, max - v->ops_leased);
   }
-  Usage& u = it->second;
-  if (u.used >= max) return false;
-  if (u.used == u.leased) {
-    const std::uint64_t next = std::min(u.leased + kLeaseBlock, max);
-    QSAPI_RETURN_IF_ERROR(store_.LeaseOperations(row.id, row.current_version, next));
-    u.leased = next;
-  }
-  ++u.used;
-  return true;
+  return Unavailable("key \"" + row.name + "\": no operation block could be granted (too many concurrent writers)");
 }
 
 std::optional<std::uint64_t> UsageLedger::Used(const VersionKey& version) const {
   const auto it = usage_.find(version);
-  if (it == usage_.end()) return std::nullopt;
-  return it->second.used;
+  if (it == usage_.end() || it->second.end == 0) return std::nullopt;  // nothing granted to us yet
+  return it->second.next;
 }
 
 void UsageLedger::Forget(const KeyId& id) {

@@ -1,11 +1,12 @@
 // UsageLedger counts the operations of each version that has a limit, so that a version never
 // exceeds max_operations_per_version.
 //
-// Operations are leased from the metadata in blocks: before the first operation of a block, the
-// version's persisted count (ops_leased) is raised to the end of the block, and only then is the
-// block used from memory. A version this process has not counted yet starts from its persisted
-// count as if all of it were used. So a crash, or several processes on one database, can
-// over-count (a block partly used is lost), but never under-count.
+// Operations are granted by the metadata store in blocks: before the first operation of a block,
+// the store adds the block to the version's persisted count (ops_leased) in one atomic step that
+// refuses to pass the limit (MetadataStore::GrantOperations), and the block [r - b, r) it returns
+// is then used from memory. Two processes on one database (two qsapid, or qsapid and the qsapi
+// CLI) never get the same block; a crash, or a process that stops with a block partly used,
+// over-counts (the rest of the block is lost), but nothing ever under-counts.
 //
 // Thread safety: none of its own; guarded by Keystore::Impl::mu (every call is made with it held,
 // and so a count and the lease it may write are one step for every other operation of this
@@ -44,17 +45,19 @@ class UsageLedger {
   // version has no row; a lease that cannot be written counts nothing.
   Result<bool> Use(const KeyRow& row, std::uint64_t max);
 
-  // Used is the count of a version this process has counted (nullopt for one it has not: its
-  // persisted ops_leased is then the best bound).
+  // Used is the position this process has reached in a version's operations (the operations before
+  // its block, all counted as used, and those of its block it used); nullopt for a version it has
+  // not counted: the persisted ops_leased is then the best bound.
   [[nodiscard]] std::optional<std::uint64_t> Used(const VersionKey& version) const;
 
   // Forget drops every version of a destroyed key.
   void Forget(const KeyId& id);
 
  private:
+  // The block this process holds: operations next..end-1 of the version are ours to use.
   struct Usage {
-    std::uint64_t used = 0;
-    std::uint64_t leased = 0;  // persisted as the version's ops_leased
+    std::uint64_t next = 0;
+    std::uint64_t end = 0;
   };
 
   MetadataStore& store_;               // thread-safe
