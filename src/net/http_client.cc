@@ -221,7 +221,12 @@ class HttpClient::Impl {
     for (int round = 0; round < 2; ++round) {
       failure_ = Failure::kNone;
       const bool reused = connected();
-      if (!reused) QSAPI_RETURN_IF_ERROR(Connect(std::min(Clock::now() + o_.connect_timeout, deadline)));
+      if (!reused) {
+        if (Status c = Connect(std::min(Clock::now() + o_.connect_timeout, deadline)); !c.ok()) {
+          if (failure_ == Failure::kNone) failure_ = Failure::kConnect;  // setting up the connection failed
+          return c.error();
+        }
+      }
       const Clock::time_point until = std::min(Clock::now() + o_.request_timeout, deadline);
       bool stale = false;
       Result<HttpReply> reply = tls_ ? Exchange(*tls_, req, until, stale) : Exchange(*plain_, req, until, stale);
