@@ -30,6 +30,7 @@ packages=(
   clang clang-format clang-tidy lld libclang-rt-dev llvm
   libsodium-dev softhsm2 libp11-kit-dev opensc
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  libpq-dev postgresql-15  # the PostgreSQL metadata store and the real server its tests start
   libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind nodejs

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "common/internal/text.h"
+#include "keystore/internal/audit_chain.h"
 #include "keystore/internal/metadata_store.h"
 #include "qsapi/crypto/kdf.h"
 
@@ -144,30 +145,6 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
   int rc_ = SQLITE_OK;
 };
-
-void PutField(Bytes& out, ByteView v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v.size() >> s));
-  out.insert(out.end(), v.begin(), v.end());
-}
-void PutField(Bytes& out, const std::string& v) {
-  PutField(out, ByteView(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));  // NOLINT
-}
-void PutField(Bytes& out, std::int64_t v) { PutField(out, std::to_string(v)); }
-
-// ChainHash is c_n for entry `seq` (the file comment); `key` empty: SHA-256, else HMAC-SHA-256.
-Result<Bytes> ChainHash(ByteView prev, std::int64_t seq, const AuditRow& a, ByteView key = {}) {
-  Bytes enc(prev.begin(), prev.end());
-  PutField(enc, seq);
-  PutField(enc, a.at);
-  PutField(enc, a.actor);
-  PutField(enc, a.action);
-  PutField(enc, a.key_name);
-  PutField(enc, static_cast<std::int64_t>(a.version));
-  PutField(enc, a.result);
-  PutField(enc, a.detail);
-  if (!key.empty()) return crypto::Hmac(crypto::HashAlgorithm::kSha256, key, enc);
-  return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
-}
 
 // Rows are read back strictly: every column must hold the type and range the writer stores, so
 // that a database edited by hand or corrupted on disk gives a clear kDataLoss here instead of
@@ -500,7 +477,7 @@ class SqliteStore final : public MetadataStore {
       if (seq != expected_seq) {
         return DataLoss("audit trail: entry " + std::to_string(expected_seq) + " is missing");
       }
-      QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a, KeyFor(seq)));
+      QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, KeyFor(seq)));
       if (s.Blob(8) != prev || s.Blob(9) != h) {
         return DataLoss("audit trail: entry " + std::to_string(seq) + " was altered (its " +
                         (KeyFor(seq).empty() ? "hash" : "MAC") + " does not chain)");
@@ -693,7 +670,7 @@ class SqliteStore final : public MetadataStore {
     } else if (rc != SQLITE_DONE) {
       return DbError("reading the audit trail");
     }
-    QSAPI_ASSIGN_OR_RETURN(Bytes h, ChainHash(prev, seq, a, KeyFor(seq)));
+    QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, KeyFor(seq)));
     Stmt ins(db_,
              "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, hash) "
              "VALUES (?,?,?,?,?,?,?,?,?,?)");

@@ -2,19 +2,18 @@
 // allow): the per-version operation limit holds across them. The second process is this test
 // binary run again with --gtest_filter on the child test and the data directory in the
 // environment; the child test does nothing in a normal run.
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <spawn.h>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "keystore_support.h"
-
-#include <thread>
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, for posix_spawn
 

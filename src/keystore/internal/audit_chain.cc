@@ -1,0 +1,36 @@
+// The keystore trail's chain. See audit_chain.h.
+#include "keystore/internal/audit_chain.h"
+
+#include <string>
+
+#include "qsapi/crypto/kdf.h"
+
+namespace qsapi::keystore::internal {
+namespace {
+
+void PutField(Bytes& out, ByteView v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v.size() >> s));
+  out.insert(out.end(), v.begin(), v.end());
+}
+void PutField(Bytes& out, const std::string& v) {
+  PutField(out, ByteView(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));  // NOLINT
+}
+void PutField(Bytes& out, std::int64_t v) { PutField(out, std::to_string(v)); }
+
+}  // namespace
+
+Result<Bytes> AuditChainValue(ByteView prev, std::int64_t seq, const AuditRow& a, ByteView key) {
+  Bytes enc(prev.begin(), prev.end());
+  PutField(enc, seq);
+  PutField(enc, a.at);
+  PutField(enc, a.actor);
+  PutField(enc, a.action);
+  PutField(enc, a.key_name);
+  PutField(enc, static_cast<std::int64_t>(a.version));
+  PutField(enc, a.result);
+  PutField(enc, a.detail);
+  if (!key.empty()) return crypto::Hmac(crypto::HashAlgorithm::kSha256, key, enc);
+  return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
+}
+
+}  // namespace qsapi::keystore::internal

@@ -1,0 +1,818 @@
+// The PostgreSQL metadata store (several qsapid nodes on one database): libpq, a small pool of
+// connections, every mutation one READ COMMITTED transaction, every read strict.
+//
+// Concurrency across nodes rests on the database, never on this process:
+// - operation blocks: one UPDATE ... SET ops_leased = ops_leased + b WHERE ... AND ops_leased + b
+//   <= max RETURNING (PostgreSQL re-checks the WHERE on the row it locked, so two sessions never
+//   get overlapping blocks);
+// - rotation: the key row is locked (SELECT ... FOR UPDATE) and its current version checked, so a
+//   version is made current once;
+// - the keystore's trail is one chain for the whole cluster: every entry is appended under the
+//   lock of the one `audit_head` row, which also serves as the change counter other nodes poll.
+//
+// The chain is the SQLite store's (keystore/internal/audit_chain.h), so a trail moves between
+// backends unchanged. Connection strings are libpq's; the password is passed apart (from a file or
+// an environment variable) and is never in a message. Every connection sets TCP keepalives and
+// tcp_user_timeout so that a dead database is noticed in seconds, and target_session_attrs=
+// read-write so that a multi-host string finds the primary.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "keystore/internal/audit_chain.h"
+#include "keystore/internal/metadata_store.h"
+#include "keystore/internal/pg_store.h"
+#include "qsapi/secret.h"
+
+namespace qsapi::keystore::internal {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// One statement each: PQexec runs a multi-statement string as one implicit transaction.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS qsapi_meta (
+  name  VARCHAR(64) PRIMARY KEY,
+  value VARCHAR(256) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+  name                   VARCHAR(64) PRIMARY KEY,
+  key_id                 BYTEA NOT NULL UNIQUE,
+  type                   VARCHAR(64) NOT NULL,
+  created                BIGINT NOT NULL,
+  rotated                BIGINT NOT NULL,
+  current_version        BIGINT NOT NULL,
+  auto_rotate_seconds    BIGINT NOT NULL,
+  max_operations         BIGINT NOT NULL,
+  min_decryption_version BIGINT NOT NULL,
+  deletion_allowed       BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_versions (
+  key_id     BYTEA NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+  version    BIGINT NOT NULL,
+  state      VARCHAR(16) NOT NULL,
+  created    BIGINT NOT NULL,
+  ops_leased BIGINT NOT NULL,
+  public_key BYTEA,
+  wrapped    BYTEA,
+  PRIMARY KEY (key_id, version)
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq       BIGINT PRIMARY KEY,
+  at        BIGINT NOT NULL,
+  actor     VARCHAR(128) NOT NULL,
+  action    VARCHAR(64) NOT NULL,
+  key_name  VARCHAR(64) NOT NULL,
+  version   BIGINT NOT NULL,
+  result    VARCHAR(64) NOT NULL,
+  detail    VARCHAR(1024) NOT NULL,
+  prev_hash BYTEA NOT NULL,
+  hash      BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seq  BIGINT NOT NULL,
+  hash BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trails (
+  trail     VARCHAR(64) PRIMARY KEY,
+  wrapped   BYTEA NOT NULL,
+  first_seq BIGINT NOT NULL,
+  head_seq  BIGINT NOT NULL,
+  head_mac  BYTEA,
+  updated   BIGINT NOT NULL
+);
+)sql";
+
+constexpr std::int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
+constexpr std::int64_t kMaxU32 = 0xffffffffLL;
+constexpr std::int64_t kMaxI64 = INT64_MAX;
+
+Error CorruptRow(const std::string& what, const std::string& column) {
+  return DataLoss("keystore metadata: " + what + " has a corrupt " + column +
+                  " (wrong type or out of range); restore the database from a backup");
+}
+
+// A parameter of a statement: text, or binary bytes (bytea), or NULL.
+struct Param {
+  std::string value;
+  bool binary = false;
+  bool null = false;
+};
+Param P(std::int64_t v) { return {.value = std::to_string(v)}; }
+Param P(const std::string& v) { return {.value = v}; }
+Param P(ByteView v) {
+  if (v.empty()) {
+    Param null;
+    null.null = true;
+    return null;
+  }
+  return {.value = std::string(reinterpret_cast<const char*>(v.data()), v.size()), .binary = true};  // NOLINT
+}
+
+// Result wraps a PGresult (text format).
+class Rows {
+ public:
+  explicit Rows(PGresult* r) : r_(r) {}
+  ~Rows() { PQclear(r_); }
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  Rows(Rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  Rows& operator=(Rows&&) = delete;
+
+  [[nodiscard]] ExecStatusType status() const { return r_ == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r_); }
+  [[nodiscard]] std::string Field(int field) const {
+    const char* v = r_ == nullptr ? nullptr : PQresultErrorField(r_, field);
+    return v == nullptr ? std::string() : std::string(v);
+  }
+  [[nodiscard]] int size() const { return PQntuples(r_); }
+  [[nodiscard]] bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+  [[nodiscard]] std::string Text(int row, int col) const { return {PQgetvalue(r_, row, col), Len(row, col)}; }
+  // Int parses a BIGINT column; false when it is NULL or not in [min, max].
+  [[nodiscard]] bool Int(int row, int col, std::int64_t min, std::int64_t max, std::int64_t& out) const {
+    if (IsNull(row, col)) return false;
+    const char* v = PQgetvalue(r_, row, col);
+    const auto [end, err] = std::from_chars(v, v + Len(row, col), out);
+    return err == std::errc() && end == v + Len(row, col) && out >= min && out <= max;
+  }
+  // Blob decodes a BYTEA column (NULL: empty).
+  [[nodiscard]] Bytes Blob(int row, int col) const {
+    if (IsNull(row, col)) return {};
+    std::size_t n = 0;
+    unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);  // NOLINT
+    if (raw == nullptr) return {};
+    Bytes out(raw, raw + n);
+    PQfreemem(raw);
+    return out;
+  }
+
+ private:
+  [[nodiscard]] std::size_t Len(int row, int col) const { return static_cast<std::size_t>(PQgetlength(r_, row, col)); }
+  PGresult* r_;
+};
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+class PgStore final : public MetadataStore {
+ public:
+  explicit PgStore(PostgresStoreOptions o) : o_(std::move(o)) {}
+  ~PgStore() override = default;
+  PgStore(const PgStore&) = delete;
+  PgStore& operator=(const PgStore&) = delete;
+  PgStore(PgStore&&) = delete;
+  PgStore& operator=(PgStore&&) = delete;
+
+  Status Init() {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_RETURN_IF_ERROR(Exec(*c, "BEGIN"));
+    Status st = [&]() -> Status {
+      // One creator at a time: two nodes starting on an empty database.
+      QSAPI_RETURN_IF_ERROR(Exec(*c, "SELECT pg_advisory_xact_lock(7140517)"));
+      QSAPI_RETURN_IF_ERROR(Exec(*c, kSchema));
+      QSAPI_RETURN_IF_ERROR(Exec(*c, "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, "
+                                     "'\\x0000000000000000000000000000000000000000000000000000000000000000') "
+                                     "ON CONFLICT (id) DO NOTHING"));
+      QSAPI_ASSIGN_OR_RETURN(Rows v, Query(*c, "SELECT value FROM qsapi_meta WHERE name = 'schema_version'", {}));
+      if (v.size() == 0) {
+        return Run(*c, "INSERT INTO qsapi_meta (name, value) VALUES ('schema_version', $1)",
+                   {P(std::to_string(kSchemaVersion))});
+      }
+      if (v.Text(0, 0) != std::to_string(kSchemaVersion)) {
+        return FailedPrecondition("keystore database " + Where() + " has schema version " + v.Text(0, 0) +
+                                  "; this build reads version " + std::to_string(kSchemaVersion));
+      }
+      return OkStatus();
+    }();
+    if (!st.ok()) {
+      (void)Exec(*c, "ROLLBACK");
+      return st;
+    }
+    return Exec(*c, "COMMIT");
+  }
+
+  Status CreateKey(const KeyRow& k, const VersionRow& v, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      Result<Rows> ins =
+          Query(c,
+                "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
+                "max_operations, min_decryption_version, deletion_allowed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                {P(k.name), P(ByteView(k.id)), P(k.type), P(k.created), P(k.rotated), P(std::int64_t{k.current_version}),
+                 P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
+                 P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0})});
+      if (!ins.ok()) {
+        if (ins.error().code() == ErrorCode::kAlreadyExists) return AlreadyExists("a key named \"" + k.name + "\" exists");
+        return ins.error();
+      }
+      QSAPI_RETURN_IF_ERROR(InsertVersion(c, v));
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Status AddVersion(const std::string& name, const VersionRow& next, const std::string& previous_state,
+                    std::int64_t rotated_at, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      // The key row is locked: another node's rotation waits, then finds a newer current version.
+      QSAPI_ASSIGN_OR_RETURN(Rows now, Query(c, "SELECT current_version FROM keys WHERE name = $1 FOR UPDATE", {P(name)}));
+      if (now.size() == 0) return NotFound("no key named \"" + name + "\"");
+      std::int64_t current = 0;
+      if (!now.Int(0, 0, 1, kMaxU32, current)) return CorruptRow("key \"" + name + "\"", "current_version");
+      if (current != std::int64_t{next.version} - 1) return FailedPrecondition("the key was rotated concurrently; retry");
+      QSAPI_RETURN_IF_ERROR(
+          Run(c, "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3",
+                {P(previous_state), P(ByteView(next.key_id)), P(current)}));
+      QSAPI_RETURN_IF_ERROR(InsertVersion(c, next));
+      FaultPoint("keystore.rotate.between_rows");
+      QSAPI_RETURN_IF_ERROR(Run(c, "UPDATE keys SET current_version = $1, rotated = $2 WHERE name = $3",
+                                  {P(std::int64_t{next.version}), P(rotated_at), P(name)}));
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Status SetVersionState(const KeyId& id, std::uint32_t version, const std::string& state, bool wipe,
+                         const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows up, Query(c,
+                         wipe ? "UPDATE key_versions SET state = $1, wrapped = NULL WHERE key_id = $2 AND version = $3 "
+                                "RETURNING version"
+                              : "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3 RETURNING version",
+                         {P(state), P(ByteView(id)), P(std::int64_t{version})}));
+      if (up.size() != 1) return NotFound("no such key version");
+      FaultPoint("keystore.destroy_version.before_commit");
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Status DeleteKey(const std::string& name, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_RETURN_IF_ERROR(Run(c,
+                                  "UPDATE key_versions SET wrapped = NULL, state = 'destroyed' WHERE key_id = "
+                                  "(SELECT key_id FROM keys WHERE name = $1)",
+                                  {P(name)}));
+      FaultPoint("keystore.destroy.between_rows");
+      QSAPI_RETURN_IF_ERROR(
+          Run(c, "DELETE FROM key_versions WHERE key_id = (SELECT key_id FROM keys WHERE name = $1)", {P(name)}));
+      QSAPI_ASSIGN_OR_RETURN(Rows del, Query(c, "DELETE FROM keys WHERE name = $1 RETURNING name", {P(name)}));
+      if (del.size() != 1) return NotFound("no key named \"" + name + "\"");
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Status UpdatePolicy(const KeyRow& k, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows up, Query(c,
+                         "UPDATE keys SET auto_rotate_seconds = $1, max_operations = $2, min_decryption_version = $3, "
+                         "deletion_allowed = $4 WHERE name = $5 RETURNING name",
+                         {P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
+                          P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0}),
+                          P(k.name)}));
+      if (up.size() != 1) return NotFound("no key named \"" + k.name + "\"");
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Result<std::optional<std::uint64_t>> GrantOperations(const KeyId& id, std::uint32_t version, std::uint64_t block,
+                                                       std::uint64_t max) override {
+    if (block == 0 || block > max || max > static_cast<std::uint64_t>(kMaxI64)) {
+      return InvalidArgument("an operation grant needs 0 < block <= max < 2^63");
+    }
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c,
+                                         "UPDATE key_versions SET ops_leased = ops_leased + $1::bigint WHERE key_id = $2 "
+                                         "AND version = $3::bigint AND ops_leased <= $4::bigint - $1::bigint "
+                                         "RETURNING ops_leased",
+                                         {P(static_cast<std::int64_t>(block)), P(ByteView(id)), P(std::int64_t{version}),
+                                          P(static_cast<std::int64_t>(max))}));
+    if (r.size() == 0) return std::optional<std::uint64_t>();
+    std::int64_t granted = 0;
+    if (!r.Int(0, 0, static_cast<std::int64_t>(block), static_cast<std::int64_t>(max), granted)) {
+      return CorruptRow("key version", "ops_leased");
+    }
+    return std::optional<std::uint64_t>(static_cast<std::uint64_t>(granted));
+  }
+
+  Status AppendAudit(const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status { return InsertAudit(c, audit); });
+  }
+
+  Result<std::optional<KeyRow>> GetKey(const std::string& name) override {
+    return OneKey(std::string("SELECT ") + kKeyColumns + " FROM keys WHERE name = $1", {P(name)});
+  }
+  Result<std::optional<KeyRow>> GetKeyById(const KeyId& id) override {
+    return OneKey(std::string("SELECT ") + kKeyColumns + " FROM keys WHERE key_id = $1", {P(ByteView(id))});
+  }
+
+  Result<std::vector<KeyRow>> ListKeys() override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name", {}));
+    std::vector<KeyRow> out;
+    for (int i = 0; i < r.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(r, i));
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+
+  Result<std::vector<VersionRow>> GetVersions(const KeyId& id) override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows r, Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 ORDER BY version",
+                      {P(ByteView(id))}));
+    std::vector<VersionRow> out;
+    for (int i = 0; i < r.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, i));
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+
+  Result<std::optional<VersionRow>> GetVersion(const KeyId& id, std::uint32_t version) override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows r, Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 AND version = $2",
+                      {P(ByteView(id)), P(std::int64_t{version})}));
+    if (r.size() == 0) return std::optional<VersionRow>();
+    QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, 0));
+    return std::optional<VersionRow>(std::move(row));
+  }
+
+  // The change counter is the trail's head: every mutation of keys, versions, policies and trails
+  // appends an entry in its transaction, on any node.
+  Result<std::uint64_t> ChangeCounter() override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT seq FROM audit_head WHERE id = 1", {}));
+    std::int64_t seq = 0;
+    if (r.size() != 1 || !r.Int(0, 0, 0, kMaxI64, seq)) return CorruptRow("the audit head", "seq");
+    return static_cast<std::uint64_t>(seq);
+  }
+
+  Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows r, Query(*c, "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit "
+                          "ORDER BY seq DESC LIMIT $1",
+                      {P(static_cast<std::int64_t>(std::min<std::size_t>(max, kMaxI64)))}));
+    std::vector<AuditEntry> out;
+    for (int i = r.size() - 1; i >= 0; --i) {
+      std::int64_t seq = 0;
+      std::int64_t at = 0;
+      std::int64_t version = 0;
+      if (!r.Int(i, 0, 1, kMaxI64, seq) || !r.Int(i, 1, 0, kMaxTime, at) || !r.Int(i, 5, 0, kMaxU32, version)) {
+        return CorruptRow("an audit trail entry", "seq, at or version");
+      }
+      AuditEntry e;
+      e.seq = static_cast<std::uint64_t>(seq);
+      e.at = std::chrono::system_clock::time_point(std::chrono::seconds(at));
+      e.actor = r.Text(i, 2);
+      e.action = r.Text(i, 3);
+      e.key_name = r.Text(i, 4);
+      e.version = static_cast<std::uint32_t>(version);
+      e.result = r.Text(i, 6);
+      e.detail = r.Text(i, 7);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  Status VerifyAuditChain() override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    // Pages of entries, so that a long trail is never read into memory at once.
+    Bytes prev(kAuditChainSize, 0);
+    std::int64_t expected = 1;
+    for (;;) {
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows r, Query(*c, "SELECT seq, at, actor, action, key_name, version, result, detail, prev_hash, hash "
+                            "FROM audit WHERE seq >= $1 ORDER BY seq LIMIT 1000",
+                        {P(expected)}));
+      if (r.size() == 0) break;
+      for (int i = 0; i < r.size(); ++i) {
+        AuditRow a;
+        std::int64_t seq = 0;
+        std::int64_t version = 0;
+        if (!r.Int(i, 0, 1, kMaxI64, seq) || !r.Int(i, 1, 0, kMaxTime, a.at) || !r.Int(i, 5, 0, kMaxU32, version)) {
+          return CorruptRow("an audit trail entry", "seq, at or version");
+        }
+        if (seq != expected) return DataLoss("audit trail: entry " + std::to_string(expected) + " is missing");
+        a.actor = r.Text(i, 2);
+        a.action = r.Text(i, 3);
+        a.key_name = r.Text(i, 4);
+        a.version = static_cast<std::uint32_t>(version);
+        a.result = r.Text(i, 6);
+        a.detail = r.Text(i, 7);
+        const Bytes key = KeyFor(seq);
+        QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, key));
+        if (r.Blob(i, 8) != prev || r.Blob(i, 9) != h) {
+          return DataLoss("audit trail: entry " + std::to_string(seq) + " was altered (its " +
+                          (key.empty() ? "hash" : "MAC") + " does not chain)");
+        }
+        prev = std::move(h);
+        ++expected;
+      }
+    }
+    // The head row must name the last entry: a trail cut at its end no longer matches it.
+    QSAPI_ASSIGN_OR_RETURN(Rows head, Query(*c, "SELECT seq, hash FROM audit_head WHERE id = 1", {}));
+    std::int64_t head_seq = 0;
+    if (head.size() != 1 || !head.Int(0, 0, 0, kMaxI64, head_seq)) return CorruptRow("the audit head", "seq");
+    if (head_seq != expected - 1 || (head_seq > 0 && head.Blob(0, 1) != prev)) {
+      return DataLoss("audit trail: the head row names entry " + std::to_string(head_seq) + ", but the trail ends at " +
+                      std::to_string(expected - 1));
+    }
+    return OkStatus();
+  }
+
+  void UseAuditKey(SecretBytes key, std::uint64_t first_seq) override {
+    const std::lock_guard<std::mutex> lock(key_mu_);
+    audit_key_ = std::move(key);
+    audit_first_seq_ = first_seq;
+  }
+
+  Result<std::pair<std::uint64_t, Bytes>> AuditHead() override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT seq, hash FROM audit_head WHERE id = 1", {}));
+    std::int64_t seq = 0;
+    if (r.size() != 1 || !r.Int(0, 0, 0, kMaxI64, seq)) return CorruptRow("the audit head", "seq");
+    if (seq == 0) return std::pair<std::uint64_t, Bytes>{0, {}};
+    return std::pair<std::uint64_t, Bytes>{static_cast<std::uint64_t>(seq), r.Blob(0, 1)};
+  }
+
+  Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT hash FROM audit WHERE seq = $1", {P(static_cast<std::int64_t>(seq))}));
+    if (r.size() == 0) return false;
+    const Bytes h = r.Blob(0, 0);
+    return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
+  }
+
+  Result<std::optional<TrailRow>> GetTrail(const std::string& trail) override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows r, Query(*c, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = $1", {P(trail)}));
+    if (r.size() == 0) return std::optional<TrailRow>();
+    std::int64_t first = 0;
+    std::int64_t head = 0;
+    std::int64_t updated = 0;
+    if (r.IsNull(0, 0) || !r.Int(0, 1, 1, kMaxI64, first) || !r.Int(0, 2, 0, kMaxI64, head) ||
+        !r.Int(0, 4, 0, kMaxTime, updated)) {
+      return CorruptRow("the row of trail \"" + trail + "\"", "wrapped, first_seq, head_seq, head_mac or updated");
+    }
+    TrailRow row{.trail = trail,
+                 .wrapped = r.Blob(0, 0),
+                 .first_seq = static_cast<std::uint64_t>(first),
+                 .head_seq = static_cast<std::uint64_t>(head),
+                 .head_mac = r.Blob(0, 3),
+                 .updated = updated};
+    if ((row.head_seq == 0) != row.head_mac.empty()) {
+      return CorruptRow("the row of trail \"" + trail + "\"", "head_seq or head_mac");
+    }
+    return std::optional<TrailRow>(std::move(row));
+  }
+
+  Result<std::uint64_t> CreateTrail(TrailRow row, const AuditRow& audit, const SecretBytes* own_key,
+                                    const std::function<Result<Bytes>(std::uint64_t)>& wrap) override {
+    std::uint64_t first = row.first_seq;
+    SecretBytes saved_key;
+    std::uint64_t saved_first = 0;
+    bool swapped = false;
+    Status st = Transaction([&](PGconn* c) -> Status {
+      if (own_key != nullptr) {
+        // The next entry's seq, with the head locked so that no other node takes it first.
+        QSAPI_ASSIGN_OR_RETURN(Rows head, Query(c, "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE", {}));
+        std::int64_t seq = 0;
+        if (head.size() != 1 || !head.Int(0, 0, 0, kMaxI64 - 1, seq)) return CorruptRow("the audit head", "seq");
+        first = static_cast<std::uint64_t>(seq) + 1;
+        const std::lock_guard<std::mutex> lock(key_mu_);
+        saved_key = std::move(audit_key_);
+        saved_first = audit_first_seq_;
+        audit_key_ = own_key->Clone();
+        audit_first_seq_ = first;
+        swapped = true;
+      }
+      QSAPI_ASSIGN_OR_RETURN(row.wrapped, wrap(first));
+      Result<Rows> ins = Query(c,
+                               "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) "
+                               "VALUES ($1,$2,$3,0,NULL,$4)",
+                               {P(row.trail), P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(first)), P(row.updated)});
+      if (!ins.ok()) {
+        if (ins.error().code() == ErrorCode::kAlreadyExists) return AlreadyExists("trail \"" + row.trail + "\" exists");
+        return ins.error();
+      }
+      return InsertAudit(c, audit);
+    });
+    if (!st.ok() && swapped) {  // the entry was not written: the trail stays as it was
+      const std::lock_guard<std::mutex> lock(key_mu_);
+      audit_key_ = std::move(saved_key);
+      audit_first_seq_ = saved_first;
+    }
+    if (!st.ok()) return st.error();
+    return first;
+  }
+
+  Status SetTrailHead(const std::string& trail, std::uint64_t seq, ByteView mac) override {
+    if (seq == 0 || mac.empty()) return InvalidArgument("a trail head needs a sequence number and a MAC");
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows up, Query(*c,
+                                          "UPDATE trails SET head_seq = $1, head_mac = $2, updated = $3 "
+                                          "WHERE trail = $4 AND head_seq <= $1 RETURNING trail",
+                                          {P(static_cast<std::int64_t>(seq)), P(mac), P(UnixNow()), P(trail)}));
+    if (up.size() != 1) {
+      return FailedPrecondition("trail \"" + trail + "\" is unknown or already records a later head than entry " +
+                                std::to_string(seq));
+    }
+    return OkStatus();
+  }
+
+  Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_ASSIGN_OR_RETURN(Rows up, Query(c,
+                                            "UPDATE trails SET wrapped = $1, first_seq = $2, head_seq = 0, head_mac = NULL, "
+                                            "updated = $3 WHERE trail = $4 RETURNING trail",
+                                            {P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(row.first_seq)),
+                                             P(row.updated), P(row.trail)}));
+      if (up.size() != 1) return NotFound("no trail \"" + row.trail + "\"");
+      return InsertAudit(c, audit);
+    });
+  }
+
+ private:
+  static constexpr const char* kKeyColumns =
+      "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
+      "min_decryption_version, deletion_allowed";
+  static constexpr const char* kVersionColumns = "key_id, version, state, created, ops_leased, public_key, wrapped";
+
+  // Lease is a connection taken from the pool, given back when it goes.
+  class Lease {
+   public:
+    Lease(PgStore* store, PGconn* c) : store_(store), c_(c) {}
+    explicit Lease(Error e) : error_(std::move(e)) {}
+    ~Lease() {
+      if (c_ != nullptr) store_->Release(c_);
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease(Lease&& o) noexcept : store_(o.store_), c_(std::exchange(o.c_, nullptr)), error_(std::move(o.error_)) {}
+    Lease& operator=(Lease&&) = delete;
+    [[nodiscard]] bool ok() const { return c_ != nullptr; }
+    [[nodiscard]] const Error& error() const { return error_; }
+    PGconn* operator*() const { return c_; }
+
+   private:
+    PgStore* store_ = nullptr;
+    PGconn* c_ = nullptr;
+    Error error_{ErrorCode::kInternal, ""};
+  };
+
+  [[nodiscard]] std::string Where() const { return o_.display.empty() ? "(PostgreSQL)" : o_.display; }
+
+  Lease Acquire() {
+    std::unique_lock lock(pool_mu_);
+    pool_cv_.wait(lock, [&] { return !idle_.empty() || open_ < o_.pool_size; });
+    if (!idle_.empty()) {
+      PGconn* c = idle_.back().release();
+      idle_.pop_back();
+      if (PQstatus(c) == CONNECTION_OK) return {this, c};
+      PQreset(c);  // a broken connection (the server restarted): once more, then the error
+      if (PQstatus(c) == CONNECTION_OK) return {this, c};
+      std::string why = PQerrorMessage(c);
+      PQfinish(c);
+      --open_;
+      pool_cv_.notify_one();
+      return Lease(Unavailable("keystore database " + Where() + ": the connection was lost: " + Clean(why)));
+    }
+    ++open_;
+    lock.unlock();
+    Result<ConnPtr> c = Connect();
+    if (!c.ok()) {
+      lock.lock();
+      --open_;
+      pool_cv_.notify_one();
+      return Lease(c.error());
+    }
+    return {this, c->release()};
+  }
+
+  void Release(PGconn* c) {
+    const std::lock_guard lock(pool_mu_);
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) {  // a transaction left open: never reuse it
+      PQfinish(c);
+      --open_;
+    } else {
+      idle_.emplace_back(c);
+    }
+    pool_cv_.notify_one();
+  }
+
+  Result<ConnPtr> Connect() {
+    // Our defaults first; the operator's connection string may override them; the password last.
+    std::vector<const char*> keys = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                                     "keepalives_count", "tcp_user_timeout", "target_session_attrs",
+                                     "application_name", "dbname"};
+    const std::string timeout = std::to_string(std::max<std::int64_t>(1, o_.connect_timeout.count()));
+    std::vector<const char*> values = {timeout.c_str(), "1", "5", "2", "3", "10000", "read-write", "qsapid",
+                                       o_.conninfo.c_str()};
+    const std::string password(reinterpret_cast<const char*>(o_.password.view().data()), o_.password.size());  // NOLINT
+    if (!o_.password.empty()) {
+      keys.push_back("password");
+      values.push_back(password.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    ConnPtr c(PQconnectdbParams(keys.data(), values.data(), 1));
+    SecureZero(const_cast<char*>(password.data()), password.size());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    if (c == nullptr) return Unavailable("keystore database " + Where() + ": out of memory");
+    if (PQstatus(c.get()) != CONNECTION_OK) {
+      return Unavailable("keystore database " + Where() + ": cannot connect: " + Clean(PQerrorMessage(c.get())));
+    }
+    return c;
+  }
+
+  // Clean keeps one line of libpq's message (it never holds the password).
+  static std::string Clean(std::string m) {
+    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+    std::replace(m.begin(), m.end(), '\n', ' ');
+    return m;
+  }
+
+  Status Exec(PGconn* c, const char* sql) {
+    Result<Rows> r = Check(c, Rows(PQexec(c, sql)));
+    if (!r.ok()) return r.error();
+    return OkStatus();
+  }
+
+  Status Run(PGconn* c, const std::string& sql, const std::vector<Param>& params) {
+    Result<Rows> r = Query(c, sql, params);
+    if (!r.ok()) return r.error();
+    return OkStatus();
+  }
+
+  Result<Rows> Query(PGconn* c, const std::string& sql, const std::vector<Param>& params) {
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    std::vector<int> formats;
+    for (const Param& p : params) {
+      values.push_back(p.null ? nullptr : p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    Rows r(PQexecParams(c, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), lengths.data(),
+                        formats.data(), 0));
+    return Check(c, std::move(r));
+  }
+
+  // Check turns a failed statement into an error: ALREADY_EXISTS for a unique violation (SQLSTATE
+  // 23505: the caller names what exists), else UNAVAILABLE (the database, the connection or a
+  // conflict to retry), naming the database and PostgreSQL's primary message, never row data.
+  Result<Rows> Check(PGconn* c, Rows r) const {
+    const ExecStatusType st = r.status();
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    const std::string sqlstate = r.Field(PG_DIAG_SQLSTATE);
+    std::string why = r.Field(PG_DIAG_MESSAGE_PRIMARY);
+    if (why.empty()) why = Clean(PQerrorMessage(c));
+    if (sqlstate == "23505") return AlreadyExists("keystore database " + Where() + ": " + why);
+    return Unavailable("keystore database " + Where() + ": " + why +
+                       (sqlstate.empty() ? std::string() : " (SQLSTATE " + sqlstate + ")"));
+  }
+
+  template <typename F>
+  Status Transaction(F body) {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_RETURN_IF_ERROR(Exec(*c, "BEGIN"));
+    Status st = body(*c);
+    if (!st.ok()) {
+      (void)Exec(*c, "ROLLBACK");
+      return st;
+    }
+    FaultPoint("keystore.before_commit");
+    return Exec(*c, "COMMIT");
+  }
+
+  Status InsertVersion(PGconn* c, const VersionRow& v) {
+    return Run(c,
+                 "INSERT INTO key_versions (key_id, version, state, created, ops_leased, public_key, wrapped) "
+                 "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                 {P(ByteView(v.key_id)), P(std::int64_t{v.version}), P(v.state), P(v.created),
+                  P(static_cast<std::int64_t>(v.ops_leased)), P(ByteView(v.public_key)), P(ByteView(v.wrapped))});
+  }
+
+  // InsertAudit appends under the head row's lock: one chain for every node.
+  Status InsertAudit(PGconn* c, const AuditRow& a) {
+    QSAPI_ASSIGN_OR_RETURN(Rows head, Query(c, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", {}));
+    std::int64_t last = 0;
+    if (head.size() != 1 || !head.Int(0, 0, 0, kMaxI64 - 1, last)) return CorruptRow("the audit head", "seq");
+    const std::int64_t seq = last + 1;
+    const Bytes prev = last == 0 ? Bytes(kAuditChainSize, 0) : head.Blob(0, 1);
+    QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, KeyFor(seq)));
+    QSAPI_RETURN_IF_ERROR(Run(c,
+                                "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, "
+                                "hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                                {P(seq), P(a.at), P(a.actor), P(a.action), P(a.key_name), P(std::int64_t{a.version}),
+                                 P(a.result), P(a.detail), P(ByteView(prev)), P(ByteView(h))}));
+    return Run(c, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", {P(seq), P(ByteView(h))});
+  }
+
+  Bytes KeyFor(std::int64_t seq) {
+    const std::lock_guard<std::mutex> lock(key_mu_);
+    if (audit_key_.empty() || static_cast<std::uint64_t>(seq) < audit_first_seq_) return {};
+    return {audit_key_.view().begin(), audit_key_.view().end()};
+  }
+
+  Result<std::optional<KeyRow>> OneKey(const std::string& sql, const std::vector<Param>& params) {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, sql, params));
+    if (r.size() == 0) return std::optional<KeyRow>();
+    QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(r, 0));
+    return std::optional<KeyRow>(std::move(row));
+  }
+
+  static Result<KeyRow> ReadKey(const Rows& r, int i) {
+    KeyRow k;
+    k.name = r.Text(i, 0);
+    const std::string what = "key \"" + k.name + "\"";
+    const Bytes id = r.Blob(i, 1);
+    if (id.size() != k.id.size()) return CorruptRow(what, "key_id");
+    std::memcpy(k.id.data(), id.data(), id.size());
+    k.type = r.Text(i, 2);
+    std::int64_t v[10] = {};
+    if (!r.Int(i, 3, 0, kMaxTime, v[3])) return CorruptRow(what, "created");
+    if (!r.Int(i, 4, 0, kMaxTime, v[4])) return CorruptRow(what, "rotated");
+    if (!r.Int(i, 5, 1, kMaxU32, v[5])) return CorruptRow(what, "current_version");
+    if (!r.Int(i, 6, 0, kMaxI64, v[6])) return CorruptRow(what, "auto_rotate_seconds");
+    if (!r.Int(i, 7, 0, kMaxI64, v[7])) return CorruptRow(what, "max_operations");
+    if (!r.Int(i, 8, 1, kMaxU32, v[8])) return CorruptRow(what, "min_decryption_version");
+    if (!r.Int(i, 9, 0, 1, v[9])) return CorruptRow(what, "deletion_allowed");
+    k.created = v[3];
+    k.rotated = v[4];
+    k.current_version = static_cast<std::uint32_t>(v[5]);
+    k.auto_rotate_seconds = v[6];
+    k.max_operations = static_cast<std::uint64_t>(v[7]);
+    k.min_decryption_version = static_cast<std::uint32_t>(v[8]);
+    k.deletion_allowed = v[9] != 0;
+    return k;
+  }
+
+  static Result<VersionRow> ReadVersion(const Rows& r, int i) {
+    VersionRow v;
+    const Bytes id = r.Blob(i, 0);
+    if (id.size() != v.key_id.size()) return CorruptRow("a key version row", "key_id");
+    std::memcpy(v.key_id.data(), id.data(), id.size());
+    std::int64_t version = 0;
+    std::int64_t created = 0;
+    std::int64_t leased = 0;
+    if (!r.Int(i, 1, 1, kMaxU32, version)) return CorruptRow("a key version row", "version");
+    const std::string what = "key version " + std::to_string(version);
+    if (!r.Int(i, 3, 0, kMaxTime, created)) return CorruptRow(what, "created");
+    if (!r.Int(i, 4, 0, kMaxI64, leased)) return CorruptRow(what, "ops_leased");
+    v.version = static_cast<std::uint32_t>(version);
+    v.state = r.Text(i, 2);
+    v.created = created;
+    v.ops_leased = static_cast<std::uint64_t>(leased);
+    v.public_key = r.Blob(i, 5);
+    v.wrapped = r.Blob(i, 6);
+    return v;
+  }
+
+  const PostgresStoreOptions o_;
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<ConnPtr> idle_;  // guarded by pool_mu_
+  int open_ = 0;               // guarded by pool_mu_: connections made and not closed
+  std::mutex key_mu_;
+  SecretBytes audit_key_;                       // guarded by key_mu_
+  std::uint64_t audit_first_seq_ = UINT64_MAX;  // guarded by key_mu_
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MetadataStore>> OpenPostgresStore(PostgresStoreOptions options) {
+  if (options.conninfo.empty()) return InvalidArgument("the PostgreSQL connection string is empty");
+  if (options.pool_size < 1 || options.pool_size > 64) return InvalidArgument("the PostgreSQL pool size must be 1..64");
+  auto store = std::make_unique<PgStore>(std::move(options));
+  QSAPI_RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<MetadataStore>(std::move(store));
+}
+
+}  // namespace qsapi::keystore::internal

@@ -1,0 +1,368 @@
+// One conformance suite for every MetadataStore backend: the same calls, the same answers, against
+// a real SQLite file and a real PostgreSQL 15 server started by the suite. Then what only the
+// PostgreSQL backend has: several nodes on one database, bad connection settings, a schema from
+// another version.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "keystore/internal/audit_chain.h"
+#include "keystore/internal/metadata_store.h"
+#include "keystore/internal/pg_store.h"
+#include "support/postgres_server.h"
+#include "support/test_support.h"
+
+namespace qsapi::keystore::internal {
+namespace {
+
+// One PostgreSQL server for the whole binary; each test gets a database of its own.
+testing::PostgresServer* Postgres() {
+  static std::unique_ptr<testing::PostgresServer> server = testing::PostgresServer::Start();
+  return server.get();
+}
+
+PostgresStoreOptions PgOptions(std::string conninfo, std::string display = {}) {
+  PostgresStoreOptions o;
+  o.conninfo = std::move(conninfo);
+  o.display = std::move(display);
+  return o;
+}
+
+KeyId Id(std::uint8_t b) {
+  KeyId id{};
+  id.fill(b);
+  return id;
+}
+
+AuditRow Audit(const std::string& action, const std::string& key = "k") {
+  return AuditRow{.at = UnixNow(), .actor = "test", .action = action, .key_name = key, .version = 1, .result = "ok",
+                  .detail = "d"};
+}
+
+KeyRow Key(const std::string& name, std::uint8_t id) {
+  return KeyRow{.name = name,
+                .id = Id(id),
+                .type = "AES-256-GCM",
+                .created = UnixNow(),
+                .rotated = UnixNow(),
+                .current_version = 1,
+                .auto_rotate_seconds = 0,
+                .max_operations = 0,
+                .min_decryption_version = 1,
+                .deletion_allowed = false};
+}
+
+VersionRow Version(std::uint8_t id, std::uint32_t v) {
+  return VersionRow{.key_id = Id(id),
+                    .version = v,
+                    .state = "active",
+                    .created = UnixNow(),
+                    .ops_leased = 0,
+                    .public_key = {},
+                    .wrapped = Bytes(60, static_cast<std::uint8_t>(v))};
+}
+
+class MetadataStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      dir_ = std::filesystem::temp_directory_path() / ("qsapi-store-" + std::to_string(::getpid()) + "-" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+    } else {
+      ASSERT_NE(Postgres(), nullptr);
+      db_ = Postgres()->CreateDatabase();
+    }
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Open opens another handle on the same store (another node, or the same node again).
+  std::unique_ptr<MetadataStore> Open() {
+    Result<std::unique_ptr<MetadataStore>> s = GetParam() == "sqlite" ? OpenSqliteStore(dir_ / "keystore.db")
+                                                                      : OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db_), "test database " + db_));
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  // Sql alters the stored rows behind the store's back (a hand edit, a corrupted disk).
+  void Sql(const std::string& sql) {
+    if (GetParam() == "sqlite") {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open((dir_ / "keystore.db").c_str(), &db), SQLITE_OK);
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+      sqlite3_close(db);
+    } else {
+      ASSERT_EQ(std::system((Postgres()->Psql(db_) + " -q -c \"" + sql + "\" >/dev/null").c_str()), 0) << sql;  // NOLINT
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::string db_;
+  std::unique_ptr<MetadataStore> store_;
+};
+
+TEST_P(MetadataStoreTest, KeysAndVersionsRoundTrip) {
+  KeyRow k = Key("orders", 1);
+  k.max_operations = 1000;
+  k.auto_rotate_seconds = 3600;
+  QSAPI_ASSERT_OK(store_->CreateKey(k, Version(1, 1), Audit("create", "orders")));
+  EXPECT_EQ(store_->CreateKey(Key("orders", 2), Version(2, 1), Audit("create", "orders")).error().code(),
+            ErrorCode::kAlreadyExists);
+  auto got = store_->GetKey("orders");
+  QSAPI_ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->id, Id(1));
+  EXPECT_EQ((*got)->max_operations, 1000U);
+  EXPECT_EQ((*got)->auto_rotate_seconds, 3600);
+  EXPECT_FALSE(store_->GetKey("none")->has_value());
+  EXPECT_EQ((*store_->GetKeyById(Id(1)))->name, "orders");
+  auto v = store_->GetVersion(Id(1), 1);
+  QSAPI_ASSERT_OK(v);
+  ASSERT_TRUE(v->has_value());
+  EXPECT_EQ((*v)->wrapped, Bytes(60, 1));
+  EXPECT_TRUE((*v)->public_key.empty());
+  EXPECT_FALSE(store_->GetVersion(Id(1), 2)->has_value());
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("alpha", 3), Version(3, 1), Audit("create", "alpha")));
+  auto all = store_->ListKeys();
+  QSAPI_ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2U);
+  EXPECT_EQ((*all)[0].name, "alpha");  // by name
+}
+
+TEST_P(MetadataStoreTest, AVersionIsMadeCurrentOnceAndChangesAreAudited) {
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("k", 1), Version(1, 1), Audit("create")));
+  QSAPI_ASSERT_OK(store_->AddVersion("k", Version(1, 2), "decrypt-only", UnixNow(), Audit("rotate")));
+  // A second writer that read version 1 as current: refused, nothing written.
+  EXPECT_EQ(store_->AddVersion("k", Version(1, 2), "decrypt-only", UnixNow(), Audit("rotate")).error().code(),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AddVersion("nope", Version(9, 2), "decrypt-only", UnixNow(), Audit("rotate")).error().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ((*store_->GetKey("k"))->current_version, 2U);
+  auto versions = store_->GetVersions(Id(1));
+  QSAPI_ASSERT_OK(versions);
+  ASSERT_EQ(versions->size(), 2U);
+  EXPECT_EQ((*versions)[0].state, "decrypt-only");
+  EXPECT_EQ((*versions)[1].state, "active");
+  QSAPI_ASSERT_OK(store_->SetVersionState(Id(1), 1, "destroyed", true, Audit("destroy-version")));
+  EXPECT_TRUE((*store_->GetVersion(Id(1), 1))->wrapped.empty());
+  EXPECT_EQ(store_->SetVersionState(Id(1), 7, "destroyed", true, Audit("x")).error().code(), ErrorCode::kNotFound);
+  KeyRow policy = **store_->GetKey("k");
+  policy.min_decryption_version = 2;
+  policy.deletion_allowed = true;
+  QSAPI_ASSERT_OK(store_->UpdatePolicy(policy, Audit("config")));
+  EXPECT_EQ((*store_->GetKey("k"))->min_decryption_version, 2U);
+  QSAPI_ASSERT_OK(store_->DeleteKey("k", Audit("destroy")));
+  EXPECT_FALSE(store_->GetKey("k")->has_value());
+  EXPECT_TRUE(store_->GetVersions(Id(1))->empty());
+  EXPECT_EQ(store_->DeleteKey("k", Audit("destroy")).error().code(), ErrorCode::kNotFound);
+  // Every successful change, and only those, is in the trail, in order.
+  auto trail = store_->ReadAudit(100);
+  QSAPI_ASSERT_OK(trail);
+  std::vector<std::string> actions;
+  for (const auto& e : *trail) actions.push_back(e.action);
+  EXPECT_EQ(actions, (std::vector<std::string>{"create", "rotate", "destroy-version", "config", "destroy"}));
+  EXPECT_EQ(trail->back().seq, 5U);
+  QSAPI_EXPECT_OK(store_->VerifyAuditChain());
+}
+
+TEST_P(MetadataStoreTest, OperationBlocksNeverOverlapNorPassTheLimit) {
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("k", 1), Version(1, 1), Audit("create")));
+  auto g = store_->GrantOperations(Id(1), 1, 100, 250);
+  QSAPI_ASSERT_OK(g);
+  EXPECT_EQ(**g, 100U);
+  EXPECT_EQ(**store_->GrantOperations(Id(1), 1, 100, 250), 200U);
+  EXPECT_FALSE(store_->GrantOperations(Id(1), 1, 100, 250)->has_value());  // only 50 left: nothing changes
+  EXPECT_EQ((*store_->GetVersion(Id(1), 1))->ops_leased, 200U);
+  EXPECT_EQ(**store_->GrantOperations(Id(1), 1, 50, 250), 250U);
+  EXPECT_FALSE(store_->GrantOperations(Id(1), 1, 1, 250)->has_value());
+  EXPECT_FALSE(store_->GrantOperations(Id(1), 9, 1, 250)->has_value());  // no such version
+  EXPECT_EQ(store_->GrantOperations(Id(1), 1, 0, 250).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->GrantOperations(Id(1), 1, 300, 250).error().code(), ErrorCode::kInvalidArgument);
+
+  // Several handles (nodes) and threads at once: every block is its own, and together they stop
+  // exactly at the limit.
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("busy", 2), Version(2, 1), Audit("create", "busy")));
+  constexpr std::uint64_t kMax = 5000;
+  std::vector<std::unique_ptr<MetadataStore>> nodes;
+  for (int i = 0; i < 3; ++i) nodes.push_back(Open());
+  std::mutex mu;
+  std::vector<std::uint64_t> ends;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      MetadataStore& s = *nodes[static_cast<std::size_t>(t) % nodes.size()];
+      for (;;) {
+        auto r = s.GrantOperations(Id(2), 1, 64, kMax);
+        ASSERT_TRUE(r.ok()) << r.error().ToString();
+        if (!r->has_value()) return;
+        const std::lock_guard lock(mu);
+        ends.push_back(**r);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::uint64_t> distinct(ends.begin(), ends.end());
+  EXPECT_EQ(distinct.size(), ends.size()) << "two grants ended at the same place: overlapping blocks";
+  EXPECT_EQ(ends.size(), kMax / 64);
+  EXPECT_LE(*distinct.rbegin(), kMax);
+}
+
+TEST_P(MetadataStoreTest, TheTrailIsChainedKeyedAndAlterationsAreFound) {
+  const auto counter0 = store_->ChangeCounter();
+  QSAPI_ASSERT_OK(counter0);
+  QSAPI_ASSERT_OK(store_->AppendAudit(Audit("a")));
+  const auto counter1 = store_->ChangeCounter();
+  QSAPI_ASSERT_OK(counter1);
+  EXPECT_NE(*counter1, *counter0);
+  EXPECT_EQ(*store_->ChangeCounter(), *counter1) << "a read does not move the counter";
+  // Key the trail from entry 2 on (as the keystore does with its trail key).
+  store_->UseAuditKey(SecretBytes::CopyFrom(Bytes(32, 7)), 2);
+  QSAPI_ASSERT_OK(store_->AppendAudit(Audit("b")));
+  QSAPI_ASSERT_OK(store_->AppendAudit(Audit("c")));
+  QSAPI_EXPECT_OK(store_->VerifyAuditChain());
+  auto head = store_->AuditHead();
+  QSAPI_ASSERT_OK(head);
+  EXPECT_EQ(head->first, 3U);
+  // The chain is the shared one: entry 1 recomputed here, independently of the backend.
+  auto first = store_->ReadAudit(3);
+  QSAPI_ASSERT_OK(first);
+  AuditRow a{.at = std::chrono::duration_cast<std::chrono::seconds>((*first)[0].at.time_since_epoch()).count(),
+             .actor = "test", .action = "a", .key_name = "k", .version = 1, .result = "ok", .detail = "d"};
+  auto c1 = AuditChainValue(Bytes(kAuditChainSize, 0), 1, a);
+  QSAPI_ASSERT_OK(c1);
+  EXPECT_TRUE(*store_->HasAuditEntry(1, *c1));
+  EXPECT_FALSE(*store_->HasAuditEntry(1, Bytes(32, 1)));
+  EXPECT_TRUE(*store_->HasAuditEntry(3, head->second));
+  // Another handle without the key cannot verify the keyed entries; with it, it can.
+  auto other = Open();
+  EXPECT_EQ(other->VerifyAuditChain().error().code(), ErrorCode::kDataLoss);
+  other->UseAuditKey(SecretBytes::CopyFrom(Bytes(32, 7)), 2);
+  QSAPI_EXPECT_OK(other->VerifyAuditChain());
+  // An edited entry is found and named.
+  Sql("UPDATE audit SET detail = 'rewritten' WHERE seq = 2");
+  auto st = store_->VerifyAuditChain();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(st.error().message().find("entry 2"), std::string::npos) << st.error().message();
+}
+
+TEST_P(MetadataStoreTest, TrailsHaveOneRowAndHeadsOnlyMoveOn) {
+  TrailRow row{.trail = "qsapid", .wrapped = {}, .first_seq = 1, .head_seq = 0, .head_mac = {}, .updated = UnixNow()};
+  auto wrap = [](std::uint64_t first) -> Result<Bytes> { return Bytes(40, static_cast<std::uint8_t>(first)); };
+  auto first = store_->CreateTrail(row, Audit("trail.create"), nullptr, wrap);
+  QSAPI_ASSERT_OK(first);
+  EXPECT_EQ(*first, 1U);
+  EXPECT_EQ(store_->CreateTrail(row, Audit("trail.create"), nullptr, wrap).error().code(), ErrorCode::kAlreadyExists);
+  // Our own trail: keyed from the entry that records its creation.
+  const SecretBytes key = SecretBytes::CopyFrom(Bytes(32, 9));
+  TrailRow own = row;
+  own.trail = "keystore";
+  auto own_first = store_->CreateTrail(own, Audit("trail.create"), &key, wrap);
+  QSAPI_ASSERT_OK(own_first);
+  EXPECT_EQ(*own_first, 2U);
+  QSAPI_EXPECT_OK(store_->VerifyAuditChain());
+  auto got = store_->GetTrail("keystore");
+  QSAPI_ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->first_seq, 2U);
+  EXPECT_EQ((*got)->wrapped, Bytes(40, 2));
+  QSAPI_ASSERT_OK(store_->SetTrailHead("qsapid", 10, Bytes(32, 1)));
+  QSAPI_ASSERT_OK(store_->SetTrailHead("qsapid", 10, Bytes(32, 1)));
+  EXPECT_EQ(store_->SetTrailHead("qsapid", 9, Bytes(32, 1)).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store_->SetTrailHead("none", 9, Bytes(32, 1)).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ((*store_->GetTrail("qsapid"))->head_seq, 10U);
+  TrailRow fresh = row;
+  fresh.first_seq = 5;
+  fresh.wrapped = Bytes(40, 5);
+  QSAPI_ASSERT_OK(store_->ReplaceTrail(fresh, Audit("trail.replace")));
+  EXPECT_EQ((*store_->GetTrail("qsapid"))->head_seq, 0U);
+  fresh.trail = "none";
+  EXPECT_EQ(store_->ReplaceTrail(fresh, Audit("trail.replace")).error().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(store_->GetTrail("none")->has_value());
+}
+
+TEST_P(MetadataStoreTest, CorruptRowsAreDataLossNotValues) {
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("k", 1), Version(1, 1), Audit("create")));
+  Sql("UPDATE keys SET current_version = 0 WHERE name = 'k'");
+  auto k = store_->GetKey("k");
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(k.error().message().find("current_version"), std::string::npos);
+  Sql("UPDATE key_versions SET ops_leased = -5");
+  EXPECT_EQ(store_->GetVersion(Id(1), 1).error().code(), ErrorCode::kDataLoss);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// PostgreSQL only.
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NE(Postgres(), nullptr); }
+};
+
+TEST_F(PostgresStoreTest, TwoNodesSeeEachOthersChanges) {
+  const std::string db = Postgres()->CreateDatabase();
+  auto a = OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db)));
+  auto b = OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db)));
+  QSAPI_ASSERT_OK(a);
+  QSAPI_ASSERT_OK(b);
+  const std::uint64_t before = *(*b)->ChangeCounter();
+  QSAPI_ASSERT_OK((*a)->CreateKey(Key("shared", 4), Version(4, 1), Audit("create", "shared")));
+  EXPECT_NE(*(*b)->ChangeCounter(), before) << "node b must notice node a's change";
+  EXPECT_TRUE((*b)->GetKey("shared")->has_value());
+  // Both nodes rotate from version 1: exactly one new version.
+  auto ra = (*a)->AddVersion("shared", Version(4, 2), "decrypt-only", UnixNow(), Audit("rotate", "shared"));
+  auto rb = (*b)->AddVersion("shared", Version(4, 2), "decrypt-only", UnixNow(), Audit("rotate", "shared"));
+  EXPECT_NE(ra.ok(), rb.ok());
+  EXPECT_EQ((*(*a)->GetVersions(Id(4))).size(), 2U);
+  QSAPI_EXPECT_OK((*b)->VerifyAuditChain());
+}
+
+TEST_F(PostgresStoreTest, BadSettingsAreClearErrorsWithoutThePassword) {
+  PostgresStoreOptions o = PgOptions("host=" + Postgres()->dir().string() + " port=1 dbname=x user=qsapi",
+                                     "the test database");
+  o.password = SecretBytes::CopyFrom(Bytes{'h', 'u', 'n', 't', 'e', 'r', '2'});
+  o.connect_timeout = std::chrono::seconds(2);
+  auto wrong = OpenPostgresStore(std::move(o));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(wrong.error().message().find("the test database"), std::string::npos) << wrong.error().message();
+  EXPECT_EQ(wrong.error().message().find("hunter2"), std::string::npos);
+  auto no_db = OpenPostgresStore(PgOptions(Postgres()->ConnInfo("does_not_exist")));
+  ASSERT_FALSE(no_db.ok());
+  EXPECT_NE(no_db.error().message().find("does_not_exist"), std::string::npos) << no_db.error().message();
+  EXPECT_EQ(OpenPostgresStore(PostgresStoreOptions{}).error().code(), ErrorCode::kInvalidArgument);
+  PostgresStoreOptions no_pool = PgOptions("x");
+  no_pool.pool_size = 0;
+  EXPECT_EQ(OpenPostgresStore(std::move(no_pool)).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(PostgresStoreTest, ASchemaOfAnotherVersionIsRefusedAndLeftAlone) {
+  const std::string db = Postgres()->CreateDatabase();
+  QSAPI_ASSERT_OK(OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db))));
+  ASSERT_EQ(std::system((Postgres()->Psql(db) +  // NOLINT(cert-env33-c)
+                         " -q -c \"UPDATE qsapi_meta SET value = '99' WHERE name = 'schema_version'\"")
+                            .c_str()),
+            0);
+  auto s = OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db)));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(s.error().message().find("schema version 99"), std::string::npos) << s.error().message();
+}
+
+}  // namespace
+}  // namespace qsapi::keystore::internal
