@@ -101,7 +101,7 @@ Result<std::string> ReadApiKey(const QrngHttp& h) {
     return key;
   }
   if (!h.api_key_env.empty()) {
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start-up; the one setenv (the keystore's) ran on this thread
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start-up; the only setenv (the keystore's) runs on this thread
     const char* v = std::getenv(h.api_key_env.c_str());
     if (v == nullptr)
       return InvalidArgument("entropy.http " + h.id + ": environment variable " + h.api_key_env + " is not set");
