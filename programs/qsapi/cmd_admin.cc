@@ -15,12 +15,7 @@
 namespace qsapi::cli {
 namespace {
 
-std::string DataDir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
-}
+std::string DataDir(const std::string& flag) { return flag.empty() ? DefaultDataDir() : flag; }
 
 // ConfigFor reads qsapid's configuration when a file is given, else the defaults for the data
 // directory: --data-dir, else the directory of the audit log named, else the default one.
@@ -81,7 +76,8 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!store.ok()) return Fail("token list", store.error());
     std::printf("%-24s %-10s %-22s %-30s %s\n", "name", "id", "created", "keys", "operations");
     for (const auto& e : store->entries()) {
-      std::string keys, ops;
+      std::string keys;
+      std::string ops;
       for (const auto& k : e.policy.keys) keys += (keys.empty() ? "" : ",") + k;
       for (const auto& o : e.policy.operations) ops += (ops.empty() ? "" : ",") + o;
       std::printf("%-24s %-10s %-22s %-30s %s\n", e.name.c_str(), e.id.c_str(), e.created.c_str(), keys.c_str(),
@@ -142,6 +138,7 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!lock.ok()) return Fail("audit repair", lock.error());
     auto ks = server::OpenKeystoreFor(*config, /*create=*/false, nullptr);
     if (!ks.ok()) return Fail("audit repair", ks.error());
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
     const char* user = std::getenv("USER");
     auto r = server::RepairAuditTrail(**ks, path, std::string("cli:") + (user != nullptr ? user : "unknown"));
     if (!r.ok()) return Fail("audit repair", r.error());

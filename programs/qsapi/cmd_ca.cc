@@ -90,7 +90,8 @@ void RegisterCaCommands(CLI::App& app) {
     p.validity = std::chrono::hours(24) * f->days;
     auto cert = c->Issue(*key, p);
     if (!cert.ok()) return Fail("ca issue", cert.error());
-    const std::string key_path = f->out + ".key", cert_path = f->out + ".pem";
+    const std::string key_path = f->out + ".key";
+    const std::string cert_path = f->out + ".pem";
     if (Status s = pki::WritePrivateKeyPem(key_path, *key); !s.ok()) return Fail("ca issue", s.error());
     if (Status s = pki::WriteCertificatePem(cert_path, {*cert, c->certificate()}); !s.ok()) {
       return Fail("ca issue", s.error());

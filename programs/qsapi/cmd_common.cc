@@ -9,6 +9,7 @@
 
 namespace qsapi::cli {
 namespace {
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): the exit status the command's callback sets
 int g_exit_code = EXIT_SUCCESS;
 }  // namespace
 

@@ -39,8 +39,11 @@ struct DoctorFlags {
 
 class Report {
  public:
-  void Ok(const std::string& check, const std::string& what) { Line("ok  ", check, what, ""); }
-  void Warn(const std::string& check, const std::string& what, const std::string& fix) {
+  // The report's lines go to `out` (stdout for `qsapi doctor`).
+  explicit Report(std::FILE* out) : out_(out) {}
+
+  void Ok(const std::string& check, const std::string& what) const { Line("ok  ", check, what, ""); }
+  void Warn(const std::string& check, const std::string& what, const std::string& fix) const {
     Line("warn", check, what, fix);
   }
   void Fail(const std::string& check, const std::string& what, const std::string& fix) {
@@ -50,10 +53,11 @@ class Report {
   [[nodiscard]] int failures() const { return failures_; }
 
  private:
-  static void Line(const char* tag, const std::string& check, const std::string& what, const std::string& fix) {
-    std::printf("%s  %-13s %s\n", tag, check.c_str(), what.c_str());
-    if (!fix.empty()) std::printf("      %-13s fix: %s\n", "", fix.c_str());
+  void Line(const char* tag, const std::string& check, const std::string& what, const std::string& fix) const {
+    std::fprintf(out_, "%s  %-13s %s\n", tag, check.c_str(), what.c_str());
+    if (!fix.empty()) std::fprintf(out_, "      %-13s fix: %s\n", "", fix.c_str());
   }
+  std::FILE* out_;
   int failures_ = 0;
 };
 
@@ -73,7 +77,7 @@ void CheckCertificate(Report& r, const std::string& check, const fs::path& path,
 }
 
 void Doctor(const DoctorFlags& f) {
-  Report r;
+  Report r(stdout);
   // openssl
   const unsigned long v = OpenSSL_version_num();  // NOLINT(google-runtime-int)
   if (v < 0x30500000UL) {
@@ -130,7 +134,8 @@ void Doctor(const DoctorFlags& f) {
   } else if (auto draw = (*pool)->Draw(64); !draw.ok()) {
     r.Fail("entropy", draw.error().message(), "repair the QRNG source or set [entropy] qrng = \"prefer\"");
   } else {
-    std::size_t qrng = 0, failed = 0;
+    std::size_t qrng = 0;
+    std::size_t failed = 0;
     for (const auto& s : (*pool)->SourceStatuses()) {
       if (!s.qrng) continue;
       ++qrng;

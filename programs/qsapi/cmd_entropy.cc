@@ -53,6 +53,8 @@ void AddEntropyFlags(CLI::App* cmd, EntropyFlags& f) {
 
 Result<std::string> ReadApiKey(const EntropyFlags& f) {
   std::string key;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
+  const char* env = std::getenv("QSAPI_QRNG_API_KEY");
   if (!f.api_key_file.empty()) {
     std::ifstream in(f.api_key_file, std::ios::binary);
     if (!in) return InvalidArgument("cannot read --qrng-api-key-file " + f.api_key_file);
@@ -60,7 +62,7 @@ Result<std::string> ReadApiKey(const EntropyFlags& f) {
     s << in.rdbuf();
     key = s.str();
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-  } else if (const char* env = std::getenv("QSAPI_QRNG_API_KEY"); env != nullptr) {
+  } else if (env != nullptr) {
     key = env;
   }
   if (!f.api_key_header.empty() && key.empty()) {

@@ -95,8 +95,10 @@ void WithStore(const char* command, const StoreFlags& f, F body) {
 }  // namespace
 
 std::string DefaultDataDir() {
+  // NOLINTBEGIN(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
   if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
   const char* home = std::getenv("HOME");
+  // NOLINTEND(concurrency-mt-unsafe)
   return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
 }
 

@@ -35,6 +35,7 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
   net::HttpClientOptions o;
   o.url = f.server;
   if (o.url.empty()) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
     const char* env = std::getenv("QSAPI_URL");
     o.url = env != nullptr && *env != '\0' ? env : "https://127.0.0.1:8443";
   }
@@ -53,11 +54,13 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
   RemoteSession s;
   if (f.cert_file.empty()) {
     std::string token;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
+    const char* env = std::getenv("QSAPI_TOKEN");
     if (!f.token_file.empty()) {
       std::ifstream in(f.token_file);
       if (!in) return InvalidArgument("cannot read the token file " + f.token_file);
       std::getline(in, token);
-    } else if (const char* env = std::getenv("QSAPI_TOKEN"); env != nullptr && *env != '\0') {
+    } else if (env != nullptr && *env != '\0') {
       token = env;
     } else if (std::ifstream in(dir + "/admin-token"); in) {
       std::getline(in, token);

@@ -9,6 +9,7 @@
 #include "qsapi/process.h"
 #include "qsapi/version.h"
 
+// NOLINTNEXTLINE(bugprone-exception-escape): an exception that reaches main() is a bug; std::terminate reports it
 int main(int argc, char** argv) {
   if (qsapi::Status s = qsapi::HardenProcess(); !s.ok()) {
     std::fprintf(stderr, "qsapi: warning: %s\n", s.error().ToString().c_str());

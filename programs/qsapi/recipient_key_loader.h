@@ -17,7 +17,7 @@ using hpke::KeystoreHpkeKeyId;
 
 // LoadRecipientKey returns the version of keystore key `name` that `header_key_id` names.
 // kInvalidArgument when the id belongs to another key; kNotFound for no such key or version.
-Result<std::unique_ptr<hpke::RecipientKey>> LoadRecipientKey(std::shared_ptr<keystore::Keystore> keystore,
+Result<std::unique_ptr<hpke::RecipientKey>> LoadRecipientKey(std::shared_ptr<keystore::Keystore> ks,
                                                              std::string_view name, ByteView header_key_id);
 
 }  // namespace qsapi::cli

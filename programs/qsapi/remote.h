@@ -22,6 +22,8 @@ void AddRemoteFlags(CLI::App* cmd, RemoteFlags& flags);
 
 struct RemoteSession {
   RemoteSession() = default;
+  RemoteSession(const RemoteSession&) = delete;
+  RemoteSession& operator=(const RemoteSession&) = delete;
   RemoteSession(RemoteSession&&) = default;
   RemoteSession& operator=(RemoteSession&&) = default;
   ~RemoteSession();  // wipes the Authorization header

@@ -24,7 +24,9 @@ std::string Errno(const std::string& what) { return what + ": " + qsapi::interna
 // ---- The temporary file a signal must remove ----------------------------------------------------
 // One output at a time per process; the path lives in a fixed buffer so that the handler only
 // calls async-signal-safe functions (unlink, signal, raise).
-char g_temp_path[4096] = {};  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): the signal handler's state must be global
+char g_temp_path[4096] = {};  // NOLINT(cppcoreguidelines-avoid-c-arrays): a fixed buffer the handler can read
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): the signal handler's state must be global
 volatile std::sig_atomic_t g_temp_active = 0;
 
 extern "C" void RemoveTempAndReraise(int sig) {

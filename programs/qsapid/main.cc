@@ -7,10 +7,10 @@
 // The process is hardened first (no core dumps, no ptrace attach), the crypto self-test must pass,
 // then the service starts (service/server/service.h) and runs until SIGTERM or SIGINT, which drain the
 // requests in flight before exiting 0.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <signal.h>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -25,8 +25,10 @@
 namespace {
 
 std::string DefaultDataDir() {
+  // NOLINTBEGIN(concurrency-mt-unsafe): read before the service starts its threads
   if (const char* d = std::getenv("QSAPI_DATA_DIR"); d != nullptr && *d != '\0') return d;
   const char* home = std::getenv("HOME");
+  // NOLINTEND(concurrency-mt-unsafe)
   return std::string(home != nullptr ? home : ".") + "/.local/share/qsapi";
 }
 
@@ -34,13 +36,17 @@ std::string Date(std::chrono::system_clock::time_point t) { return qsapi::intern
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): an exception that reaches main() is a bug; std::terminate reports it
 int main(int argc, char** argv) {
   if (qsapi::Status s = qsapi::HardenProcess(); !s.ok()) {
     std::fprintf(stderr, "qsapid: warning: %s\n", s.error().ToString().c_str());
   }
   CLI::App app{"qsapid: the QuantumSecureAPI service"};
   bool show_version = false;
-  std::string data_dir, config_file, check_config, listen;
+  std::string data_dir;
+  std::string config_file;
+  std::string check_config;
+  std::string listen;
   app.add_flag("--version", show_version, "Print the version and the OpenSSL version, then exit");
   app.add_option("--data-dir", data_dir,
                  "Data directory of the embedded default (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");

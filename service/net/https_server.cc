@@ -196,6 +196,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session& operator=(const Session&) = delete;
   Session(Session&&) = delete;
   Session& operator=(Session&&) = delete;
+  // NOLINTNEXTLINE(bugprone-exception-escape): it wipes in place (prepare() within the capacity does not throw)
   ~Session() {
     SecureZero(res_.body().data(), res_.body().size());
     WipeRequestCopies();
@@ -503,6 +504,8 @@ struct HttpResponder::State {
   State() = default;
   State(const State&) = delete;
   State& operator=(const State&) = delete;
+  State(State&&) = delete;
+  State& operator=(State&&) = delete;
   ~State() {
     if (!answered.load() && session) {
       HttpResponse out;
@@ -581,16 +584,14 @@ void HttpsServer::Impl::DoAccept() {
             --self->active_;
             Log(LogLevel::kError, "net", std::string("cannot set up a connection: ") + e.what());
           }
+        } else {
+          ErrorCodeT ignored;
+          s.close(ignored);  // refused (the socket was not handed to a Session)
         }
         shed.swap(self->shed_);
       }
       for (const auto& victim : shed) victim->PostClose();
-      if (session) {
-        session->Start();
-      } else {
-        ErrorCodeT ignored;
-        s.close(ignored);
-      }
+      if (session) session->Start();
     }
     self->DoAccept();
   });
@@ -718,7 +719,8 @@ void HttpsServer::Impl::Stop(std::chrono::milliseconds drain) {
 
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions& options, HttpHandler handler) {
   if (!handler) return InvalidArgument("server: no request handler");
-  return Start(options, HttpAsyncHandler([h = std::move(handler)](HttpRequest request, HttpResponder respond) {
+  return Start(options,
+               HttpAsyncHandler([h = std::move(handler)](const HttpRequest& request, const HttpResponder& respond) {
                  respond(h(request));
                }));
 }

@@ -47,7 +47,7 @@ bool IsStatusRead(Operation op) { return op == Operation::kHealth || op == Opera
 
 unsigned HttpStatusOf(ErrorCode c) {
   switch (c) {
-    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kInvalidArgument:
     case ErrorCode::kAuthenticationFailed: return 400;
     case ErrorCode::kFailedPrecondition: return 409;
     case ErrorCode::kNotFound: return 404;
@@ -72,7 +72,7 @@ std::string ClientRequestId(const ApiRequest& req) {
   const std::string_view given = req.Header("X-Request-Id");
   if (given.empty() || given.size() > 64) return {};
   const bool plain = std::all_of(given.begin(), given.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
   });
   return plain ? std::string(given) : std::string();
 }
@@ -97,6 +97,11 @@ struct Api::Flight {
   Policy policy;
   bool finished = false;
 
+  Flight() = default;
+  Flight(const Flight&) = delete;
+  Flight& operator=(const Flight&) = delete;
+  Flight(Flight&&) = delete;
+  Flight& operator=(Flight&&) = delete;
   ~Flight() {
     SecureZero(req.body.data(), req.body.size());
     for (auto& [k, v] : req.headers) SecureZero(v.data(), v.size());
@@ -275,7 +280,7 @@ void Api::HandleAsync(ApiRequest request, Done done) {
 
   // 3. Public routes.
   if (route.access == internal::Access::kPublic) {
-    internal::Request r{*this, fl.req, route, fl.name, "", {}, json::object(), 0, {}};
+    internal::Request r(*this, fl.req, route, fl.name, "", {});
     internal::Outcome out = route.handler(r);
     ApiResponse resp;
     resp.status = out.status;
@@ -353,7 +358,7 @@ void Api::HandleAsync(ApiRequest request, Done done) {
     fl.policy = it->policy;
   } else if (route.access == internal::Access::kSummaryOpen) {
     // Health without credentials: the status only, no versions, devices or counters.
-    internal::Request r{*this, fl.req, route, fl.name, "", {}, json::object(), 0, {}};
+    internal::Request r(*this, fl.req, route, fl.name, "", {});
     internal::Outcome out = route.handler(r);
     ApiResponse resp;
     resp.status = out.status;
@@ -421,7 +426,7 @@ void Api::Run(const std::shared_ptr<Flight>& f) {
     e.items = items;
     return e;
   };
-  internal::Request r{*this, fl.req, route, fl.name, fl.who, fl.policy, json::object(), 0, {}};
+  internal::Request r(*this, fl.req, route, fl.name, fl.who, fl.policy);
 
   const auto refuse = [&](const Error& e, std::string detail, std::optional<std::chrono::milliseconds> retry,
                           unsigned status = 0) {
@@ -494,10 +499,15 @@ void Api::Run(const std::shared_ptr<Flight>& f) {
   const bool audited = (IsStatusRead(route.operation) && out.result.ok()) || Audit(audit_event(out, r.items));
   // The result's strings (a decrypted plaintext, a data key) are wiped once answered or withheld.
   struct WipeResult {
-    internal::Outcome& o;
+    explicit WipeResult(internal::Outcome& outcome) : o(outcome) {}
+    WipeResult(const WipeResult&) = delete;
+    WipeResult& operator=(const WipeResult&) = delete;
+    WipeResult(WipeResult&&) = delete;
+    WipeResult& operator=(WipeResult&&) = delete;
     ~WipeResult() {
       if (o.result.ok()) internal::WipeJsonStrings(*o.result);
     }
+    internal::Outcome& o;
   } const wipe_result{out};
   if (!audited) {
     return Finish(

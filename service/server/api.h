@@ -120,11 +120,11 @@ class Api {
     const ApiOptions& options;
     keystore::Keystore& keystore;
     entropy::EntropyPool& pool;
-    SessionManager* sessions;
+    SessionManager* sessions = nullptr;
     const HealthHook& health_hook;
     const MetricsHook& metrics_hook;
-    AuditLog* audit;
-    WorkScheduler* scheduler;
+    AuditLog* audit = nullptr;
+    WorkScheduler* scheduler = nullptr;
     const AuthFailureTracker& auth_failures;
     std::chrono::steady_clock::time_point started;
   };

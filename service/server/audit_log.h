@@ -88,6 +88,8 @@ class AuditLog {
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
+  AuditLog(AuditLog&&) = delete;
+  AuditLog& operator=(AuditLog&&) = delete;
 
   // Append writes one line (one write(2) on an O_APPEND descriptor), rotating first when the file
   // is full. kUnavailable when it cannot be written (nothing of the line is left in the file).

@@ -24,7 +24,7 @@ struct ServerSection {
   std::string profile = "default";  // "default" (ML-DSA-65, X25519MLKEM768) or "cnsa2" (ML-DSA-87, SecP384r1MLKEM1024)
   std::string client_certificates = "optional";  // off | optional | required
   std::size_t max_body_bytes = 1 << 20;
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   std::size_t max_connections = 256;
   std::size_t max_connections_per_source = 64;  // from one client address
   std::size_t max_unfinished = 64;              // connections in their TLS handshake

@@ -18,13 +18,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kMaxWrappedFile = 64 * 1024;
+constexpr std::size_t kMaxWrappedFile = std::size_t{64} * 1024;
 
 ByteView View(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }  // NOLINT
 
 Bytes AssociatedData(std::string_view purpose) {
   const std::string ad = "qsapi wrapped private key v1" + std::string(1, '\0') + std::string(purpose);
-  return Bytes(ad.begin(), ad.end());
+  return {ad.begin(), ad.end()};
 }
 
 Status MakePrivateDir(const fs::path& dir) {

@@ -48,7 +48,7 @@ json KeyJson(const keystore::KeyInfo& k) {
           {"versions", versions}};
 }
 
-Status Request::AllowKey(const std::string& key) {
+Status Request::AllowKey(const std::string& key) const {
   if (IsReservedKeyName(key)) {
     return PermissionDenied("key names starting with \"" + std::string(kReservedKeyPrefix) +
                             "\" are reserved for qsapid itself");

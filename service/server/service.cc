@@ -38,7 +38,7 @@ namespace {
 namespace fs = std::filesystem;
 
 Error Part(std::string_view part, const Error& e) {
-  return Error(e.code(), "qsapid start-up, " + std::string(part) + ": " + e.message());
+  return {e.code(), "qsapid start-up, " + std::string(part) + ": " + e.message()};
 }
 
 }  // namespace
@@ -101,6 +101,7 @@ Result<std::string> ReadApiKey(const QrngHttp& h) {
     return key;
   }
   if (!h.api_key_env.empty()) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start-up; the only setenv (the keystore's) runs on this thread
     const char* v = std::getenv(h.api_key_env.c_str());
     if (v == nullptr)
       return InvalidArgument("entropy.http " + h.id + ": environment variable " + h.api_key_env + " is not set");
@@ -552,6 +553,7 @@ Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const fs::pat
 }
 
 Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+// NOLINTNEXTLINE(bugprone-exception-escape): an exception from Stop() is a bug; std::terminate reports it
 Service::~Service() { Stop(); }
 const StartupReport& Service::report() const noexcept { return impl_->report; }
 std::uint16_t Service::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
@@ -699,7 +701,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   // Cryptography answers later from a worker (Api::HandleAsync): the I/O threads only parse,
   // authenticate and route, so livez, health and metrics answer however busy the workers are.
   auto server =
-      net::HttpsServer::Start(o, net::HttpAsyncHandler([api](net::HttpRequest req, net::HttpResponder respond) {
+      net::HttpsServer::Start(o, net::HttpAsyncHandler([api](net::HttpRequest req, const net::HttpResponder& respond) {
                                 ApiRequest a;
                                 a.method = std::move(req.method);
                                 a.path = std::move(req.path);

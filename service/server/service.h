@@ -58,7 +58,9 @@ class Service {
 
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
-  ~Service();
+  Service(Service&&) = delete;
+  Service& operator=(Service&&) = delete;
+  ~Service();  // NOLINT(bugprone-exception-escape): Stop(); see its definition
 
   [[nodiscard]] const StartupReport& report() const noexcept;
   [[nodiscard]] std::uint16_t port() const noexcept;

@@ -300,6 +300,7 @@ std::vector<SessionInfo> SessionManager::List() {
     for (const auto& [id, e] : sessions_) entries.push_back(e);
   }
   std::vector<SessionInfo> out;
+  out.reserve(entries.size());
   for (const auto& e : entries) out.push_back(e->Snapshot());
   return out;
 }

@@ -85,6 +85,8 @@ class SessionManager {
   ~SessionManager();
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
+  SessionManager(SessionManager&&) = delete;
+  SessionManager& operator=(SessionManager&&) = delete;
 
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] const std::string& node_name() const noexcept;

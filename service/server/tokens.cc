@@ -40,6 +40,7 @@ bool IsHex(std::string_view s) {
 const std::vector<std::string>& KnownOperations() {
   static const std::vector<std::string> ops = [] {
     std::vector<std::string> out;
+    out.reserve(kAllOperations.size() + 1);
     for (const Operation op : kAllOperations) out.emplace_back(OperationName(op));
     out.emplace_back("*");
     return out;

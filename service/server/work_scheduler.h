@@ -63,6 +63,8 @@ class WorkScheduler {
   ~WorkScheduler();
   WorkScheduler(const WorkScheduler&) = delete;
   WorkScheduler& operator=(const WorkScheduler&) = delete;
+  WorkScheduler(WorkScheduler&&) = delete;
+  WorkScheduler& operator=(WorkScheduler&&) = delete;
 
   // Submit queues `job` for `principal`; on refusal the job is not called and not kept.
   // kResourceExhausted (over a queue limit) or kUnavailable (stopping).

@@ -23,6 +23,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -86,20 +87,32 @@ using ItemCounts = std::map<std::string, std::uint64_t>;
 
 // Request is one request in flight, as a handler sees it.
 struct Request {
+  Request(Api& api_in, const ApiRequest& http_in, const Route& route_in, std::string name_in, std::string who_in,
+          Policy policy_in)
+      : api(api_in),
+        http(http_in),
+        route(route_in),
+        name(std::move(name_in)),
+        who(std::move(who_in)),
+        policy(std::move(policy_in)) {}
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  Request(Request&&) = delete;
+  Request& operator=(Request&&) = delete;
+  ~Request() { WipeJsonStrings(body); }
+
   Api& api;
   const ApiRequest& http;
   const Route& route;
   std::string name;  // the path's {name}, decoded; "" when none
   std::string who;   // "token:admin", "cert:svc.example"
   Policy policy;
-  json body;  // parsed before a worker handler runs; its strings are wiped with the request
+  json body = json::object();  // parsed before a worker handler runs; its strings are wiped with the request
   std::uint32_t query_version = 0;
   ItemCounts items;  // filled by Batch
 
-  ~Request() { WipeJsonStrings(body); }
-
   // AllowKey checks a key named in the body against the policy (denials are audited).
-  [[nodiscard]] Status AllowKey(const std::string& key);
+  [[nodiscard]] Status AllowKey(const std::string& key) const;
 
   // Batch runs `one` over the body or over {"batch": [...]} and counts the outcomes in `items`.
   template <typename F>
@@ -133,6 +146,8 @@ class WipeOnExit {
   ~WipeOnExit() { SecureZero(b_.data(), b_.size()); }
   WipeOnExit(const WipeOnExit&) = delete;
   WipeOnExit& operator=(const WipeOnExit&) = delete;
+  WipeOnExit(WipeOnExit&&) = delete;
+  WipeOnExit& operator=(WipeOnExit&&) = delete;
 
  private:
   Bytes& b_;

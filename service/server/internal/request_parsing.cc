@@ -53,7 +53,7 @@ json ToJson(WipedJson& in) {
     todo.pop_back();
     switch (from->type()) {
       case WipedJson::value_t::string: {
-        const WipedString& v = from->get_ref<const WipedString&>();
+        const auto& v = from->get_ref<const WipedString&>();
         *to = std::string(v.data(), v.size());
         break;
       }
@@ -81,16 +81,19 @@ json ToJson(WipedJson& in) {
   return out;
 }
 
+// The walks below reach the values through get_ptr (noexcept: nullptr for another type) and the
+// containers behind it, so that nothing on the way can throw.
 void WipeWipedStrings(WipedJson& j) noexcept {
   std::vector<WipedJson*> todo{&j};
   while (!todo.empty()) {
     WipedJson* v = todo.back();
     todo.pop_back();
-    if (v->is_string()) {
-      WipedString& s = v->get_ref<WipedString&>();
-      SecureZero(s.data(), s.size());  // a short string lives inside its node (no allocation to wipe)
-    } else if (v->is_structured()) {
-      for (auto& item : *v) todo.push_back(&item);
+    if (auto* s = v->get_ptr<WipedJson::string_t*>()) {
+      SecureZero(s->data(), s->size());  // a short string lives inside its node (no allocation to wipe)
+    } else if (auto* a = v->get_ptr<WipedJson::array_t*>()) {
+      for (WipedJson& item : *a) todo.push_back(&item);
+    } else if (auto* o = v->get_ptr<WipedJson::object_t*>()) {
+      for (auto& member : *o) todo.push_back(&member.second);
     }
   }
 }
@@ -112,7 +115,7 @@ Result<json> ParseRequestBody(std::string_view body) {
     } else if (event == WipedJson::parse_event_t::object_end) {
       if (!objects.empty()) objects.pop_back();
     } else if (event == WipedJson::parse_event_t::key && !objects.empty() && duplicate.empty()) {
-      const WipedString& k = parsed.get_ref<const WipedString&>();
+      const auto& k = parsed.get_ref<const WipedString&>();
       std::string key(k.data(), k.size());
       if (!objects.back().insert(key).second) duplicate = std::move(key);
     }
@@ -121,8 +124,13 @@ Result<json> ParseRequestBody(std::string_view body) {
   WipedJson parsed = WipedJson::parse(body, check, false);
   if (parsed.is_discarded()) return InvalidArgument("the request body is not valid JSON");
   const struct Wipe {
-    WipedJson& j;
+    explicit Wipe(WipedJson& json_in) : j(json_in) {}
+    Wipe(const Wipe&) = delete;
+    Wipe& operator=(const Wipe&) = delete;
+    Wipe(Wipe&&) = delete;
+    Wipe& operator=(Wipe&&) = delete;
     ~Wipe() { WipeWipedStrings(j); }
+    WipedJson& j;
   } wipe{parsed};
   if (!duplicate.empty()) {
     return InvalidArgument("the request body names field \"" + duplicate.substr(0, 64) + "\" twice in one object");
@@ -136,11 +144,12 @@ void WipeJsonStrings(json& j) noexcept {
   while (!todo.empty()) {
     json* v = todo.back();
     todo.pop_back();
-    if (v->is_string()) {
-      auto& s = v->get_ref<std::string&>();
-      SecureZero(s.data(), s.size());
-    } else if (v->is_structured()) {
-      for (auto& item : *v) todo.push_back(&item);
+    if (auto* s = v->get_ptr<json::string_t*>()) {
+      SecureZero(s->data(), s->size());
+    } else if (auto* a = v->get_ptr<json::array_t*>()) {
+      for (json& item : *a) todo.push_back(&item);
+    } else if (auto* o = v->get_ptr<json::object_t*>()) {
+      for (auto& member : *o) todo.push_back(&member.second);
     }
   }
 }
@@ -165,8 +174,8 @@ Result<std::string> PercentDecode(std::string_view s) {
       out += s[i];
       continue;
     }
-    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+    if (i + 2 >= s.size() || std::isxdigit(static_cast<unsigned char>(s[i + 1])) == 0 ||
+        std::isxdigit(static_cast<unsigned char>(s[i + 2])) == 0) {
       return InvalidArgument("malformed percent-encoding in the path");
     }
     out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
@@ -269,7 +278,7 @@ Result<SecretBytes> SecretField(const json& j, const char* name, bool required) 
     return SecretBytes();
   }
   if (!j[name].is_string()) return InvalidArgument(std::string("field \"") + name + "\" must be a base64 string");
-  const std::string& s = j[name].get_ref<const std::string&>();
+  const auto& s = j[name].get_ref<const std::string&>();
   SecretBytes out(s.size() / 4 * 3 + 3);
   std::size_t len = 0;
   const char* end = nullptr;
