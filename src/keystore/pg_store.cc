@@ -15,12 +15,13 @@
 // an environment variable) and is never in a message. Every connection sets TCP keepalives and
 // tcp_user_timeout so that a dead database is noticed in seconds, and target_session_attrs=
 // read-write so that a multi-host string finds the primary.
-#include <libpq-fe.h>
+#include "keystore/internal/pg_store.h"
 
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
+#include <libpq-fe.h>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -28,7 +29,6 @@
 
 #include "keystore/internal/audit_chain.h"
 #include "keystore/internal/metadata_store.h"
-#include "keystore/internal/pg_store.h"
 #include "qsapi/secret.h"
 
 namespace qsapi::keystore::internal {
@@ -146,7 +146,8 @@ class Rows {
   [[nodiscard]] Bytes Blob(int row, int col) const {
     if (IsNull(row, col)) return {};
     std::size_t n = 0;
-    unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);  // NOLINT
+    unsigned char* raw =
+        PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);  // NOLINT
     if (raw == nullptr) return {};
     Bytes out(raw, raw + n);
     PQfreemem(raw);
@@ -180,9 +181,10 @@ class PgStore final : public MetadataStore {
       // One creator at a time: two nodes starting on an empty database.
       QSAPI_RETURN_IF_ERROR(Exec(*c, "SELECT pg_advisory_xact_lock(7140517)"));
       QSAPI_RETURN_IF_ERROR(Exec(*c, kSchema));
-      QSAPI_RETURN_IF_ERROR(Exec(*c, "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, "
-                                     "'\\x0000000000000000000000000000000000000000000000000000000000000000') "
-                                     "ON CONFLICT (id) DO NOTHING"));
+      QSAPI_RETURN_IF_ERROR(Exec(*c,
+                                 "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, "
+                                 "'\\x0000000000000000000000000000000000000000000000000000000000000000') "
+                                 "ON CONFLICT (id) DO NOTHING"));
       QSAPI_ASSIGN_OR_RETURN(Rows v, Query(*c, "SELECT value FROM qsapi_meta WHERE name = 'schema_version'", {}));
       if (v.size() == 0) {
         return Run(*c, "INSERT INTO qsapi_meta (name, value) VALUES ('schema_version', $1)",
@@ -203,15 +205,16 @@ class PgStore final : public MetadataStore {
 
   Status CreateKey(const KeyRow& k, const VersionRow& v, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
-      Result<Rows> ins =
-          Query(c,
-                "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
-                "max_operations, min_decryption_version, deletion_allowed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-                {P(k.name), P(ByteView(k.id)), P(k.type), P(k.created), P(k.rotated), P(std::int64_t{k.current_version}),
-                 P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
-                 P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0})});
+      Result<Rows> ins = Query(
+          c,
+          "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
+          "max_operations, min_decryption_version, deletion_allowed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+          {P(k.name), P(ByteView(k.id)), P(k.type), P(k.created), P(k.rotated), P(std::int64_t{k.current_version}),
+           P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
+           P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0})});
       if (!ins.ok()) {
-        if (ins.error().code() == ErrorCode::kAlreadyExists) return AlreadyExists("a key named \"" + k.name + "\" exists");
+        if (ins.error().code() == ErrorCode::kAlreadyExists)
+          return AlreadyExists("a key named \"" + k.name + "\" exists");
         return ins.error();
       }
       QSAPI_RETURN_IF_ERROR(InsertVersion(c, v));
@@ -223,18 +226,19 @@ class PgStore final : public MetadataStore {
                     std::int64_t rotated_at, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
       // The key row is locked: another node's rotation waits, then finds a newer current version.
-      QSAPI_ASSIGN_OR_RETURN(Rows now, Query(c, "SELECT current_version FROM keys WHERE name = $1 FOR UPDATE", {P(name)}));
+      QSAPI_ASSIGN_OR_RETURN(Rows now,
+                             Query(c, "SELECT current_version FROM keys WHERE name = $1 FOR UPDATE", {P(name)}));
       if (now.size() == 0) return NotFound("no key named \"" + name + "\"");
       std::int64_t current = 0;
       if (!now.Int(0, 0, 1, kMaxU32, current)) return CorruptRow("key \"" + name + "\"", "current_version");
-      if (current != std::int64_t{next.version} - 1) return FailedPrecondition("the key was rotated concurrently; retry");
-      QSAPI_RETURN_IF_ERROR(
-          Run(c, "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3",
-                {P(previous_state), P(ByteView(next.key_id)), P(current)}));
+      if (current != std::int64_t{next.version} - 1)
+        return FailedPrecondition("the key was rotated concurrently; retry");
+      QSAPI_RETURN_IF_ERROR(Run(c, "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3",
+                                {P(previous_state), P(ByteView(next.key_id)), P(current)}));
       QSAPI_RETURN_IF_ERROR(InsertVersion(c, next));
       FaultPoint("keystore.rotate.between_rows");
       QSAPI_RETURN_IF_ERROR(Run(c, "UPDATE keys SET current_version = $1, rotated = $2 WHERE name = $3",
-                                  {P(std::int64_t{next.version}), P(rotated_at), P(name)}));
+                                {P(std::int64_t{next.version}), P(rotated_at), P(name)}));
       return InsertAudit(c, audit);
     });
   }
@@ -243,11 +247,12 @@ class PgStore final : public MetadataStore {
                          const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
       QSAPI_ASSIGN_OR_RETURN(
-          Rows up, Query(c,
-                         wipe ? "UPDATE key_versions SET state = $1, wrapped = NULL WHERE key_id = $2 AND version = $3 "
-                                "RETURNING version"
-                              : "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3 RETURNING version",
-                         {P(state), P(ByteView(id)), P(std::int64_t{version})}));
+          Rows up,
+          Query(c,
+                wipe ? "UPDATE key_versions SET state = $1, wrapped = NULL WHERE key_id = $2 AND version = $3 "
+                       "RETURNING version"
+                     : "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND version = $3 RETURNING version",
+                {P(state), P(ByteView(id)), P(std::int64_t{version})}));
       if (up.size() != 1) return NotFound("no such key version");
       FaultPoint("keystore.destroy_version.before_commit");
       return InsertAudit(c, audit);
@@ -257,9 +262,9 @@ class PgStore final : public MetadataStore {
   Status DeleteKey(const std::string& name, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
       QSAPI_RETURN_IF_ERROR(Run(c,
-                                  "UPDATE key_versions SET wrapped = NULL, state = 'destroyed' WHERE key_id = "
-                                  "(SELECT key_id FROM keys WHERE name = $1)",
-                                  {P(name)}));
+                                "UPDATE key_versions SET wrapped = NULL, state = 'destroyed' WHERE key_id = "
+                                "(SELECT key_id FROM keys WHERE name = $1)",
+                                {P(name)}));
       FaultPoint("keystore.destroy.between_rows");
       QSAPI_RETURN_IF_ERROR(
           Run(c, "DELETE FROM key_versions WHERE key_id = (SELECT key_id FROM keys WHERE name = $1)", {P(name)}));
@@ -272,12 +277,12 @@ class PgStore final : public MetadataStore {
   Status UpdatePolicy(const KeyRow& k, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
       QSAPI_ASSIGN_OR_RETURN(
-          Rows up, Query(c,
-                         "UPDATE keys SET auto_rotate_seconds = $1, max_operations = $2, min_decryption_version = $3, "
-                         "deletion_allowed = $4 WHERE name = $5 RETURNING name",
-                         {P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
-                          P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0}),
-                          P(k.name)}));
+          Rows up,
+          Query(c,
+                "UPDATE keys SET auto_rotate_seconds = $1, max_operations = $2, min_decryption_version = $3, "
+                "deletion_allowed = $4 WHERE name = $5 RETURNING name",
+                {P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
+                 P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0}), P(k.name)}));
       if (up.size() != 1) return NotFound("no key named \"" + k.name + "\"");
       return InsertAudit(c, audit);
     });
@@ -290,12 +295,13 @@ class PgStore final : public MetadataStore {
     }
     Lease c = Acquire();
     if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c,
-                                         "UPDATE key_versions SET ops_leased = ops_leased + $1::bigint WHERE key_id = $2 "
-                                         "AND version = $3::bigint AND ops_leased <= $4::bigint - $1::bigint "
-                                         "RETURNING ops_leased",
-                                         {P(static_cast<std::int64_t>(block)), P(ByteView(id)), P(std::int64_t{version}),
-                                          P(static_cast<std::int64_t>(max))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r,
+                           Query(*c,
+                                 "UPDATE key_versions SET ops_leased = ops_leased + $1::bigint WHERE key_id = $2 "
+                                 "AND version = $3::bigint AND ops_leased <= $4::bigint - $1::bigint "
+                                 "RETURNING ops_leased",
+                                 {P(static_cast<std::int64_t>(block)), P(ByteView(id)), P(std::int64_t{version}),
+                                  P(static_cast<std::int64_t>(max))}));
     if (r.size() == 0) return std::optional<std::uint64_t>();
     std::int64_t granted = 0;
     if (!r.Int(0, 0, static_cast<std::int64_t>(block), static_cast<std::int64_t>(max), granted)) {
@@ -331,8 +337,9 @@ class PgStore final : public MetadataStore {
     Lease c = Acquire();
     if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(
-        Rows r, Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 ORDER BY version",
-                      {P(ByteView(id))}));
+        Rows r,
+        Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 ORDER BY version",
+              {P(ByteView(id))}));
     std::vector<VersionRow> out;
     for (int i = 0; i < r.size(); ++i) {
       QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, i));
@@ -345,8 +352,9 @@ class PgStore final : public MetadataStore {
     Lease c = Acquire();
     if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(
-        Rows r, Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 AND version = $2",
-                      {P(ByteView(id)), P(std::int64_t{version})}));
+        Rows r,
+        Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 AND version = $2",
+              {P(ByteView(id)), P(std::int64_t{version})}));
     if (r.size() == 0) return std::optional<VersionRow>();
     QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, 0));
     return std::optional<VersionRow>(std::move(row));
@@ -366,10 +374,10 @@ class PgStore final : public MetadataStore {
   Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) override {
     Lease c = Acquire();
     if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(
-        Rows r, Query(*c, "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit "
-                          "ORDER BY seq DESC LIMIT $1",
-                      {P(static_cast<std::int64_t>(std::min<std::size_t>(max, kMaxI64)))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c,
+                                         "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit "
+                                         "ORDER BY seq DESC LIMIT $1",
+                                         {P(static_cast<std::int64_t>(std::min<std::size_t>(max, kMaxI64)))}));
     std::vector<AuditEntry> out;
     for (int i = r.size() - 1; i >= 0; --i) {
       std::int64_t seq = 0;
@@ -399,10 +407,11 @@ class PgStore final : public MetadataStore {
     Bytes prev(kAuditChainSize, 0);
     std::int64_t expected = 1;
     for (;;) {
-      QSAPI_ASSIGN_OR_RETURN(
-          Rows r, Query(*c, "SELECT seq, at, actor, action, key_name, version, result, detail, prev_hash, hash "
-                            "FROM audit WHERE seq >= $1 ORDER BY seq LIMIT 1000",
-                        {P(expected)}));
+      QSAPI_ASSIGN_OR_RETURN(Rows r,
+                             Query(*c,
+                                   "SELECT seq, at, actor, action, key_name, version, result, detail, prev_hash, hash "
+                                   "FROM audit WHERE seq >= $1 ORDER BY seq LIMIT 1000",
+                                   {P(expected)}));
       if (r.size() == 0) break;
       for (int i = 0; i < r.size(); ++i) {
         AuditRow a;
@@ -458,7 +467,8 @@ class PgStore final : public MetadataStore {
   Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) override {
     Lease c = Acquire();
     if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT hash FROM audit WHERE seq = $1", {P(static_cast<std::int64_t>(seq))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r,
+                           Query(*c, "SELECT hash FROM audit WHERE seq = $1", {P(static_cast<std::int64_t>(seq))}));
     if (r.size() == 0) return false;
     const Bytes h = r.Blob(0, 0);
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
@@ -468,7 +478,8 @@ class PgStore final : public MetadataStore {
     Lease c = Acquire();
     if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(
-        Rows r, Query(*c, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = $1", {P(trail)}));
+        Rows r,
+        Query(*c, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = $1", {P(trail)}));
     if (r.size() == 0) return std::optional<TrailRow>();
     std::int64_t first = 0;
     std::int64_t head = 0;
@@ -510,10 +521,11 @@ class PgStore final : public MetadataStore {
         swapped = true;
       }
       QSAPI_ASSIGN_OR_RETURN(row.wrapped, wrap(first));
-      Result<Rows> ins = Query(c,
-                               "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) "
-                               "VALUES ($1,$2,$3,0,NULL,$4)",
-                               {P(row.trail), P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(first)), P(row.updated)});
+      Result<Rows> ins =
+          Query(c,
+                "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) "
+                "VALUES ($1,$2,$3,0,NULL,$4)",
+                {P(row.trail), P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(first)), P(row.updated)});
       if (!ins.ok()) {
         if (ins.error().code() == ErrorCode::kAlreadyExists) return AlreadyExists("trail \"" + row.trail + "\" exists");
         return ins.error();
@@ -546,11 +558,12 @@ class PgStore final : public MetadataStore {
 
   Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
-      QSAPI_ASSIGN_OR_RETURN(Rows up, Query(c,
-                                            "UPDATE trails SET wrapped = $1, first_seq = $2, head_seq = 0, head_mac = NULL, "
-                                            "updated = $3 WHERE trail = $4 RETURNING trail",
-                                            {P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(row.first_seq)),
-                                             P(row.updated), P(row.trail)}));
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows up,
+          Query(c,
+                "UPDATE trails SET wrapped = $1, first_seq = $2, head_seq = 0, head_mac = NULL, "
+                "updated = $3 WHERE trail = $4 RETURNING trail",
+                {P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(row.first_seq)), P(row.updated), P(row.trail)}));
       if (up.size() != 1) return NotFound("no trail \"" + row.trail + "\"");
       return InsertAudit(c, audit);
     });
@@ -626,11 +639,11 @@ class PgStore final : public MetadataStore {
 
   Result<ConnPtr> Connect() {
     // Our defaults first; the operator's connection string may override them; the password last.
-    std::vector<const char*> keys = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-                                     "keepalives_count", "tcp_user_timeout", "target_session_attrs",
-                                     "application_name", "dbname"};
+    std::vector<const char*> keys = {"connect_timeout",      "keepalives",       "keepalives_idle",
+                                     "keepalives_interval",  "keepalives_count", "tcp_user_timeout",
+                                     "target_session_attrs", "application_name", "dbname"};
     const std::string timeout = std::to_string(std::max<std::int64_t>(1, o_.connect_timeout.count()));
-    std::vector<const char*> values = {timeout.c_str(), "1", "5", "2", "3", "10000", "read-write", "qsapid",
+    std::vector<const char*> values = {timeout.c_str(),    "1", "5", "2", "3", "10000", "read-write", "qsapid",
                                        o_.conninfo.c_str()};
     const std::string password(reinterpret_cast<const char*>(o_.password.view().data()), o_.password.size());  // NOLINT
     if (!o_.password.empty()) {
@@ -711,10 +724,10 @@ class PgStore final : public MetadataStore {
 
   Status InsertVersion(PGconn* c, const VersionRow& v) {
     return Run(c,
-                 "INSERT INTO key_versions (key_id, version, state, created, ops_leased, public_key, wrapped) "
-                 "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                 {P(ByteView(v.key_id)), P(std::int64_t{v.version}), P(v.state), P(v.created),
-                  P(static_cast<std::int64_t>(v.ops_leased)), P(ByteView(v.public_key)), P(ByteView(v.wrapped))});
+               "INSERT INTO key_versions (key_id, version, state, created, ops_leased, public_key, wrapped) "
+               "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+               {P(ByteView(v.key_id)), P(std::int64_t{v.version}), P(v.state), P(v.created),
+                P(static_cast<std::int64_t>(v.ops_leased)), P(ByteView(v.public_key)), P(ByteView(v.wrapped))});
   }
 
   // InsertAudit appends under the head row's lock: one chain for every node.
@@ -725,11 +738,12 @@ class PgStore final : public MetadataStore {
     const std::int64_t seq = last + 1;
     const Bytes prev = last == 0 ? Bytes(kAuditChainSize, 0) : head.Blob(0, 1);
     QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, KeyFor(seq)));
-    QSAPI_RETURN_IF_ERROR(Run(c,
-                                "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, "
-                                "hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-                                {P(seq), P(a.at), P(a.actor), P(a.action), P(a.key_name), P(std::int64_t{a.version}),
-                                 P(a.result), P(a.detail), P(ByteView(prev)), P(ByteView(h))}));
+    QSAPI_RETURN_IF_ERROR(
+        Run(c,
+            "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, "
+            "hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            {P(seq), P(a.at), P(a.actor), P(a.action), P(a.key_name), P(std::int64_t{a.version}), P(a.result),
+             P(a.detail), P(ByteView(prev)), P(ByteView(h))}));
     return Run(c, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", {P(seq), P(ByteView(h))});
   }
 

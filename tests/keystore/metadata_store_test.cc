@@ -2,19 +2,19 @@
 // a real SQLite file and a real PostgreSQL 15 server started by the suite. Then what only the
 // PostgreSQL backend has: several nodes on one database, bad connection settings, a schema from
 // another version.
-#include <sqlite3.h>
+#include "keystore/internal/metadata_store.h"
 
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sqlite3.h>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "keystore/internal/audit_chain.h"
-#include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pg_store.h"
 #include "support/postgres_server.h"
 #include "support/test_support.h"
@@ -42,8 +42,8 @@ KeyId Id(std::uint8_t b) {
 }
 
 AuditRow Audit(const std::string& action, const std::string& key = "k") {
-  return AuditRow{.at = UnixNow(), .actor = "test", .action = action, .key_name = key, .version = 1, .result = "ok",
-                  .detail = "d"};
+  return AuditRow{
+      .at = UnixNow(), .actor = "test", .action = action, .key_name = key, .version = 1, .result = "ok", .detail = "d"};
 }
 
 KeyRow Key(const std::string& name, std::uint8_t id) {
@@ -91,8 +91,9 @@ class MetadataStoreTest : public ::testing::TestWithParam<std::string> {
 
   // Open opens another handle on the same store (another node, or the same node again).
   std::unique_ptr<MetadataStore> Open() {
-    Result<std::unique_ptr<MetadataStore>> s = GetParam() == "sqlite" ? OpenSqliteStore(dir_ / "keystore.db")
-                                                                      : OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db_), "test database " + db_));
+    Result<std::unique_ptr<MetadataStore>> s =
+        GetParam() == "sqlite" ? OpenSqliteStore(dir_ / "keystore.db")
+                               : OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db_), "test database " + db_));
     EXPECT_TRUE(s.ok()) << s.error().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
   }
@@ -105,7 +106,8 @@ class MetadataStoreTest : public ::testing::TestWithParam<std::string> {
       EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
       sqlite3_close(db);
     } else {
-      ASSERT_EQ(std::system((Postgres()->Psql(db_) + " -q -c \"" + sql + "\" >/dev/null").c_str()), 0) << sql;  // NOLINT
+      ASSERT_EQ(std::system((Postgres()->Psql(db_) + " -q -c \"" + sql + "\" >/dev/null").c_str()), 0)
+          << sql;  // NOLINT
     }
   }
 
@@ -240,7 +242,12 @@ TEST_P(MetadataStoreTest, TheTrailIsChainedKeyedAndAlterationsAreFound) {
   auto first = store_->ReadAudit(3);
   QSAPI_ASSERT_OK(first);
   AuditRow a{.at = std::chrono::duration_cast<std::chrono::seconds>((*first)[0].at.time_since_epoch()).count(),
-             .actor = "test", .action = "a", .key_name = "k", .version = 1, .result = "ok", .detail = "d"};
+             .actor = "test",
+             .action = "a",
+             .key_name = "k",
+             .version = 1,
+             .result = "ok",
+             .detail = "d"};
   auto c1 = AuditChainValue(Bytes(kAuditChainSize, 0), 1, a);
   QSAPI_ASSERT_OK(c1);
   EXPECT_TRUE(*store_->HasAuditEntry(1, *c1));
@@ -333,8 +340,8 @@ TEST_F(PostgresStoreTest, TwoNodesSeeEachOthersChanges) {
 }
 
 TEST_F(PostgresStoreTest, BadSettingsAreClearErrorsWithoutThePassword) {
-  PostgresStoreOptions o = PgOptions("host=" + Postgres()->dir().string() + " port=1 dbname=x user=qsapi",
-                                     "the test database");
+  PostgresStoreOptions o =
+      PgOptions("host=" + Postgres()->dir().string() + " port=1 dbname=x user=qsapi", "the test database");
   o.password = SecretBytes::CopyFrom(Bytes{'h', 'u', 'n', 't', 'e', 'r', '2'});
   o.connect_timeout = std::chrono::seconds(2);
   auto wrong = OpenPostgresStore(std::move(o));

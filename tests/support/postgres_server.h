@@ -5,7 +5,6 @@
 #ifndef QSAPI_TESTS_SUPPORT_POSTGRES_SERVER_H_
 #define QSAPI_TESTS_SUPPORT_POSTGRES_SERVER_H_
 
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <signal.h>
 #include <string>
 #include <thread>
 
@@ -95,15 +95,16 @@ class PostgresServer {
     }
     const std::string data = (dir_ / "data").string();
     if (Sh(AsOwner(std::string(kPostgresBin) + "/initdb -D '" + data +
-                   "' -U qsapi -A trust --no-sync --no-instructions >'" + (dir_ / "initdb.log").string() +
-                   "' 2>&1")) != 0) {
-      ADD_FAILURE() << "initdb failed: " << Read(dir_ / "initdb.log") << " (is postgresql-15 installed? scripts/setup.sh)";
+                   "' -U qsapi -A trust --no-sync --no-instructions >'" + (dir_ / "initdb.log").string() + "' 2>&1")) !=
+        0) {
+      ADD_FAILURE() << "initdb failed: " << Read(dir_ / "initdb.log")
+                    << " (is postgresql-15 installed? scripts/setup.sh)";
       return false;
     }
     const std::string options = "-c listen_addresses='' -k " + dir_.string() + " -p " + std::to_string(kPort) +
                                 " -c fsync=off -c client_connection_check_interval=1000";
-    if (Sh(AsOwner(std::string(kPostgresBin) + "/pg_ctl -D '" + data + "' -w -t 30 -l '" + (dir_ / "server.log").string() +
-                   "' -o \"" + options + "\" start >/dev/null 2>&1")) != 0) {
+    if (Sh(AsOwner(std::string(kPostgresBin) + "/pg_ctl -D '" + data + "' -w -t 30 -l '" +
+                   (dir_ / "server.log").string() + "' -o \"" + options + "\" start >/dev/null 2>&1")) != 0) {
       ADD_FAILURE() << "PostgreSQL did not start: " << Read(dir_ / "server.log");
       return false;
     }
