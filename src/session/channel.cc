@@ -104,10 +104,10 @@ class ChannelState {
   Result<Candidate> FromSecret(std::uint32_t epoch, EpochSecret secret) const {
     QSAPI_ASSIGN_OR_RETURN(EpochKeys keys, DeriveEpochKeys(secret, suite, session_id, epoch));
     const bool initiator = role == SessionRole::kInitiator;
-    SymmetricKey& send_key = initiator ? keys.initiator_key : keys.responder_key;
-    SymmetricKey& recv_key = initiator ? keys.responder_key : keys.initiator_key;
-    QSAPI_ASSIGN_OR_RETURN(crypto::Aead send_aead, crypto::Aead::New(AlgorithmFor(suite), std::move(send_key)));
-    QSAPI_ASSIGN_OR_RETURN(crypto::Aead recv_aead, crypto::Aead::New(AlgorithmFor(suite), std::move(recv_key)));
+    const SymmetricKey& send_key = initiator ? keys.initiator_key : keys.responder_key;
+    const SymmetricKey& recv_key = initiator ? keys.responder_key : keys.initiator_key;
+    QSAPI_ASSIGN_OR_RETURN(crypto::Aead send_aead, crypto::Aead::New(AlgorithmFor(suite), send_key));
+    QSAPI_ASSIGN_OR_RETURN(crypto::Aead recv_aead, crypto::Aead::New(AlgorithmFor(suite), recv_key));
     return Candidate{.epoch = epoch,
                      .chain_secret = std::move(secret),
                      .send_aead = std::move(send_aead),
