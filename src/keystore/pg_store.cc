@@ -29,6 +29,7 @@
 
 #include "keystore/internal/audit_chain.h"
 #include "keystore/internal/metadata_store.h"
+#include "keystore/internal/store_rows.h"
 #include "qsapi/secret.h"
 
 namespace qsapi::keystore::internal {
@@ -91,14 +92,9 @@ CREATE TABLE IF NOT EXISTS trails (
 );
 )sql";
 
-constexpr std::int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
-constexpr std::int64_t kMaxU32 = 0xffffffffLL;
-constexpr std::int64_t kMaxI64 = INT64_MAX;
-
-Error CorruptRow(const std::string& what, const std::string& column) {
-  return DataLoss("keystore metadata: " + what + " has a corrupt " + column +
-                  " (wrong type or out of range); restore the database from a backup");
-}
+constexpr std::int64_t kMaxTime = kMaxStoredTime;
+constexpr std::int64_t kMaxU32 = kMaxStoredU32;
+constexpr std::int64_t kMaxI64 = kMaxStoredI64;
 
 // A parameter of a statement: text, or binary bytes (bytea), or NULL.
 struct Param {
@@ -293,15 +289,12 @@ class PgStore final : public MetadataStore {
     if (block == 0 || block > max || max > static_cast<std::uint64_t>(kMaxI64)) {
       return InvalidArgument("an operation grant needs 0 < block <= max < 2^63");
     }
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(Rows r,
-                           Query(*c,
-                                 "UPDATE key_versions SET ops_leased = ops_leased + $1::bigint WHERE key_id = $2 "
-                                 "AND version = $3::bigint AND ops_leased <= $4::bigint - $1::bigint "
-                                 "RETURNING ops_leased",
-                                 {P(static_cast<std::int64_t>(block)), P(ByteView(id)), P(std::int64_t{version}),
-                                  P(static_cast<std::int64_t>(max))}));
+                           QueryOnce("UPDATE key_versions SET ops_leased = ops_leased + $1::bigint WHERE key_id = $2 "
+                                     "AND version = $3::bigint AND ops_leased <= $4::bigint - $1::bigint "
+                                     "RETURNING ops_leased",
+                                     {P(static_cast<std::int64_t>(block)), P(ByteView(id)), P(std::int64_t{version}),
+                                      P(static_cast<std::int64_t>(max))}));
     if (r.size() == 0) return std::optional<std::uint64_t>();
     std::int64_t granted = 0;
     if (!r.Int(0, 0, static_cast<std::int64_t>(block), static_cast<std::int64_t>(max), granted)) {
@@ -322,9 +315,7 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::vector<KeyRow>> ListKeys() override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name", {}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce(std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name", {}));
     std::vector<KeyRow> out;
     for (int i = 0; i < r.size(); ++i) {
       QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(r, i));
@@ -334,12 +325,9 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::vector<VersionRow>> GetVersions(const KeyId& id) override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(
-        Rows r,
-        Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 ORDER BY version",
-              {P(ByteView(id))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce(std::string("SELECT ") + kVersionColumns +
+                                                 " FROM key_versions WHERE key_id = $1 ORDER BY version",
+                                             {P(ByteView(id))}));
     std::vector<VersionRow> out;
     for (int i = 0; i < r.size(); ++i) {
       QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, i));
@@ -349,12 +337,9 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::optional<VersionRow>> GetVersion(const KeyId& id, std::uint32_t version) override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(
-        Rows r,
-        Query(*c, std::string("SELECT ") + kVersionColumns + " FROM key_versions WHERE key_id = $1 AND version = $2",
-              {P(ByteView(id)), P(std::int64_t{version})}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce(std::string("SELECT ") + kVersionColumns +
+                                                 " FROM key_versions WHERE key_id = $1 AND version = $2",
+                                             {P(ByteView(id)), P(std::int64_t{version})}));
     if (r.size() == 0) return std::optional<VersionRow>();
     QSAPI_ASSIGN_OR_RETURN(VersionRow row, ReadVersion(r, 0));
     return std::optional<VersionRow>(std::move(row));
@@ -363,21 +348,17 @@ class PgStore final : public MetadataStore {
   // The change counter is the trail's head: every mutation of keys, versions, policies and trails
   // appends an entry in its transaction, on any node.
   Result<std::uint64_t> ChangeCounter() override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT seq FROM audit_head WHERE id = 1", {}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce("SELECT seq FROM audit_head WHERE id = 1", {}));
     std::int64_t seq = 0;
     if (r.size() != 1 || !r.Int(0, 0, 0, kMaxI64, seq)) return CorruptRow("the audit head", "seq");
     return static_cast<std::uint64_t>(seq);
   }
 
   Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c,
-                                         "SELECT seq, at, actor, action, key_name, version, result, detail FROM audit "
-                                         "ORDER BY seq DESC LIMIT $1",
-                                         {P(static_cast<std::int64_t>(std::min<std::size_t>(max, kMaxI64)))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r,
+                           QueryOnce("SELECT seq, at, actor, action, key_name, version, result, detail FROM audit "
+                                     "ORDER BY seq DESC LIMIT $1",
+                                     {P(static_cast<std::int64_t>(std::min<std::size_t>(max, kMaxI64)))}));
     std::vector<AuditEntry> out;
     for (int i = r.size() - 1; i >= 0; --i) {
       std::int64_t seq = 0;
@@ -427,8 +408,8 @@ class PgStore final : public MetadataStore {
         a.version = static_cast<std::uint32_t>(version);
         a.result = r.Text(i, 6);
         a.detail = r.Text(i, 7);
-        const Bytes key = KeyFor(seq);
-        QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, key));
+        const SecretBytes key = KeyFor(seq);
+        QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, key.view()));
         if (r.Blob(i, 8) != prev || r.Blob(i, 9) != h) {
           return DataLoss("audit trail: entry " + std::to_string(seq) + " was altered (its " +
                           (key.empty() ? "hash" : "MAC") + " does not chain)");
@@ -455,9 +436,7 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::pair<std::uint64_t, Bytes>> AuditHead() override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, "SELECT seq, hash FROM audit_head WHERE id = 1", {}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce("SELECT seq, hash FROM audit_head WHERE id = 1", {}));
     std::int64_t seq = 0;
     if (r.size() != 1 || !r.Int(0, 0, 0, kMaxI64, seq)) return CorruptRow("the audit head", "seq");
     if (seq == 0) return std::pair<std::uint64_t, Bytes>{0, {}};
@@ -465,21 +444,17 @@ class PgStore final : public MetadataStore {
   }
 
   Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(Rows r,
-                           Query(*c, "SELECT hash FROM audit WHERE seq = $1", {P(static_cast<std::int64_t>(seq))}));
+                           QueryOnce("SELECT hash FROM audit WHERE seq = $1", {P(static_cast<std::int64_t>(seq))}));
     if (r.size() == 0) return false;
     const Bytes h = r.Blob(0, 0);
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
   }
 
   Result<std::optional<TrailRow>> GetTrail(const std::string& trail) override {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
     QSAPI_ASSIGN_OR_RETURN(
         Rows r,
-        Query(*c, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = $1", {P(trail)}));
+        QueryOnce("SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = $1", {P(trail)}));
     if (r.size() == 0) return std::optional<TrailRow>();
     std::int64_t first = 0;
     std::int64_t head = 0;
@@ -543,12 +518,9 @@ class PgStore final : public MetadataStore {
 
   Status SetTrailHead(const std::string& trail, std::uint64_t seq, ByteView mac) override {
     if (seq == 0 || mac.empty()) return InvalidArgument("a trail head needs a sequence number and a MAC");
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows up, Query(*c,
-                                          "UPDATE trails SET head_seq = $1, head_mac = $2, updated = $3 "
-                                          "WHERE trail = $4 AND head_seq <= $1 RETURNING trail",
-                                          {P(static_cast<std::int64_t>(seq)), P(mac), P(UnixNow()), P(trail)}));
+    QSAPI_ASSIGN_OR_RETURN(Rows up, QueryOnce("UPDATE trails SET head_seq = $1, head_mac = $2, updated = $3 "
+                                              "WHERE trail = $4 AND head_seq <= $1 RETURNING trail",
+                                              {P(static_cast<std::int64_t>(seq)), P(mac), P(UnixNow()), P(trail)}));
     if (up.size() != 1) {
       return FailedPrecondition("trail \"" + trail + "\" is unknown or already records a later head than entry " +
                                 std::to_string(seq));
@@ -570,11 +542,6 @@ class PgStore final : public MetadataStore {
   }
 
  private:
-  static constexpr const char* kKeyColumns =
-      "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
-      "min_decryption_version, deletion_allowed";
-  static constexpr const char* kVersionColumns = "key_id, version, state, created, ops_leased, public_key, wrapped";
-
   // Lease is a connection taken from the pool, given back when it goes.
   class Lease {
    public:
@@ -645,15 +612,17 @@ class PgStore final : public MetadataStore {
     const std::string timeout = std::to_string(std::max<std::int64_t>(1, o_.connect_timeout.count()));
     std::vector<const char*> values = {timeout.c_str(),    "1", "5", "2", "3", "10000", "read-write", "qsapid",
                                        o_.conninfo.c_str()};
-    const std::string password(reinterpret_cast<const char*>(o_.password.view().data()), o_.password.size());  // NOLINT
+    SecretBytes password(o_.password.size() + 1);  // NUL-terminated for libpq, in secret memory
+    std::copy(o_.password.view().begin(), o_.password.view().end(), password.data());
+    password.data()[o_.password.size()] = 0;
     if (!o_.password.empty()) {
       keys.push_back("password");
-      values.push_back(password.c_str());
+      values.push_back(
+          reinterpret_cast<const char*>(password.data()));  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
     ConnPtr c(PQconnectdbParams(keys.data(), values.data(), 1));
-    SecureZero(const_cast<char*>(password.data()), password.size());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
     if (c == nullptr) return Unavailable("keystore database " + Where() + ": out of memory");
     if (PQstatus(c.get()) != CONNECTION_OK) {
       return Unavailable("keystore database " + Where() + ": cannot connect: " + Clean(PQerrorMessage(c.get())));
@@ -678,6 +647,13 @@ class PgStore final : public MetadataStore {
     Result<Rows> r = Query(c, sql, params);
     if (!r.ok()) return r.error();
     return OkStatus();
+  }
+
+  // QueryOnce runs one statement on a connection of the pool (a read, or one atomic update).
+  Result<Rows> QueryOnce(const std::string& sql, const std::vector<Param>& params) {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    return Query(*c, sql, params);
   }
 
   Result<Rows> Query(PGconn* c, const std::string& sql, const std::vector<Param>& params) {
@@ -737,7 +713,8 @@ class PgStore final : public MetadataStore {
     if (head.size() != 1 || !head.Int(0, 0, 0, kMaxI64 - 1, last)) return CorruptRow("the audit head", "seq");
     const std::int64_t seq = last + 1;
     const Bytes prev = last == 0 ? Bytes(kAuditChainSize, 0) : head.Blob(0, 1);
-    QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, KeyFor(seq)));
+    const SecretBytes key = KeyFor(seq);
+    QSAPI_ASSIGN_OR_RETURN(Bytes h, AuditChainValue(prev, seq, a, key.view()));
     QSAPI_RETURN_IF_ERROR(
         Run(c,
             "INSERT INTO audit (seq, at, actor, action, key_name, version, result, detail, prev_hash, "
@@ -747,67 +724,43 @@ class PgStore final : public MetadataStore {
     return Run(c, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", {P(seq), P(ByteView(h))});
   }
 
-  Bytes KeyFor(std::int64_t seq) {
+  // KeyFor is a copy, in secret memory, of the chain key of entry `seq` (empty: SHA-256).
+  SecretBytes KeyFor(std::int64_t seq) {
     const std::lock_guard<std::mutex> lock(key_mu_);
     if (audit_key_.empty() || static_cast<std::uint64_t>(seq) < audit_first_seq_) return {};
-    return {audit_key_.view().begin(), audit_key_.view().end()};
+    return audit_key_.Clone();
   }
 
   Result<std::optional<KeyRow>> OneKey(const std::string& sql, const std::vector<Param>& params) {
-    Lease c = Acquire();
-    if (!c.ok()) return c.error();
-    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(*c, sql, params));
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce(sql, params));
     if (r.size() == 0) return std::optional<KeyRow>();
     QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKey(r, 0));
     return std::optional<KeyRow>(std::move(row));
   }
 
-  static Result<KeyRow> ReadKey(const Rows& r, int i) {
-    KeyRow k;
-    k.name = r.Text(i, 0);
-    const std::string what = "key \"" + k.name + "\"";
-    const Bytes id = r.Blob(i, 1);
-    if (id.size() != k.id.size()) return CorruptRow(what, "key_id");
-    std::memcpy(k.id.data(), id.data(), id.size());
-    k.type = r.Text(i, 2);
-    std::int64_t v[10] = {};
-    if (!r.Int(i, 3, 0, kMaxTime, v[3])) return CorruptRow(what, "created");
-    if (!r.Int(i, 4, 0, kMaxTime, v[4])) return CorruptRow(what, "rotated");
-    if (!r.Int(i, 5, 1, kMaxU32, v[5])) return CorruptRow(what, "current_version");
-    if (!r.Int(i, 6, 0, kMaxI64, v[6])) return CorruptRow(what, "auto_rotate_seconds");
-    if (!r.Int(i, 7, 0, kMaxI64, v[7])) return CorruptRow(what, "max_operations");
-    if (!r.Int(i, 8, 1, kMaxU32, v[8])) return CorruptRow(what, "min_decryption_version");
-    if (!r.Int(i, 9, 0, 1, v[9])) return CorruptRow(what, "deletion_allowed");
-    k.created = v[3];
-    k.rotated = v[4];
-    k.current_version = static_cast<std::uint32_t>(v[5]);
-    k.auto_rotate_seconds = v[6];
-    k.max_operations = static_cast<std::uint64_t>(v[7]);
-    k.min_decryption_version = static_cast<std::uint32_t>(v[8]);
-    k.deletion_allowed = v[9] != 0;
-    return k;
-  }
-
-  static Result<VersionRow> ReadVersion(const Rows& r, int i) {
-    VersionRow v;
-    const Bytes id = r.Blob(i, 0);
-    if (id.size() != v.key_id.size()) return CorruptRow("a key version row", "key_id");
-    std::memcpy(v.key_id.data(), id.data(), id.size());
-    std::int64_t version = 0;
-    std::int64_t created = 0;
-    std::int64_t leased = 0;
-    if (!r.Int(i, 1, 1, kMaxU32, version)) return CorruptRow("a key version row", "version");
-    const std::string what = "key version " + std::to_string(version);
-    if (!r.Int(i, 3, 0, kMaxTime, created)) return CorruptRow(what, "created");
-    if (!r.Int(i, 4, 0, kMaxI64, leased)) return CorruptRow(what, "ops_leased");
-    v.version = static_cast<std::uint32_t>(version);
-    v.state = r.Text(i, 2);
-    v.created = created;
-    v.ops_leased = static_cast<std::uint64_t>(leased);
-    v.public_key = r.Blob(i, 5);
-    v.wrapped = r.Blob(i, 6);
-    return v;
-  }
+  // Column reads of one result row for ReadKeyRow / ReadVersionRow (keystore/internal/store_rows.h).
+  struct PgColumns {
+    const Rows& r;
+    int row;
+    bool Text(int col, std::string& out) const {
+      if (r.IsNull(row, col)) return false;
+      out = r.Text(row, col);
+      return true;
+    }
+    bool Blob(int col, Bytes& out, bool nullable) const {
+      if (r.IsNull(row, col)) {
+        out.clear();
+        return nullable;
+      }
+      out = r.Blob(row, col);
+      return true;
+    }
+    bool Int(int col, std::int64_t min, std::int64_t max, std::int64_t& out) const {
+      return r.Int(row, col, min, max, out);
+    }
+  };
+  static Result<KeyRow> ReadKey(const Rows& r, int i) { return ReadKeyRow(PgColumns{r, i}); }
+  static Result<VersionRow> ReadVersion(const Rows& r, int i) { return ReadVersionRow(PgColumns{r, i}); }
 
   const PostgresStoreOptions o_;
   std::mutex pool_mu_;

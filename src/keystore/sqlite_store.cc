@@ -25,6 +25,7 @@
 #include "common/internal/text.h"
 #include "keystore/internal/audit_chain.h"
 #include "keystore/internal/metadata_store.h"
+#include "keystore/internal/store_rows.h"
 #include "qsapi/crypto/kdf.h"
 
 namespace qsapi::keystore::internal {
@@ -146,70 +147,32 @@ class Stmt {
   int rc_ = SQLITE_OK;
 };
 
-// Rows are read back strictly: every column must hold the type and range the writer stores, so
-// that a database edited by hand or corrupted on disk gives a clear kDataLoss here instead of
-// values that overflow later (a time of -2^63 seconds, a version number that wraps).
-constexpr std::int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
-constexpr std::int64_t kMaxU32 = 0xffffffffLL;
-constexpr std::int64_t kMaxI64 = INT64_MAX;
+// Column reads of the current row for ReadKeyRow / ReadVersionRow (keystore/internal/store_rows.h).
+struct SqliteColumns {
+  const Stmt& s;
+  bool Text(int col, std::string& out) const {
+    if (!s.IsText(col)) return false;
+    out = s.Text(col);
+    return true;
+  }
+  bool Blob(int col, Bytes& out, bool nullable) const {
+    if (!(nullable ? s.IsBlobOrNull(col) : s.IsBlob(col))) return false;
+    out = s.Blob(col);
+    return true;
+  }
+  bool Int(int col, std::int64_t min, std::int64_t max, std::int64_t& out) const {
+    if (!s.IsInt(col, min, max)) return false;
+    out = s.Int(col);
+    return true;
+  }
+};
 
-Error CorruptRow(const std::string& what, const std::string& column) {
-  return DataLoss("keystore metadata: " + what + " has a corrupt " + column +
-                  " (wrong type or out of range); restore the database from a backup");
-}
+Result<KeyRow> ReadKey(const Stmt& s) { return ReadKeyRow(SqliteColumns{s}); }
+Result<VersionRow> ReadVersion(const Stmt& s) { return ReadVersionRow(SqliteColumns{s}); }
 
-Result<KeyRow> ReadKey(const Stmt& s) {
-  KeyRow k;
-  if (!s.IsText(0)) return CorruptRow("a key row", "name");
-  k.name = s.Text(0);
-  const std::string what = "key \"" + k.name + "\"";
-  const Bytes id = s.Blob(1);
-  if (!s.IsBlob(1) || id.size() != k.id.size()) return CorruptRow(what, "key_id");
-  std::memcpy(k.id.data(), id.data(), id.size());
-  if (!s.IsText(2)) return CorruptRow(what, "type");
-  k.type = s.Text(2);
-  const auto in = [&](int col, std::int64_t min, std::int64_t max) { return s.IsInt(col, min, max); };
-  if (!in(3, 0, kMaxTime)) return CorruptRow(what, "created");
-  if (!in(4, 0, kMaxTime)) return CorruptRow(what, "rotated");
-  if (!in(5, 1, kMaxU32)) return CorruptRow(what, "current_version");
-  if (!in(6, 0, kMaxI64)) return CorruptRow(what, "auto_rotate_seconds");
-  if (!in(7, 0, kMaxI64)) return CorruptRow(what, "max_operations");
-  if (!in(8, 1, kMaxU32)) return CorruptRow(what, "min_decryption_version");
-  if (!in(9, 0, 1)) return CorruptRow(what, "deletion_allowed");
-  k.created = s.Int(3);
-  k.rotated = s.Int(4);
-  k.current_version = static_cast<std::uint32_t>(s.Int(5));
-  k.auto_rotate_seconds = s.Int(6);
-  k.max_operations = static_cast<std::uint64_t>(s.Int(7));
-  k.min_decryption_version = static_cast<std::uint32_t>(s.Int(8));
-  k.deletion_allowed = s.Int(9) != 0;
-  return k;
-}
-constexpr const char* kKeyColumns =
-    "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
-    "min_decryption_version, deletion_allowed";
-
-Result<VersionRow> ReadVersion(const Stmt& s) {
-  VersionRow v;
-  const Bytes id = s.Blob(0);
-  if (!s.IsBlob(0) || id.size() != v.key_id.size()) return CorruptRow("a key version row", "key_id");
-  std::memcpy(v.key_id.data(), id.data(), id.size());
-  if (!s.IsInt(1, 1, kMaxU32)) return CorruptRow("a key version row", "version");
-  v.version = static_cast<std::uint32_t>(s.Int(1));
-  const std::string what = "key version " + std::to_string(v.version);
-  if (!s.IsText(2)) return CorruptRow(what, "state");
-  v.state = s.Text(2);
-  if (!s.IsInt(3, 0, kMaxTime)) return CorruptRow(what, "created");
-  if (!s.IsInt(4, 0, kMaxI64)) return CorruptRow(what, "ops_leased");
-  if (!s.IsBlobOrNull(5)) return CorruptRow(what, "public_key");
-  if (!s.IsBlobOrNull(6)) return CorruptRow(what, "wrapped");
-  v.created = s.Int(3);
-  v.ops_leased = static_cast<std::uint64_t>(s.Int(4));
-  v.public_key = s.Blob(5);
-  v.wrapped = s.Blob(6);
-  return v;
-}
-constexpr const char* kVersionColumns = "key_id, version, state, created, ops_leased, public_key, wrapped";
+constexpr std::int64_t kMaxTime = kMaxStoredTime;
+constexpr std::int64_t kMaxU32 = kMaxStoredU32;
+constexpr std::int64_t kMaxI64 = kMaxStoredI64;
 
 class SqliteStore final : public MetadataStore {
  public:

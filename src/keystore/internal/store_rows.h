@@ -1,0 +1,81 @@
+// How every MetadataStore backend reads key and version rows back: strictly, with the same rules,
+// so that a database edited by hand or corrupted on disk gives a clear DATA_LOSS naming the column
+// instead of values that overflow later (a time of -2^63 seconds, a version number that wraps).
+// A backend gives the reader an adapter over its current row with three calls, each false when
+// the column does not hold that type (or is outside [min, max]):
+//   bool Text(int col, std::string& out);
+//   bool Blob(int col, Bytes& out, bool nullable);   // NULL is an empty Blob when nullable
+//   bool Int(int col, std::int64_t min, std::int64_t max, std::int64_t& out);
+#ifndef QSAPI_KEYSTORE_INTERNAL_STORE_ROWS_H_
+#define QSAPI_KEYSTORE_INTERNAL_STORE_ROWS_H_
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "keystore/internal/metadata_store.h"
+#include "qsapi/result.h"
+
+namespace qsapi::keystore::internal {
+
+inline constexpr std::int64_t kMaxStoredTime = 253402300799;  // 9999-12-31T23:59:59Z
+inline constexpr std::int64_t kMaxStoredU32 = 0xffffffffLL;
+inline constexpr std::int64_t kMaxStoredI64 = INT64_MAX;
+
+// The columns ReadKeyRow and ReadVersionRow expect, in this order.
+inline constexpr const char* kKeyColumns =
+    "name, key_id, type, created, rotated, current_version, auto_rotate_seconds, max_operations, "
+    "min_decryption_version, deletion_allowed";
+inline constexpr const char* kVersionColumns = "key_id, version, state, created, ops_leased, public_key, wrapped";
+
+inline Error CorruptRow(const std::string& what, const std::string& column) {
+  return DataLoss("keystore metadata: " + what + " has a corrupt " + column +
+                  " (wrong type or out of range); restore the database from a backup");
+}
+
+template <typename Row>
+Result<KeyRow> ReadKeyRow(const Row& r) {
+  KeyRow k;
+  if (!r.Text(0, k.name)) return CorruptRow("a key row", "name");
+  const std::string what = "key \"" + k.name + "\"";
+  Bytes id;
+  if (!r.Blob(1, id, false) || id.size() != k.id.size()) return CorruptRow(what, "key_id");
+  std::memcpy(k.id.data(), id.data(), id.size());
+  if (!r.Text(2, k.type)) return CorruptRow(what, "type");
+  std::int64_t v = 0;
+  if (!r.Int(3, 0, kMaxStoredTime, k.created)) return CorruptRow(what, "created");
+  if (!r.Int(4, 0, kMaxStoredTime, k.rotated)) return CorruptRow(what, "rotated");
+  if (!r.Int(5, 1, kMaxStoredU32, v)) return CorruptRow(what, "current_version");
+  k.current_version = static_cast<std::uint32_t>(v);
+  if (!r.Int(6, 0, kMaxStoredI64, k.auto_rotate_seconds)) return CorruptRow(what, "auto_rotate_seconds");
+  if (!r.Int(7, 0, kMaxStoredI64, v)) return CorruptRow(what, "max_operations");
+  k.max_operations = static_cast<std::uint64_t>(v);
+  if (!r.Int(8, 1, kMaxStoredU32, v)) return CorruptRow(what, "min_decryption_version");
+  k.min_decryption_version = static_cast<std::uint32_t>(v);
+  if (!r.Int(9, 0, 1, v)) return CorruptRow(what, "deletion_allowed");
+  k.deletion_allowed = v != 0;
+  return k;
+}
+
+template <typename Row>
+Result<VersionRow> ReadVersionRow(const Row& r) {
+  VersionRow out;
+  Bytes id;
+  if (!r.Blob(0, id, false) || id.size() != out.key_id.size()) return CorruptRow("a key version row", "key_id");
+  std::memcpy(out.key_id.data(), id.data(), id.size());
+  std::int64_t v = 0;
+  if (!r.Int(1, 1, kMaxStoredU32, v)) return CorruptRow("a key version row", "version");
+  out.version = static_cast<std::uint32_t>(v);
+  const std::string what = "key version " + std::to_string(out.version);
+  if (!r.Text(2, out.state)) return CorruptRow(what, "state");
+  if (!r.Int(3, 0, kMaxStoredTime, out.created)) return CorruptRow(what, "created");
+  if (!r.Int(4, 0, kMaxStoredI64, v)) return CorruptRow(what, "ops_leased");
+  out.ops_leased = static_cast<std::uint64_t>(v);
+  if (!r.Blob(5, out.public_key, true)) return CorruptRow(what, "public_key");
+  if (!r.Blob(6, out.wrapped, true)) return CorruptRow(what, "wrapped");
+  return out;
+}
+
+}  // namespace qsapi::keystore::internal
+
+#endif  // QSAPI_KEYSTORE_INTERNAL_STORE_ROWS_H_
