@@ -72,7 +72,9 @@ Result<RemoteSession> OpenRemote(const RemoteFlags& f) {
     s.headers.emplace_back("Authorization", "Bearer " + token);
     SecureZero(token.data(), token.size());
   }
-  QSAPI_ASSIGN_OR_RETURN(s.client, net::HttpClient::Create(o));
+  auto client = net::HttpClient::Create(o);
+  if (!client.ok()) return Error(client.error().code(), "server " + o.url + ": " + client.error().message());
+  s.client = std::move(client).value();
   if (!s.client->url().tls || s.client->url().target != "/") {
     return InvalidArgument("the server URL must be https://host[:port] without a path, got \"" + o.url + "\"");
   }

@@ -195,8 +195,6 @@ Status CheckOptions(const HttpSourceOptions& o, const std::string& who) {
 Result<std::unique_ptr<EntropySource>> OpenHttpSource(const HttpSourceOptions& options) {
   const std::string who = "entropy source \"" + options.id + "\": ";
   QSAPI_RETURN_IF_ERROR(CheckOptions(options, who));
-  Result<net::Url> url = net::ParseUrl(options.url);
-  if (!url.ok()) return InvalidArgument(who + "option url " + url.error().message());
   net::HttpClientOptions c;
   c.url = options.url;
   c.tls.min_version = pki::TlsVersion::kTls12;
@@ -209,7 +207,7 @@ Result<std::unique_ptr<EntropySource>> OpenHttpSource(const HttpSourceOptions& o
   c.max_response_bytes = options.max_response_bytes;
   c.keep_alive = false;
   Result<std::unique_ptr<net::HttpClient>> client = net::HttpClient::Create(c);
-  if (!client.ok()) return Error(client.error().code(), who + client.error().message());
+  if (!client.ok()) return Error(client.error().code(), who + client.error().message());  // "the URL ..." or TLS
   return std::unique_ptr<EntropySource>(std::make_unique<HttpSource>(options, std::move(client).value()));
 }
 

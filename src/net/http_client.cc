@@ -439,7 +439,8 @@ HttpClient::~HttpClient() = default;
 
 Result<std::unique_ptr<HttpClient>> HttpClient::Create(const HttpClientOptions& options) {
   Result<Url> url = ParseUrl(options.url);
-  if (!url.ok()) return InvalidArgument("URL \"" + options.url + "\" " + url.error().message());
+  // The URL is not repeated: its query may hold a credential (the caller names what it configured).
+  if (!url.ok()) return InvalidArgument("the URL " + url.error().message());
   if (options.connect_timeout.count() <= 0 || options.request_timeout.count() <= 0) {
     return InvalidArgument("HTTP client timeouts must be positive");
   }

@@ -603,13 +603,16 @@ TEST(HttpSource, RejectsBadOptions) {
                                          "http://example.com:70000/",
                                          "http://exa mple.com/",
                                          "http://example.com/#frag",
-                                         "http://[::1/"};
+                                         "http://[::1/",
+                                         "http://example.com/#s3cret",
+                                         "ftp://example.com/?key=s3cret"};
   for (const std::string& url : urls) {
     HttpSourceOptions o;
     o.url = url;
     auto r = OpenHttpSource(o);
     ASSERT_FALSE(r.ok()) << url;
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << url;
+    EXPECT_EQ(r.error().message().find("s3cret"), std::string::npos) << r.error().message();  // never the URL's parts
   }
   HttpSourceOptions o;
   o.url = "http://127.0.0.1/";

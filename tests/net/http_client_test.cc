@@ -250,8 +250,11 @@ TEST(HttpClientTest, RequestsThatCannotBeSentAreRefusedBeforeConnecting) {
   o.request_timeout = milliseconds(0);
   EXPECT_EQ(HttpClient::Create(o).error().code(), ErrorCode::kInvalidArgument);
   o.request_timeout = milliseconds(100);
-  o.url = "gopher://x";
-  EXPECT_EQ(HttpClient::Create(o).error().code(), ErrorCode::kInvalidArgument);
+  o.url = "gopher://x/?token=s3cret";
+  auto bad = HttpClient::Create(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad.error().message().find("s3cret"), std::string::npos) << "a URL's query may hold a credential";
 }
 
 // Over TLS: qsapi_net's server with a test PKI (ECDSA, hybrid groups).
