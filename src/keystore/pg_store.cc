@@ -627,6 +627,10 @@ class PgStore final : public MetadataStore {
     if (PQstatus(c.get()) != CONNECTION_OK) {
       return Unavailable("keystore database " + Where() + ": cannot connect: " + Clean(PQerrorMessage(c.get())));
     }
+    // The server's notices ("relation ... already exists, skipping" at every start) are not
+    // errors; libpq would print them on stderr.
+    PQsetNoticeProcessor(
+        c.get(), [](void*, const char*) {}, nullptr);
     return c;
   }
 
