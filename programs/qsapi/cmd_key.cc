@@ -19,6 +19,8 @@
 #include "qsapi/hpke/public_key_file.h"
 #include "qsapi/keystore/keystore.h"
 #include "recipient_key_loader.h"
+#include "server/config.h"
+#include "server/service.h"
 
 namespace qsapi::cli {
 namespace {
@@ -111,11 +113,18 @@ void AddStoreFlags(CLI::App* cmd, StoreFlags& f) {
   cmd->add_option("--pin-env", f.pin_env,
                   "Environment variable that holds your HSM's user PIN (not the embedded default)");
   cmd->add_option("--database", f.database, "Metadata database (default: <data-dir>/keystore.db)");
+  cmd->add_option("--config", f.config,
+                  "qsapid's configuration file: use its [keystore] and [store] (a PostgreSQL cluster's database)")
+      ->excludes("--database");
 }
 
 static bool External(const StoreFlags& f) { return !f.pin_file.empty() || !f.pin_env.empty(); }
 
 Result<std::unique_ptr<keystore::Keystore>> OpenStore(const StoreFlags& f) {
+  if (!f.config.empty()) {
+    QSAPI_ASSIGN_OR_RETURN(server::Config config, server::LoadConfig(f.config));
+    return server::OpenKeystoreFor(config, /*create=*/false, nullptr);
+  }
   const std::string dir = f.data_dir.empty() ? DefaultDataDir() : f.data_dir;
   keystore::KeystoreOptions o;
   if (External(f)) {

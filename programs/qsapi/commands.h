@@ -37,6 +37,7 @@ struct StoreFlags {
   std::string pin_file;
   std::string pin_env;
   std::string database;
+  std::string config;  // qsapid's configuration: its [keystore] and [store] (a cluster node's PostgreSQL)
 };
 // DefaultDataDir is $QSAPI_DATA_DIR, else ~/.local/share/qsapi.
 std::string DefaultDataDir();
@@ -53,6 +54,7 @@ void RegisterSealCommands(CLI::App& app);
 void RegisterRemoteCommands(CLI::App& app);
 void RegisterCaCommands(CLI::App& app);
 void RegisterDoctorCommand(CLI::App& app);
+void RegisterClusterCommands(CLI::App& app);
 
 }  // namespace qsapi::cli
 

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   qsapi::cli::RegisterRemoteCommands(app);
   qsapi::cli::RegisterCaCommands(app);
   qsapi::cli::RegisterDoctorCommand(app);
+  qsapi::cli::RegisterClusterCommands(app);
   CLI11_PARSE(app, argc, argv);  // the parsed subcommand's callback runs here
 
   if (show_version) {

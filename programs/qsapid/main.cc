@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   const qsapi::server::StartupReport& r = (*service)->report();
   const std::string dir = config.data_dir.string();
   std::printf("qsapid: data directory %s%s\n", dir.c_str(), r.keystore_created ? " (keystore created now)" : "");
+  std::printf("qsapid: metadata in %s (cluster %s)\n", r.store.c_str(), r.cluster_id.c_str());
   std::printf("qsapid: deployment CA %s%s\n", r.ca_certificate.c_str(), r.ca_created ? " (created now)" : "");
   std::printf("qsapid: TLS 1.3, groups %s, profile %s, certificate valid until %s%s\n", r.tls_groups.c_str(),
               r.tls_profile.c_str(), Date(r.certificate_not_after).c_str(),

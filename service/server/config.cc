@@ -31,6 +31,8 @@ class Reader {
     return InvalidArgument("config " + where + ": " + Name(key) + ": " + what);
   }
 
+  [[nodiscard]] bool Has(std::string_view key) const { return t_.get(key) != nullptr; }
+
   Status String(std::string_view key, std::string& out) {
     seen_.insert(std::string(key));
     const toml::node* n = t_.get(key);
@@ -214,8 +216,45 @@ Status ParseKeystoreTable(Reader& r, Config& c) {
   if (!c.keystore.pin_file.empty() && !c.keystore.pin_env.empty()) {
     return r.Bad("pin_env", "give pin_file or pin_env, not both");
   }
-  QSAPI_RETURN_IF_ERROR(r.String("database", c.keystore.database));
+  if (r.Has("database")) return r.Bad("database", "moved to [store] path (with [store] backend = \"sqlite\")");
   QSAPI_RETURN_IF_ERROR(r.Seconds("cache_ttl_seconds", c.keystore.cache_ttl, 0, 3600));
+  QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
+  return OkStatus();
+}
+
+// ParseStoreTable reads the [store] table: each backend's keys, and no key of the other one.
+Status ParseStoreTable(Reader& r, Config& c) {
+  StoreSection& st = c.store;
+  std::string backend(keystore::StoreBackendName(st.backend));
+  QSAPI_RETURN_IF_ERROR(r.String("backend", backend));
+  Result<keystore::StoreBackend> parsed = keystore::ParseStoreBackend(backend);
+  if (!parsed.ok()) return r.Bad("backend", "expected one of sqlite, postgresql, got \"" + backend + "\"");
+  st.backend = *parsed;
+  QSAPI_RETURN_IF_ERROR(r.String("path", st.path));
+  QSAPI_RETURN_IF_ERROR(r.String("conninfo", st.conninfo));
+  QSAPI_RETURN_IF_ERROR(r.String("password_file", st.password_file));
+  QSAPI_RETURN_IF_ERROR(r.String("password_env", st.password_env));
+  QSAPI_RETURN_IF_ERROR(r.Integer("pool_size", st.pool_size, 1, 64));
+  QSAPI_RETURN_IF_ERROR(r.Seconds("connect_timeout_seconds", st.connect_timeout, 1, 600));
+  QSAPI_RETURN_IF_ERROR(r.String("cluster_id", st.cluster_id));
+  if (st.backend == keystore::StoreBackend::kSqlite) {
+    for (const char* key : {"conninfo", "password_file", "password_env", "pool_size", "connect_timeout_seconds"}) {
+      if (r.Has(key)) return r.Bad(key, "is a key of backend \"postgresql\"; this store is \"sqlite\"");
+    }
+  } else {
+    if (r.Has("path")) return r.Bad("path", "is a key of backend \"sqlite\"; this store is \"postgresql\"");
+    if (st.conninfo.empty()) return r.Bad("conninfo", "is required with backend \"postgresql\"");
+    if (!st.password_file.empty() && !st.password_env.empty()) {
+      return r.Bad("password_env", "give password_file or password_env, not both");
+    }
+  }
+  if (!st.cluster_id.empty()) {
+    const bool hex = std::all_of(st.cluster_id.begin(), st.cluster_id.end(),
+                                 [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+    if (st.cluster_id.size() != 32 || !hex) {
+      return r.Bad("cluster_id", "must be 32 lower-case hex characters (as `qsapi cluster init` prints it)");
+    }
+  }
   QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   return OkStatus();
 }
@@ -461,6 +500,11 @@ Status ParseTables(const toml::table& root, const std::string& origin, Config& c
   if (ks != nullptr) {
     Reader r(*ks, "keystore", origin);
     QSAPI_RETURN_IF_ERROR(ParseKeystoreTable(r, c));
+  }
+  QSAPI_ASSIGN_OR_RETURN(const toml::table* store, top.Table("store"));
+  if (store != nullptr) {
+    Reader r(*store, "store", origin);
+    QSAPI_RETURN_IF_ERROR(ParseStoreTable(r, c));
   }
   QSAPI_ASSIGN_OR_RETURN(const toml::table* rot, top.Table("rotation"));
   if (rot != nullptr) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
 #include "qsapi/source_policy.h"
 
@@ -48,8 +49,17 @@ struct KeystoreSection {
   std::string token_label = "qsapi";
   std::string pin_file;  // empty (with pin_env empty): the embedded default's PIN file
   std::string pin_env;
-  std::string database;  // empty: <data_dir>/keystore.db
   std::chrono::seconds cache_ttl{30};
+};
+
+// [store]: where the keystore's metadata lives (keystore/keystore.h, StoreBackend).
+struct StoreSection {
+  keystore::StoreBackend backend = keystore::StoreBackend::kSqlite;
+  std::string path;  // sqlite: the file; empty: <data_dir>/keystore.db
+  std::string conninfo, password_file, password_env;  // postgresql
+  int pool_size = 4;
+  std::chrono::seconds connect_timeout{5};
+  std::string cluster_id;  // empty: the database's (made at the first start on an empty one)
 };
 
 struct RotationSection {
@@ -136,6 +146,7 @@ struct Config {
   ServerSection server;
   TlsSection tls;
   KeystoreSection keystore;
+  StoreSection store;
   RotationSection rotation;
   WorkSection work;
   AuditSection audit;

@@ -19,7 +19,8 @@ Outcome HandleHealth(Request& r) {
   std::map<std::string, std::string> checks;
   bool ok = true;
   if (Status probe = p.keystore.Probe(); probe.ok()) {
-    checks["keystore"] = "ok: " + p.keystore.token_description();
+    checks["keystore"] = "ok: " + p.keystore.token_description() + "; metadata: " + p.keystore.store_description() +
+                         "; cluster " + p.keystore.cluster_id();
   } else {
     checks["keystore"] = "error: " + probe.error().message();
     ok = false;

@@ -48,7 +48,10 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, boo
   if (created != nullptr) *created = false;
   if (c.keystore.pin_file.empty() && c.keystore.pin_env.empty()) {
     if (create) {
-      QSAPI_ASSIGN_OR_RETURN(const bool made, keystore::InitEmbedded(c.data_dir, c.keystore.pkcs11_module));
+      // The SQLite file is made only for the sqlite backend; a PostgreSQL node needs only its token.
+      QSAPI_ASSIGN_OR_RETURN(const bool made, c.store.backend == keystore::StoreBackend::kSqlite
+                                                  ? keystore::InitEmbedded(c.data_dir, c.keystore.pkcs11_module)
+                                                  : keystore::InitEmbeddedToken(c.data_dir, c.keystore.pkcs11_module));
       if (created != nullptr) *created = made;
     } else if (!fs::exists(keystore::EmbeddedLayout{c.data_dir}.softhsm_conf())) {
       return FailedPrecondition("no embedded keystore in " + c.data_dir.string() +
@@ -62,7 +65,14 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, boo
   }
   o.token.module_path = c.keystore.pkcs11_module;
   o.token.token_label = c.keystore.token_label;
-  if (!c.keystore.database.empty()) o.database = c.keystore.database;
+  o.backend = c.store.backend;
+  if (!c.store.path.empty()) o.database = c.store.path;
+  o.postgres.conninfo = c.store.conninfo;
+  o.postgres.password_file = c.store.password_file;
+  o.postgres.password_env = c.store.password_env;
+  o.postgres.pool_size = c.store.pool_size;
+  o.postgres.connect_timeout = c.store.connect_timeout;
+  o.cluster_id = c.store.cluster_id;
   o.cache_ttl = c.keystore.cache_ttl;
   o.actor = "qsapid";
   return keystore::Keystore::Open(o);
@@ -578,6 +588,8 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   auto ks = OpenKeystoreFor(config, /*create=*/true, &s.report.keystore_created);
   if (!ks.ok()) return Part("keystore", ks.error());
   s.keystore = std::move(*ks);
+  s.report.store = s.keystore->store_description();
+  s.report.cluster_id = s.keystore->cluster_id();
 
   auto pool = MakeEntropyPool(config.entropy);
   if (!pool.ok()) return Part("entropy", pool.error());

@@ -43,6 +43,8 @@ struct StartupReport {
   std::filesystem::path ca_certificate;    // the trust anchor for clients (curl --cacert)
   std::filesystem::path admin_token_file;  // set when the admin token was created by this start
   bool keystore_created = false;
+  std::string store;       // "SQLite /path/keystore.db" / "PostgreSQL host=... dbname=..."
+  std::string cluster_id;  // the database's cluster
   bool ca_created = false;
   bool certificate_issued = false;
   std::string tls_profile;  // "default" / "cnsa2"

@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "common/internal/secret_file.h"
 #include "common/internal/text.h"
 #include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pkcs11_token.h"
@@ -176,6 +177,22 @@ KeystoreOptions EmbeddedOptions(const std::filesystem::path& data_dir) {
 }
 
 Result<bool> InitEmbedded(const std::filesystem::path& data_dir, const std::string& module_path) {
+  QSAPI_ASSIGN_OR_RETURN(const bool created, InitEmbeddedToken(data_dir, module_path));
+  const EmbeddedLayout layout{std::filesystem::absolute(data_dir)};
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenSqliteStore(layout.database()));
+  if (created) {
+    QSAPI_RETURN_IF_ERROR(store->AppendAudit(internal::AuditRow{.at = internal::UnixNow(),
+                                                                .actor = "local",
+                                                                .action = "init",
+                                                                .key_name = "",
+                                                                .version = 0,
+                                                                .result = "ok",
+                                                                .detail = "token \"" + TokenOptions{}.token_label + "\" and KEK created"}));
+  }
+  return created;
+}
+
+Result<bool> InitEmbeddedToken(const std::filesystem::path& data_dir, const std::string& module_path) {
   const EmbeddedLayout layout{std::filesystem::absolute(data_dir)};
   QSAPI_RETURN_IF_ERROR(MakeDir(layout.data_dir));
   QSAPI_RETURN_IF_ERROR(MakeDir(layout.token_dir()));
@@ -213,19 +230,49 @@ Result<bool> InitEmbedded(const std::filesystem::path& data_dir, const std::stri
     QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::KeyProtector> protector,
                            internal::OpenTokenProtector(options.token, pin, /*create_kek=*/true));
   }
-  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenSqliteStore(options.database));
-  if (created) {
-    QSAPI_RETURN_IF_ERROR(store->AppendAudit(internal::AuditRow{
-        .at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                  .count(),
-        .actor = "local",
-        .action = "init",
-        .key_name = "",
-        .version = 0,
-        .result = "ok",
-        .detail = "token \"" + options.token.token_label + "\" and KEK created"}));
-  }
   return created;
+}
+
+Status JoinEmbedded(const std::filesystem::path& from, const std::filesystem::path& data_dir,
+                    const std::string& module_path) {
+  const EmbeddedLayout source{std::filesystem::absolute(from)};
+  const EmbeddedLayout layout{std::filesystem::absolute(data_dir)};
+  std::error_code ec;
+  if (!std::filesystem::is_directory(source.token_dir(), ec) || std::filesystem::is_empty(source.token_dir(), ec)) {
+    return FailedPrecondition(source.token_dir().string() + " holds no token: give the data directory of a node "
+                              "of the cluster (copied over a channel you trust, with its tokens/ and pins/)");
+  }
+  if (::access(source.user_pin_file().c_str(), R_OK) != 0) {
+    return FailedPrecondition("the user PIN file " + source.user_pin_file().string() + " is missing");
+  }
+  if (std::filesystem::is_directory(layout.token_dir(), ec) && !std::filesystem::is_empty(layout.token_dir(), ec)) {
+    return FailedPrecondition(layout.token_dir().string() +
+                              " already holds a token; a node joins with an empty data directory");
+  }
+  QSAPI_RETURN_IF_ERROR(MakeDir(layout.data_dir));
+  QSAPI_RETURN_IF_ERROR(MakeDir(layout.token_dir()));
+  QSAPI_RETURN_IF_ERROR(MakeDir(layout.user_pin_file().parent_path()));
+  // The token's files as they are (SoftHSM2 keeps nothing per key in them after init: only the KEK
+  // and the token's PINs), then the user PIN; the SO PIN stays with the node that made the token.
+  for (const auto& dir : std::filesystem::directory_iterator(source.token_dir(), ec)) {
+    if (!dir.is_directory()) continue;
+    const std::filesystem::path to = layout.token_dir() / dir.path().filename();
+    QSAPI_RETURN_IF_ERROR(MakeDir(to));
+    for (const auto& f : std::filesystem::directory_iterator(dir.path(), ec)) {
+      if (!f.is_regular_file()) continue;
+      QSAPI_RETURN_IF_ERROR(CopyAtomically(f.path(), to / f.path().filename()));
+    }
+  }
+  if (ec) return Unavailable("cannot read " + source.token_dir().string() + ": " + ec.message());
+  {
+    QSAPI_ASSIGN_OR_RETURN(SecretBytes pin, qsapi::internal::ReadSecretFile(source.user_pin_file(), "user PIN file"));
+    QSAPI_RETURN_IF_ERROR(WriteFileAtomically(layout.user_pin_file(), pin.view()));
+  }
+  QSAPI_ASSIGN_OR_RETURN(const bool created, InitEmbeddedToken(layout.data_dir, module_path));
+  if (created) return Internal("the copied token was not found after the copy");
+  Log(LogLevel::kInfo, "keystore",
+      "copied the token of " + source.data_dir.string() + " into " + layout.token_dir().string());
+  return OkStatus();
 }
 
 }  // namespace qsapi::keystore

@@ -1,5 +1,5 @@
 // The keystore: the Keystore API composed from its parts in src/keystore/internal/, on top of a
-// KeyProtector (the PKCS#11 token) and a MetadataStore (SQLite). See qsapi/keystore/keystore.h.
+// KeyProtector (the PKCS#11 token) and a MetadataStore (SQLite or PostgreSQL). See qsapi/keystore/keystore.h.
 //
 //   RowCache       the metadata rows read on every operation, valid while the store's change
 //                  counter stays put
@@ -24,12 +24,14 @@
 #include <vector>
 
 #include "keystore/internal/audit_trails.h"
+#include "keystore/internal/cluster.h"
 #include "keystore/internal/formats.h"
 #include "keystore/internal/material.h"
 #include "keystore/internal/material_cache.h"
 #include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pkcs11_token.h"
 #include "keystore/internal/rotation.h"
+#include "keystore/internal/store_choice.h"
 #include "keystore/internal/row_cache.h"
 #include "keystore/internal/usage_ledger.h"
 #include "qsapi/crypto/random.h"
@@ -91,6 +93,8 @@ class Keystore::Impl {
   internal::UsageLedger usage;        // guarded by mu
   internal::MaterialCache materials;  // guarded by mu
   internal::Rotation rotation;        // called with mu held
+  std::string store_description;      // set at open
+  std::string cluster_id;             // set at open
 
   // Info is the API's view of `row`, with each version's usage. Caller holds mu.
   Result<KeyInfo> Info(const KeyRow& row) {
@@ -197,12 +201,19 @@ Keystore::Keystore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Keystore::~Keystore() = default;
 
 Result<std::unique_ptr<Keystore>> Keystore::Open(const KeystoreOptions& options) {
-  if (options.database.empty()) return InvalidArgument("the keystore needs a database path");
+  // Every check of the options comes before the token and the database are touched.
+  if (!options.cluster_id.empty()) QSAPI_RETURN_IF_ERROR(internal::CheckClusterId(options.cluster_id, "cluster_id"));
+  QSAPI_ASSIGN_OR_RETURN(internal::StoreChoice choice, internal::ChooseStore(options));
   QSAPI_ASSIGN_OR_RETURN(SecretBytes pin, internal::ReadPin(options.token));
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::KeyProtector> protector,
                          internal::OpenTokenProtector(options.token, pin, /*create_kek=*/false));
-  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenSqliteStore(options.database));
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenStore(std::move(choice)));
   auto impl = std::make_unique<Impl>(options, std::move(protector), std::move(store));
+  impl->store_description = internal::DescribeStore(options);
+  // The node's KEK is checked against the cluster's before anything is written with it.
+  QSAPI_ASSIGN_OR_RETURN(internal::ClusterRow cluster,
+                         internal::JoinCluster(*impl->protector, *impl->store, impl->audit, options.cluster_id));
+  impl->cluster_id = cluster.cluster_id;
   QSAPI_RETURN_IF_ERROR(impl->audit.KeyOwnTrail());
   return std::unique_ptr<Keystore>(new Keystore(std::move(impl)));
 }
@@ -514,7 +525,9 @@ Status Keystore::Probe() {
   QSAPI_ASSIGN_OR_RETURN(Bytes blob, impl_->protector->Wrap(kProbe, kAad));
   QSAPI_ASSIGN_OR_RETURN(SecretBytes back, impl_->protector->Unwrap(blob, kAad));
   if (!ConstantTimeEqual(back.view(), kProbe)) return Internal("the token's wrap/unwrap probe returned other bytes");
-  return impl_->store->ChangeCounter().ok() ? OkStatus() : impl_->store->ChangeCounter().error();
+  Result<std::uint64_t> counter = impl_->store->ChangeCounter();
+  if (!counter.ok()) return counter.error();
+  return OkStatus();
 }
 
 void Keystore::FlushCache() {
@@ -528,5 +541,7 @@ Keystore::CacheStats Keystore::cache_stats() const {
 }
 
 std::string Keystore::token_description() const { return impl_->protector->Describe(); }
+std::string Keystore::store_description() const { return impl_->store_description; }
+const std::string& Keystore::cluster_id() const { return impl_->cluster_id; }
 
 }  // namespace qsapi::keystore

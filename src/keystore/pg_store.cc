@@ -18,6 +18,7 @@
 #include "keystore/internal/pg_store.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
@@ -451,6 +452,42 @@ class PgStore final : public MetadataStore {
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
   }
 
+  Result<std::optional<ClusterRow>> GetCluster() override {
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce("SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",
+                                             {P(std::string(kClusterMetaNames[0])), P(std::string(kClusterMetaNames[1])),
+                                              P(std::string(kClusterMetaNames[2]))}));
+    std::string value[3];
+    bool found[3] = {false, false, false};
+    for (int row = 0; row < r.size(); ++row) {
+      for (int i = 0; i < 3; ++i) {
+        if (!r.IsNull(row, 0) && r.Text(row, 0) == kClusterMetaNames[i]) {
+          if (r.IsNull(row, 1)) return CorruptRow("the cluster identity", kClusterMetaNames[i]);
+          value[i] = r.Text(row, 1);
+          found[i] = true;
+        }
+      }
+    }
+    return ClusterFromMeta(value, found);
+  }
+
+  Status CreateCluster(const ClusterRow& row, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary),
+                                     std::to_string(row.created)};
+      for (int i = 0; i < 3; ++i) {
+        Result<Rows> ins = Query(c, "INSERT INTO qsapi_meta (name, value) VALUES ($1, $2)",
+                                 {P(std::string(kClusterMetaNames[i])), P(values[i])});
+        if (!ins.ok()) {
+          if (ins.error().code() == ErrorCode::kAlreadyExists) {
+            return AlreadyExists("the database already holds a cluster identity");
+          }
+          return ins.error();
+        }
+      }
+      return InsertAudit(c, audit);
+    });
+  }
+
   Result<std::optional<TrailRow>> GetTrail(const std::string& trail) override {
     QSAPI_ASSIGN_OR_RETURN(
         Rows r,
@@ -777,6 +814,44 @@ class PgStore final : public MetadataStore {
 };
 
 }  // namespace
+
+Result<std::string> PostgresDisplayName(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);
+  if (opts == nullptr) {
+    return InvalidArgument("the PostgreSQL connection string is not valid (libpq keyword=value pairs or a "
+                           "postgresql:// URI)");
+  }
+  // Named in this order, whatever the order libpq keeps them in.
+  static constexpr std::array<std::string_view, 5> kShown = {"host", "hostaddr", "port", "dbname", "user"};
+  std::array<std::string, kShown.size()> shown;
+  bool has_password = false;
+  for (const PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    const std::string_view k = o->keyword;
+    if (k == "password") has_password = true;
+    for (std::size_t i = 0; i < kShown.size(); ++i) {
+      if (k == kShown[i]) shown[i] = std::string(k) + "=" + o->val;
+    }
+  }
+  std::string display;
+  for (const std::string& part : shown) {
+    if (part.empty()) continue;
+    if (!display.empty()) display += ' ';
+    display += part;
+  }
+  // The parsed values may hold the password: wipe them before libpq frees them.
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr) SecureZero(o->val, std::strlen(o->val));
+  }
+  PQconninfoFree(opts);
+  if (has_password) {
+    return InvalidArgument("the PostgreSQL connection string holds a password; give it in a password file "
+                           "(mode 0600) or an environment variable instead");
+  }
+  return display.empty() ? std::string("(libpq defaults)") : display;
+}
 
 Result<std::unique_ptr<MetadataStore>> OpenPostgresStore(PostgresStoreOptions options) {
   if (options.conninfo.empty()) return InvalidArgument("the PostgreSQL connection string is empty");

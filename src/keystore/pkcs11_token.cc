@@ -23,6 +23,7 @@
 
 #include <p11-kit-1/p11-kit/pkcs11.h>
 
+#include "common/internal/secret_file.h"
 #include "qsapi/crypto/random.h"
 
 namespace qsapi::keystore::internal {
@@ -507,34 +508,10 @@ class TokenProtector final : public KeyProtector {
 }  // namespace
 
 Result<SecretBytes> ReadPin(const TokenOptions& options) {
-  std::string pin;
-  if (!options.pin_file.empty()) {
-    struct stat st {};
-    if (::stat(options.pin_file.c_str(), &st) != 0) {
-      return FailedPrecondition("PIN file " + options.pin_file + " does not exist");
-    }
-    if ((st.st_mode & 077) != 0) {
-      return FailedPrecondition("PIN file " + options.pin_file +
-                                " is readable or writable by group or others; chmod 600 it");
-    }
-    std::ifstream in(options.pin_file, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    pin = s.str();
-    while (!pin.empty() && (pin.back() == '\n' || pin.back() == '\r')) pin.pop_back();
-  } else if (!options.pin_env.empty()) {
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): read at open; nothing sets it while the process runs
-    const char* v = std::getenv(options.pin_env.c_str());
-    if (v == nullptr)
-      return FailedPrecondition("environment variable " + options.pin_env + " (the user PIN) is not set");
-    pin = v;
-  } else {
+  if (options.pin_file.empty() && options.pin_env.empty()) {
     return InvalidArgument("no user PIN source: give a PIN file or an environment variable");
   }
-  if (pin.empty()) return FailedPrecondition("the user PIN is empty");
-  SecretBytes out = SecretBytes::CopyFrom({reinterpret_cast<const std::uint8_t*>(pin.data()), pin.size()});  // NOLINT
-  SecureZero(pin.data(), pin.size());
-  return out;
+  return qsapi::internal::ReadSecretLine(options.pin_file, options.pin_env, "user PIN");
 }
 
 Result<std::unique_ptr<KeyProtector>> OpenTokenProtector(const TokenOptions& options, const SecretBytes& pin,

@@ -479,6 +479,38 @@ class SqliteStore final : public MetadataStore {
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
   }
 
+  Result<std::optional<ClusterRow>> GetCluster() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    std::string value[3];
+    bool found[3] = {false, false, false};
+    for (int i = 0; i < 3; ++i) {
+      Stmt s(db_, "SELECT value FROM qsapi_meta WHERE name = ?");
+      s.Bind(1, std::string(kClusterMetaNames[i]));
+      const int rc = s.Step();
+      if (rc == SQLITE_DONE) continue;
+      if (rc != SQLITE_ROW) return DbError("reading the cluster identity");
+      if (!s.IsText(0)) return CorruptRow("the cluster identity", kClusterMetaNames[i]);
+      value[i] = s.Text(0);
+      found[i] = true;
+    }
+    return ClusterFromMeta(value, found);
+  }
+
+  Status CreateCluster(const ClusterRow& row, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary),
+                                     std::to_string(row.created)};
+      for (int i = 0; i < 3; ++i) {
+        Stmt ins(db_, "INSERT INTO qsapi_meta (name, value) VALUES (?, ?)");
+        ins.Bind(1, std::string(kClusterMetaNames[i])).Bind(2, values[i]);
+        const int rc = ins.Step();
+        if (rc == SQLITE_CONSTRAINT) return AlreadyExists("the database already holds a cluster identity");
+        if (rc != SQLITE_DONE) return DbError("writing the cluster identity");
+      }
+      return InsertAudit(audit);
+    });
+  }
+
   Result<std::optional<TrailRow>> GetTrail(const std::string& trail) override {
     const std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "SELECT wrapped, first_seq, head_seq, head_mac, updated FROM trails WHERE trail = ?");

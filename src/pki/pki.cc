@@ -38,40 +38,6 @@ std::string OsError(int err) { return std::system_category().message(err); }
 
 namespace internal {
 
-Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, std::string_view what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return Error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kPermissionDenied,
-                 "cannot open " + std::string(what) + " " + path.string() + ": " + OsError(errno));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgument(std::string(what) + " " + path.string() + " is not a regular file");
-  }
-  if ((st.st_mode & 077) != 0) {
-    ::close(fd);
-    return PermissionDenied(std::string(what) + " " + path.string() +
-                            " may be read by group or others; run: chmod 600 " + path.string());
-  }
-  constexpr off_t kMaxKeyFile = 1 << 20;
-  if (st.st_size > kMaxKeyFile) {
-    ::close(fd);
-    return InvalidArgument(std::string(what) + " " + path.string() + " is larger than 1 MiB");
-  }
-  SecretBytes data(static_cast<std::size_t>(st.st_size));
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  data.Shrink(done);
-  return data;
-}
-
 Result<EvpPkeyPtr> PkeyFromPem(ByteView pem, std::string_view what) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return Internal("cannot allocate a memory BIO");

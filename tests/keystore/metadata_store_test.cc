@@ -312,6 +312,34 @@ TEST_P(MetadataStoreTest, CorruptRowsAreDataLossNotValues) {
   EXPECT_EQ(store_->GetVersion(Id(1), 1).error().code(), ErrorCode::kDataLoss);
 }
 
+TEST_P(MetadataStoreTest, TheClusterIdentityIsWrittenOnceAndReadStrictly) {
+  EXPECT_FALSE(store_->GetCluster()->has_value());
+  const ClusterRow row{.cluster_id = "0123456789abcdef0123456789abcdef", .canary = Bytes(60, 7), .created = 1700000000};
+  QSAPI_ASSERT_OK(store_->CreateCluster(row, Audit("cluster.init")));
+  // A second node racing to write its own identity loses cleanly, and nothing of it is kept.
+  std::unique_ptr<MetadataStore> other = Open();
+  ASSERT_NE(other, nullptr);
+  const ClusterRow theirs{.cluster_id = "ffffffffffffffffffffffffffffffff", .canary = Bytes(60, 9), .created = 1};
+  EXPECT_EQ(other->CreateCluster(theirs, Audit("cluster.init")).error().code(), ErrorCode::kAlreadyExists);
+  Result<std::optional<ClusterRow>> back = other->GetCluster();
+  QSAPI_ASSERT_OK(back);
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ((*back)->cluster_id, row.cluster_id);
+  EXPECT_EQ((*back)->canary, row.canary);
+  EXPECT_EQ((*back)->created, row.created);
+  QSAPI_EXPECT_OK(store_->VerifyAuditChain());
+  // Hand-edited identities are DATA_LOSS naming the value, never an identity of another shape.
+  Sql("UPDATE qsapi_meta SET value = 'zz' WHERE name = 'cluster_canary'");
+  Result<std::optional<ClusterRow>> bad = store_->GetCluster();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(bad.error().message().find("cluster_canary"), std::string::npos) << bad.error().message();
+  Sql("DELETE FROM qsapi_meta WHERE name = 'cluster_canary'");
+  EXPECT_EQ(store_->GetCluster().error().code(), ErrorCode::kDataLoss);
+  Sql("UPDATE qsapi_meta SET value = '0123456789ABCDEF0123456789ABCDEF' WHERE name = 'cluster_id'");
+  EXPECT_EQ(store_->GetCluster().error().code(), ErrorCode::kDataLoss);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreTest, ::testing::Values("sqlite", "postgresql"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
@@ -356,6 +384,25 @@ TEST_F(PostgresStoreTest, BadSettingsAreClearErrorsWithoutThePassword) {
   PostgresStoreOptions no_pool = PgOptions("x");
   no_pool.pool_size = 0;
   EXPECT_EQ(OpenPostgresStore(std::move(no_pool)).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(PostgresDisplayNameTest, NamesTheDatabaseAndRefusesAPassword) {
+  Result<std::string> d = PostgresDisplayName("host=db1,db2 port=5432,5433 dbname=qsapi user=svc sslmode=require");
+  QSAPI_ASSERT_OK(d);
+  EXPECT_EQ(*d, "host=db1,db2 port=5432,5433 dbname=qsapi user=svc");
+  Result<std::string> uri = PostgresDisplayName("postgresql://svc@db1:5432/qsapi?target_session_attrs=read-write");
+  QSAPI_ASSERT_OK(uri);
+  EXPECT_EQ(*uri, "host=db1 port=5432 dbname=qsapi user=svc");
+  for (const char* with_password : {"host=db password=hunter2", "postgresql://svc:hunter2@db1/qsapi"}) {
+    Result<std::string> p = PostgresDisplayName(with_password);
+    ASSERT_FALSE(p.ok()) << with_password;
+    EXPECT_EQ(p.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(p.error().message().find("hunter2"), std::string::npos) << p.error().message();
+    EXPECT_NE(p.error().message().find("password"), std::string::npos) << p.error().message();
+  }
+  Result<std::string> broken = PostgresDisplayName("host=db hunter2");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.error().message().find("hunter2"), std::string::npos) << broken.error().message();
 }
 
 TEST_F(PostgresStoreTest, ASchemaOfAnotherVersionIsRefusedAndLeftAlone) {

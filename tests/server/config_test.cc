@@ -145,6 +145,21 @@ TEST(ConfigTest, MistakesNameTheKey) {
       {"data_dir = \"/d\"\n[audit]\nverify_interval_seconds = 0\n", "audit.verify_interval_seconds: expected 1..86400"},
       {"data_dir = \"/d\"\n[keystore]\npin_file = \"a\"\npin_env = \"B\"\n",
        "keystore.pin_env: give pin_file or pin_env, not both"},
+      {"data_dir = \"/d\"\n[keystore]\ndatabase = \"/x.db\"\n", "keystore.database: moved to [store] path"},
+      {"data_dir = \"/d\"\n[store]\nbackend = \"mysql\"\n",
+       "store.backend: expected one of sqlite, postgresql, got \"mysql\""},
+      {"data_dir = \"/d\"\n[store]\nbackend = \"postgresql\"\n",
+       "store.conninfo: is required with backend \"postgresql\""},
+      {"data_dir = \"/d\"\n[store]\nconninfo = \"host=db\"\n", "store.conninfo: is a key of backend \"postgresql\""},
+      {"data_dir = \"/d\"\n[store]\nbackend = \"postgresql\"\nconninfo = \"host=db\"\npath = \"/x.db\"\n",
+       "store.path: is a key of backend \"sqlite\""},
+      {"data_dir = \"/d\"\n[store]\nbackend = \"postgresql\"\nconninfo = \"host=db\"\npassword_file = "
+       "\"/p\"\npassword_env = \"P\"\n",
+       "store.password_env: give password_file or password_env, not both"},
+      {"data_dir = \"/d\"\n[store]\nbackend = \"postgresql\"\nconninfo = \"host=db\"\npool_size = 0\n",
+       "store.pool_size: expected 1..64, got 0"},
+      {"data_dir = \"/d\"\n[store]\ncluster_id = \"ABC\"\n", "store.cluster_id: must be 32 lower-case hex"},
+      {"data_dir = \"/d\"\n[store]\npassword = \"s3cret\"\n", "store.password: unknown key"},
       {"data_dir = \"/d\"\n[entropy]\nqrng = \"sometimes\"\n", "entropy.qrng: expected one of off, prefer, require"},
       {"data_dir = \"/d\"\n[[entropy.device]]\nmin_entropy = 7\n", "entropy.device[0].path: is required"},
       {"data_dir = \"/d\"\n[[entropy.device]]\npath = \"/x\"\nmin_entropy = 9\n",
@@ -201,6 +216,28 @@ TEST(ConfigTest, MistakesNameTheKey) {
     EXPECT_THAT(r.error().message(), HasSubstr(c.expect)) << c.toml;
     EXPECT_THAT(r.error().message(), ::testing::Not(HasSubstr("s3cret")));
   }
+}
+
+TEST(ConfigTest, TheStoreIsSqliteByDefaultOrAPostgresDatabase) {
+  auto d = ParseConfig("data_dir = \"/d\"\n", "x.toml");
+  QSAPI_ASSERT_OK(d);
+  EXPECT_EQ(d->store.backend, keystore::StoreBackend::kSqlite);
+  EXPECT_TRUE(d->store.path.empty());
+  auto pg = ParseConfig(
+      "data_dir = \"/d\"\n[store]\nbackend = \"postgresql\"\nconninfo = \"host=db1,db2 dbname=qsapi\"\n"
+      "password_file = \"/etc/qsapi/db.password\"\npool_size = 8\nconnect_timeout_seconds = 3\n"
+      "cluster_id = \"0123456789abcdef0123456789abcdef\"\n",
+      "x.toml");
+  QSAPI_ASSERT_OK(pg);
+  EXPECT_EQ(pg->store.backend, keystore::StoreBackend::kPostgresql);
+  EXPECT_EQ(pg->store.conninfo, "host=db1,db2 dbname=qsapi");
+  EXPECT_EQ(pg->store.password_file, "/etc/qsapi/db.password");
+  EXPECT_EQ(pg->store.pool_size, 8);
+  EXPECT_EQ(pg->store.connect_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(pg->store.cluster_id, "0123456789abcdef0123456789abcdef");
+  auto file = ParseConfig("data_dir = \"/d\"\n[store]\npath = \"/srv/k.db\"\n", "x.toml");
+  QSAPI_ASSERT_OK(file);
+  EXPECT_EQ(file->store.path, "/srv/k.db");
 }
 
 TEST(ConfigTest, ClientsAndListenAddresses) {

@@ -146,9 +146,33 @@ struct TokenOptions {
   std::string pin_env;   // or an environment variable holding it (used when pin_file is empty)
 };
 
+// Where the metadata lives: one SQLite file (one node, the embedded default) or a PostgreSQL
+// database shared by several nodes (docs/OPERATIONS.md, "Several nodes").
+enum class StoreBackend : std::uint8_t { kSqlite, kPostgresql };
+// ParseStoreBackend accepts "sqlite" and "postgresql"; StoreBackendName gives them back.
+Result<StoreBackend> ParseStoreBackend(std::string_view name);
+std::string_view StoreBackendName(StoreBackend backend) noexcept;
+
+struct PostgresOptions {
+  // A libpq connection string ("host=db1,db2 port=5432 dbname=qsapi user=qsapi") or URI. It may
+  // not hold a password (kInvalidArgument): that comes from password_file (mode 0600) or
+  // password_env, or from libpq's own passfile; none of them is ever in a message.
+  std::string conninfo;
+  std::string password_file;
+  std::string password_env;
+  int pool_size = 4;  // connections per node, 1 to 64
+  std::chrono::seconds connect_timeout{5};
+};
+
 struct KeystoreOptions {
   TokenOptions token;
-  std::filesystem::path database;      // the SQLite file
+  StoreBackend backend = StoreBackend::kSqlite;
+  std::filesystem::path database;  // kSqlite: the SQLite file
+  PostgresOptions postgres;        // kPostgresql
+  // The cluster this node belongs to (32 hex characters, as `qsapi cluster init` prints it). Empty:
+  // whichever the database holds, made at the first open of an empty database. Set, a database of
+  // another cluster, or one with no identity yet, is refused.
+  std::string cluster_id;
   std::chrono::seconds cache_ttl{30};  // how long unwrapped material stays in memory after use
   std::size_t cache_max_entries = 256;
   std::string actor = "local";  // who the audit trail names for operations of this handle
@@ -172,6 +196,17 @@ struct EmbeddedLayout {
 // `module_path` may name another SoftHSM2 build.
 Result<bool> InitEmbedded(const std::filesystem::path& data_dir,
                           const std::string& module_path = "/usr/lib/softhsm/libsofthsm2.so");
+// InitEmbeddedToken is InitEmbedded without the SQLite database: for a node whose metadata is in
+// PostgreSQL (the token's KEK must then be the cluster's: see `qsapi cluster join`).
+Result<bool> InitEmbeddedToken(const std::filesystem::path& data_dir,
+                               const std::string& module_path = "/usr/lib/softhsm/libsofthsm2.so");
+
+// JoinEmbedded gives the node under `data_dir` (empty, or without a token) a copy of the token
+// of the node whose data directory is `from`, so that both hold the cluster's KEK: the token's
+// files and the user PIN file (mode 0600). Keystore::Open then checks the KEK against the
+// cluster's canary. kFailedPrecondition when `from` has no token or `data_dir` has one already.
+Status JoinEmbedded(const std::filesystem::path& from, const std::filesystem::path& data_dir,
+                    const std::string& module_path = "/usr/lib/softhsm/libsofthsm2.so");
 
 // EmbeddedOptions returns the KeystoreOptions for an embedded data directory (and sets
 // SOFTHSM2_CONF for this process so that the module finds its token).
@@ -236,9 +271,11 @@ struct IntegrityReport {
 // call changes nothing stored.
 class Keystore {
  public:
-  // Open loads the PKCS#11 module, logs in to the token and opens the database. Errors say what
+  // Open loads the PKCS#11 module, logs in to the token, opens the database and checks that the
+  // token's KEK is the cluster's (the canary of the database's identity unwraps). Errors say what
   // is wrong and what to do: module missing, token not found, wrong PIN, KEK missing, a database
-  // that is not ours.
+  // that is not ours, a database of another cluster (kFailedPrecondition), this node's KEK not the
+  // cluster's (kFailedPrecondition), a database that cannot be reached (kUnavailable).
   static Result<std::unique_ptr<Keystore>> Open(const KeystoreOptions& options);
   ~Keystore();
   Keystore(const Keystore&) = delete;
@@ -321,6 +358,8 @@ class Keystore {
   };
   [[nodiscard]] CacheStats cache_stats() const;
   [[nodiscard]] std::string token_description() const;  // "SoftHSM slot 123 'qsapi' (SoftHSM2 2.6)"
+  [[nodiscard]] std::string store_description() const;  // "SQLite /var/lib/qsapi/keystore.db", "PostgreSQL host=..."
+  [[nodiscard]] const std::string& cluster_id() const;  // the database's cluster (32 hex)
 
   class Impl;
 

@@ -73,6 +73,15 @@ struct TrailRow {
   std::int64_t updated = 0;
 };
 
+// The deployment's identity, written once when the first node opens an empty database: a random
+// cluster id and a canary (32 random bytes wrapped by the KEK, bound to the cluster id) that every
+// node unwraps at start to show that its KEK is the cluster's.
+struct ClusterRow {
+  std::string cluster_id;  // 32 lower-case hex characters
+  Bytes canary;            // the KEK's wrapping of 32 random bytes, associated data ClusterCanaryAad
+  std::int64_t created = 0;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -118,6 +127,11 @@ class MetadataStore {
   // HasAuditEntry says whether entry `seq` exists with chain value `value` (the trail's head as
   // recorded elsewhere: a trail cut short or rolled back no longer has it).
   virtual Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) = 0;
+
+  // GetCluster returns the deployment's identity (nullopt: not written yet); CreateCluster writes
+  // it with its audit entry, kAlreadyExists when another node wrote one first (read it again).
+  virtual Result<std::optional<ClusterRow>> GetCluster() = 0;
+  virtual Status CreateCluster(const ClusterRow& row, const AuditRow& audit) = 0;
 
   virtual Result<std::optional<TrailRow>> GetTrail(const std::string& trail) = 0;
   // CreateTrail inserts `row` with its audit entry, in one transaction. kAlreadyExists when the

@@ -22,6 +22,12 @@ struct PostgresStoreOptions {
   std::chrono::seconds connect_timeout{5};
 };
 
+// PostgresDisplayName parses a libpq connection string (keywords or URI) and returns what errors
+// and health output name the database by: its host(s), port(s), dbname and user. kInvalidArgument
+// for a string libpq does not parse (libpq's message is not repeated: it may quote the string) or
+// one that holds a password.
+Result<std::string> PostgresDisplayName(const std::string& conninfo);
+
 // OpenPostgresStore connects, creates the schema when the database has none (one node at a time:
 // an advisory lock) and checks its version. UNAVAILABLE when the database cannot be reached,
 // FAILED_PRECONDITION for a schema of another version.

@@ -9,10 +9,15 @@
 #ifndef QSAPI_KEYSTORE_INTERNAL_STORE_ROWS_H_
 #define QSAPI_KEYSTORE_INTERNAL_STORE_ROWS_H_
 
+#include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 
+#include "common/internal/text.h"
 #include "keystore/internal/metadata_store.h"
 #include "qsapi/result.h"
 
@@ -74,6 +79,35 @@ Result<VersionRow> ReadVersionRow(const Row& r) {
   if (!r.Blob(5, out.public_key, true)) return CorruptRow(what, "public_key");
   if (!r.Blob(6, out.wrapped, true)) return CorruptRow(what, "wrapped");
   return out;
+}
+
+// The deployment's identity is three rows of qsapi_meta: kClusterMetaNames, in this order.
+inline constexpr const char* kClusterMetaNames[] = {"cluster_id", "cluster_canary", "cluster_created"};
+inline constexpr std::size_t kMaxCanaryBytes = 128;
+
+// ClusterFromMeta checks the three values (found[i]: whether row i exists) and builds the row;
+// nullopt when none exists (no identity yet), kDataLoss when only some do or one is out of shape.
+inline Result<std::optional<ClusterRow>> ClusterFromMeta(const std::string (&value)[3], const bool (&found)[3]) {
+  if (!found[0] && !found[1] && !found[2]) return std::optional<ClusterRow>();
+  const auto is_hex = [](const std::string& t) {
+    return std::all_of(t.begin(), t.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+  };
+  ClusterRow row;
+  if (!found[0] || value[0].size() != 32 || !is_hex(value[0])) return CorruptRow("the cluster identity", "cluster_id");
+  row.cluster_id = value[0];
+  std::optional<Bytes> canary = found[1] ? qsapi::internal::HexDecode(value[1]) : std::nullopt;
+  if (!canary || canary->empty() || canary->size() > kMaxCanaryBytes) {
+    return CorruptRow("the cluster identity", "cluster_canary");
+  }
+  row.canary = std::move(*canary);
+  std::int64_t created = -1;
+  const char* end = value[2].data() + value[2].size();
+  if (!found[2] || value[2].empty() || std::from_chars(value[2].data(), end, created).ptr != end || created < 0 ||
+      created > kMaxStoredTime) {
+    return CorruptRow("the cluster identity", "cluster_created");
+  }
+  row.created = created;
+  return std::optional<ClusterRow>(std::move(row));
 }
 
 }  // namespace qsapi::keystore::internal

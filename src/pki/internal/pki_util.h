@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "common/internal/secret_file.h"
 #include "crypto/internal/openssl_util.h"
 #include "qsapi/pki/pki.h"
 
@@ -31,9 +32,8 @@ struct PkiAccess {
   static Certificate WrapCertificate(X509Ptr x509) { return Certificate(x509.release()); }
 };
 
-// ReadSecretFile reads a file that holds a private key into secret memory, refusing one that group
-// or others may read (PERMISSION_DENIED, naming the chmod to run). `what` names it in errors.
-Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, std::string_view what);
+// ReadSecretFile (common/internal/secret_file.h) reads a private key file into secret memory.
+using qsapi::internal::ReadSecretFile;
 
 // PkeyFromPem parses any PEM private key OpenSSL knows (RSA, EC, Ed25519, ML-DSA ...). Never
 // prompts for a passphrase: an encrypted key is INVALID_ARGUMENT.

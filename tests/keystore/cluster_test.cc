@@ -1,0 +1,220 @@
+// One KEK and one identity for every node on a database: the cluster id and its canary, checked at
+// every open, against a real SQLite file and a real PostgreSQL 15 server; several keystore handles
+// ("nodes") on one PostgreSQL database serving the same keys; the store options' bad inputs.
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gmock/gmock.h>
+
+#include "keystore/internal/pkcs11_token.h"
+#include "keystore_support.h"
+#include "support/postgres_server.h"
+
+namespace qsapi::keystore {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+testing::PostgresServer* Postgres() {
+  static std::unique_ptr<testing::PostgresServer> server = testing::PostgresServer::Start();
+  return server.get();
+}
+
+std::string ToString(const Bytes& b) { return {b.begin(), b.end()}; }
+
+void WriteSecretFile(const std::filesystem::path& path, const std::string& text, mode_t mode) {
+  std::ofstream(path, std::ios::trunc) << text;
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+}
+
+class ClusterTest : public KeystoreFixture {
+ protected:
+  // OtherToken makes a second token with a KEK of its own beside the fixture's ("another node
+  // with another KEK"); SoftHSM2 keeps both in the fixture's token directory.
+  KeystoreOptions OtherToken() {
+    const std::filesystem::path so = dir_ / "other-so.pin";
+    const std::filesystem::path user = dir_ / "other-user.pin";
+    WriteSecretFile(so, "other-so-pin", 0600);
+    WriteSecretFile(user, "other-user-pin", 0600);
+    KeystoreOptions o = EmbeddedOptions(dir_);
+    o.token.token_label = "other";
+    o.token.pin_file = user.string();
+    const Status init = internal::InitToken(o.token.module_path, "other", SecretBytes::CopyFrom(AsBytes("other-so-pin")),
+                                            SecretBytes::CopyFrom(AsBytes("other-user-pin")));
+    EXPECT_TRUE(init.ok()) << init.error().ToString();
+    auto kek = internal::OpenTokenProtector(o.token, SecretBytes::CopyFrom(AsBytes("other-user-pin")), true);
+    EXPECT_TRUE(kek.ok()) << kek.error().ToString();
+    return o;
+  }
+
+  KeystoreOptions OnPostgres(const std::string& db) {
+    KeystoreOptions o = EmbeddedOptions(dir_);
+    o.backend = StoreBackend::kPostgresql;
+    o.postgres.conninfo = Postgres()->ConnInfo(db);
+    return o;
+  }
+};
+
+TEST_F(ClusterTest, TheIdentityIsMadeAtTheFirstOpenAndKeptAfter) {
+  const std::string id = ks_->cluster_id();
+  ASSERT_EQ(id.size(), 32U);
+  EXPECT_THAT(ks_->store_description(), HasSubstr("SQLite "));
+  Reopen();
+  EXPECT_EQ(ks_->cluster_id(), id);
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.cluster_id = id;
+  Reopen(o);  // the configured id matches
+  const auto entries = ks_->Audit(1000);
+  QSAPI_ASSERT_OK(entries);
+  int inits = 0;
+  for (const AuditEntry& e : *entries) {
+    if (e.action == "cluster.init") {
+      ++inits;
+      EXPECT_THAT(e.detail, HasSubstr(id));
+    }
+  }
+  EXPECT_EQ(inits, 1);
+}
+
+TEST_F(ClusterTest, ADatabaseOfAnotherClusterOrAMalformedIdIsRefused) {
+  const std::size_t before = ks_->Audit(1000)->size();
+  ks_.reset();
+  KeystoreOptions o = EmbeddedOptions(dir_);
+  o.cluster_id = "00000000000000000000000000000000";
+  auto other = Keystore::Open(o);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(other.error().message(), HasSubstr("belongs to cluster "));
+  EXPECT_THAT(other.error().message(), HasSubstr("configured for cluster 00000000000000000000000000000000"));
+  o.cluster_id = "not-hex";
+  auto bad = Keystore::Open(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  Reopen();
+  EXPECT_EQ(ks_->Audit(1000)->size(), before) << "a refused open writes nothing";
+}
+
+TEST_F(ClusterTest, ANodeWithAnotherKekStopsBeforeWriting) {
+  QSAPI_ASSERT_OK(ks_->Create("orders", ParseKeyType("AES-256-GCM").value()));
+  const std::size_t before = ks_->Audit(1000)->size();
+  ks_.reset();
+  auto other = Keystore::Open(OtherToken());
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(other.error().message(), HasSubstr("this node's KEK is not the cluster's"));
+  EXPECT_THAT(other.error().message(), HasSubstr("token \"other\""));
+  Reopen();
+  EXPECT_EQ(ks_->Audit(1000)->size(), before);
+  QSAPI_EXPECT_OK(ks_->Encrypt("orders", AsBytes("still ours")));
+}
+
+TEST_F(ClusterTest, NodesOnOnePostgresDatabaseServeTheSameKeys) {
+  ASSERT_NE(Postgres(), nullptr);
+  const std::string db = Postgres()->CreateDatabase();
+  auto a = Keystore::Open(OnPostgres(db));
+  QSAPI_ASSERT_OK(a);
+  KeystoreOptions ob = OnPostgres(db);
+  ob.cluster_id = (*a)->cluster_id();
+  auto b = Keystore::Open(ob);
+  QSAPI_ASSERT_OK(b);
+  EXPECT_EQ((*b)->cluster_id(), (*a)->cluster_id());
+  EXPECT_THAT((*b)->store_description(), HasSubstr("PostgreSQL host="));
+  EXPECT_THAT((*b)->store_description(), HasSubstr("dbname=" + db));
+
+  QSAPI_ASSERT_OK((*a)->Create("shared", ParseKeyType("AES-256-GCM").value()));
+  auto ct1 = (*a)->Encrypt("shared", AsBytes("one"));
+  QSAPI_ASSERT_OK(ct1);
+  EXPECT_EQ(ToString((*b)->Decrypt("shared", *ct1).value()), "one");
+  // A rotation on b is what a's next encryption uses; a's old ciphertext still opens on b.
+  QSAPI_ASSERT_OK((*b)->Rotate("shared"));
+  auto ct2 = (*a)->Encrypt("shared", AsBytes("two"));
+  QSAPI_ASSERT_OK(ct2);
+  EXPECT_EQ(ParseHeader(*ct2)->version, 2U);
+  // A raised minimum decryption version on a is refused by b.
+  KeyPolicy policy = (*a)->Get("shared")->policy;
+  policy.min_decryption_version = 2;
+  QSAPI_ASSERT_OK((*a)->UpdatePolicy("shared", policy));
+  auto old = (*b)->Decrypt("shared", *ct1);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(ToString((*b)->Decrypt("shared", *ct2).value()), "two");
+  // One trail for the whole cluster, verified from either node.
+  EXPECT_TRUE((*b)->CheckIntegrity()->problems.empty());
+
+  // A node with another KEK, and a node configured for a cluster on an empty database, stop.
+  auto stranger = OtherToken();
+  stranger.backend = StoreBackend::kPostgresql;
+  stranger.postgres.conninfo = Postgres()->ConnInfo(db);
+  auto c = Keystore::Open(stranger);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message(), HasSubstr("this node's KEK is not the cluster's"));
+  KeystoreOptions lost = OnPostgres(Postgres()->CreateDatabase());
+  lost.cluster_id = (*a)->cluster_id();
+  auto d = Keystore::Open(lost);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(d.error().message(), HasSubstr("holds no cluster identity"));
+}
+
+TEST_F(ClusterTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeverShown) {
+  ASSERT_NE(Postgres(), nullptr);
+  const std::string db = Postgres()->CreateDatabase();
+  Postgres()->AddPasswordUser("node_pw", "s3cret-Pa55", db);
+  KeystoreOptions o = OnPostgres(db);
+  o.postgres.conninfo = "host=" + Postgres()->dir().string() + " port=55432 dbname=" + db + " user=node_pw";
+  const std::filesystem::path pw = dir_ / "db.password";
+
+  WriteSecretFile(pw, "s3cret-Pa55\n", 0644);
+  o.postgres.password_file = pw.string();
+  auto loose = Keystore::Open(o);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_EQ(loose.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_THAT(loose.error().message(), HasSubstr("chmod 600"));
+
+  WriteSecretFile(pw, "wrong-password\n", 0600);
+  auto wrong = Keystore::Open(o);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(wrong.error().message(), HasSubstr("password authentication failed"));
+  EXPECT_THAT(wrong.error().message(), Not(HasSubstr("wrong-password")));
+
+  WriteSecretFile(pw, "s3cret-Pa55\n", 0600);
+  QSAPI_ASSERT_OK(Keystore::Open(o));
+
+  o.postgres.password_file.clear();
+  o.postgres.password_env = "QSAPI_TEST_DB_PASSWORD";
+  ::unsetenv("QSAPI_TEST_DB_PASSWORD");
+  auto unset = Keystore::Open(o);
+  ASSERT_FALSE(unset.ok());
+  EXPECT_THAT(unset.error().message(), HasSubstr("QSAPI_TEST_DB_PASSWORD"));
+  ::setenv("QSAPI_TEST_DB_PASSWORD", "s3cret-Pa55", 1);
+  QSAPI_EXPECT_OK(Keystore::Open(o));
+  ::unsetenv("QSAPI_TEST_DB_PASSWORD");
+
+  KeystoreOptions inline_password = o;
+  inline_password.postgres.conninfo += " password=s3cret-Pa55";
+  auto refused = Keystore::Open(inline_password);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(refused.error().message(), Not(HasSubstr("s3cret")));
+}
+
+TEST_F(ClusterTest, StoreOptionsOutOfRangeAreRefusedBeforeAnythingIsTouched) {
+  KeystoreOptions o = OnPostgres("unused");
+  o.postgres.conninfo.clear();
+  EXPECT_EQ(Keystore::Open(o).error().code(), ErrorCode::kInvalidArgument);
+  o = OnPostgres("unused");
+  o.postgres.pool_size = 0;
+  EXPECT_EQ(Keystore::Open(o).error().code(), ErrorCode::kInvalidArgument);
+  o = OnPostgres("unused");
+  o.postgres.connect_timeout = std::chrono::seconds(0);
+  EXPECT_EQ(Keystore::Open(o).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseStoreBackend("mysql").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(StoreBackendName(ParseStoreBackend("postgresql").value()), "postgresql");
+}
+
+}  // namespace
+}  // namespace qsapi::keystore
