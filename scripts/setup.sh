@@ -31,6 +31,7 @@ packages=(
   libsodium-dev softhsm2 libp11-kit-dev opensc
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libpq-dev postgresql-15  # the PostgreSQL metadata store and the real server its tests start
+  haproxy  # TCP pass-through in front of the cluster demo's nodes
   libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind nodejs

@@ -37,13 +37,42 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
+// The API tokens a command works on: the token file of a data directory, or, with a configuration
+// whose store is PostgreSQL, the records in the cluster's database (the keystore stays open for
+// as long as the store is used).
+struct TokenAccess {
+  std::unique_ptr<keystore::Keystore> keystore;
+  server::TokenStore store;
+};
+
+Result<TokenAccess> OpenTokens(const std::string& config_file, const std::string& data_dir) {
+  TokenAccess a;
+  if (config_file.empty()) {
+    QSAPI_ASSIGN_OR_RETURN(a.store, server::TokenStore::Load(std::filesystem::path(DataDir(data_dir)) / "api-tokens.json"));
+    return a;
+  }
+  QSAPI_ASSIGN_OR_RETURN(server::Config config, server::LoadConfig(config_file));
+  if (config.store.backend == keystore::StoreBackend::kSqlite) {
+    QSAPI_ASSIGN_OR_RETURN(a.store, server::TokenStore::Load(server::TokenFilePath(config.data_dir)));
+    return a;
+  }
+  QSAPI_ASSIGN_OR_RETURN(a.keystore, server::OpenKeystoreFor(config, /*create=*/false, nullptr));
+  QSAPI_ASSIGN_OR_RETURN(a.store, server::OpenTokensFor(config, *a.keystore));
+  return a;
+}
+
 }  // namespace
 
 void RegisterAdminCommands(CLI::App& app) {
   auto data_dir = std::make_shared<std::string>();
+  auto token_config = std::make_shared<std::string>();
   CLI::App* token = app.add_subcommand("token", "API bearer tokens of the local qsapid (stored hashed)");
   token->require_subcommand(1);
   token->add_option("--data-dir", *data_dir, "Data directory (default: $QSAPI_DATA_DIR or ~/.local/share/qsapi)");
+  const auto add_config = [&token_config](CLI::App* cmd) {
+    cmd->add_option("--config", *token_config,
+                    "qsapid's configuration: with a PostgreSQL [store], the tokens every node of the cluster shares");
+  };
 
   struct CreateFlags {
     std::string name, keys = "*", operations;
@@ -57,10 +86,11 @@ void RegisterAdminCommands(CLI::App& app) {
                    "Comma-separated operations: encrypt, decrypt, rewrap, datakey, sign, verify, kem, random, "
                    "keys.create, keys.read, keys.rotate, keys.config, keys.destroy, health, metrics, or *")
       ->required();
-  create->callback([data_dir, cf] {
-    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
-    if (!store.ok()) return Fail("token create", store.error());
-    auto t = store->Create(cf->name, server::Policy{SplitComma(cf->keys), SplitComma(cf->operations)});
+  add_config(create);
+  create->callback([data_dir, token_config, cf] {
+    auto access = OpenTokens(*token_config, *data_dir);
+    if (!access.ok()) return Fail("token create", access.error());
+    auto t = access->store.Create(cf->name, server::Policy{SplitComma(cf->keys), SplitComma(cf->operations)});
     if (!t.ok()) return Fail("token create", t.error());
     const std::string_view text = server::TokenText(*t);
     std::printf("%.*s\n", static_cast<int>(text.size()), text.data());
@@ -71,11 +101,12 @@ void RegisterAdminCommands(CLI::App& app) {
   });
 
   CLI::App* list = token->add_subcommand("list", "List tokens (names and policies, never tokens)");
-  list->callback([data_dir] {
-    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
-    if (!store.ok()) return Fail("token list", store.error());
+  add_config(list);
+  list->callback([data_dir, token_config] {
+    auto access = OpenTokens(*token_config, *data_dir);
+    if (!access.ok()) return Fail("token list", access.error());
     std::printf("%-24s %-10s %-22s %-30s %s\n", "name", "id", "created", "keys", "operations");
-    for (const auto& e : store->entries()) {
+    for (const auto& e : access->store.entries()) {
       std::string keys;
       std::string ops;
       for (const auto& k : e.policy.keys) keys += (keys.empty() ? "" : ",") + k;
@@ -88,10 +119,11 @@ void RegisterAdminCommands(CLI::App& app) {
   auto name = std::make_shared<std::string>();
   CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token by name");
   revoke->add_option("name", *name, "Token name")->required();
-  revoke->callback([data_dir, name] {
-    auto store = server::TokenStore::Load(std::filesystem::path(DataDir(*data_dir)) / "api-tokens.json");
-    if (!store.ok()) return Fail("token revoke", store.error());
-    if (Status s = store->Revoke(*name); !s.ok()) return Fail("token revoke", s.error());
+  add_config(revoke);
+  revoke->callback([data_dir, token_config, name] {
+    auto access = OpenTokens(*token_config, *data_dir);
+    if (!access.ok()) return Fail("token revoke", access.error());
+    if (Status s = access->store.Revoke(*name); !s.ok()) return Fail("token revoke", s.error());
     std::printf("token \"%s\" revoked\n", name->c_str());
   });
 
@@ -115,7 +147,7 @@ void RegisterAdminCommands(CLI::App& app) {
                                         "keystore, which did not open: " +
                                             ks.error().message()));
     }
-    auto r = server::VerifyAuditTrail(**ks, path);
+    auto r = server::VerifyAuditTrail(**ks, path, server::AuditTrailName(*config));
     if (!r.ok()) return Fail("audit verify", r.error());
     std::printf(
         "%s: %llu lines in %llu file(s)%s, the chain holds (%llu MACs checked%s)\n", path.c_str(),
@@ -140,7 +172,8 @@ void RegisterAdminCommands(CLI::App& app) {
     if (!ks.ok()) return Fail("audit repair", ks.error());
     // NOLINTNEXTLINE(concurrency-mt-unsafe): read on the CLI's main thread, the only one that sets variables
     const char* user = std::getenv("USER");
-    auto r = server::RepairAuditTrail(**ks, path, std::string("cli:") + (user != nullptr ? user : "unknown"));
+    auto r = server::RepairAuditTrail(**ks, path, std::string("cli:") + (user != nullptr ? user : "unknown"),
+                                      server::AuditTrailName(*config));
     if (!r.ok()) return Fail("audit repair", r.error());
     std::printf("%s: removed a partial last line of %llu bytes (saved to %s); the repair is the log's last line\n",
                 path.c_str(), static_cast<unsigned long long>(r->bytes_removed), r->saved_to.c_str());

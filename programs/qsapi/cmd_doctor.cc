@@ -198,7 +198,7 @@ void Doctor(const DoctorFlags& f) {
     r.Fail("audit", "not checked: the trail's MACs need its key from the keystore, which did not open",
            "see the hsm check above");
   } else if (fs::exists(log)) {
-    if (auto trail = server::VerifyAuditTrail(**ks, log); trail.ok()) {
+    if (auto trail = server::VerifyAuditTrail(**ks, log, server::AuditTrailName(config)); trail.ok()) {
       r.Ok("audit", std::to_string(trail->lines) + " lines in " + std::to_string(trail->files) +
                         " file(s), the chain holds (" + std::to_string(trail->macs) + " MACs checked)");
     } else {

@@ -124,6 +124,11 @@ void Api::ReloadTokens(TokenStore tokens) {
   tokens_ = std::move(tokens);
 }
 
+bool Api::TokensSameAs(const TokenStore& tokens) const {
+  const std::lock_guard<std::mutex> lock(tokens_mu_);
+  return tokens_.SameAs(tokens);
+}
+
 Api::Parts Api::parts() {
   return Parts{options_,      *keystore_, *pool_,     sessions_,      health_hook_,
                metrics_hook_, audit_,     scheduler_, auth_failures_, started_};

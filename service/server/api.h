@@ -92,6 +92,8 @@ class Api {
 
   // ReloadTokens swaps in a freshly loaded token store (qsapid calls it when the file changes).
   void ReloadTokens(TokenStore tokens);
+  // TokensSameAs: the tokens in use hold the same entries as `tokens`.
+  [[nodiscard]] bool TokensSameAs(const TokenStore& tokens) const;
   // set_sessions enables the /v1/sessions routes (not owned; must outlive the Api).
   void set_sessions(SessionManager* sessions) { sessions_ = sessions; }
   void set_scheduler(WorkScheduler* scheduler) { scheduler_ = scheduler; }

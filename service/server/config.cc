@@ -237,6 +237,12 @@ Status ParseStoreTable(Reader& r, Config& c) {
   QSAPI_RETURN_IF_ERROR(r.Integer("pool_size", st.pool_size, 1, 64));
   QSAPI_RETURN_IF_ERROR(r.Seconds("connect_timeout_seconds", st.connect_timeout, 1, 600));
   QSAPI_RETURN_IF_ERROR(r.String("cluster_id", st.cluster_id));
+  QSAPI_RETURN_IF_ERROR(r.String("node", st.node));
+  if (st.node.size() > 48 || !std::all_of(st.node.begin(), st.node.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '-' || ch == '_';
+      })) {
+    return r.Bad("node", "must be at most 48 of [A-Za-z0-9._-]");
+  }
   if (st.backend == keystore::StoreBackend::kSqlite) {
     for (const char* key : {"conninfo", "password_file", "password_env", "pool_size", "connect_timeout_seconds"}) {
       if (r.Has(key)) return r.Bad(key, "is a key of backend \"postgresql\"; this store is \"sqlite\"");

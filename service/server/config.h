@@ -60,6 +60,7 @@ struct StoreSection {
   int pool_size = 4;
   std::chrono::seconds connect_timeout{5};
   std::string cluster_id;  // empty: the database's (made at the first start on an empty one)
+  std::string node;        // this node's name in the cluster (its audit trail); empty: the host name
 };
 
 struct RotationSection {

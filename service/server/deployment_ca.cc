@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <arpa/inet.h>
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <openssl/x509.h>
 
 #include "pki/internal/tls_context.h"
@@ -139,6 +141,64 @@ Result<DeploymentCa> DeploymentCa::OpenOrCreate(keystore::Keystore& keystore, co
                          Create(keystore, data_dir, profile, "qsapi deployment CA " + std::string(host)));
   if (created != nullptr) *created = true;
   return ca;
+}
+
+namespace {
+
+constexpr std::string_view kCaRecordKind = "deployment-ca";
+constexpr std::string_view kCaRecordName = "ca";
+
+// The CA record: {"certificate": PEM, "key": the wrapped key's text form}, nothing in clear.
+Status PublishCa(keystore::Keystore& keystore, const fs::path& data_dir) {
+  QSAPI_ASSIGN_OR_RETURN(std::string cert, ReadSmallFile(DeploymentCa::CertificatePath(data_dir), "CA certificate"));
+  QSAPI_ASSIGN_OR_RETURN(std::string key, ReadSmallFile(DeploymentCa::KeyPath(data_dir), "CA key file"));
+  const std::string value = nlohmann::json{{"certificate", cert}, {"key", key}}.dump();
+  return keystore.CreateRecord(kCaRecordKind, kCaRecordName, View(value));
+}
+
+// InstallCa writes the record's files into this node's ca/ directory (replacing what was there).
+Status InstallCa(const keystore::Record& record, const fs::path& data_dir) {
+  const nlohmann::json j = nlohmann::json::parse(record.value.begin(), record.value.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("certificate") || !j.contains("key") ||
+      !j["certificate"].is_string() || !j["key"].is_string()) {
+    return DataLoss("the deployment CA record in the keystore database is not a CA (expected its certificate and "
+                    "wrapped key)");
+  }
+  QSAPI_RETURN_IF_ERROR(MakePrivateDir(data_dir / "ca"));
+  const std::string cert = j["certificate"].get<std::string>();
+  const std::string key = j["key"].get<std::string>();
+  QSAPI_RETURN_IF_ERROR(pki::WriteProtectedFile(DeploymentCa::KeyPath(data_dir), View(key), 0600, true));
+  return pki::WriteProtectedFile(DeploymentCa::CertificatePath(data_dir), View(cert), 0644, true);
+}
+
+Result<std::optional<keystore::Record>> FindCaRecord(keystore::Keystore& keystore) {
+  QSAPI_ASSIGN_OR_RETURN(std::vector<keystore::Record> records, keystore.ListRecords(kCaRecordKind));
+  for (keystore::Record& r : records) {
+    if (r.name == kCaRecordName) return std::optional<keystore::Record>(std::move(r));
+  }
+  return std::optional<keystore::Record>();
+}
+
+}  // namespace
+
+Result<DeploymentCa> DeploymentCa::OpenShared(keystore::Keystore& keystore, const fs::path& data_dir,
+                                              const TlsProfile& profile, bool* created) {
+  if (created != nullptr) *created = false;
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::Record> record, FindCaRecord(keystore));
+  if (!record) {
+    bool made = false;
+    QSAPI_ASSIGN_OR_RETURN(DeploymentCa local, OpenOrCreate(keystore, data_dir, profile, &made));
+    const Status published = PublishCa(keystore, data_dir);
+    if (published.ok()) {
+      if (created != nullptr) *created = made;
+      return local;
+    }
+    if (published.error().code() != ErrorCode::kAlreadyExists) return published.error();
+    QSAPI_ASSIGN_OR_RETURN(record, FindCaRecord(keystore));  // another node published first
+    if (!record) return Unavailable("the deployment CA another node published cannot be read back; retry");
+  }
+  QSAPI_RETURN_IF_ERROR(InstallCa(*record, data_dir));
+  return Open(keystore, data_dir);
 }
 
 Result<pki::Certificate> DeploymentCa::Issue(const pki::PrivateKey& subject_key,

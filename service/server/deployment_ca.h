@@ -73,6 +73,13 @@ class DeploymentCa {
   // OpenOrCreate opens it, creating it first when missing; `created` says which happened.
   static Result<DeploymentCa> OpenOrCreate(keystore::Keystore& keystore, const std::filesystem::path& data_dir,
                                            const TlsProfile& profile, bool* created = nullptr);
+  // OpenShared is OpenOrCreate for a node of a cluster: the CA is the one record of kind
+  // "deployment-ca" in the keystore's database (its certificate and its wrapped key: the KEK is the
+  // cluster's, so every node unwraps it), copied into this node's ca/ directory. The first node to
+  // start makes it (or publishes the one its data directory holds); a node that loses that race
+  // uses the winner's. kDataLoss for a record that is not a CA.
+  static Result<DeploymentCa> OpenShared(keystore::Keystore& keystore, const std::filesystem::path& data_dir,
+                                         const TlsProfile& profile, bool* created = nullptr);
 
   [[nodiscard]] const pki::Certificate& certificate() const noexcept { return certificate_; }
   [[nodiscard]] pki::KeyAlgorithm algorithm() const noexcept { return key_->algorithm(); }

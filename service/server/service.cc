@@ -43,6 +43,11 @@ Error Part(std::string_view part, const Error& e) {
 
 }  // namespace
 
+Result<TokenStore> OpenTokensFor(const Config& c, keystore::Keystore& ks) {
+  if (c.store.backend == keystore::StoreBackend::kSqlite) return TokenStore::Load(TokenFilePath(c.data_dir));
+  return TokenStore::LoadShared(ks);
+}
+
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, bool create, bool* created) {
   keystore::KeystoreOptions o;
   if (created != nullptr) *created = false;
@@ -246,7 +251,6 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
 }
 
 // The keystore keys qsapid's audit log under this trail name and records its head.
-constexpr const char* kAuditTrail = "qsapid.audit";
 
 AuditKeying KeyingOf(keystore::TrailKey k) {
   return AuditKeying{.key = std::move(k.key),
@@ -277,10 +281,10 @@ Result<AuditVerifyReport> VerifyAnchored(AuditLog& log, keystore::Keystore& ks) 
 // chain begins with an "audit.chain_restart" line saying what was wrong and where the old trail is.
 Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, const AuditLogOptions& options,
                                                        bool accept_broken, keystore::Keystore& ks,
-                                                       AuditVerifyReport* report) {
+                                                       const std::string& trail, AuditVerifyReport* report) {
   Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(path, options);
   if (log.ok()) {
-    Result<keystore::TrailKey> key = ks.OpenTrail(kAuditTrail, (*log)->next_seq());
+    Result<keystore::TrailKey> key = ks.OpenTrail(trail, (*log)->next_seq());
     if (!key.ok()) return key.error();  // the keystore's own problem: not for --accept-broken-audit-log
     (*log)->UseKeying(KeyingOf(std::move(*key)));
   }
@@ -314,7 +318,7 @@ Result<std::unique_ptr<AuditLog>> OpenVerifiedAuditLog(const fs::path& path, con
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> fresh, AuditLog::Open(path, options));
   QSAPI_ASSIGN_OR_RETURN(
       keystore::TrailKey key,
-      ks.RestartTrail(kAuditTrail, fresh->next_seq(),
+      ks.RestartTrail(trail, fresh->next_seq(),
                       "a new chain after --accept-broken-audit-log; the old trail is in " + aside.filename().string()));
   fresh->UseKeying(KeyingOf(std::move(key)));
   Log(LogLevel::kWarning, "qsapid",
@@ -355,6 +359,8 @@ class Service::Impl {
   std::unique_ptr<net::HttpsServer> server;
   std::atomic<const net::HttpsServer*> listener{nullptr};  // `server` for the metrics hook, once started
   FileStamp token_stamp;
+  bool token_error_reported = false;
+  std::string audit_trail;  // AuditTrailName(config)  // the shared tokens' last read failed (reported once)
 
   std::mutex mu;
   std::condition_variable cv;
@@ -384,7 +390,7 @@ class Service::Impl {
     const Status st = audit->Checkpoint([this](std::uint64_t seq, const std::string& mac) -> Status {
       const std::optional<Bytes> value = qsapi::internal::HexDecode(mac);
       if (!value) return Internal("the audit log's head is not hex");
-      return keystore->RecordTrailHead(kAuditTrail, seq, *value);
+      return keystore->RecordTrailHead(audit_trail, seq, *value);
     });
     const std::string error = !head.ok() ? head.error().message() : !st.ok() ? st.error().message() : "";
     if (!error.empty() && error != anchor_error) {
@@ -426,6 +432,22 @@ class Service::Impl {
   }
 
   void CheckTokens() {
+    if (config.store.backend != keystore::StoreBackend::kSqlite) {
+      // Shared tokens: read every second (one query), swapped in only when they changed.
+      Result<TokenStore> tokens = TokenStore::LoadShared(*keystore);
+      if (!tokens.ok()) {
+        if (!token_error_reported) {
+          Log(LogLevel::kWarning, "qsapid", "keeping the previous API tokens: " + tokens.error().message());
+        }
+        token_error_reported = true;
+        return;
+      }
+      token_error_reported = false;
+      if (api->TokensSameAs(*tokens)) return;
+      api->ReloadTokens(std::move(*tokens));
+      Log(LogLevel::kInfo, "qsapid", "reloaded the API tokens from the keystore database");
+      return;
+    }
     const fs::path path = TokenFilePath(config.data_dir);
     const FileStamp now = StampOf(path);
     if (now == token_stamp) return;
@@ -546,8 +568,13 @@ DataDirLock::~DataDirLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock; the file stays (its pid is stale then)
 }
 
-Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const fs::path& log) {
-  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(kAuditTrail));
+std::string AuditTrailName(const Config& config) {
+  if (config.store.backend == keystore::StoreBackend::kSqlite) return kSingleNodeAuditTrail;
+  return std::string(kSingleNodeAuditTrail) + "@" + (config.store.node.empty() ? HostName() : config.store.node);
+}
+
+Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const fs::path& log, const std::string& trail) {
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(trail));
   if (!key) return VerifyAuditLog(log);
   const AuditKeying keying = KeyingOf(std::move(*key));
   QSAPI_ASSIGN_OR_RETURN(AuditVerifyReport r, VerifyAuditLog(log, &keying));
@@ -555,8 +582,9 @@ Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const fs::pat
   return r;
 }
 
-Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const fs::path& log, const std::string& who) {
-  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(kAuditTrail));
+Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const fs::path& log, const std::string& who,
+                                           const std::string& trail) {
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::TrailKey> key, ks.FindTrail(trail));
   if (!key) return RepairAuditLog(log, who);
   const AuditKeying keying = KeyingOf(std::move(*key));
   return RepairAuditLog(log, who, &keying);
@@ -576,6 +604,7 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.config = config;
+  s.audit_trail = AuditTrailName(config);
   const fs::path& dir = config.data_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -607,7 +636,9 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   pki::TlsOptions tls;
   tls.groups = profile->groups;
   tls.verify_peer = VerificationOf(config.server.client_certificates);
-  auto ca = DeploymentCa::OpenOrCreate(*s.keystore, dir, *profile, &s.report.ca_created);
+  auto ca = config.store.backend == keystore::StoreBackend::kSqlite
+                ? DeploymentCa::OpenOrCreate(*s.keystore, dir, *profile, &s.report.ca_created)
+                : DeploymentCa::OpenShared(*s.keystore, dir, *profile, &s.report.ca_created);
   if (!ca.ok()) return Part("deployment CA", ca.error());
   s.report.ca_certificate = DeploymentCa::CertificatePath(dir);
   if (config.tls.cert_file.empty()) {
@@ -629,20 +660,26 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   tls.ca_file = config.tls.ca_file.empty() ? s.report.ca_certificate.string() : config.tls.ca_file;
 
   const fs::path token_path = TokenFilePath(dir);
-  auto tokens = TokenStore::Load(token_path);
+  auto tokens = OpenTokensFor(config, *s.keystore);
   if (!tokens.ok()) return Part("API tokens", tokens.error());
   if (tokens->entries().empty()) {
     const fs::path admin_path = AdminTokenPath(dir);
     if (fs::exists(admin_path)) {
       return Part("API tokens",
-                  FailedPrecondition(admin_path.string() + " exists but " + token_path.string() +
+                  FailedPrecondition(admin_path.string() + " exists but " + tokens->location() +
                                      " holds no tokens; remove the stale file to create a new admin token"));
     }
     auto token = tokens->Create("admin", Policy{{"*"}, {"*"}});
-    if (!token.ok()) return Part("API tokens", token.error());
-    Status w = WriteAdminToken(admin_path, *token);
-    if (!w.ok()) return Part("API tokens", w.error());
-    s.report.admin_token_file = admin_path;
+    if (!token.ok() && token.error().code() == ErrorCode::kAlreadyExists) {
+      // Another node of the cluster made the admin token first: its start wrote the file.
+      tokens = OpenTokensFor(config, *s.keystore);
+      if (!tokens.ok()) return Part("API tokens", tokens.error());
+    } else {
+      if (!token.ok()) return Part("API tokens", token.error());
+      Status w = WriteAdminToken(admin_path, *token);
+      if (!w.ok()) return Part("API tokens", w.error());
+      s.report.admin_token_file = admin_path;
+    }
   }
   s.token_stamp = StampOf(token_path);
 
@@ -652,7 +689,8 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   audit_options.min_free_bytes = config.audit.min_free_mib << 20;
   AuditVerifyReport verified;
   auto audit =
-      OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore, &verified);
+      OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore,
+                           s.audit_trail, &verified);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
   s.NoteAuditVerified(verified);

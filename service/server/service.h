@@ -34,6 +34,7 @@
 #include "qsapi/result.h"
 #include "server/audit_log.h"
 #include "server/config.h"
+#include "server/tokens.h"
 
 namespace qsapi::server {
 
@@ -83,6 +84,9 @@ class Service {
 // (created first when `create`; FAILED_PRECONDITION saying how to create it otherwise) or the
 // configured PKCS#11 module and PIN source.
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config, bool create, bool* created);
+// OpenTokensFor opens the API tokens a configuration names: the token file under data_dir (sqlite
+// store), or the records in the keystore's database (postgresql store: shared by every node).
+Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& keystore);
 // MakeEntropyPool builds the pool [entropy] describes (QRNG devices and HTTP sources, policy).
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
 // KmeClientOptions are the ETSI 014 client options a [[kme]] section describes.
@@ -108,14 +112,21 @@ class DataDirLock {
   int fd_ = -1;
 };
 
+// The keystore trail that keys and anchors this node's audit log: "qsapid.audit" on one node
+// (sqlite store); "qsapid.audit@<node>" on PostgreSQL, one per node, since each node writes a log
+// of its own ([store] node, default the host name).
+inline constexpr const char* kSingleNodeAuditTrail = "qsapid.audit";
+std::string AuditTrailName(const Config& config);
+
 // VerifyAuditTrail verifies qsapid's audit trail `log` as qsapid does at start: every MAC with
 // the trail's key from the keystore, the head the keystore recorded, and the keystore's own trail
 // against the head the last audit.anchor line recorded. A trail the keystore never keyed (an
 // older qsapid's) is checked by its hashes alone (report.macs is 0).
-Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const std::filesystem::path& log);
+Result<AuditVerifyReport> VerifyAuditTrail(keystore::Keystore& ks, const std::filesystem::path& log,
+                                           const std::string& trail = kSingleNodeAuditTrail);
 // RepairAuditTrail is RepairAuditLog with the trail's key (its repair line carries a MAC).
 Result<AuditRepairReport> RepairAuditTrail(keystore::Keystore& ks, const std::filesystem::path& log,
-                                           const std::string& who);
+                                           const std::string& who, const std::string& trail = kSingleNodeAuditTrail);
 
 // AdminTokenPath is where the first start writes the admin token.
 inline std::filesystem::path AdminTokenPath(const std::filesystem::path& data_dir) { return data_dir / "admin-token"; }

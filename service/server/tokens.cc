@@ -35,6 +35,32 @@ bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+nlohmann::json EntryJson(const TokenEntry& e) {
+  return {{"id", e.id},
+          {"name", e.name},
+          {"hash", e.hash},
+          {"created", e.created},
+          {"policy", {{"keys", e.policy.keys}, {"operations", e.policy.operations}}}};
+}
+
+// ParseEntry reads one entry strictly; the error says what is wrong, without any value.
+Result<TokenEntry> ParseEntry(const nlohmann::json& t) {
+  if (!t.is_object()) return DataLoss("an entry is not an object");
+  TokenEntry e;
+  try {
+    e.id = t.at("id").get<std::string>();
+    e.name = t.at("name").get<std::string>();
+    e.hash = t.at("hash").get<std::string>();
+    e.created = t.value("created", "");
+    e.policy.keys = t.at("policy").at("keys").get<std::vector<std::string>>();
+    e.policy.operations = t.at("policy").at("operations").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    return DataLoss("an entry lacks id, name, hash or policy, or has a wrong type");
+  }
+  if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash)) return DataLoss("malformed id or hash");
+  return e;
+}
+
 }  // namespace
 
 const std::vector<std::string>& KnownOperations() {
@@ -80,33 +106,52 @@ Result<TokenStore> TokenStore::Load(const std::filesystem::path& path) {
     return bad("expected {\"tokens\": [...]}");
   }
   for (const auto& t : j["tokens"]) {
-    if (!t.is_object()) return bad("an entry is not an object");
-    TokenEntry e;
-    try {
-      e.id = t.at("id").get<std::string>();
-      e.name = t.at("name").get<std::string>();
-      e.hash = t.at("hash").get<std::string>();
-      e.created = t.value("created", "");
-      e.policy.keys = t.at("policy").at("keys").get<std::vector<std::string>>();
-      e.policy.operations = t.at("policy").at("operations").get<std::vector<std::string>>();
-    } catch (const nlohmann::json::exception&) {
-      return bad("an entry lacks id, name, hash or policy, or has a wrong type");
-    }
-    if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash)) return bad("malformed id or hash");
-    store.entries_.push_back(std::move(e));
+    Result<TokenEntry> e = ParseEntry(t);
+    if (!e.ok()) return bad(e.error().message());
+    store.entries_.push_back(std::move(*e));
   }
   return store;
 }
 
+Result<TokenStore> TokenStore::LoadShared(keystore::Keystore& keystore) {
+  TokenStore store;
+  store.shared_ = &keystore;
+  QSAPI_ASSIGN_OR_RETURN(std::vector<keystore::Record> records, keystore.ListRecords(kRecordKind));
+  for (const keystore::Record& r : records) {
+    const auto bad = [&](const std::string& why) {
+      return DataLoss("API token record \"" + r.name + "\" in " + keystore.store_description() + ": " + why);
+    };
+    const nlohmann::json j = nlohmann::json::parse(r.value.begin(), r.value.end(), nullptr, false);
+    if (j.is_discarded()) return bad("not JSON");
+    Result<TokenEntry> e = ParseEntry(j);
+    if (!e.ok()) return bad(e.error().message());
+    if (e->name != r.name) return bad("its entry names another token");
+    store.entries_.push_back(std::move(*e));
+  }
+  return store;
+}
+
+std::string TokenStore::location() const {
+  if (shared_ != nullptr) return "the keystore database (" + shared_->store_description() + ")";
+  return path_.string();
+}
+
+bool TokenStore::SameAs(const TokenStore& other) const {
+  if (entries_.size() != other.entries_.size()) return false;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const TokenEntry& a = entries_[i];
+    const TokenEntry& b = other.entries_[i];
+    if (a.id != b.id || a.name != b.name || a.hash != b.hash || a.policy.keys != b.policy.keys ||
+        a.policy.operations != b.policy.operations) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Status TokenStore::Save() const {
   nlohmann::json arr = nlohmann::json::array();
-  for (const TokenEntry& e : entries_) {
-    arr.push_back({{"id", e.id},
-                   {"name", e.name},
-                   {"hash", e.hash},
-                   {"created", e.created},
-                   {"policy", {{"keys", e.policy.keys}, {"operations", e.policy.operations}}}});
-  }
+  for (const TokenEntry& e : entries_) arr.push_back(EntryJson(e));
   const std::string text = nlohmann::json{{"tokens", arr}}.dump(2) + "\n";
   const std::string tmp = path_.string() + ".tmp";
   ::unlink(tmp.c_str());
@@ -160,6 +205,13 @@ Result<ApiToken> TokenStore::Create(const std::string& name, const Policy& polic
   QSAPI_ASSIGN_OR_RETURN(e.hash, HashToken(TokenText(token)));
   e.policy = policy;
   e.created = Now();
+  if (shared_ != nullptr) {
+    const std::string value = EntryJson(e).dump();
+    QSAPI_RETURN_IF_ERROR(shared_->CreateRecord(
+        kRecordKind, name, ByteView(reinterpret_cast<const std::uint8_t*>(value.data()), value.size())));  // NOLINT
+    entries_.push_back(e);
+    return token;
+  }
   entries_.push_back(e);
   if (Status s = Save(); !s.ok()) {
     entries_.pop_back();
@@ -170,6 +222,15 @@ Result<ApiToken> TokenStore::Create(const std::string& name, const Policy& polic
 
 Status TokenStore::Revoke(const std::string& name) {
   const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const TokenEntry& e) { return e.name == name; });
+  if (shared_ != nullptr) {  // the database decides: the token may have been made on another node
+    Status deleted = shared_->DeleteRecord(kRecordKind, name);
+    if (!deleted.ok() && deleted.error().code() == ErrorCode::kNotFound) {
+      return NotFound("no token named \"" + name + "\"");
+    }
+    QSAPI_RETURN_IF_ERROR(deleted);
+    if (it != entries_.end()) entries_.erase(it);
+    return OkStatus();
+  }
   if (it == entries_.end()) return NotFound("no token named \"" + name + "\"");
   const TokenEntry removed = *it;
   entries_.erase(it);

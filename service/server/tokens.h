@@ -1,9 +1,10 @@
 // API bearer tokens, stored only hashed, each bound to a policy (which keys, which operations).
 //
 // A token is "qsapi_<id>_<secret>": id = 8 hex characters naming the entry, secret = 32 random
-// bytes in base64url. The store keeps SHA-256(token) and compares in constant time. The file
-// (JSON, mode 0600) is rewritten atomically; qsapid reloads it when it changes, so that
-// `qsapi token create|revoke` take effect without a restart.
+// bytes in base64url. The store keeps SHA-256(token) and compares in constant time. One node keeps
+// them in a file (JSON, mode 0600, rewritten atomically); nodes on PostgreSQL keep them in the
+// keystore's database, one record per token. qsapid reloads either when it changes (checked every
+// second), so that `qsapi token create|revoke` take effect on every node without a restart.
 #ifndef QSAPI_SRC_SERVER_TOKENS_H_
 #define QSAPI_SRC_SERVER_TOKENS_H_
 
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "qsapi/keystore/keystore.h"
 #include "qsapi/result.h"
 #include "qsapi/secret.h"
 #include "server/operation.h"
@@ -49,6 +51,10 @@ class TokenStore {
  public:
   // Load reads the file; a missing file is an empty store.
   static Result<TokenStore> Load(const std::filesystem::path& path);
+  // LoadShared reads the tokens kept in the keystore's database (records of kind "api-token"): the
+  // store of every node of a cluster on PostgreSQL. Create and Revoke then write there, each one
+  // transaction; a name taken on another node is kAlreadyExists. kDataLoss names a bad record.
+  static Result<TokenStore> LoadShared(keystore::Keystore& keystore);
 
   // Create adds a token and writes the file; returns the token, which is shown once and never
   // stored. kAlreadyExists for a name in use; kInvalidArgument for an unknown operation.
@@ -59,10 +65,17 @@ class TokenStore {
   Result<TokenEntry> Authenticate(std::string_view token) const;
   [[nodiscard]] const std::vector<TokenEntry>& entries() const { return entries_; }
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  // Where the tokens are: the file's path, or "the keystore database (<store>)".
+  [[nodiscard]] std::string location() const;
+  // SameAs: the two stores hold the same entries (a reload that changes nothing is skipped).
+  [[nodiscard]] bool SameAs(const TokenStore& other) const;
+
+  static constexpr std::string_view kRecordKind = "api-token";
 
  private:
   Status Save() const;
   std::filesystem::path path_;
+  keystore::Keystore* shared_ = nullptr;  // set: the tokens live in the keystore's database
   std::vector<TokenEntry> entries_;
 };
 

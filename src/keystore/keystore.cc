@@ -13,6 +13,7 @@
 // the byte formats handed out (ParseHeader, ToText, ...) are in formats.cc.
 #include "qsapi/keystore/keystore.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,7 @@
 #include "keystore/internal/pkcs11_token.h"
 #include "keystore/internal/rotation.h"
 #include "keystore/internal/store_choice.h"
+#include "keystore/internal/store_rows.h"
 #include "keystore/internal/row_cache.h"
 #include "keystore/internal/usage_ledger.h"
 #include "qsapi/crypto/random.h"
@@ -518,6 +520,54 @@ Result<TrailKey> Keystore::RestartTrail(std::string_view name, std::uint64_t fir
 Result<TrailHead> Keystore::AuditHead() { return impl_->audit.Head(); }
 
 Status Keystore::CheckAuditHead(const TrailHead& head) { return impl_->audit.CheckHead(head); }
+
+namespace {
+
+Status CheckRecordName(std::string_view kind, std::string_view name) {
+  const bool kind_ok = !kind.empty() && kind.size() <= 32 && std::all_of(kind.begin(), kind.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+  if (!kind_ok) return InvalidArgument("a record kind is 1 to 32 of [a-z0-9-]");
+  const bool name_ok = !name.empty() && name.size() <= 128 &&
+                       std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+  if (!name_ok) return InvalidArgument("a record name is 1 to 128 printable ASCII characters without spaces");
+  return OkStatus();
+}
+
+}  // namespace
+
+Status Keystore::CreateRecord(std::string_view kind, std::string_view name, ByteView value, std::string_view actor) {
+  QSAPI_RETURN_IF_ERROR(CheckRecordName(kind, name));
+  if (value.empty() || value.size() > internal::kMaxRecordValue) {
+    return InvalidArgument("a record's value has 1 byte to 64 KiB");
+  }
+  const internal::RecordRow row{.kind = std::string(kind),
+                                .name = std::string(name),
+                                .value = Bytes(value.begin(), value.end()),
+                                .updated = internal::UnixNow()};
+  return impl_->store->CreateRecord(
+      row, impl_->audit.Entry("record.create", "", 0, row.kind + " " + row.name, std::string(actor)));
+}
+
+Status Keystore::DeleteRecord(std::string_view kind, std::string_view name, std::string_view actor) {
+  QSAPI_RETURN_IF_ERROR(CheckRecordName(kind, name));
+  return impl_->store->DeleteRecord(
+      std::string(kind), std::string(name),
+      impl_->audit.Entry("record.delete", "", 0, std::string(kind) + " " + std::string(name), std::string(actor)));
+}
+
+Result<std::vector<Record>> Keystore::ListRecords(std::string_view kind) {
+  QSAPI_RETURN_IF_ERROR(CheckRecordName(kind, "-"));
+  QSAPI_ASSIGN_OR_RETURN(std::vector<internal::RecordRow> rows, impl_->store->ListRecords(std::string(kind)));
+  std::vector<Record> out;
+  out.reserve(rows.size());
+  for (internal::RecordRow& r : rows) {
+    out.push_back(Record{.name = std::move(r.name),
+                         .value = std::move(r.value),
+                         .updated = std::chrono::system_clock::time_point(std::chrono::seconds(r.updated))});
+  }
+  return out;
+}
 
 Status Keystore::Probe() {
   static constexpr std::uint8_t kProbe[] = {'q', 's', 'a', 'p', 'i'};

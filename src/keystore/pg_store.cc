@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS audit_head (
   seq  BIGINT NOT NULL,
   hash BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+  kind    VARCHAR(32) NOT NULL,
+  name    VARCHAR(128) NOT NULL,
+  value   BYTEA NOT NULL,
+  updated BIGINT NOT NULL,
+  PRIMARY KEY (kind, name)
+);
 CREATE TABLE IF NOT EXISTS trails (
   trail     VARCHAR(64) PRIMARY KEY,
   wrapped   BYTEA NOT NULL,
@@ -450,6 +457,41 @@ class PgStore final : public MetadataStore {
     if (r.size() == 0) return false;
     const Bytes h = r.Blob(0, 0);
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
+  }
+
+  Status CreateRecord(const RecordRow& row, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      Result<Rows> ins = Query(c, "INSERT INTO records (kind, name, value, updated) VALUES ($1, $2, $3, $4)",
+                               {P(row.kind), P(row.name), P(ByteView(row.value)), P(row.updated)});
+      if (!ins.ok()) {
+        if (ins.error().code() == ErrorCode::kAlreadyExists) {
+          return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
+        }
+        return ins.error();
+      }
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Status DeleteRecord(const std::string& kind, const std::string& name, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows del, Query(c, "DELETE FROM records WHERE kind = $1 AND name = $2 RETURNING name", {P(kind), P(name)}));
+      if (del.size() != 1) return NotFound("no " + kind + " named \"" + name + "\"");
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Result<std::vector<RecordRow>> ListRecords(const std::string& kind) override {
+    QSAPI_ASSIGN_OR_RETURN(Rows r,
+                           QueryOnce("SELECT name, value, updated FROM records WHERE kind = $1 ORDER BY name", {P(kind)}));
+    std::vector<RecordRow> out;
+    for (int row = 0; row < r.size(); ++row) {
+      RecordRow rec;
+      if (!ReadRecordRow(PgColumns{r, row}, kind, rec)) return CorruptRow("a " + kind + " record", "name, value or updated");
+      out.push_back(std::move(rec));
+    }
+    return out;
   }
 
   Result<std::optional<ClusterRow>> GetCluster() override {

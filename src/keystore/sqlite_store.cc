@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS audit (
   prev_hash BLOB NOT NULL,
   hash      BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+  kind    VARCHAR(32) NOT NULL,
+  name    VARCHAR(128) NOT NULL,
+  value   BLOB NOT NULL,
+  updated BIGINT NOT NULL,
+  PRIMARY KEY (kind, name)
+);
 CREATE TABLE IF NOT EXISTS trails (
   trail     VARCHAR(64) PRIMARY KEY,
   wrapped   BLOB NOT NULL,
@@ -477,6 +484,41 @@ class SqliteStore final : public MetadataStore {
     if (rc != SQLITE_ROW) return DbError("reading the audit trail");
     const Bytes h = s.Blob(0);
     return h.size() == value.size() && std::equal(h.begin(), h.end(), value.begin());
+  }
+
+  Status CreateRecord(const RecordRow& row, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt ins(db_, "INSERT INTO records (kind, name, value, updated) VALUES (?, ?, ?, ?)");
+      ins.Bind(1, row.kind).Bind(2, row.name).Bind(3, ByteView(row.value)).Bind(4, row.updated);
+      const int rc = ins.Step();
+      if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
+      if (rc != SQLITE_DONE) return DbError("writing a record");
+      return InsertAudit(audit);
+    });
+  }
+
+  Status DeleteRecord(const std::string& kind, const std::string& name, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt del(db_, "DELETE FROM records WHERE kind = ? AND name = ?");
+      del.Bind(1, kind).Bind(2, name);
+      if (del.Step() != SQLITE_DONE) return DbError("deleting a record");
+      if (sqlite3_changes(db_) != 1) return NotFound("no " + kind + " named \"" + name + "\"");
+      return InsertAudit(audit);
+    });
+  }
+
+  Result<std::vector<RecordRow>> ListRecords(const std::string& kind) override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT name, value, updated FROM records WHERE kind = ? ORDER BY name");
+    s.Bind(1, kind);
+    std::vector<RecordRow> out;
+    for (int rc = s.Step(); rc != SQLITE_DONE; rc = s.Step()) {
+      if (rc != SQLITE_ROW) return DbError("reading records");
+      RecordRow r;
+      if (!ReadRecordRow(SqliteColumns{s}, kind, r)) return CorruptRow("a " + kind + " record", "name, value or updated");
+      out.push_back(std::move(r));
+    }
+    return out;
   }
 
   Result<std::optional<ClusterRow>> GetCluster() override {

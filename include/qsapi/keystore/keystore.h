@@ -257,6 +257,15 @@ struct TrailHead {
   Bytes value{};
 };
 
+// A record of the deployment's shared state kept beside the keys, in the same database, so that
+// every node of a cluster reads the same (qsapid keeps its API tokens here on PostgreSQL). The
+// value is the caller's (at most 64 KiB, never a secret in clear: a token's hash, not the token).
+struct Record {
+  std::string name;
+  Bytes value;
+  std::chrono::system_clock::time_point updated;
+};
+
 // IntegrityReport is what CheckIntegrity found.
 struct IntegrityReport {
   std::size_t keys = 0;
@@ -345,6 +354,13 @@ class Keystore {
   // that entry with that value (cut short or rolled back since it was anchored).
   Result<TrailHead> AuditHead();
   Status CheckAuditHead(const TrailHead& head);
+
+  // Records of `kind` (1-32 of [a-z0-9-]); names of 1-128 printable ASCII characters. Each change
+  // is one transaction with its entry in the trail, naming `actor` (empty: this handle's).
+  // CreateRecord: kAlreadyExists for a name in use (on any node). DeleteRecord: kNotFound.
+  Status CreateRecord(std::string_view kind, std::string_view name, ByteView value, std::string_view actor = {});
+  Status DeleteRecord(std::string_view kind, std::string_view name, std::string_view actor = {});
+  Result<std::vector<Record>> ListRecords(std::string_view kind);
 
   // Probe is the cheap liveness check for health output: one wrap and unwrap in the token and one
   // metadata read. (CheckIntegrity is the thorough one: it unwraps every version.)

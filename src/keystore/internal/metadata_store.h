@@ -82,6 +82,14 @@ struct ClusterRow {
   std::int64_t created = 0;
 };
 
+// A record of the deployment's shared state beside the keys (qsapid's API tokens): a kind, a
+// name, an opaque value, and when it was written.
+struct RecordRow {
+  std::string kind, name;
+  Bytes value;
+  std::int64_t updated = 0;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -132,6 +140,13 @@ class MetadataStore {
   // it with its audit entry, kAlreadyExists when another node wrote one first (read it again).
   virtual Result<std::optional<ClusterRow>> GetCluster() = 0;
   virtual Status CreateCluster(const ClusterRow& row, const AuditRow& audit) = 0;
+
+  // CreateRecord inserts a record with its audit entry (kAlreadyExists when one of that kind and
+  // name exists); DeleteRecord removes one (kNotFound when there is none); ListRecords returns a
+  // kind's records by name.
+  virtual Status CreateRecord(const RecordRow& row, const AuditRow& audit) = 0;
+  virtual Status DeleteRecord(const std::string& kind, const std::string& name, const AuditRow& audit) = 0;
+  virtual Result<std::vector<RecordRow>> ListRecords(const std::string& kind) = 0;
 
   virtual Result<std::optional<TrailRow>> GetTrail(const std::string& trail) = 0;
   // CreateTrail inserts `row` with its audit entry, in one transaction. kAlreadyExists when the

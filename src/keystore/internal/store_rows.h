@@ -81,6 +81,17 @@ Result<VersionRow> ReadVersionRow(const Row& r) {
   return out;
 }
 
+inline constexpr std::size_t kMaxRecordValue = 64 * 1024;
+
+// ReadRecordRow reads (name, value, updated) of a record of `kind`; false for a value out of shape.
+template <typename Row>
+bool ReadRecordRow(const Row& r, const std::string& kind, RecordRow& out) {
+  out.kind = kind;
+  if (!r.Text(0, out.name) || out.name.empty() || out.name.size() > 128) return false;
+  if (!r.Blob(1, out.value, false) || out.value.size() > kMaxRecordValue) return false;
+  return r.Int(2, 0, kMaxStoredTime, out.updated);
+}
+
 // The deployment's identity is three rows of qsapi_meta: kClusterMetaNames, in this order.
 inline constexpr const char* kClusterMetaNames[] = {"cluster_id", "cluster_canary", "cluster_created"};
 inline constexpr std::size_t kMaxCanaryBytes = 128;
