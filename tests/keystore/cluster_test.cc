@@ -202,6 +202,30 @@ TEST_F(ClusterTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeverSh
   EXPECT_THAT(refused.error().message(), Not(HasSubstr("s3cret")));
 }
 
+TEST_F(ClusterTest, RecordsAreCheckedAndAudited) {
+  const std::size_t before = ks_->Audit(1000)->size();
+  EXPECT_EQ(ks_->CreateRecord("Bad Kind", "x", AsBytes("v")).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ks_->CreateRecord("api-token", "two words", AsBytes("v")).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ks_->CreateRecord("api-token", "x", {}).error().code(), ErrorCode::kInvalidArgument);
+  const Bytes big(64 * 1024 + 1, 'x');
+  EXPECT_EQ(ks_->CreateRecord("api-token", "x", big).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ks_->Audit(1000)->size(), before) << "a refused record writes nothing";
+  QSAPI_ASSERT_OK(ks_->CreateRecord("api-token", "app", AsBytes("{}"), "cli:alice"));
+  EXPECT_EQ(ks_->CreateRecord("api-token", "app", AsBytes("{}")).error().code(), ErrorCode::kAlreadyExists);
+  const auto records = ks_->ListRecords("api-token");
+  QSAPI_ASSERT_OK(records);
+  ASSERT_EQ(records->size(), 1U);
+  EXPECT_EQ((*records)[0].name, "app");
+  QSAPI_ASSERT_OK(ks_->DeleteRecord("api-token", "app"));
+  EXPECT_EQ(ks_->DeleteRecord("api-token", "app").error().code(), ErrorCode::kNotFound);
+  const auto entries = ks_->Audit(1000);
+  ASSERT_EQ(entries->size(), before + 2);
+  EXPECT_EQ((*entries)[before].action, "record.create");
+  EXPECT_EQ((*entries)[before].actor, "cli:alice");
+  EXPECT_EQ((*entries)[before].detail, "api-token app");
+  EXPECT_EQ((*entries)[before + 1].action, "record.delete");
+}
+
 TEST_F(ClusterTest, StoreOptionsOutOfRangeAreRefusedBeforeAnythingIsTouched) {
   KeystoreOptions o = OnPostgres("unused");
   o.postgres.conninfo.clear();

@@ -312,6 +312,36 @@ TEST_P(MetadataStoreTest, CorruptRowsAreDataLossNotValues) {
   EXPECT_EQ(store_->GetVersion(Id(1), 1).error().code(), ErrorCode::kDataLoss);
 }
 
+TEST_P(MetadataStoreTest, RecordsAreWrittenOnceListedByKindAndDeletedWithTheirAuditEntries) {
+  const auto rec = [](const std::string& kind, const std::string& name, std::uint8_t b) {
+    return RecordRow{.kind = kind, .name = name, .value = Bytes(10, b), .updated = 1700000000};
+  };
+  QSAPI_ASSERT_OK(store_->CreateRecord(rec("api-token", "zeta", 1), Audit("record.create")));
+  QSAPI_ASSERT_OK(store_->CreateRecord(rec("api-token", "alpha", 2), Audit("record.create")));
+  QSAPI_ASSERT_OK(store_->CreateRecord(rec("deployment-ca", "alpha", 3), Audit("record.create")));
+  std::unique_ptr<MetadataStore> other = Open();  // another node
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->CreateRecord(rec("api-token", "alpha", 9), Audit("record.create")).error().code(),
+            ErrorCode::kAlreadyExists);
+  Result<std::vector<RecordRow>> tokens = other->ListRecords("api-token");
+  QSAPI_ASSERT_OK(tokens);
+  ASSERT_EQ(tokens->size(), 2U);
+  EXPECT_EQ((*tokens)[0].name, "alpha");
+  EXPECT_EQ((*tokens)[0].value, Bytes(10, 2)) << "the losing writer changed nothing";
+  EXPECT_EQ((*tokens)[1].name, "zeta");
+  EXPECT_EQ((*tokens)[1].updated, 1700000000);
+  QSAPI_ASSERT_OK(other->DeleteRecord("api-token", "zeta", Audit("record.delete")));
+  EXPECT_EQ(store_->DeleteRecord("api-token", "zeta", Audit("record.delete")).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ListRecords("api-token")->size(), 1U);
+  EXPECT_EQ(store_->ListRecords("deployment-ca")->size(), 1U);
+  EXPECT_TRUE(store_->ListRecords("nothing")->empty());
+  QSAPI_EXPECT_OK(store_->VerifyAuditChain());
+  Sql("UPDATE records SET updated = -1 WHERE name = 'alpha' AND kind = 'api-token'");
+  Result<std::vector<RecordRow>> bad = store_->ListRecords("api-token");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kDataLoss);
+}
+
 TEST_P(MetadataStoreTest, TheClusterIdentityIsWrittenOnceAndReadStrictly) {
   EXPECT_FALSE(store_->GetCluster()->has_value());
   const ClusterRow row{.cluster_id = "0123456789abcdef0123456789abcdef", .canary = Bytes(60, 7), .created = 1700000000};
