@@ -48,7 +48,8 @@ struct TokenAccess {
 Result<TokenAccess> OpenTokens(const std::string& config_file, const std::string& data_dir) {
   TokenAccess a;
   if (config_file.empty()) {
-    QSAPI_ASSIGN_OR_RETURN(a.store, server::TokenStore::Load(std::filesystem::path(DataDir(data_dir)) / "api-tokens.json"));
+    QSAPI_ASSIGN_OR_RETURN(a.store,
+                           server::TokenStore::Load(std::filesystem::path(DataDir(data_dir)) / "api-tokens.json"));
     return a;
   }
   QSAPI_ASSIGN_OR_RETURN(server::Config config, server::LoadConfig(config_file));

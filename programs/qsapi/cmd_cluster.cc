@@ -56,9 +56,10 @@ void RegisterClusterCommands(CLI::App& app) {
     std::printf("cluster %s is ready%s\n", (*ks)->cluster_id().c_str(), created ? " (token and KEK created now)" : "");
     PrintNode(*config, **ks);
     if (Embedded(*config)) {
-      std::printf("  then, on each other node (with an empty data directory and a copy of %s):\n"
-                  "    qsapi cluster join --from <the copy> --config <that node's configuration>\n",
-                  config->data_dir.c_str());
+      std::printf(
+          "  then, on each other node (with an empty data directory and a copy of %s):\n"
+          "    qsapi cluster join --from <the copy> --config <that node's configuration>\n",
+          config->data_dir.c_str());
     }
   });
 
@@ -76,8 +77,9 @@ void RegisterClusterCommands(CLI::App& app) {
     }
     if (!f->from.empty()) {
       if (!Embedded(*config)) {
-        return Fail("cluster join", "--from copies the embedded default's token; with your own HSM, give this node "
-                                    "the slot that holds the cluster's KEK (docs/OPERATIONS.md) and omit --from");
+        return Fail("cluster join",
+                    "--from copies the embedded default's token; with your own HSM, give this node "
+                    "the slot that holds the cluster's KEK (docs/OPERATIONS.md) and omit --from");
       }
       if (Status s = keystore::JoinEmbedded(f->from, config->data_dir, config->keystore.pkcs11_module); !s.ok()) {
         return Fail("cluster join", s.error());
@@ -89,7 +91,8 @@ void RegisterClusterCommands(CLI::App& app) {
     PrintNode(*config, **ks);
   });
 
-  CLI::App* status = cluster->add_subcommand("status", "The store, cluster and token this node's configuration reaches");
+  CLI::App* status =
+      cluster->add_subcommand("status", "The store, cluster and token this node's configuration reaches");
   status->add_option("--config", f->config, "This node's qsapid configuration")->required();
   status->callback([f] {
     auto config = server::LoadConfig(f->config);

@@ -55,7 +55,7 @@ struct KeystoreSection {
 // [store]: where the keystore's metadata lives (keystore/keystore.h, StoreBackend).
 struct StoreSection {
   keystore::StoreBackend backend = keystore::StoreBackend::kSqlite;
-  std::string path;  // sqlite: the file; empty: <data_dir>/keystore.db
+  std::string path;                                   // sqlite: the file; empty: <data_dir>/keystore.db
   std::string conninfo, password_file, password_env;  // postgresql
   int pool_size = 4;
   std::chrono::seconds connect_timeout{5};

@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <arpa/inet.h>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -161,8 +161,9 @@ Status InstallCa(const keystore::Record& record, const fs::path& data_dir) {
   const nlohmann::json j = nlohmann::json::parse(record.value.begin(), record.value.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("certificate") || !j.contains("key") ||
       !j["certificate"].is_string() || !j["key"].is_string()) {
-    return DataLoss("the deployment CA record in the keystore database is not a CA (expected its certificate and "
-                    "wrapped key)");
+    return DataLoss(
+        "the deployment CA record in the keystore database is not a CA (expected its certificate and "
+        "wrapped key)");
   }
   QSAPI_RETURN_IF_ERROR(MakePrivateDir(data_dir / "ca"));
   const std::string cert = j["certificate"].get<std::string>();

@@ -688,9 +688,8 @@ Result<std::unique_ptr<Service>> Service::Start(const Config& config) {
   audit_options.keep_files = config.audit.keep_files;
   audit_options.min_free_bytes = config.audit.min_free_mib << 20;
   AuditVerifyReport verified;
-  auto audit =
-      OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore,
-                           s.audit_trail, &verified);
+  auto audit = OpenVerifiedAuditLog(dir / "audit.log", audit_options, config.accept_broken_audit_log, *s.keystore,
+                                    s.audit_trail, &verified);
   if (!audit.ok()) return Part("audit log", audit.error());
   s.audit = std::move(*audit);
   s.NoteAuditVerified(verified);

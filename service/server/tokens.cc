@@ -57,7 +57,8 @@ Result<TokenEntry> ParseEntry(const nlohmann::json& t) {
   } catch (const nlohmann::json::exception&) {
     return DataLoss("an entry lacks id, name, hash or policy, or has a wrong type");
   }
-  if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash)) return DataLoss("malformed id or hash");
+  if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash))
+    return DataLoss("malformed id or hash");
   return e;
 }
 

@@ -1,6 +1,5 @@
 #include "common/internal/secret_file.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 
 #include "common/internal/text.h"
 
@@ -65,7 +65,8 @@ Result<SecretBytes> ReadSecretLine(const std::string& file, const std::string& e
   } else if (!env.empty()) {
     // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start-up; nothing sets it while the process runs
     const char* v = std::getenv(env.c_str());
-    if (v == nullptr) return FailedPrecondition("environment variable " + env + " (the " + std::string(what) + ") is not set");
+    if (v == nullptr)
+      return FailedPrecondition("environment variable " + env + " (the " + std::string(what) + ") is not set");
     secret = SecretBytes::CopyFrom({reinterpret_cast<const std::uint8_t*>(v), std::strlen(v)});  // NOLINT
     where = "environment variable " + env;
   } else {

@@ -181,13 +181,14 @@ Result<bool> InitEmbedded(const std::filesystem::path& data_dir, const std::stri
   const EmbeddedLayout layout{std::filesystem::absolute(data_dir)};
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenSqliteStore(layout.database()));
   if (created) {
-    QSAPI_RETURN_IF_ERROR(store->AppendAudit(internal::AuditRow{.at = internal::UnixNow(),
-                                                                .actor = "local",
-                                                                .action = "init",
-                                                                .key_name = "",
-                                                                .version = 0,
-                                                                .result = "ok",
-                                                                .detail = "token \"" + TokenOptions{}.token_label + "\" and KEK created"}));
+    QSAPI_RETURN_IF_ERROR(store->AppendAudit(
+        internal::AuditRow{.at = internal::UnixNow(),
+                           .actor = "local",
+                           .action = "init",
+                           .key_name = "",
+                           .version = 0,
+                           .result = "ok",
+                           .detail = "token \"" + TokenOptions{}.token_label + "\" and KEK created"}));
   }
   return created;
 }
@@ -239,7 +240,8 @@ Status JoinEmbedded(const std::filesystem::path& from, const std::filesystem::pa
   const EmbeddedLayout layout{std::filesystem::absolute(data_dir)};
   std::error_code ec;
   if (!std::filesystem::is_directory(source.token_dir(), ec) || std::filesystem::is_empty(source.token_dir(), ec)) {
-    return FailedPrecondition(source.token_dir().string() + " holds no token: give the data directory of a node "
+    return FailedPrecondition(source.token_dir().string() +
+                              " holds no token: give the data directory of a node "
                               "of the cluster (copied over a channel you trust, with its tokens/ and pins/)");
   }
   if (::access(source.user_pin_file().c_str(), R_OK) != 0) {

@@ -32,9 +32,9 @@
 #include "keystore/internal/metadata_store.h"
 #include "keystore/internal/pkcs11_token.h"
 #include "keystore/internal/rotation.h"
+#include "keystore/internal/row_cache.h"
 #include "keystore/internal/store_choice.h"
 #include "keystore/internal/store_rows.h"
-#include "keystore/internal/row_cache.h"
 #include "keystore/internal/usage_ledger.h"
 #include "qsapi/crypto/random.h"
 

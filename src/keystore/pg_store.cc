@@ -483,21 +483,23 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::vector<RecordRow>> ListRecords(const std::string& kind) override {
-    QSAPI_ASSIGN_OR_RETURN(Rows r,
-                           QueryOnce("SELECT name, value, updated FROM records WHERE kind = $1 ORDER BY name", {P(kind)}));
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows r, QueryOnce("SELECT name, value, updated FROM records WHERE kind = $1 ORDER BY name", {P(kind)}));
     std::vector<RecordRow> out;
     for (int row = 0; row < r.size(); ++row) {
       RecordRow rec;
-      if (!ReadRecordRow(PgColumns{r, row}, kind, rec)) return CorruptRow("a " + kind + " record", "name, value or updated");
+      if (!ReadRecordRow(PgColumns{r, row}, kind, rec))
+        return CorruptRow("a " + kind + " record", "name, value or updated");
       out.push_back(std::move(rec));
     }
     return out;
   }
 
   Result<std::optional<ClusterRow>> GetCluster() override {
-    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce("SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",
-                                             {P(std::string(kClusterMetaNames[0])), P(std::string(kClusterMetaNames[1])),
-                                              P(std::string(kClusterMetaNames[2]))}));
+    QSAPI_ASSIGN_OR_RETURN(Rows r,
+                           QueryOnce("SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",
+                                     {P(std::string(kClusterMetaNames[0])), P(std::string(kClusterMetaNames[1])),
+                                      P(std::string(kClusterMetaNames[2]))}));
     std::string value[3];
     bool found[3] = {false, false, false};
     for (int row = 0; row < r.size(); ++row) {
@@ -862,8 +864,9 @@ Result<std::string> PostgresDisplayName(const std::string& conninfo) {
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (err != nullptr) PQfreemem(err);
   if (opts == nullptr) {
-    return InvalidArgument("the PostgreSQL connection string is not valid (libpq keyword=value pairs or a "
-                           "postgresql:// URI)");
+    return InvalidArgument(
+        "the PostgreSQL connection string is not valid (libpq keyword=value pairs or a "
+        "postgresql:// URI)");
   }
   // Named in this order, whatever the order libpq keeps them in.
   static constexpr std::array<std::string_view, 5> kShown = {"host", "hostaddr", "port", "dbname", "user"};
@@ -889,8 +892,9 @@ Result<std::string> PostgresDisplayName(const std::string& conninfo) {
   }
   PQconninfoFree(opts);
   if (has_password) {
-    return InvalidArgument("the PostgreSQL connection string holds a password; give it in a password file "
-                           "(mode 0600) or an environment variable instead");
+    return InvalidArgument(
+        "the PostgreSQL connection string holds a password; give it in a password file "
+        "(mode 0600) or an environment variable instead");
   }
   return display.empty() ? std::string("(libpq defaults)") : display;
 }

@@ -515,7 +515,8 @@ class SqliteStore final : public MetadataStore {
     for (int rc = s.Step(); rc != SQLITE_DONE; rc = s.Step()) {
       if (rc != SQLITE_ROW) return DbError("reading records");
       RecordRow r;
-      if (!ReadRecordRow(SqliteColumns{s}, kind, r)) return CorruptRow("a " + kind + " record", "name, value or updated");
+      if (!ReadRecordRow(SqliteColumns{s}, kind, r))
+        return CorruptRow("a " + kind + " record", "name, value or updated");
       out.push_back(std::move(r));
     }
     return out;

@@ -42,8 +42,9 @@ class ClusterTest : public KeystoreFixture {
     KeystoreOptions o = EmbeddedOptions(dir_);
     o.token.token_label = "other";
     o.token.pin_file = user.string();
-    const Status init = internal::InitToken(o.token.module_path, "other", SecretBytes::CopyFrom(AsBytes("other-so-pin")),
-                                            SecretBytes::CopyFrom(AsBytes("other-user-pin")));
+    const Status init =
+        internal::InitToken(o.token.module_path, "other", SecretBytes::CopyFrom(AsBytes("other-so-pin")),
+                            SecretBytes::CopyFrom(AsBytes("other-user-pin")));
     EXPECT_TRUE(init.ok()) << init.error().ToString();
     auto kek = internal::OpenTokenProtector(o.token, SecretBytes::CopyFrom(AsBytes("other-user-pin")), true);
     EXPECT_TRUE(kek.ok()) << kek.error().ToString();

@@ -59,17 +59,17 @@ class PostgresServer {
   // AddPasswordUser creates a login role that must authenticate with `password` (SCRAM-SHA-256;
   // every other user stays on trust) and owns database `db`.
   void AddPasswordUser(const std::string& user, const std::string& password, const std::string& db) {
-    EXPECT_EQ(Sh(Psql("postgres") + " -q -c \"CREATE ROLE " + user + " LOGIN PASSWORD '" + password +
-                 "'\" -c 'ALTER DATABASE " + db + " OWNER TO " + user + "' -c 'GRANT ALL ON SCHEMA public TO " +
-                 user + "'"),
-              0);
+    EXPECT_EQ(
+        Sh(Psql("postgres") + " -q -c \"CREATE ROLE " + user + " LOGIN PASSWORD '" + password +
+           "'\" -c 'ALTER DATABASE " + db + " OWNER TO " + user + "' -c 'GRANT ALL ON SCHEMA public TO " + user + "'"),
+        0);
     EXPECT_EQ(Sh(Psql(db) + " -q -c 'GRANT ALL ON SCHEMA public TO " + user + "'"), 0);
     const std::filesystem::path hba = dir_ / "data" / "pg_hba.conf";
     const std::string rest = Read(hba);
     std::ofstream(hba, std::ios::trunc) << "local all " << user << " scram-sha-256\n" << rest;
-    EXPECT_EQ(Sh(AsOwner(std::string(kPostgresBin) + "/pg_ctl -D '" + (dir_ / "data").string() +
-                         "' reload >/dev/null 2>&1")),
-              0);
+    EXPECT_EQ(
+        Sh(AsOwner(std::string(kPostgresBin) + "/pg_ctl -D '" + (dir_ / "data").string() + "' reload >/dev/null 2>&1")),
+        0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the postmaster rereads pg_hba.conf
   }
 

@@ -16,8 +16,8 @@ Status CheckCanary(KeyProtector& protector, const ClusterRow& row) {
   Result<SecretBytes> secret = protector.Unwrap(row.canary, ClusterCanaryAad(row.cluster_id));
   if (secret.ok() && secret->size() == kCanarySecretSize) return OkStatus();
   if (!secret.ok() && secret.error().code() == ErrorCode::kUnavailable) return secret.error();
-  return FailedPrecondition("this node's KEK is not the cluster's: the canary written when cluster " +
-                            row.cluster_id + " was made does not unwrap with " + protector.Describe() +
+  return FailedPrecondition("this node's KEK is not the cluster's: the canary written when cluster " + row.cluster_id +
+                            " was made does not unwrap with " + protector.Describe() +
                             "; give this node a copy of the cluster's token (`qsapi cluster join`) or point it "
                             "at its own database");
 }
@@ -33,7 +33,8 @@ Status CheckClusterId(std::string_view cluster_id, std::string_view origin) {
   const bool hex = std::all_of(cluster_id.begin(), cluster_id.end(),
                                [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   if (cluster_id.size() != 32 || !hex) {
-    return InvalidArgument(std::string(origin) + ": a cluster id is 32 lower-case hex characters (as `qsapi cluster "
+    return InvalidArgument(std::string(origin) +
+                           ": a cluster id is 32 lower-case hex characters (as `qsapi cluster "
                            "init` prints it)");
   }
   return OkStatus();
@@ -44,9 +45,12 @@ Result<ClusterRow> JoinCluster(KeyProtector& protector, MetadataStore& store, co
   if (!expected.empty()) QSAPI_RETURN_IF_ERROR(CheckClusterId(expected, "the configured cluster id"));
   QSAPI_ASSIGN_OR_RETURN(std::optional<ClusterRow> row, store.GetCluster());
   if (!row && !expected.empty()) {
-    return FailedPrecondition("the keystore database holds no cluster identity, and this node is configured for "
-                              "cluster " + expected + ": is it the cluster's database? (`qsapi cluster init` makes "
-                              "the identity once, on the first node)");
+    return FailedPrecondition(
+        "the keystore database holds no cluster identity, and this node is configured for "
+        "cluster " +
+        expected +
+        ": is it the cluster's database? (`qsapi cluster init` makes "
+        "the identity once, on the first node)");
   }
   if (!row) {
     ClusterRow made;

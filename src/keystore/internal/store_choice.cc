@@ -28,8 +28,9 @@ Result<StoreChoice> ChooseStore(const KeystoreOptions& options) {
   }
   const PostgresOptions& p = options.postgres;
   if (p.conninfo.empty()) {
-    return InvalidArgument("the postgresql store needs a connection string (conninfo), for example "
-                           "\"host=db.example port=5432 dbname=qsapi user=qsapi\"");
+    return InvalidArgument(
+        "the postgresql store needs a connection string (conninfo), for example "
+        "\"host=db.example port=5432 dbname=qsapi user=qsapi\"");
   }
   if (p.pool_size < 1 || p.pool_size > 64) return InvalidArgument("the store's pool_size must be 1 to 64");
   if (p.connect_timeout.count() < 1 || p.connect_timeout.count() > 600) {

@@ -101,7 +101,8 @@ inline constexpr std::size_t kMaxCanaryBytes = 128;
 inline Result<std::optional<ClusterRow>> ClusterFromMeta(const std::string (&value)[3], const bool (&found)[3]) {
   if (!found[0] && !found[1] && !found[2]) return std::optional<ClusterRow>();
   const auto is_hex = [](const std::string& t) {
-    return std::all_of(t.begin(), t.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+    return std::all_of(t.begin(), t.end(),
+                       [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
   };
   ClusterRow row;
   if (!found[0] || value[0].size() != 32 || !is_hex(value[0])) return CorruptRow("the cluster identity", "cluster_id");
