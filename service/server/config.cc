@@ -245,10 +245,10 @@ Status ParseStoreTable(Reader& r, Config& c) {
   }
   if (st.backend == keystore::StoreBackend::kSqlite) {
     for (const char* key : {"conninfo", "password_file", "password_env", "pool_size", "connect_timeout_seconds"}) {
-      if (r.Has(key)) return r.Bad(key, "is a key of backend \"postgresql\"; this store is \"sqlite\"");
+      if (r.Has(key)) return r.Bad(key, R"(is a key of backend "postgresql"; this store is "sqlite")");
     }
   } else {
-    if (r.Has("path")) return r.Bad("path", "is a key of backend \"sqlite\"; this store is \"postgresql\"");
+    if (r.Has("path")) return r.Bad("path", R"(is a key of backend "sqlite"; this store is "postgresql")");
     if (st.conninfo.empty()) return r.Bad("conninfo", "is required with backend \"postgresql\"");
     if (!st.password_file.empty() && !st.password_env.empty()) {
       return r.Bad("password_env", "give password_file or password_env, not both");

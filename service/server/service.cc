@@ -43,8 +43,8 @@ Error Part(std::string_view part, const Error& e) {
 
 }  // namespace
 
-Result<TokenStore> OpenTokensFor(const Config& c, keystore::Keystore& ks) {
-  if (c.store.backend == keystore::StoreBackend::kSqlite) return TokenStore::Load(TokenFilePath(c.data_dir));
+Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& ks) {
+  if (config.store.backend == keystore::StoreBackend::kSqlite) return TokenStore::Load(TokenFilePath(config.data_dir));
   return TokenStore::LoadShared(ks);
 }
 

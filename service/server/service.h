@@ -86,7 +86,7 @@ class Service {
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config, bool create, bool* created);
 // OpenTokensFor opens the API tokens a configuration names: the token file under data_dir (sqlite
 // store), or the records in the keystore's database (postgresql store: shared by every node).
-Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& keystore);
+Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& ks);
 // MakeEntropyPool builds the pool [entropy] describes (QRNG devices and HTTP sources, policy).
 Result<std::shared_ptr<entropy::EntropyPool>> MakeEntropyPool(const EntropySection& entropy);
 // KmeClientOptions are the ETSI 014 client options a [[kme]] section describes.

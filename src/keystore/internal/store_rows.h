@@ -81,7 +81,7 @@ Result<VersionRow> ReadVersionRow(const Row& r) {
   return out;
 }
 
-inline constexpr std::size_t kMaxRecordValue = 64 * 1024;
+inline constexpr std::size_t kMaxRecordValue = std::size_t{64} * 1024;
 
 // ReadRecordRow reads (name, value, updated) of a record of `kind`; false for a value out of shape.
 template <typename Row>
