@@ -269,9 +269,17 @@ Result<KeyInfo> Keystore::Rotate(std::string_view name) {
 }
 
 Result<std::vector<std::string>> Keystore::RotateDue() {
-  QSAPI_ASSIGN_OR_RETURN(std::vector<KeyRow> rows, impl_->store->ListKeys());
-  const std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->rotation.RotateDue(rows);
+  std::vector<std::string> rotated;
+  // One node of a cluster sweeps at a time, judging periods by the database's clock.
+  QSAPI_ASSIGN_OR_RETURN(const bool ran, impl_->store->RunExclusive("rotation-sweep", [&]() -> Status {
+    QSAPI_ASSIGN_OR_RETURN(const std::int64_t now, impl_->store->DatabaseNow());
+    QSAPI_ASSIGN_OR_RETURN(std::vector<KeyRow> rows, impl_->store->ListKeys());
+    const std::lock_guard<std::mutex> lock(impl_->mu);
+    QSAPI_ASSIGN_OR_RETURN(rotated, impl_->rotation.RotateDue(rows, now));
+    return OkStatus();
+  }));
+  if (!ran) rotated.clear();  // another node is sweeping now
+  return rotated;
 }
 
 Result<KeyInfo> Keystore::UpdatePolicy(std::string_view name, const KeyPolicy& policy) {

@@ -495,6 +495,32 @@ class PgStore final : public MetadataStore {
     return out;
   }
 
+  Result<bool> RunExclusive(const std::string& job, const std::function<Status()>& body) override {
+    // A connection of its own: the body uses the pool (which may have one connection only).
+    QSAPI_ASSIGN_OR_RETURN(ConnPtr c, Connect());
+    QSAPI_RETURN_IF_ERROR(Exec(c.get(), "BEGIN"));
+    QSAPI_RETURN_IF_ERROR(Exec(c.get(), "SET LOCAL idle_in_transaction_session_timeout = '15s'"));
+    QSAPI_ASSIGN_OR_RETURN(Rows got,
+                           Query(c.get(), "SELECT pg_try_advisory_xact_lock(7140518, hashtext($1))", {P(job)}));
+    if (got.size() != 1 || got.IsNull(0, 0)) return Unavailable("keystore database " + Where() + ": no lock answer");
+    if (got.Text(0, 0) != "t") {
+      (void)Exec(c.get(), "ROLLBACK");
+      return false;  // another node runs it now
+    }
+    const Status ran = body();
+    const Status released = Exec(c.get(), "COMMIT");  // releases the lock
+    QSAPI_RETURN_IF_ERROR(ran);
+    QSAPI_RETURN_IF_ERROR(released);
+    return true;
+  }
+
+  Result<std::int64_t> DatabaseNow() override {
+    QSAPI_ASSIGN_OR_RETURN(Rows r, QueryOnce("SELECT floor(extract(epoch FROM clock_timestamp()))::bigint", {}));
+    std::int64_t now = 0;
+    if (r.size() != 1 || !r.Int(0, 0, 0, kMaxTime, now)) return CorruptRow("the database's clock", "now");
+    return now;
+  }
+
   Result<std::optional<ClusterRow>> GetCluster() override {
     QSAPI_ASSIGN_OR_RETURN(Rows r,
                            QueryOnce("SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",

@@ -522,6 +522,13 @@ class SqliteStore final : public MetadataStore {
     return out;
   }
 
+  Result<bool> RunExclusive(const std::string& /*job*/, const std::function<Status()>& body) override {
+    QSAPI_RETURN_IF_ERROR(body());
+    return true;
+  }
+
+  Result<std::int64_t> DatabaseNow() override { return UnixNow(); }
+
   Result<std::optional<ClusterRow>> GetCluster() override {
     const std::lock_guard<std::mutex> lock(mu_);
     std::string value[3];

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 
@@ -201,6 +202,38 @@ TEST_F(ClusterTest, ThePasswordComesFromAPrivateFileOrTheEnvironmentAndIsNeverSh
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_THAT(refused.error().message(), Not(HasSubstr("s3cret")));
+}
+
+TEST_F(ClusterTest, OneNodeSweepsAtATimeAndASweepNeverRotatesTwice) {
+  ASSERT_NE(Postgres(), nullptr);
+  const std::string db = Postgres()->CreateDatabase();
+  auto a = Keystore::Open(OnPostgres(db));
+  QSAPI_ASSERT_OK(a);
+  auto b = Keystore::Open(OnPostgres(db));
+  QSAPI_ASSERT_OK(b);
+  KeyPolicy policy;
+  policy.auto_rotate_period = std::chrono::seconds(1);
+  QSAPI_ASSERT_OK((*a)->Create("swept", ParseKeyType("AES-256-GCM").value(), policy));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  // Another node holds the sweep's lock (psql in its place): this node's sweep does nothing.
+  const std::string hold = Postgres()->Psql(db) +
+                           " -q -c \"BEGIN\" -c \"SELECT pg_advisory_xact_lock(7140518, hashtext('rotation-sweep'))\""
+                           " -c \"SELECT pg_sleep(2)\" -c \"COMMIT\" >/dev/null 2>&1 &";
+  ASSERT_EQ(std::system(hold.c_str()), 0);  // NOLINT(cert-env33-c)
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto skipped = (*b)->RotateDue();
+  QSAPI_ASSERT_OK(skipped);
+  EXPECT_TRUE(skipped->empty());
+  EXPECT_EQ((*a)->Get("swept")->current_version, 1U);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  // The lock is free: one sweep rotates, the next (on the other node, same rows read before) does not.
+  auto swept = (*b)->RotateDue();
+  QSAPI_ASSERT_OK(swept);
+  ASSERT_EQ(swept->size(), 1U);
+  auto again = (*a)->RotateDue();
+  QSAPI_ASSERT_OK(again);
+  EXPECT_TRUE(again->empty());
+  EXPECT_EQ((*a)->Get("swept")->current_version, 2U);
 }
 
 TEST_F(ClusterTest, RecordsAreCheckedAndAudited) {

@@ -313,7 +313,9 @@ class Keystore {
   // without it, or for the current version).
   Status DestroyVersion(std::string_view name, std::uint32_t version);
   Status Destroy(std::string_view name);
-  // RotateDue rotates every key whose time-based period has elapsed; returns the names rotated.
+  // RotateDue rotates every key whose time-based period has elapsed by the database's clock;
+  // returns the names rotated. On a database shared by several nodes one node sweeps at a time:
+  // a call while another node sweeps returns an empty list and changes nothing.
   Result<std::vector<std::string>> RotateDue();
 
   // Operations. A version of 0 means the current one. A key of the wrong purpose (encrypting with

@@ -136,6 +136,16 @@ class MetadataStore {
   // recorded elsewhere: a trail cut short or rolled back no longer has it).
   virtual Result<bool> HasAuditEntry(std::uint64_t seq, ByteView value) = 0;
 
+  // RunExclusive runs `body` if no other node runs job `job` now, and returns whether it ran:
+  // the cluster's leader-only jobs (the rotation sweep). PostgreSQL: a transaction-scoped advisory
+  // lock on a connection of its own, with an idle-in-transaction timeout so that a node frozen
+  // while holding it loses it within seconds; the body's writes stay conditional, so a second
+  // runner after such a loss changes nothing twice. SQLite: one node; runs the body.
+  virtual Result<bool> RunExclusive(const std::string& job, const std::function<Status()>& body) = 0;
+  // DatabaseNow is the database's clock in unix seconds (SQLite: this host's), so that every node
+  // of a cluster judges a rotation period by the same clock.
+  virtual Result<std::int64_t> DatabaseNow() = 0;
+
   // GetCluster returns the deployment's identity (nullopt: not written yet); CreateCluster writes
   // it with its audit entry, kAlreadyExists when another node wrote one first (read it again).
   virtual Result<std::optional<ClusterRow>> GetCluster() = 0;

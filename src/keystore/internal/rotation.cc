@@ -33,7 +33,8 @@ Result<VersionRow> Rotation::NewVersion(const KeyId& id, std::uint32_t version, 
                     .wrapped = std::move(wrapped)};
 }
 
-Result<KeyRow> Rotation::Rotate(const KeyRow& row, const std::string& why, const std::string& actor) {
+Result<KeyRow> Rotation::Rotate(const KeyRow& row, const std::string& why, const std::string& actor, std::int64_t at) {
+  const std::int64_t when = at != 0 ? at : UnixNow();
   QSAPI_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(row));
   if (row.current_version == UINT32_MAX) {
     return FailedPrecondition("key \"" + row.name + "\" has used every version number; create a new key");
@@ -41,18 +42,18 @@ Result<KeyRow> Rotation::Rotate(const KeyRow& row, const std::string& why, const
   const std::uint32_t next = row.current_version + 1;
   QSAPI_ASSIGN_OR_RETURN(VersionRow v, NewVersion(row.id, next, type));
   FaultPoint("keystore.rotate.after_wrap");
-  QSAPI_RETURN_IF_ERROR(store_.AddVersion(row.name, v, std::string(VersionStateName(VersionState::kDecryptOnly)),
-                                          UnixNow(), audit_.Entry("rotate", row.name, next, why, actor)));
+  QSAPI_RETURN_IF_ERROR(store_.AddVersion(row.name, v, std::string(VersionStateName(VersionState::kDecryptOnly)), when,
+                                          audit_.Entry("rotate", row.name, next, why, actor)));
   Log(LogLevel::kInfo, "keystore",
       "key \"" + row.name + "\" rotated to version " + std::to_string(next) + " (" + why + ")");
   KeyRow out = row;
   out.current_version = next;
-  out.rotated = UnixNow();
+  out.rotated = when;
   return out;
 }
 
-bool Rotation::Due(const KeyRow& row) {
-  return row.auto_rotate_seconds > 0 && UnixNow() - row.rotated >= row.auto_rotate_seconds;
+bool Rotation::Due(const KeyRow& row, std::int64_t now) {
+  return row.auto_rotate_seconds > 0 && (now != 0 ? now : UnixNow()) - row.rotated >= row.auto_rotate_seconds;
 }
 
 Result<KeyRow> Rotation::ReserveOperation(KeyRow row, const KeyType& type) {
@@ -83,11 +84,20 @@ Result<KeyRow> Rotation::ReserveOperation(KeyRow row, const KeyType& type) {
   return Internal("key \"" + row.name + "\": no usable version after rotation");
 }
 
-Result<std::vector<std::string>> Rotation::RotateDue(const std::vector<KeyRow>& rows) {
+Result<std::vector<std::string>> Rotation::RotateDue(const std::vector<KeyRow>& rows, std::int64_t now) {
   std::vector<std::string> rotated;
   for (const KeyRow& r : rows) {
-    if (!Due(r)) continue;
-    QSAPI_RETURN_IF_ERROR(Rotate(r, "time-based: the rotation period elapsed", "policy"));
+    if (!Due(r, now)) continue;
+    Result<KeyRow> done = Rotate(r, "time-based: the rotation period elapsed", "policy", now);
+    if (!done.ok()) {
+      // Rotated by another process since the rows were read (on use, or a sweep that lost its
+      // lock): that rotation is the one this sweep would have made.
+      if (done.error().code() == ErrorCode::kFailedPrecondition) {
+        Result<std::optional<KeyRow>> current = store_.GetKey(r.name);
+        if (current.ok() && *current && (*current)->current_version > r.current_version) continue;
+      }
+      return done.error();
+    }
     rotated.push_back(r.name);
   }
   return rotated;

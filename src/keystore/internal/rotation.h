@@ -42,19 +42,23 @@ class Rotation {
   // Rotate adds version current+1 of `row`, the previous one becoming decrypt-only, with `why` in
   // the audit entry (and `actor`, when not this handle's). Returns the row as it is now.
   // kFailedPrecondition when the key has used every version number.
-  Result<KeyRow> Rotate(const KeyRow& row, const std::string& why, const std::string& actor = {});
+  // `at` is the rotation's time (unix seconds; 0: this host's clock now).
+  Result<KeyRow> Rotate(const KeyRow& row, const std::string& why, const std::string& actor = {}, std::int64_t at = 0);
 
-  // Due says whether `row`'s time-based rotation period has elapsed.
-  [[nodiscard]] static bool Due(const KeyRow& row);
+  // Due says whether `row`'s time-based rotation period has elapsed at `now` (unix seconds; 0:
+  // this host's clock).
+  [[nodiscard]] static bool Due(const KeyRow& row, std::int64_t now = 0);
 
   // ReserveOperation counts one operation on the current version of `row` (of type `type`),
   // rotating first when the period has elapsed or the version's budget is spent. Returns the row
   // to use (its current version is the one counted).
   Result<KeyRow> ReserveOperation(KeyRow row, const KeyType& type);
 
-  // RotateDue rotates each of `rows` that is Due, in order; returns their names. It stops at the
-  // first rotation that fails (those before it stay rotated).
-  Result<std::vector<std::string>> RotateDue(const std::vector<KeyRow>& rows);
+  // RotateDue rotates each of `rows` that is Due at `now` (the database's clock), in order;
+  // returns their names. A key another process rotated since `rows` were read is skipped (its
+  // rotation happened). It stops at the first rotation that fails otherwise (those before it stay
+  // rotated).
+  Result<std::vector<std::string>> RotateDue(const std::vector<KeyRow>& rows, std::int64_t now);
 
  private:
   KeyProtector& protector_;   // thread-safe
