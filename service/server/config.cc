@@ -9,6 +9,7 @@
 #define TOML_EXCEPTIONS 1  // NOLINT(cppcoreguidelines-macro-usage): toml++'s configuration macro
 #include <toml++/toml.h>
 
+#include "common/internal/text.h"
 #include "server/tokens.h"
 
 namespace qsapi::server {
@@ -254,12 +255,8 @@ Status ParseStoreTable(Reader& r, Config& c) {
       return r.Bad("password_env", "give password_file or password_env, not both");
     }
   }
-  if (!st.cluster_id.empty()) {
-    const bool hex = std::all_of(st.cluster_id.begin(), st.cluster_id.end(),
-                                 [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
-    if (st.cluster_id.size() != 32 || !hex) {
-      return r.Bad("cluster_id", "must be 32 lower-case hex characters (as `qsapi cluster init` prints it)");
-    }
+  if (!st.cluster_id.empty() && (st.cluster_id.size() != 32 || !qsapi::internal::IsLowerHex(st.cluster_id))) {
+    return r.Bad("cluster_id", "must be 32 lower-case hex characters (as `qsapi cluster init` prints it)");
   }
   QSAPI_RETURN_IF_ERROR(r.NoUnknownKeys());
   return OkStatus();

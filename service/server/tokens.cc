@@ -31,10 +31,6 @@ Result<std::string> HashToken(std::string_view token) {
 
 std::string Now() { return qsapi::internal::FormatUtc(std::chrono::system_clock::now()); }
 
-bool IsHex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 nlohmann::json EntryJson(const TokenEntry& e) {
   return {{"id", e.id},
           {"name", e.name},
@@ -57,7 +53,8 @@ Result<TokenEntry> ParseEntry(const nlohmann::json& t) {
   } catch (const nlohmann::json::exception&) {
     return DataLoss("an entry lacks id, name, hash or policy, or has a wrong type");
   }
-  if (e.id.size() != 8 || !IsHex(e.id) || e.hash.size() != 64 || !IsHex(e.hash))
+  if (e.id.size() != 8 || !qsapi::internal::IsLowerHex(e.id) || e.hash.size() != 64 ||
+      !qsapi::internal::IsLowerHex(e.hash))
     return DataLoss("malformed id or hash");
   return e;
 }

@@ -1,5 +1,6 @@
 #include "common/internal/text.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <optional>
@@ -26,6 +27,10 @@ std::string HexEncode(ByteView bytes) {
     out += HexDigit(static_cast<unsigned>(b) & 0xfU);
   }
   return out;
+}
+
+bool IsLowerHex(std::string_view s) noexcept {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::optional<Bytes> HexDecode(std::string_view hex) {

@@ -206,12 +206,13 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const KeystoreOptions& options)
   // Every check of the options comes before the token and the database are touched.
   if (!options.cluster_id.empty()) QSAPI_RETURN_IF_ERROR(internal::CheckClusterId(options.cluster_id, "cluster_id"));
   QSAPI_ASSIGN_OR_RETURN(internal::StoreChoice choice, internal::ChooseStore(options));
+  std::string store_description = choice.description;
   QSAPI_ASSIGN_OR_RETURN(SecretBytes pin, internal::ReadPin(options.token));
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::KeyProtector> protector,
                          internal::OpenTokenProtector(options.token, pin, /*create_kek=*/false));
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> store, internal::OpenStore(std::move(choice)));
   auto impl = std::make_unique<Impl>(options, std::move(protector), std::move(store));
-  impl->store_description = internal::DescribeStore(options);
+  impl->store_description = std::move(store_description);
   // The node's KEK is checked against the cluster's before anything is written with it.
   QSAPI_ASSIGN_OR_RETURN(internal::ClusterRow cluster,
                          internal::JoinCluster(*impl->protector, *impl->store, impl->audit, options.cluster_id));
@@ -531,11 +532,16 @@ Status Keystore::CheckAuditHead(const TrailHead& head) { return impl_->audit.Che
 
 namespace {
 
-Status CheckRecordName(std::string_view kind, std::string_view name) {
+Status CheckRecordKind(std::string_view kind) {
   const bool kind_ok = !kind.empty() && kind.size() <= 32 && std::all_of(kind.begin(), kind.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
   });
   if (!kind_ok) return InvalidArgument("a record kind is 1 to 32 of [a-z0-9-]");
+  return OkStatus();
+}
+
+Status CheckRecordName(std::string_view kind, std::string_view name) {
+  QSAPI_RETURN_IF_ERROR(CheckRecordKind(kind));
   const bool name_ok = !name.empty() && name.size() <= 128 &&
                        std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
   if (!name_ok) return InvalidArgument("a record name is 1 to 128 printable ASCII characters without spaces");
@@ -565,7 +571,7 @@ Status Keystore::DeleteRecord(std::string_view kind, std::string_view name, std:
 }
 
 Result<std::vector<Record>> Keystore::ListRecords(std::string_view kind) {
-  QSAPI_RETURN_IF_ERROR(CheckRecordName(kind, "-"));
+  QSAPI_RETURN_IF_ERROR(CheckRecordKind(kind));
   QSAPI_ASSIGN_OR_RETURN(std::vector<internal::RecordRow> rows, impl_->store->ListRecords(std::string(kind)));
   std::vector<Record> out;
   out.reserve(rows.size());

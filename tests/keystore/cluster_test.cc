@@ -3,6 +3,7 @@
 // ("nodes") on one PostgreSQL database serving the same keys; the store options' bad inputs.
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -220,12 +221,26 @@ TEST_F(ClusterTest, OneNodeSweepsAtATimeAndASweepNeverRotatesTwice) {
                            " -q -c \"BEGIN\" -c \"SELECT pg_advisory_xact_lock(7140518, hashtext('rotation-sweep'))\""
                            " -c \"SELECT pg_sleep(2)\" -c \"COMMIT\" >/dev/null 2>&1 &";
   ASSERT_EQ(std::system(hold.c_str()), 0);  // NOLINT(cert-env33-c)
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Waits (10 s at most) until that session holds the lock, or has let it go.
+  const auto wait_for_lock = [&](bool held) {
+    const std::string count =
+        Postgres()->Psql(db) + " -tA -c \"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted\"";
+    for (int i = 0; i < 200; ++i) {
+      std::FILE* p = ::popen(count.c_str(), "r");  // NOLINT(cert-env33-c)
+      char line[16] = {};
+      const bool got = p != nullptr && std::fgets(line, sizeof line, p) != nullptr;
+      if (p != nullptr) ::pclose(p);
+      if (got && (line[0] == '1') == held) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for_lock(true)) << "the other session never took the sweep's lock";
   auto skipped = (*b)->RotateDue();
   QSAPI_ASSERT_OK(skipped);
   EXPECT_TRUE(skipped->empty());
   EXPECT_EQ((*a)->Get("swept")->current_version, 1U);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  ASSERT_TRUE(wait_for_lock(false)) << "the other session never let the lock go";
   // The lock is free: one sweep rotates, the next (on the other node, same rows read before) does not.
   auto swept = (*b)->RotateDue();
   QSAPI_ASSERT_OK(swept);

@@ -17,6 +17,8 @@ std::string HexEncode(ByteView bytes);
 // HexDecode reads hex digits (either case, no separators); nullopt for anything else. Not for
 // secrets (it branches on the digits).
 std::optional<Bytes> HexDecode(std::string_view hex);
+// IsLowerHex: every character of `s` is one of [0-9a-f] (the form HexEncode writes; empty is true).
+bool IsLowerHex(std::string_view s) noexcept;
 
 // JsonDepthWithin tells whether the brackets of `s` (outside strings) nest no deeper than `limit`,
 // so that a hostile body cannot drive a recursive JSON parser into deep recursion.

@@ -30,9 +30,7 @@ Bytes ClusterCanaryAad(std::string_view cluster_id) {
 }
 
 Status CheckClusterId(std::string_view cluster_id, std::string_view origin) {
-  const bool hex = std::all_of(cluster_id.begin(), cluster_id.end(),
-                               [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  if (cluster_id.size() != 32 || !hex) {
+  if (cluster_id.size() != 32 || !qsapi::internal::IsLowerHex(cluster_id)) {
     return InvalidArgument(std::string(origin) +
                            ": a cluster id is 32 lower-case hex characters (as `qsapi cluster "
                            "init` prints it)");
@@ -42,7 +40,6 @@ Status CheckClusterId(std::string_view cluster_id, std::string_view origin) {
 
 Result<ClusterRow> JoinCluster(KeyProtector& protector, MetadataStore& store, const AuditTrails& audit,
                                const std::string& expected) {
-  if (!expected.empty()) QSAPI_RETURN_IF_ERROR(CheckClusterId(expected, "the configured cluster id"));
   QSAPI_ASSIGN_OR_RETURN(std::optional<ClusterRow> row, store.GetCluster());
   if (!row && !expected.empty()) {
     return FailedPrecondition(

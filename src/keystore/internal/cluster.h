@@ -22,7 +22,8 @@ Bytes ClusterCanaryAad(std::string_view cluster_id);
 // CheckClusterId: 32 lower-case hex characters (kInvalidArgument otherwise, naming `origin`).
 Status CheckClusterId(std::string_view cluster_id, std::string_view origin);
 
-// JoinCluster reads the database's identity and checks it against this node:
+// JoinCluster reads the database's identity and checks it against this node (`expected` is
+// empty or passed CheckClusterId, which Keystore::Open runs before it touches anything):
 // - `expected` (the configured cluster id) non-empty: the database must hold that cluster
 //   (kFailedPrecondition for another one, or for none: a node of a cluster never starts one);
 // - `expected` empty: a database without an identity gets one now (the first node, or `qsapi

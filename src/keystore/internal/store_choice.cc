@@ -24,6 +24,7 @@ Result<StoreChoice> ChooseStore(const KeystoreOptions& options) {
   if (options.backend == StoreBackend::kSqlite) {
     if (options.database.empty()) return InvalidArgument("the keystore needs a database path");
     c.sqlite_path = options.database;
+    c.description = "SQLite " + c.sqlite_path.string();
     return c;
   }
   const PostgresOptions& p = options.postgres;
@@ -44,18 +45,13 @@ Result<StoreChoice> ChooseStore(const KeystoreOptions& options) {
   }
   c.postgres.pool_size = p.pool_size;
   c.postgres.connect_timeout = p.connect_timeout;
+  c.description = "PostgreSQL " + c.postgres.display;
   return c;
 }
 
 Result<std::unique_ptr<MetadataStore>> OpenStore(StoreChoice choice) {
   if (choice.backend == StoreBackend::kSqlite) return OpenSqliteStore(choice.sqlite_path);
   return OpenPostgresStore(std::move(choice.postgres));
-}
-
-std::string DescribeStore(const KeystoreOptions& options) {
-  if (options.backend == StoreBackend::kSqlite) return "SQLite " + options.database.string();
-  Result<std::string> display = PostgresDisplayName(options.postgres.conninfo);
-  return "PostgreSQL " + (display.ok() ? *display : std::string("(connection string not valid)"));
 }
 
 }  // namespace internal

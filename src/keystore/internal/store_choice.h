@@ -18,6 +18,7 @@ struct StoreChoice {
   StoreBackend backend = StoreBackend::kSqlite;
   std::filesystem::path sqlite_path;
   PostgresStoreOptions postgres;
+  std::string description;  // "SQLite <path>" / "PostgreSQL <display>": no secret
 };
 
 // ChooseStore checks the store options (a path for SQLite; for PostgreSQL a valid connection
@@ -26,8 +27,6 @@ struct StoreChoice {
 Result<StoreChoice> ChooseStore(const KeystoreOptions& options);
 // OpenStore opens the chosen backend.
 Result<std::unique_ptr<MetadataStore>> OpenStore(StoreChoice choice);
-// DescribeStore names the store for health output and errors, without secrets.
-std::string DescribeStore(const KeystoreOptions& options);
 
 }  // namespace qsapi::keystore::internal
 

@@ -100,12 +100,9 @@ inline constexpr std::size_t kMaxCanaryBytes = 128;
 // nullopt when none exists (no identity yet), kDataLoss when only some do or one is out of shape.
 inline Result<std::optional<ClusterRow>> ClusterFromMeta(const std::string (&value)[3], const bool (&found)[3]) {
   if (!found[0] && !found[1] && !found[2]) return std::optional<ClusterRow>();
-  const auto is_hex = [](const std::string& t) {
-    return std::all_of(t.begin(), t.end(),
-                       [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
-  };
   ClusterRow row;
-  if (!found[0] || value[0].size() != 32 || !is_hex(value[0])) return CorruptRow("the cluster identity", "cluster_id");
+  if (!found[0] || value[0].size() != 32 || !qsapi::internal::IsLowerHex(value[0]))
+    return CorruptRow("the cluster identity", "cluster_id");
   row.cluster_id = value[0];
   std::optional<Bytes> canary = found[1] ? qsapi::internal::HexDecode(value[1]) : std::nullopt;
   if (!canary || canary->empty() || canary->size() > kMaxCanaryBytes) {
