@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/cluster_demo.sh [--bin DIR] [--keep]: three qsapid nodes on one PostgreSQL 15 database,
+# scripts/cluster_demo.sh [--bin DIR] [--keep] [--migrate]: three qsapid nodes on one PostgreSQL 15 database,
 # behind haproxy in TCP pass-through mode, all on loopback (docs/OPERATIONS.md, "Several nodes").
 #
 #   PostgreSQL (initdb into a temporary directory, unix socket only) <- n1, n2, n3 <- haproxy <- client
@@ -14,17 +14,22 @@
 #   4. a rotation on one node is what the next encryption on another uses;
 #   5. n2 killed with SIGKILL: requests through haproxy go on, none fails;
 #   6. every node's audit trail verifies, and the keystore's trail (one for the cluster) holds.
+# With --migrate, n1 first runs alone on SQLite (a key, a ciphertext, an API token), and step 1 is
+# `qsapi store migrate` instead of `cluster init`: the old ciphertext then decrypts on every node,
+# the old token works on every node, and the SQLite file is refused from then on.
 # Everything it starts is stopped by PID; the temporary directory is removed (unless --keep).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/qsapid_url.sh"
 bin="$here/../build/release/programs"
 keep=0
+migrate=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    *) echo "usage: $0 [--bin DIR] [--keep]" >&2; exit 2 ;;
+    --migrate) migrate=1; shift ;;
+    *) echo "usage: $0 [--bin DIR] [--keep] [--migrate]" >&2; exit 2 ;;
   esac
 done
 qsapid="$bin/qsapid"
@@ -82,9 +87,39 @@ node = "$n"
 EOF
 done
 
-step "qsapi cluster init on n1"
-"$qsapi" cluster init --config "$dir/n1.toml" >"$dir/init.out" 2>&1 || fail "cluster init: $(cat "$dir/init.out")"
-cluster_id=$(sed -n 's/^    cluster_id = "\([0-9a-f]*\)"$/\1/p' "$dir/init.out")
+field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
+if [[ $migrate == 1 ]]; then
+  step "n1 alone on SQLite: a key, a ciphertext, an API token"
+  cat >"$dir/n1-single.toml" <<EOF
+data_dir = "$dir/n1"
+[server]
+listen = "127.0.0.1:${port[n1]}"
+EOF
+  "$qsapid" --config "$dir/n1-single.toml" >"$dir/n1-single.out" 2>&1 &
+  pid[single]=$!
+  qsapid_url "$dir/n1-single.out" "${pid[single]}" >/dev/null || fail "n1 did not start on SQLite"
+  single=(--server "https://127.0.0.1:${port[n1]}" --data-dir "$dir/n1")
+  "$qsapi" call POST /v1/keys --data '{"name":"legacy","type":"AES-256-GCM"}' "${single[@]}" >/dev/null \
+    || fail "create key on the single node"
+  legacy_ct=$("$qsapi" call POST /v1/encrypt/legacy --data '{"plaintext":"b2xk"}' "${single[@]}" | field ciphertext)
+  [[ $legacy_ct == qsapi:v1:* ]] || fail "encrypt on the single node"
+  "$qsapi" token create old-app --keys legacy --operations decrypt --config "$dir/n1-single.toml" \
+    >"$dir/old-app.token" 2>"$dir/token.err" || fail "token create: $(cat "$dir/token.err")"
+  chmod 600 "$dir/old-app.token"
+  kill -TERM "${pid[single]}"; wait "${pid[single]}" || fail "the single node exited $? after SIGTERM"; unset 'pid[single]'
+
+  step "qsapi store migrate on n1: SQLite -> PostgreSQL"
+  "$qsapi" store migrate --config "$dir/n1.toml" >"$dir/init.out" 2>&1 || fail "store migrate: $(cat "$dir/init.out")"
+  cluster_id=$(sed -n 's/^  cluster: *\([0-9a-f]*\)$/\1/p' "$dir/init.out")
+  grep -q "added: *api-token old-app" "$dir/init.out" || fail "the token file did not move: $(cat "$dir/init.out")"
+  grep -q "added: *deployment-ca ca" "$dir/init.out" || fail "the CA did not move: $(cat "$dir/init.out")"
+  if "$qsapid" --config "$dir/n1-single.toml" >"$dir/n1-retired.out" 2>&1; then fail "qsapid started on the moved SQLite file"; fi
+  grep -q "was moved to PostgreSQL" "$dir/n1-retired.out" || fail "no clear refusal: $(tail -3 "$dir/n1-retired.out")"
+else
+  step "qsapi cluster init on n1"
+  "$qsapi" cluster init --config "$dir/n1.toml" >"$dir/init.out" 2>&1 || fail "cluster init: $(cat "$dir/init.out")"
+  cluster_id=$(sed -n 's/^    cluster_id = "\([0-9a-f]*\)"$/\1/p' "$dir/init.out")
+fi
 [[ ${#cluster_id} == 32 ]] || fail "no cluster id in: $(cat "$dir/init.out")"
 for n in n1 n2 n3; do echo "cluster_id = \"$cluster_id\"" >>"$dir/$n.toml"; done
 for n in n2 n3; do
@@ -138,7 +173,16 @@ done
 
 via_haproxy=(--server "https://127.0.0.1:$front" --data-dir "$dir/n1")
 node() { echo --server "https://127.0.0.1:${port[$1]}" --data-dir "$dir/n1"; }
-field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
+
+if [[ $migrate == 1 ]]; then
+  step "what n1 held alone serves every node: the old ciphertext, the old token"
+  for n in n1 n2 n3; do
+    # shellcheck disable=SC2046
+    pt=$("$qsapi" call POST /v1/decrypt/legacy --data "{\"ciphertext\":\"$legacy_ct\"}" $(node "$n") \
+      --token-file "$dir/old-app.token" | field plaintext)
+    [[ $pt == b2xk ]] || fail "$n cannot decrypt what n1 encrypted on SQLite with the token made there"
+  done
+fi
 
 step "a key made through haproxy serves every node"
 "$qsapi" call POST /v1/keys --data '{"name":"demo","type":"AES-256-GCM"}' "${via_haproxy[@]}" >/dev/null \

@@ -4,6 +4,8 @@
 //   join    on each other node: a copy of the first node's token (embedded default), then the
 //           check every start makes (the database's cluster, the canary under this KEK)
 //   status  what this node's configuration reaches: the store, the cluster, the token
+// qsapi store migrate: one node's SQLite database (and its token file and CA) into the database
+// of its new configuration (PostgreSQL), unchanged and verified, the SQLite file then retired.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -11,7 +13,9 @@
 
 #include "commands.h"
 #include "server/config.h"
+#include "server/deployment_ca.h"
 #include "server/service.h"
+#include "server/tokens.h"
 
 namespace qsapi::cli {
 namespace {
@@ -20,6 +24,53 @@ struct ClusterFlags {
   std::string config;
   std::string from;
 };
+
+// Migrate moves the single-node store under the configuration's data directory (or `from_file`)
+// into the store the configuration names.
+void Migrate(const std::string& config_path, const std::string& from_file) {
+  constexpr std::string_view kCommand = "store migrate";
+  auto config = server::LoadConfig(config_path);
+  if (!config.ok()) return Fail(kCommand, config.error());
+  if (config->store.backend == keystore::StoreBackend::kSqlite) {
+    return Fail(kCommand, config_path +
+                              " names a SQLite store: give the configuration the node will run with, with [store] "
+                              "backend = \"postgresql\"");
+  }
+  // qsapid must not run on this data directory meanwhile: its writes would miss the copy.
+  auto lock = server::DataDirLock::Acquire(config->data_dir);
+  if (!lock.ok()) return Fail(kCommand, lock.error());
+  auto to = server::KeystoreOptionsFor(*config, /*create=*/false, nullptr);
+  if (!to.ok()) return Fail(kCommand, to.error());
+  keystore::KeystoreOptions from = *to;
+  from.backend = keystore::StoreBackend::kSqlite;
+  from.database = from_file.empty() ? config->data_dir / "keystore.db" : std::filesystem::path(from_file);
+  from.cluster_id.clear();
+  if (!std::filesystem::exists(from.database)) {
+    return Fail(kCommand, "no SQLite keystore database at " + from.database.string() + " (give it with --from)");
+  }
+  keystore::MigrationExtras extras;
+  extras.actor = "qsapi store migrate";
+  auto tokens = server::TokenStore::Load(server::TokenFilePath(config->data_dir));
+  if (!tokens.ok()) return Fail(kCommand, tokens.error());
+  extras.add = tokens->AsRecords();
+  auto ca = server::DeploymentCa::LocalRecord(config->data_dir);
+  if (!ca.ok()) return Fail(kCommand, ca.error());
+  if (*ca) extras.add.push_back(std::move(**ca));
+  extras.rename_trails.emplace_back(server::kSingleNodeAuditTrail, server::AuditTrailName(*config));
+  auto moved = keystore::Keystore::Migrate(from, *to, extras);
+  if (!moved.ok()) return Fail(kCommand, moved.error());
+  std::printf("moved the keystore from %s to %s\n", moved->from.c_str(), moved->to.c_str());
+  std::printf("  cluster:  %s\n", moved->cluster_id.c_str());
+  std::printf("  keys:     %zu (%zu versions), records: %zu, trails: %zu\n", moved->keys, moved->versions,
+              moved->records, moved->trails);
+  std::printf("  audit:    %llu entries, verified in both\n", static_cast<unsigned long long>(moved->audit_entries));
+  for (const std::string& a : moved->added) std::printf("  added:    %s\n", a.c_str());
+  std::printf(
+      "  %s is kept as a backup; every later open of it is refused\n"
+      "  start qsapid with %s; add [store] cluster_id = \"%s\" to it, and give other nodes\n"
+      "  `qsapi cluster join` (docs/OPERATIONS.md, \"Moving one node to PostgreSQL\")\n",
+      moved->from.c_str(), config_path.c_str(), moved->cluster_id.c_str());
+}
 
 bool Embedded(const server::Config& c) { return c.keystore.pin_file.empty() && c.keystore.pin_env.empty(); }
 
@@ -90,6 +141,17 @@ void RegisterClusterCommands(CLI::App& app) {
     std::printf("this node holds the KEK of cluster %s\n", (*ks)->cluster_id().c_str());
     PrintNode(*config, **ks);
   });
+
+  CLI::App* store = app.add_subcommand("store", "The keystore's database: move one node's SQLite file to PostgreSQL");
+  store->require_subcommand(1);
+  CLI::App* migrate = store->add_subcommand(
+      "migrate",
+      "Copy this node's SQLite keystore, API tokens and CA into the PostgreSQL database its configuration names, "
+      "verified, without re-wrapping a key; qsapid must be stopped");
+  migrate->add_option("--config", f->config, "The configuration the node will run with ([store] backend = postgresql)")
+      ->required();
+  migrate->add_option("--from", f->from, "The SQLite database (default: keystore.db in the data directory)");
+  migrate->callback([f] { Migrate(f->config, f->from); });
 
   CLI::App* status =
       cluster->add_subcommand("status", "The store, cluster and token this node's configuration reaches");

@@ -518,7 +518,12 @@ void Api::Run(const std::shared_ptr<Flight>& f) {
     return Finish(
         fl, ErrorResponse(Unavailable("the audit log cannot be written, so the result is withheld"), fl.request_id));
   }
-  if (!out.result.ok()) return Finish(fl, ErrorResponse(out.result.error(), fl.request_id));
+  if (!out.result.ok()) {
+    ApiResponse failed = ErrorResponse(out.result.error(), fl.request_id);
+    if (out.error_status != 0) failed.status = out.error_status;
+    failed.headers = std::move(out.error_headers);
+    return Finish(fl, std::move(failed));
+  }
   ApiResponse resp;
   resp.status = out.status;
   if (route.operation == Operation::kMetrics) {

@@ -149,10 +149,14 @@ constexpr std::string_view kCaRecordKind = "deployment-ca";
 constexpr std::string_view kCaRecordName = "ca";
 
 // The CA record: {"certificate": PEM, "key": the wrapped key's text form}, nothing in clear.
-Status PublishCa(keystore::Keystore& keystore, const fs::path& data_dir) {
+Result<std::string> CaRecordValue(const fs::path& data_dir) {
   QSAPI_ASSIGN_OR_RETURN(std::string cert, ReadSmallFile(DeploymentCa::CertificatePath(data_dir), "CA certificate"));
   QSAPI_ASSIGN_OR_RETURN(std::string key, ReadSmallFile(DeploymentCa::KeyPath(data_dir), "CA key file"));
-  const std::string value = nlohmann::json{{"certificate", cert}, {"key", key}}.dump();
+  return nlohmann::json{{"certificate", cert}, {"key", key}}.dump();
+}
+
+Status PublishCa(keystore::Keystore& keystore, const fs::path& data_dir) {
+  QSAPI_ASSIGN_OR_RETURN(std::string value, CaRecordValue(data_dir));
   return keystore.CreateRecord(kCaRecordKind, kCaRecordName, View(value));
 }
 
@@ -200,6 +204,16 @@ Result<DeploymentCa> DeploymentCa::OpenShared(keystore::Keystore& keystore, cons
   }
   QSAPI_RETURN_IF_ERROR(InstallCa(*record, data_dir));
   return Open(keystore, data_dir);
+}
+
+Result<std::optional<keystore::RecordToAdd>> DeploymentCa::LocalRecord(const fs::path& data_dir) {
+  if (!fs::exists(CertificatePath(data_dir)) && !fs::exists(KeyPath(data_dir))) {
+    return std::optional<keystore::RecordToAdd>();
+  }
+  QSAPI_ASSIGN_OR_RETURN(std::string value, CaRecordValue(data_dir));
+  return std::optional<keystore::RecordToAdd>(keystore::RecordToAdd{.kind = std::string(kCaRecordKind),
+                                                                    .name = std::string(kCaRecordName),
+                                                                    .value = Bytes(value.begin(), value.end())});
 }
 
 Result<pki::Certificate> DeploymentCa::Issue(const pki::PrivateKey& subject_key,

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,9 @@ class DeploymentCa {
   // OpenOrCreate opens it, creating it first when missing; `created` says which happened.
   static Result<DeploymentCa> OpenOrCreate(keystore::Keystore& keystore, const std::filesystem::path& data_dir,
                                            const TlsProfile& profile, bool* created = nullptr);
+  // LocalRecord is the record OpenShared would publish from this data directory's ca/ (nullopt
+  // when it holds no CA), for `qsapi store migrate`.
+  static Result<std::optional<keystore::RecordToAdd>> LocalRecord(const std::filesystem::path& data_dir);
   // OpenShared is OpenOrCreate for a node of a cluster: the CA is the one record of kind
   // "deployment-ca" in the keystore's database (its certificate and its wrapped key: the KEK is the
   // cluster's, so every node unwraps it), copied into this node's ca/ directory. The first node to

@@ -23,6 +23,24 @@ Result<SessionManager*> Sessions(Request& r) {
   return sm;
 }
 
+// AnswerElsewhere turns "no session X on this node" into the cluster's answer when another node
+// holds X: 421 Misdirected Request naming that node (and its API address) in the message and in
+// the QSAPI-Session-Node / QSAPI-Session-Node-Url headers, so that a client or a router can resend
+// it there (docs/OPERATIONS.md, "Peer sessions on several nodes").
+void AnswerElsewhere(Request& r, Outcome& out) {
+  if (out.result.ok() || out.result.error().code() != ErrorCode::kNotFound) return;
+  SessionManager* sm = r.api.parts().sessions;
+  if (sm == nullptr) return;
+  const std::optional<SessionHolder> h = sm->Holder(r.name);
+  if (!h) return;
+  out.result = FailedPrecondition("session " + r.name + " is held by node " + h->node +
+                                  (h->api.empty() ? std::string() : " (" + h->api + ")") +
+                                  ": a peer session stays on the node that holds its link; send its requests there");
+  out.error_status = 421;
+  out.error_headers = {{"QSAPI-Session-Node", h->node}};
+  if (!h->api.empty()) out.error_headers.emplace_back("QSAPI-Session-Node-Url", h->api);
+}
+
 template <typename T>
 Result<json> AsJson(const Result<T>& got) {
   if (!got.ok()) return got.error();
@@ -97,6 +115,7 @@ Outcome HandleSessionRead(Request& r) {
     QSAPI_ASSIGN_OR_RETURN(SessionManager * sm, Sessions(r));
     return AsJson(sm->Get(r.name));
   }();
+  AnswerElsewhere(r, out);
   return out;
 }
 
@@ -108,6 +127,7 @@ Outcome HandleSessionClose(Request& r) {
     QSAPI_RETURN_IF_ERROR(sm->Close(r.name));
     return json{{"closed", r.name}};
   }();
+  AnswerElsewhere(r, out);
   return out;
 }
 
@@ -129,6 +149,7 @@ Outcome HandleSessionRotate(Request& r) {
     if (require_fresh && reestablish) return InvalidArgument("give fresh_qkd or reestablish, not both");
     return AsJson(reestablish ? sm->Reestablish(r.name) : sm->Rotate(r.name, require_fresh));
   }();
+  AnswerElsewhere(r, out);
   return out;
 }
 
@@ -142,6 +163,7 @@ Outcome HandleSessionSeal(Request& r) {
     QSAPI_ASSIGN_OR_RETURN(std::string env, sm->Seal(r.name, pt.view(), aad));
     return json{{"envelope", env}};
   }();
+  AnswerElsewhere(r, out);
   return out;
 }
 
@@ -156,6 +178,7 @@ Outcome HandleSessionOpen(Request& r) {
     const WipeOnExit wipe(pt);
     return json{{"plaintext", B64(pt)}};
   }();
+  AnswerElsewhere(r, out);
   return out;
 }
 

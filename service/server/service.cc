@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "common/internal/text.h"
 #include "net/https_server.h"
 #include "pki/internal/tls_context.h"
@@ -49,6 +51,11 @@ Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& ks) {
 }
 
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, bool create, bool* created) {
+  QSAPI_ASSIGN_OR_RETURN(keystore::KeystoreOptions o, KeystoreOptionsFor(c, create, created));
+  return keystore::Keystore::Open(o);
+}
+
+Result<keystore::KeystoreOptions> KeystoreOptionsFor(const Config& c, bool create, bool* created) {
   keystore::KeystoreOptions o;
   if (created != nullptr) *created = false;
   if (c.keystore.pin_file.empty() && c.keystore.pin_env.empty()) {
@@ -80,7 +87,7 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& c, boo
   o.cluster_id = c.store.cluster_id;
   o.cache_ttl = c.keystore.cache_ttl;
   o.actor = "qsapid";
-  return keystore::Keystore::Open(o);
+  return o;
 }
 
 namespace {
@@ -196,6 +203,64 @@ std::string HostName() {
   return host;
 }
 
+constexpr std::string_view kSessionRecordKind = "peer-session";
+
+// SessionDirectoryFor is the cluster's record of which node holds which session: one record of
+// kind "peer-session" per session, {"node", "api", "peer"}, in the keystore's database.
+SessionDirectory SessionDirectoryFor(const Config& c, keystore::Keystore& ks) {
+  SessionDirectory d;
+  d.node = c.store.node.empty() ? HostName() : c.store.node;
+  const std::string host =
+      c.server.listen_host == "0.0.0.0" || c.server.listen_host == "::" ? HostName() : c.server.listen_host;
+  const std::string api = "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                          std::to_string(c.server.listen_port);
+  const std::string node = d.node;
+  d.announce = [&ks, node, api](const std::string& id, const std::string& peer) {
+    const std::string value = nlohmann::json{{"node", node}, {"api", api}, {"peer", peer}}.dump();
+    return ks.CreateRecord(kSessionRecordKind, id,
+                           ByteView(reinterpret_cast<const std::uint8_t*>(value.data()),  // NOLINT
+                                    value.size()));
+  };
+  d.forget = [&ks](const std::string& id) { return ks.DeleteRecord(kSessionRecordKind, id); };
+  d.find = [&ks](const std::string& id) -> Result<std::optional<SessionHolder>> {
+    QSAPI_ASSIGN_OR_RETURN(std::vector<keystore::Record> records, ks.ListRecords(kSessionRecordKind));
+    for (const keystore::Record& r : records) {
+      if (r.name != id) continue;
+      const nlohmann::json j = nlohmann::json::parse(r.value.begin(), r.value.end(), nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("node") || !j["node"].is_string()) {
+        return DataLoss("the cluster's record of session " + id + " is not a session entry");
+      }
+      SessionHolder h{.node = j["node"].get<std::string>(), .api = {}};
+      if (j.contains("api") && j["api"].is_string()) h.api = j["api"].get<std::string>();
+      // The values go into headers: plain names and URLs only.
+      const auto plain = [](const std::string& v, std::size_t max, bool url) {
+        return v.size() <= max && std::all_of(v.begin(), v.end(), [url](char ch) {
+                 return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '_' || ch == '-' ||
+                        (url && (ch == ':' || ch == '/' || ch == '[' || ch == ']'));
+               });
+      };
+      if (h.node.empty() || !plain(h.node, 48, false) || !plain(h.api, 300, true)) {
+        return DataLoss("the cluster's record of session " + id + " names a node or address out of shape");
+      }
+      return std::optional<SessionHolder>(std::move(h));
+    }
+    return std::optional<SessionHolder>();
+  };
+  d.forget_all_mine = [&ks, node]() -> Status {
+    QSAPI_ASSIGN_OR_RETURN(std::vector<keystore::Record> records, ks.ListRecords(kSessionRecordKind));
+    for (const keystore::Record& r : records) {
+      const nlohmann::json j = nlohmann::json::parse(r.value.begin(), r.value.end(), nullptr, false);
+      if (!j.is_object() || !j.contains("node") || j["node"] != node) continue;
+      if (Status st = ks.DeleteRecord(kSessionRecordKind, r.name);
+          !st.ok() && st.error().code() != ErrorCode::kNotFound) {
+        return st;
+      }
+    }
+    return OkStatus();
+  };
+  return d;
+}
+
 // SessionOptionsFor builds the peer-session side of a node from [session], [[kme]] and [[peer]].
 Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keystore& ks, const DeploymentCa& ca,
                                                 const TlsProfile& profile, std::shared_ptr<entropy::EntropyPool> pool,
@@ -220,6 +285,7 @@ Result<SessionManagerOptions> SessionOptionsFor(const Config& c, keystore::Keyst
   o.channel.rotation.max_bytes = c.session.rotate_after_bytes;
   o.channel.rotation.max_age = c.session.rotate_after;
   o.channel.max_session_age = c.session.max_session_age;
+  if (c.store.backend == keystore::StoreBackend::kPostgresql) o.directory = SessionDirectoryFor(c, ks);
 
   std::map<std::string, std::shared_ptr<qkd::Etsi014Client>> kmes;
   for (const KmeSection& k : c.kmes) {

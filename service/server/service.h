@@ -84,6 +84,8 @@ class Service {
 // (created first when `create`; FAILED_PRECONDITION saying how to create it otherwise) or the
 // configured PKCS#11 module and PIN source.
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreFor(const Config& config, bool create, bool* created);
+// KeystoreOptionsFor is what OpenKeystoreFor opens (with create, the embedded token is made first).
+Result<keystore::KeystoreOptions> KeystoreOptionsFor(const Config& config, bool create, bool* created);
 // OpenTokensFor opens the API tokens a configuration names: the token file under data_dir (sqlite
 // store), or the records in the keystore's database (postgresql store: shared by every node).
 Result<TokenStore> OpenTokensFor(const Config& config, keystore::Keystore& ks);

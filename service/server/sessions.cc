@@ -35,6 +35,13 @@ Result<std::unique_ptr<SessionManager>> SessionManager::Start(SessionManagerOpti
     SessionManager* raw = m.get();
     m->acceptor_ = std::thread([raw] { raw->AcceptLoop(); });
   }
+  if (m->options_.directory) {
+    // Entries a previous run of this node left (it was killed): it holds no session now.
+    if (Status st = m->options_.directory->forget_all_mine(); !st.ok()) {
+      Log(LogLevel::kWarning, "qsapid",
+          "the cluster's entries of this node's old sessions stay: " + st.error().message());
+    }
+  }
   return m;
 }
 
@@ -64,7 +71,12 @@ void SessionManager::Stop() {
     const std::lock_guard<std::mutex> lock(mu_);
     sessions.swap(sessions_);
   }
-  for (auto& [id, e] : sessions) e->channel->Close();
+  std::vector<std::string> ids;
+  for (auto& [id, e] : sessions) {
+    e->channel->Close();
+    ids.push_back(id);
+  }
+  Forget(ids);
 }
 
 void SessionManager::AcceptLoop() {
@@ -164,13 +176,25 @@ Result<SessionInfo> SessionManager::Add(session::PeerSession s) {
   QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<session::PeerChannel> channel,
                          session::PeerChannel::Create(std::move(s), options_.channel, session::Ordering::kWindow));
   auto entry = std::make_shared<Entry>(info, std::move(channel));
+  bool added = false;
   {
     const std::lock_guard<std::mutex> lock(mu_);
     if (sessions_.size() < options_.max_sessions) {
       sessions_[info.id] = entry;
       peer_errors_[info.peer] = "";
-      return entry->Snapshot();
+      added = true;
     }
+  }
+  if (added) {
+    if (options_.directory) {
+      // Re-established sessions keep their id: the entry is there already, which is fine.
+      if (Status st = options_.directory->announce(info.id, info.peer);
+          !st.ok() && st.error().code() != ErrorCode::kAlreadyExists) {
+        Log(LogLevel::kWarning, "qsapid",
+            "session " + info.id + ": the cluster will not know it is here: " + st.error().message());
+      }
+    }
+    return entry->Snapshot();
   }
   const std::size_t held = options_.max_sessions;
   entry->channel->Close();
@@ -284,7 +308,24 @@ Status SessionManager::Close(const std::string& id) {
     sessions_.erase(it);
   }
   e->channel->Close();  // destroys the keys and closes the link
+  Forget({id});
   return OkStatus();
+}
+
+void SessionManager::Forget(const std::vector<std::string>& ids) {
+  if (!options_.directory) return;
+  for (const std::string& id : ids) {
+    if (Status st = options_.directory->forget(id); !st.ok() && st.error().code() != ErrorCode::kNotFound) {
+      Log(LogLevel::kWarning, "qsapid", "session " + id + ": its cluster entry stays: " + st.error().message());
+    }
+  }
+}
+
+std::optional<SessionHolder> SessionManager::Holder(const std::string& id) {
+  if (!options_.directory || Find(id) != nullptr) return std::nullopt;
+  Result<std::optional<SessionHolder>> found = options_.directory->find(id);
+  if (!found.ok() || !*found || (*found)->node == options_.directory->node) return std::nullopt;
+  return *std::move(*found);
 }
 
 Result<SessionInfo> SessionManager::Get(const std::string& id) {
@@ -336,7 +377,12 @@ std::size_t SessionManager::Expire() {
       }
     }
   }
-  for (const auto& e : expired) e->channel->Close();
+  std::vector<std::string> ids;
+  for (const auto& e : expired) {
+    e->channel->Close();
+    ids.push_back(e->info.id);
+  }
+  Forget(ids);
   return expired.size();
 }
 

@@ -26,10 +26,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +44,22 @@
 
 namespace qsapi::server {
 
+// SessionDirectory tells the nodes of a cluster which node holds which session (the record of
+// kind "peer-session" in the keystore's database, written by the node that holds it), so that a
+// request for a session held elsewhere gets that node's name instead of "not found". Unset on one
+// node. Each call may fail (the database is away): a session works without its entry.
+struct SessionHolder {
+  std::string node;  // [store] node of the holder
+  std::string api;   // its API address as it announced it ("https://10.0.0.2:8443"), may be empty
+};
+struct SessionDirectory {
+  std::string node;  // this node's name in the cluster
+  std::function<Status(const std::string& id, const std::string& peer)> announce;
+  std::function<Status(const std::string& id)> forget;
+  std::function<Result<std::optional<SessionHolder>>(const std::string& id)> find;
+  std::function<Status()> forget_all_mine;  // at start: this node holds no session yet
+};
+
 struct SessionManagerOptions {
   std::string listen_host = "127.0.0.1";  // the peer-link listener; empty: do not listen
   std::uint16_t listen_port = 0;
@@ -51,6 +69,7 @@ struct SessionManagerOptions {
   session::ChannelConfig channel;
   std::size_t max_sessions = 4096;
   std::size_t max_concurrent_handshakes = 8;
+  std::optional<SessionDirectory> directory;  // set on a node of a cluster
 };
 
 // SessionInfo is what the API reports about a session.
@@ -106,6 +125,9 @@ class SessionManager {
   static constexpr std::size_t kReestablishmentsPerTick = 4;
   Status Close(const std::string& id);
   Result<SessionInfo> Get(const std::string& id);
+  // Holder says which other node of the cluster holds session `id` (nullopt: none, or no
+  // directory); for the API's answer to a request sent to the wrong node.
+  std::optional<SessionHolder> Holder(const std::string& id);
   std::vector<SessionInfo> List();
   std::vector<PeerState> Peers();
   // Expire closes sessions past max_session_age (the maintenance thread calls it).
@@ -127,6 +149,7 @@ class SessionManager {
   std::shared_ptr<Entry> Find(const std::string& id);
   void AcceptLoop();
   void RecordPeer(const std::string& peer, const Error* error);
+  void Forget(const std::vector<std::string>& ids);
 
   SessionManagerOptions options_;
   std::unique_ptr<session::PeerEndpoint> endpoint_;

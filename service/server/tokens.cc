@@ -129,6 +129,15 @@ Result<TokenStore> TokenStore::LoadShared(keystore::Keystore& keystore) {
   return store;
 }
 
+std::vector<keystore::RecordToAdd> TokenStore::AsRecords() const {
+  std::vector<keystore::RecordToAdd> out;
+  for (const TokenEntry& e : entries_) {
+    const std::string value = EntryJson(e).dump();
+    out.push_back({.kind = std::string(kRecordKind), .name = e.name, .value = Bytes(value.begin(), value.end())});
+  }
+  return out;
+}
+
 std::string TokenStore::location() const {
   if (shared_ != nullptr) return "the keystore database (" + shared_->store_description() + ")";
   return path_.string();

@@ -69,6 +69,9 @@ class TokenStore {
   [[nodiscard]] std::string location() const;
   // SameAs: the two stores hold the same entries (a reload that changes nothing is skipped).
   [[nodiscard]] bool SameAs(const TokenStore& other) const;
+  // AsRecords is every entry as the record LoadShared reads: how `qsapi store migrate` moves a
+  // node's token file into the cluster's database.
+  [[nodiscard]] std::vector<keystore::RecordToAdd> AsRecords() const;
 
   static constexpr std::string_view kRecordKind = "api-token";
 

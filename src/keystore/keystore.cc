@@ -221,6 +221,118 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const KeystoreOptions& options)
   return std::unique_ptr<Keystore>(new Keystore(std::move(impl)));
 }
 
+namespace {
+
+Status CheckRecordKind(std::string_view kind) {
+  const bool kind_ok = !kind.empty() && kind.size() <= 32 && std::all_of(kind.begin(), kind.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+  if (!kind_ok) return InvalidArgument("a record kind is 1 to 32 of [a-z0-9-]");
+  return OkStatus();
+}
+
+Status CheckRecordName(std::string_view kind, std::string_view name) {
+  QSAPI_RETURN_IF_ERROR(CheckRecordKind(kind));
+  const bool name_ok = !name.empty() && name.size() <= 128 &&
+                       std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+  if (!name_ok) return InvalidArgument("a record name is 1 to 128 printable ASCII characters without spaces");
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<StoreMigration> Keystore::Migrate(const KeystoreOptions& from, const KeystoreOptions& to,
+                                         const MigrationExtras& extras) {
+  const std::string& actor = extras.actor;
+  // Every check that needs no device or database first.
+  for (const RecordToAdd& r : extras.add) {
+    QSAPI_RETURN_IF_ERROR(CheckRecordName(r.kind, r.name));
+    if (r.value.empty() || r.value.size() > internal::kMaxRecordValue) {
+      return InvalidArgument("a record's value has 1 byte to 64 KiB");
+    }
+  }
+  QSAPI_ASSIGN_OR_RETURN(internal::StoreChoice to_choice, internal::ChooseStore(to));
+  QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<Keystore> source, Open(from));
+  StoreMigration report;
+  report.from = source->store_description();
+  report.to = to_choice.description;
+  if (report.from == report.to) {
+    return FailedPrecondition("the source and the target of the migration are the same store (" + report.from + ")");
+  }
+  // One snapshot of the source, its trail verified under the trail key Open unwrapped.
+  QSAPI_ASSIGN_OR_RETURN(internal::StoreContents contents, source->impl_->store->ExportAll());
+  const std::pair<std::uint64_t, Bytes> source_head =
+      contents.audit.empty() ? std::pair<std::uint64_t, Bytes>{0, {}}
+                             : std::pair<std::uint64_t, Bytes>{contents.audit.back().seq, contents.audit.back().hash};
+  for (const RecordToAdd& r : extras.add) {
+    const bool taken =
+        std::any_of(contents.records.begin(), contents.records.end(),
+                    [&](const internal::RecordRow& have) { return have.kind == r.kind && have.name == r.name; });
+    if (taken) return FailedPrecondition("the source database already holds a " + r.kind + " named \"" + r.name + "\"");
+    contents.records.push_back(
+        internal::RecordRow{.kind = r.kind, .name = r.name, .value = r.value, .updated = internal::UnixNow()});
+    report.added.push_back(r.kind + " " + r.name);
+  }
+  for (const auto& rename : extras.rename_trails) {
+    const std::string& old_name = rename.first;  // named, not bound: lambdas capture them
+    const std::string& new_name = rename.second;
+    const auto it = std::find_if(contents.trails.begin(), contents.trails.end(),
+                                 [&](const internal::TrailRow& t) { return t.trail == old_name; });
+    if (it == contents.trails.end()) continue;  // that node never keyed a trail
+    const bool taken = std::any_of(contents.trails.begin(), contents.trails.end(),
+                                   [&](const internal::TrailRow& t) { return t.trail == new_name; });
+    if (taken) return FailedPrecondition("the source database already holds a trail named \"" + new_name + "\"");
+    QSAPI_ASSIGN_OR_RETURN(*it, source->impl_->audit.Renamed(*it, new_name));
+    report.added.push_back("trail " + old_name + " -> " + new_name);
+  }
+  report.cluster_id = source->cluster_id();
+  report.keys = contents.keys.size();
+  report.versions = contents.versions.size();
+  report.records = contents.records.size();
+  report.trails = contents.trails.size();
+  report.audit_entries = source_head.first;
+  if (!to.cluster_id.empty() && to.cluster_id != report.cluster_id) {
+    return FailedPrecondition("the source database belongs to cluster " + report.cluster_id +
+                              ", and the target is configured for cluster " + to.cluster_id);
+  }
+  {
+    // The target's token must hold the same KEK before anything is written there.
+    QSAPI_ASSIGN_OR_RETURN(SecretBytes pin, internal::ReadPin(to.token));
+    QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::KeyProtector> to_protector,
+                           internal::OpenTokenProtector(to.token, pin, /*create_kek=*/false));
+    if (contents.cluster) QSAPI_RETURN_IF_ERROR(internal::CheckCanary(*to_protector, *contents.cluster));
+    QSAPI_ASSIGN_OR_RETURN(std::unique_ptr<internal::MetadataStore> target, internal::OpenStore(std::move(to_choice)));
+    QSAPI_RETURN_IF_ERROR(target->ImportAll(contents));
+  }
+  // The copy, opened as a node would open it: its canary unwraps with `to`'s token, its trail
+  // verifies, and it ends where the source's did.
+  KeystoreOptions to_checked = to;
+  to_checked.cluster_id = report.cluster_id;
+  const auto copy_failed = [&](const Error& e) {
+    return DataLoss("the copy in " + report.to + " does not check (" + e.message() + "); " + report.from +
+                    " is unchanged: empty the target database before trying again");
+  };
+  Result<std::unique_ptr<Keystore>> copy = Open(to_checked);
+  if (!copy.ok()) return copy_failed(copy.error());
+  if (Status st = (*copy)->impl_->audit.VerifyChain(); !st.ok()) return copy_failed(st.error());
+  Result<std::pair<std::uint64_t, Bytes>> copy_head = (*copy)->impl_->store->AuditHead();
+  if (!copy_head.ok()) return copy_failed(copy_head.error());
+  if (*copy_head != source_head) return copy_failed(DataLoss("its trail does not end at the source's last entry"));
+  std::string detail = "from " + report.from + ": " + std::to_string(report.keys) + " keys, " +
+                       std::to_string(report.versions) + " versions, " + std::to_string(report.audit_entries) +
+                       " audit entries";
+  for (const std::string& a : report.added) detail += "; " + a;
+  QSAPI_RETURN_IF_ERROR((*copy)->impl_->store->AppendAudit(
+      (*copy)->impl_->audit.Entry("store.migrate", "", 0, detail.substr(0, 1000), actor)));
+  const Status marked = source->impl_->store->MarkMoved(
+      report.to, source->impl_->audit.Entry("store.moved", "", 0, "to " + report.to, actor));
+  if (!marked.ok()) {
+    return Unavailable("the keystore was copied to " + report.to + " and checked, but " + report.from +
+                       " could not be marked as moved (" + marked.error().message() + "): start no node on it again");
+  }
+  return report;
+}
+
 Result<KeyInfo> Keystore::Create(std::string_view name, const KeyType& type, const KeyPolicy& policy) {
   QSAPI_RETURN_IF_ERROR(internal::CheckKeyName(name));
   QSAPI_RETURN_IF_ERROR(internal::CheckPolicyLimits(type, KeyTypeName(type), policy));
@@ -529,26 +641,6 @@ Result<TrailKey> Keystore::RestartTrail(std::string_view name, std::uint64_t fir
 Result<TrailHead> Keystore::AuditHead() { return impl_->audit.Head(); }
 
 Status Keystore::CheckAuditHead(const TrailHead& head) { return impl_->audit.CheckHead(head); }
-
-namespace {
-
-Status CheckRecordKind(std::string_view kind) {
-  const bool kind_ok = !kind.empty() && kind.size() <= 32 && std::all_of(kind.begin(), kind.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
-  if (!kind_ok) return InvalidArgument("a record kind is 1 to 32 of [a-z0-9-]");
-  return OkStatus();
-}
-
-Status CheckRecordName(std::string_view kind, std::string_view name) {
-  QSAPI_RETURN_IF_ERROR(CheckRecordKind(kind));
-  const bool name_ok = !name.empty() && name.size() <= 128 &&
-                       std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
-  if (!name_ok) return InvalidArgument("a record name is 1 to 128 printable ASCII characters without spaces");
-  return OkStatus();
-}
-
-}  // namespace
 
 Status Keystore::CreateRecord(std::string_view kind, std::string_view name, ByteView value, std::string_view actor) {
   QSAPI_RETURN_IF_ERROR(CheckRecordName(kind, name));

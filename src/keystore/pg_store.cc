@@ -198,6 +198,9 @@ class PgStore final : public MetadataStore {
         return FailedPrecondition("keystore database " + Where() + " has schema version " + v.Text(0, 0) +
                                   "; this build reads version " + std::to_string(kSchemaVersion));
       }
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows moved, Query(*c, "SELECT value FROM qsapi_meta WHERE name = $1", {P(std::string(kMovedMetaName))}));
+      if (moved.size() != 0) return MovedError(Where(), moved.Text(0, 0));
       return OkStatus();
     }();
     if (!st.ok()) {
@@ -209,18 +212,7 @@ class PgStore final : public MetadataStore {
 
   Status CreateKey(const KeyRow& k, const VersionRow& v, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
-      Result<Rows> ins = Query(
-          c,
-          "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
-          "max_operations, min_decryption_version, deletion_allowed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-          {P(k.name), P(ByteView(k.id)), P(k.type), P(k.created), P(k.rotated), P(std::int64_t{k.current_version}),
-           P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
-           P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0})});
-      if (!ins.ok()) {
-        if (ins.error().code() == ErrorCode::kAlreadyExists)
-          return AlreadyExists("a key named \"" + k.name + "\" exists");
-        return ins.error();
-      }
+      QSAPI_RETURN_IF_ERROR(InsertKey(c, k));
       QSAPI_RETURN_IF_ERROR(InsertVersion(c, v));
       return InsertAudit(c, audit);
     });
@@ -461,14 +453,7 @@ class PgStore final : public MetadataStore {
 
   Status CreateRecord(const RecordRow& row, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
-      Result<Rows> ins = Query(c, "INSERT INTO records (kind, name, value, updated) VALUES ($1, $2, $3, $4)",
-                               {P(row.kind), P(row.name), P(ByteView(row.value)), P(row.updated)});
-      if (!ins.ok()) {
-        if (ins.error().code() == ErrorCode::kAlreadyExists) {
-          return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
-        }
-        return ins.error();
-      }
+      QSAPI_RETURN_IF_ERROR(InsertRecord(c, row));
       return InsertAudit(c, audit);
     });
   }
@@ -522,10 +507,16 @@ class PgStore final : public MetadataStore {
   }
 
   Result<std::optional<ClusterRow>> GetCluster() override {
-    QSAPI_ASSIGN_OR_RETURN(Rows r,
-                           QueryOnce("SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",
-                                     {P(std::string(kClusterMetaNames[0])), P(std::string(kClusterMetaNames[1])),
-                                      P(std::string(kClusterMetaNames[2]))}));
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    return ClusterOn(*c);
+  }
+
+  // ClusterOn reads the cluster identity on connection `c` (inside its transaction, if any).
+  Result<std::optional<ClusterRow>> ClusterOn(PGconn* c) {
+    QSAPI_ASSIGN_OR_RETURN(Rows r, Query(c, "SELECT name, value FROM qsapi_meta WHERE name IN ($1, $2, $3)",
+                                         {P(std::string(kClusterMetaNames[0])), P(std::string(kClusterMetaNames[1])),
+                                          P(std::string(kClusterMetaNames[2]))}));
     std::string value[3];
     bool found[3] = {false, false, false};
     for (int row = 0; row < r.size(); ++row) {
@@ -542,18 +533,7 @@ class PgStore final : public MetadataStore {
 
   Status CreateCluster(const ClusterRow& row, const AuditRow& audit) override {
     return Transaction([&](PGconn* c) -> Status {
-      const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary),
-                                     std::to_string(row.created)};
-      for (int i = 0; i < 3; ++i) {
-        Result<Rows> ins = Query(c, "INSERT INTO qsapi_meta (name, value) VALUES ($1, $2)",
-                                 {P(std::string(kClusterMetaNames[i])), P(values[i])});
-        if (!ins.ok()) {
-          if (ins.error().code() == ErrorCode::kAlreadyExists) {
-            return AlreadyExists("the database already holds a cluster identity");
-          }
-          return ins.error();
-        }
-      }
+      QSAPI_RETURN_IF_ERROR(InsertCluster(c, row));
       return InsertAudit(c, audit);
     });
   }
@@ -644,6 +624,77 @@ class PgStore final : public MetadataStore {
                 "updated = $3 WHERE trail = $4 RETURNING trail",
                 {P(ByteView(row.wrapped)), P(static_cast<std::int64_t>(row.first_seq)), P(row.updated), P(row.trail)}));
       if (up.size() != 1) return NotFound("no trail \"" + row.trail + "\"");
+      return InsertAudit(c, audit);
+    });
+  }
+
+  Result<StoreContents> ExportAll() override {
+    Lease c = Acquire();
+    if (!c.ok()) return c.error();
+    // One snapshot of every table.
+    QSAPI_RETURN_IF_ERROR(Exec(*c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    Result<StoreContents> out = ExportOn(*c);
+    (void)Exec(*c, "COMMIT");
+    if (!out.ok()) return out.error();
+    SecretBytes key;
+    std::uint64_t first = 0;
+    {
+      const std::lock_guard<std::mutex> lock(key_mu_);
+      key = audit_key_.Clone();
+      first = audit_first_seq_;
+    }
+    QSAPI_RETURN_IF_ERROR(VerifyStoredChain(out->audit, key.view(), first));
+    return out;
+  }
+
+  Status ImportAll(const StoreContents& in) override {
+    return Transaction([&](PGconn* c) -> Status {
+      // Two imports at once: the second waits here, then finds rows.
+      QSAPI_RETURN_IF_ERROR(Exec(c, "SELECT pg_advisory_xact_lock(7140517)"));
+      QSAPI_ASSIGN_OR_RETURN(
+          Rows count,
+          Query(c,
+                "SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM key_versions) + "
+                "(SELECT count(*) FROM audit) + (SELECT count(*) FROM records) + (SELECT count(*) FROM trails) + "
+                "(SELECT count(*) FROM qsapi_meta WHERE name <> 'schema_version')",
+                {}));
+      std::int64_t rows = -1;
+      if (count.size() != 1 || !count.Int(0, 0, 0, kMaxI64, rows)) return CorruptRow("the row count", "count");
+      if (rows != 0) {
+        return FailedPrecondition("the target database " + Where() + " is not empty (" + std::to_string(rows) +
+                                  " rows): migrate only into a database that holds no keystore yet");
+      }
+      if (in.cluster) QSAPI_RETURN_IF_ERROR(InsertCluster(c, *in.cluster));
+      for (const KeyRow& k : in.keys) QSAPI_RETURN_IF_ERROR(InsertKey(c, k));
+      for (const VersionRow& v : in.versions) QSAPI_RETURN_IF_ERROR(InsertVersion(c, v));
+      for (const RecordRow& r : in.records) QSAPI_RETURN_IF_ERROR(InsertRecord(c, r));
+      for (const TrailRow& t : in.trails) {
+        QSAPI_RETURN_IF_ERROR(Run(c,
+                                  "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) "
+                                  "VALUES ($1,$2,$3,$4,$5,$6)",
+                                  {P(t.trail), P(ByteView(t.wrapped)), P(static_cast<std::int64_t>(t.first_seq)),
+                                   P(static_cast<std::int64_t>(t.head_seq)), P(ByteView(t.head_mac)), P(t.updated)}));
+      }
+      for (const StoredAuditEntry& e : in.audit) {
+        const AuditRow& a = e.row;
+        QSAPI_RETURN_IF_ERROR(
+            Run(c, std::string("INSERT INTO audit (") + kAuditColumns + ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                {P(static_cast<std::int64_t>(e.seq)), P(a.at), P(a.actor), P(a.action), P(a.key_name),
+                 P(std::int64_t{a.version}), P(a.result), P(a.detail), P(ByteView(e.prev_hash)), P(ByteView(e.hash))}));
+      }
+      if (!in.audit.empty()) {
+        QSAPI_RETURN_IF_ERROR(
+            Run(c, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+                {P(static_cast<std::int64_t>(in.audit.back().seq)), P(ByteView(in.audit.back().hash))}));
+      }
+      return OkStatus();
+    });
+  }
+
+  Status MarkMoved(const std::string& where, const AuditRow& audit) override {
+    return Transaction([&](PGconn* c) -> Status {
+      QSAPI_RETURN_IF_ERROR(Run(c, "INSERT INTO qsapi_meta (name, value) VALUES ($1, $2)",
+                                {P(std::string(kMovedMetaName)), P(where.substr(0, 256))}));
       return InsertAudit(c, audit);
     });
   }
@@ -815,6 +866,87 @@ class PgStore final : public MetadataStore {
                "VALUES ($1,$2,$3,$4,$5,$6,$7)",
                {P(ByteView(v.key_id)), P(std::int64_t{v.version}), P(v.state), P(v.created),
                 P(static_cast<std::int64_t>(v.ops_leased)), P(ByteView(v.public_key)), P(ByteView(v.wrapped))});
+  }
+
+  Status InsertKey(PGconn* c, const KeyRow& k) {
+    Result<Rows> ins =
+        Query(c,
+              "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
+              "max_operations, min_decryption_version, deletion_allowed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+              {P(k.name), P(ByteView(k.id)), P(k.type), P(k.created), P(k.rotated), P(std::int64_t{k.current_version}),
+               P(k.auto_rotate_seconds), P(static_cast<std::int64_t>(k.max_operations)),
+               P(std::int64_t{k.min_decryption_version}), P(std::int64_t{k.deletion_allowed ? 1 : 0})});
+    if (!ins.ok()) {
+      if (ins.error().code() == ErrorCode::kAlreadyExists)
+        return AlreadyExists("a key named \"" + k.name + "\" exists");
+      return ins.error();
+    }
+    return OkStatus();
+  }
+
+  Status InsertRecord(PGconn* c, const RecordRow& row) {
+    Result<Rows> ins = Query(c, "INSERT INTO records (kind, name, value, updated) VALUES ($1, $2, $3, $4)",
+                             {P(row.kind), P(row.name), P(ByteView(row.value)), P(row.updated)});
+    if (!ins.ok()) {
+      if (ins.error().code() == ErrorCode::kAlreadyExists) {
+        return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
+      }
+      return ins.error();
+    }
+    return OkStatus();
+  }
+
+  Status InsertCluster(PGconn* c, const ClusterRow& row) {
+    const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary), std::to_string(row.created)};
+    for (int i = 0; i < 3; ++i) {
+      Result<Rows> ins = Query(c, "INSERT INTO qsapi_meta (name, value) VALUES ($1, $2)",
+                               {P(std::string(kClusterMetaNames[i])), P(values[i])});
+      if (!ins.ok()) {
+        if (ins.error().code() == ErrorCode::kAlreadyExists) {
+          return AlreadyExists("the database already holds a cluster identity");
+        }
+        return ins.error();
+      }
+    }
+    return OkStatus();
+  }
+
+  // ExportOn reads every table on `c`, inside the caller's transaction.
+  Result<StoreContents> ExportOn(PGconn* c) {
+    StoreContents out;
+    QSAPI_ASSIGN_OR_RETURN(out.cluster, ClusterOn(c));
+    QSAPI_ASSIGN_OR_RETURN(Rows keys, Query(c, std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name", {}));
+    for (int i = 0; i < keys.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(KeyRow k, ReadKey(keys, i));
+      out.keys.push_back(std::move(k));
+    }
+    QSAPI_ASSIGN_OR_RETURN(
+        Rows versions,
+        Query(c, std::string("SELECT ") + kVersionColumns + " FROM key_versions ORDER BY key_id, version", {}));
+    for (int i = 0; i < versions.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(VersionRow v, ReadVersion(versions, i));
+      out.versions.push_back(std::move(v));
+    }
+    QSAPI_ASSIGN_OR_RETURN(Rows records,
+                           Query(c, "SELECT kind, name, value, updated FROM records ORDER BY kind, name", {}));
+    for (int i = 0; i < records.size(); ++i) {
+      RecordRow r;
+      if (!ReadAnyRecordRow(PgColumns{records, i}, r)) return CorruptRow("a record", "kind, name, value or updated");
+      out.records.push_back(std::move(r));
+    }
+    QSAPI_ASSIGN_OR_RETURN(Rows trails,
+                           Query(c, std::string("SELECT ") + kTrailColumns + " FROM trails ORDER BY trail", {}));
+    for (int i = 0; i < trails.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(TrailRow t, ReadTrailRow(PgColumns{trails, i}));
+      out.trails.push_back(std::move(t));
+    }
+    QSAPI_ASSIGN_OR_RETURN(Rows audit,
+                           Query(c, std::string("SELECT ") + kAuditColumns + " FROM audit ORDER BY seq", {}));
+    for (int i = 0; i < audit.size(); ++i) {
+      QSAPI_ASSIGN_OR_RETURN(StoredAuditEntry e, ReadStoredAudit(PgColumns{audit, i}));
+      out.audit.push_back(std::move(e));
+    }
+    return out;
   }
 
   // InsertAudit appends under the head row's lock: one chain for every node.

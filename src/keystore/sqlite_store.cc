@@ -213,6 +213,13 @@ class SqliteStore final : public MetadataStore {
         st = DbError("reading the schema version");
       }
     }
+    if (st.ok()) {
+      Stmt moved(db_, "SELECT value FROM qsapi_meta WHERE name = ?");
+      moved.Bind(1, std::string(kMovedMetaName));
+      const int rc = moved.Step();
+      if (rc == SQLITE_ROW) st = MovedError(path_, moved.Text(0));
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = DbError("reading the moved marker");
+    }
     if (!st.ok()) {
       (void)Exec("ROLLBACK");
       return st;
@@ -222,16 +229,7 @@ class SqliteStore final : public MetadataStore {
 
   Status CreateKey(const KeyRow& k, const VersionRow& v, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
-      Stmt ins(db_,
-               "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
-               "max_operations, min_decryption_version, deletion_allowed) VALUES (?,?,?,?,?,?,?,?,?,?)");
-      ins.Bind(1, k.name).Bind(2, ByteView(k.id)).Bind(3, k.type).Bind(4, k.created).Bind(5, k.rotated);
-      ins.Bind(6, std::int64_t{k.current_version}).Bind(7, k.auto_rotate_seconds);
-      ins.Bind(8, static_cast<std::int64_t>(k.max_operations)).Bind(9, std::int64_t{k.min_decryption_version});
-      ins.Bind(10, std::int64_t{k.deletion_allowed ? 1 : 0});
-      const int rc = ins.Step();
-      if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a key named \"" + k.name + "\" exists");
-      if (rc != SQLITE_DONE) return DbError("inserting the key");
+      QSAPI_RETURN_IF_ERROR(InsertKey(k));
       FaultPoint("keystore.create.between_rows");
       QSAPI_RETURN_IF_ERROR(InsertVersion(v));
       return InsertAudit(audit);
@@ -488,11 +486,7 @@ class SqliteStore final : public MetadataStore {
 
   Status CreateRecord(const RecordRow& row, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
-      Stmt ins(db_, "INSERT INTO records (kind, name, value, updated) VALUES (?, ?, ?, ?)");
-      ins.Bind(1, row.kind).Bind(2, row.name).Bind(3, ByteView(row.value)).Bind(4, row.updated);
-      const int rc = ins.Step();
-      if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
-      if (rc != SQLITE_DONE) return DbError("writing a record");
+      QSAPI_RETURN_IF_ERROR(InsertRecord(row));
       return InsertAudit(audit);
     });
   }
@@ -531,6 +525,11 @@ class SqliteStore final : public MetadataStore {
 
   Result<std::optional<ClusterRow>> GetCluster() override {
     const std::lock_guard<std::mutex> lock(mu_);
+    return ClusterLocked();
+  }
+
+  // ClusterLocked reads the cluster identity. mu_ held.
+  Result<std::optional<ClusterRow>> ClusterLocked() {
     std::string value[3];
     bool found[3] = {false, false, false};
     for (int i = 0; i < 3; ++i) {
@@ -548,15 +547,7 @@ class SqliteStore final : public MetadataStore {
 
   Status CreateCluster(const ClusterRow& row, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
-      const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary),
-                                     std::to_string(row.created)};
-      for (int i = 0; i < 3; ++i) {
-        Stmt ins(db_, "INSERT INTO qsapi_meta (name, value) VALUES (?, ?)");
-        ins.Bind(1, std::string(kClusterMetaNames[i])).Bind(2, values[i]);
-        const int rc = ins.Step();
-        if (rc == SQLITE_CONSTRAINT) return AlreadyExists("the database already holds a cluster identity");
-        if (rc != SQLITE_DONE) return DbError("writing the cluster identity");
-      }
+      QSAPI_RETURN_IF_ERROR(InsertCluster(row));
       return InsertAudit(audit);
     });
   }
@@ -646,6 +637,56 @@ class SqliteStore final : public MetadataStore {
     });
   }
 
+  Result<StoreContents> ExportAll() override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    QSAPI_RETURN_IF_ERROR(Exec("BEGIN"));  // one snapshot of every table
+    Result<StoreContents> out = ExportLocked();
+    (void)Exec("COMMIT");
+    if (!out.ok()) return out.error();
+    QSAPI_RETURN_IF_ERROR(VerifyStoredChain(out->audit, audit_key_.view(), audit_first_seq_));
+    return out;
+  }
+
+  Status ImportAll(const StoreContents& in) override {
+    return Transaction([&]() -> Status {
+      Stmt count(db_,
+                 "SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM key_versions) + "
+                 "(SELECT count(*) FROM audit) + (SELECT count(*) FROM records) + (SELECT count(*) FROM trails) + "
+                 "(SELECT count(*) FROM qsapi_meta WHERE name <> 'schema_version')");
+      if (count.Step() != SQLITE_ROW) return DbError("counting rows");
+      if (count.Int(0) != 0) return NotEmpty(count.Int(0));
+      if (in.cluster) QSAPI_RETURN_IF_ERROR(InsertCluster(*in.cluster));
+      for (const KeyRow& k : in.keys) QSAPI_RETURN_IF_ERROR(InsertKey(k));
+      for (const VersionRow& v : in.versions) QSAPI_RETURN_IF_ERROR(InsertVersion(v));
+      for (const RecordRow& r : in.records) QSAPI_RETURN_IF_ERROR(InsertRecord(r));
+      for (const TrailRow& t : in.trails) {
+        Stmt ins(db_,
+                 "INSERT INTO trails (trail, wrapped, first_seq, head_seq, head_mac, updated) VALUES (?,?,?,?,?,?)");
+        ins.Bind(1, t.trail).Bind(2, ByteView(t.wrapped)).Bind(3, static_cast<std::int64_t>(t.first_seq));
+        ins.Bind(4, static_cast<std::int64_t>(t.head_seq)).Bind(5, ByteView(t.head_mac)).Bind(6, t.updated);
+        if (ins.Step() != SQLITE_DONE) return DbError("writing a trail");
+      }
+      for (const StoredAuditEntry& e : in.audit) {
+        Stmt ins(db_, (std::string("INSERT INTO audit (") + kAuditColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)").c_str());
+        const AuditRow& a = e.row;
+        ins.Bind(1, static_cast<std::int64_t>(e.seq)).Bind(2, a.at).Bind(3, a.actor).Bind(4, a.action);
+        ins.Bind(5, a.key_name).Bind(6, std::int64_t{a.version}).Bind(7, a.result).Bind(8, a.detail);
+        ins.Bind(9, ByteView(e.prev_hash)).Bind(10, ByteView(e.hash));
+        if (ins.Step() != SQLITE_DONE) return DbError("writing the audit trail");
+      }
+      return OkStatus();
+    });
+  }
+
+  Status MarkMoved(const std::string& where, const AuditRow& audit) override {
+    return Transaction([&]() -> Status {
+      Stmt ins(db_, "INSERT INTO qsapi_meta (name, value) VALUES (?, ?)");
+      ins.Bind(1, std::string(kMovedMetaName)).Bind(2, where.substr(0, 256));
+      if (ins.Step() != SQLITE_DONE) return DbError("marking the database as moved");
+      return InsertAudit(audit);
+    });
+  }
+
  private:
   // KeyFor is the chain key of entry `seq` (empty: SHA-256). mu_ held.
   [[nodiscard]] ByteView KeyFor(std::int64_t seq) const {
@@ -702,6 +743,93 @@ class SqliteStore final : public MetadataStore {
     ins.Bind(5, static_cast<std::int64_t>(v.ops_leased)).Bind(6, ByteView(v.public_key)).Bind(7, ByteView(v.wrapped));
     if (ins.Step() != SQLITE_DONE) return DbError("inserting a key version");
     return OkStatus();
+  }
+
+  Status InsertKey(const KeyRow& k) {
+    Stmt ins(db_,
+             "INSERT INTO keys (name, key_id, type, created, rotated, current_version, auto_rotate_seconds, "
+             "max_operations, min_decryption_version, deletion_allowed) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    ins.Bind(1, k.name).Bind(2, ByteView(k.id)).Bind(3, k.type).Bind(4, k.created).Bind(5, k.rotated);
+    ins.Bind(6, std::int64_t{k.current_version}).Bind(7, k.auto_rotate_seconds);
+    ins.Bind(8, static_cast<std::int64_t>(k.max_operations)).Bind(9, std::int64_t{k.min_decryption_version});
+    ins.Bind(10, std::int64_t{k.deletion_allowed ? 1 : 0});
+    const int rc = ins.Step();
+    if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a key named \"" + k.name + "\" exists");
+    if (rc != SQLITE_DONE) return DbError("inserting the key");
+    return OkStatus();
+  }
+
+  Status InsertRecord(const RecordRow& row) {
+    Stmt ins(db_, "INSERT INTO records (kind, name, value, updated) VALUES (?, ?, ?, ?)");
+    ins.Bind(1, row.kind).Bind(2, row.name).Bind(3, ByteView(row.value)).Bind(4, row.updated);
+    const int rc = ins.Step();
+    if (rc == SQLITE_CONSTRAINT) return AlreadyExists("a " + row.kind + " named \"" + row.name + "\" exists");
+    if (rc != SQLITE_DONE) return DbError("writing a record");
+    return OkStatus();
+  }
+
+  Status InsertCluster(const ClusterRow& row) {
+    const std::string values[3] = {row.cluster_id, qsapi::internal::HexEncode(row.canary), std::to_string(row.created)};
+    for (int i = 0; i < 3; ++i) {
+      Stmt ins(db_, "INSERT INTO qsapi_meta (name, value) VALUES (?, ?)");
+      ins.Bind(1, std::string(kClusterMetaNames[i])).Bind(2, values[i]);
+      const int rc = ins.Step();
+      if (rc == SQLITE_CONSTRAINT) return AlreadyExists("the database already holds a cluster identity");
+      if (rc != SQLITE_DONE) return DbError("writing the cluster identity");
+    }
+    return OkStatus();
+  }
+
+  // ExportLocked reads every table inside the caller's transaction. mu_ held.
+  Result<StoreContents> ExportLocked() {
+    StoreContents out;
+    QSAPI_ASSIGN_OR_RETURN(out.cluster, ClusterLocked());
+    auto each = [&](const std::string& sql, const char* what, const auto& take) -> Status {
+      Stmt s(db_, sql.c_str());
+      int rc = SQLITE_OK;
+      while ((rc = s.Step()) == SQLITE_ROW) QSAPI_RETURN_IF_ERROR(take(s));
+      if (rc != SQLITE_DONE) return DbError(what);
+      return OkStatus();
+    };
+    QSAPI_RETURN_IF_ERROR(each(std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY name", "reading keys",
+                               [&](const Stmt& s) -> Status {
+                                 QSAPI_ASSIGN_OR_RETURN(KeyRow k, ReadKey(s));
+                                 out.keys.push_back(std::move(k));
+                                 return OkStatus();
+                               }));
+    QSAPI_RETURN_IF_ERROR(each(std::string("SELECT ") + kVersionColumns + " FROM key_versions ORDER BY key_id, version",
+                               "reading key versions", [&](const Stmt& s) -> Status {
+                                 QSAPI_ASSIGN_OR_RETURN(VersionRow v, ReadVersion(s));
+                                 out.versions.push_back(std::move(v));
+                                 return OkStatus();
+                               }));
+    QSAPI_RETURN_IF_ERROR(each("SELECT kind, name, value, updated FROM records ORDER BY kind, name", "reading records",
+                               [&](const Stmt& s) -> Status {
+                                 RecordRow r;
+                                 if (!ReadAnyRecordRow(SqliteColumns{s}, r)) {
+                                   return CorruptRow("a record", "kind, name, value or updated");
+                                 }
+                                 out.records.push_back(std::move(r));
+                                 return OkStatus();
+                               }));
+    QSAPI_RETURN_IF_ERROR(each(std::string("SELECT ") + kTrailColumns + " FROM trails ORDER BY trail", "reading trails",
+                               [&](const Stmt& s) -> Status {
+                                 QSAPI_ASSIGN_OR_RETURN(TrailRow t, ReadTrailRow(SqliteColumns{s}));
+                                 out.trails.push_back(std::move(t));
+                                 return OkStatus();
+                               }));
+    QSAPI_RETURN_IF_ERROR(each(std::string("SELECT ") + kAuditColumns + " FROM audit ORDER BY seq",
+                               "reading the audit trail", [&](const Stmt& s) -> Status {
+                                 QSAPI_ASSIGN_OR_RETURN(StoredAuditEntry e, ReadStoredAudit(SqliteColumns{s}));
+                                 out.audit.push_back(std::move(e));
+                                 return OkStatus();
+                               }));
+    return out;
+  }
+
+  static Error NotEmpty(std::int64_t rows) {
+    return FailedPrecondition("the target database is not empty (" + std::to_string(rows) +
+                              " rows): migrate only into a database that holds no keystore yet");
   }
 
   Status InsertAudit(const AuditRow& a) {

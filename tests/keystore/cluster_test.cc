@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sqlite3.h>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -26,6 +27,35 @@ testing::PostgresServer* Postgres() {
 }
 
 std::string ToString(const Bytes& b) { return {b.begin(), b.end()}; }
+
+void Sql(const std::filesystem::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
+
+// Output is what a shell command prints on stdout.
+std::string Output(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  ::pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// Rows counts every row of every keystore table of PostgreSQL database `db` but the schema's own.
+std::string Rows(const std::string& db) {
+  return Output(Postgres()->Psql(db) +
+                " -tAc \"SELECT (SELECT count(*) FROM keys) + (SELECT count(*) FROM key_versions) + (SELECT count(*) "
+                "FROM audit) + (SELECT count(*) FROM records) + (SELECT count(*) FROM trails) + (SELECT count(*) FROM "
+                "qsapi_meta WHERE name <> 'schema_version')\"");
+}
 
 void WriteSecretFile(const std::filesystem::path& path, const std::string& text, mode_t mode) {
   std::ofstream(path, std::ios::trunc) << text;
@@ -287,6 +317,149 @@ TEST_F(ClusterTest, StoreOptionsOutOfRangeAreRefusedBeforeAnythingIsTouched) {
   EXPECT_EQ(Keystore::Open(o).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseStoreBackend("mysql").error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(StoreBackendName(ParseStoreBackend("postgresql").value()), "postgresql");
+}
+
+}  // namespace
+}  // namespace qsapi::keystore
+
+namespace qsapi::keystore {
+namespace {
+
+TEST_F(ClusterTest, StoreMigrateMovesOneNodeToPostgresUnchangedAndRetiresTheSqliteFile) {
+  ASSERT_NE(Postgres(), nullptr);
+  const KeyType aes = ParseKeyType("AES-256-GCM").value();
+  QSAPI_ASSERT_OK(ks_->Create("orders", aes));
+  const auto v1 = ks_->Encrypt("orders", AsBytes("written on one node"));
+  QSAPI_ASSERT_OK(v1);
+  QSAPI_ASSERT_OK(ks_->Rotate("orders"));
+  const auto v2 = ks_->Encrypt("orders", AsBytes("after a rotation"));
+  QSAPI_ASSERT_OK(v2);
+  QSAPI_ASSERT_OK(ks_->CreateRecord("api-token", "app", AsBytes("{\"hash\":\"x\"}")));
+  const auto trail = ks_->OpenTrail("qsapid.audit", 1);
+  QSAPI_ASSERT_OK(trail);
+  const std::string cluster = ks_->cluster_id();
+  const auto head = ks_->AuditHead();
+  QSAPI_ASSERT_OK(head);
+  const auto before = ks_->Audit(1000);
+  QSAPI_ASSERT_OK(before);
+  ks_.reset();
+
+  const std::string db = Postgres()->CreateDatabase();
+  MigrationExtras extras;
+  extras.add.push_back({.kind = "deployment-ca", .name = "ca", .value = Bytes{'{', '}'}});
+  extras.rename_trails.emplace_back("qsapid.audit", "qsapid.audit@n1");
+  extras.actor = "migrate-test";
+  const auto moved = Keystore::Migrate(EmbeddedOptions(dir_), OnPostgres(db), extras);
+  ASSERT_TRUE(moved.ok()) << moved.error().ToString();
+  EXPECT_EQ(moved->cluster_id, cluster);
+  EXPECT_EQ(moved->keys, 1U);
+  EXPECT_EQ(moved->versions, 2U);
+  EXPECT_EQ(moved->records, 2U);
+  EXPECT_EQ(moved->trails, 2U);  // the keystore's own and the renamed one
+  EXPECT_EQ(moved->audit_entries, head->seq);
+  EXPECT_THAT(moved->from, HasSubstr("SQLite "));
+  EXPECT_THAT(moved->to, HasSubstr("PostgreSQL"));
+  EXPECT_THAT(moved->added, ::testing::ElementsAre("deployment-ca ca", "trail qsapid.audit -> qsapid.audit@n1"));
+
+  // The copy serves what the file held: the same cluster, ciphertexts of both versions, the
+  // same trail up to the migration's own entry, the renamed trail under the same key.
+  auto pg = Keystore::Open(OnPostgres(db));
+  ASSERT_TRUE(pg.ok()) << pg.error().ToString();
+  EXPECT_EQ((*pg)->cluster_id(), cluster);
+  EXPECT_EQ(ToString((*pg)->Decrypt("orders", *v1).value()), "written on one node");
+  EXPECT_EQ(ToString((*pg)->Decrypt("orders", *v2).value()), "after a rotation");
+  EXPECT_EQ((*pg)->Get("orders")->current_version, 2U);
+  const auto report = (*pg)->CheckIntegrity();
+  QSAPI_ASSERT_OK(report);
+  EXPECT_THAT(report->problems, ::testing::IsEmpty());
+  QSAPI_EXPECT_OK((*pg)->CheckAuditHead(*head));
+  const auto after = (*pg)->Audit(1000);
+  QSAPI_ASSERT_OK(after);
+  ASSERT_EQ(after->size(), before->size() + 1);
+  for (std::size_t i = 0; i < before->size(); ++i) {
+    EXPECT_EQ((*after)[i].seq, (*before)[i].seq);
+    EXPECT_EQ((*after)[i].action, (*before)[i].action);
+    EXPECT_EQ((*after)[i].detail, (*before)[i].detail);
+  }
+  EXPECT_EQ(after->back().action, "store.migrate");
+  EXPECT_EQ(after->back().actor, "migrate-test");
+  EXPECT_THAT(after->back().detail, HasSubstr("1 keys, 2 versions"));
+  const auto renamed = (*pg)->FindTrail("qsapid.audit@n1");
+  QSAPI_ASSERT_OK(renamed);
+  ASSERT_TRUE(renamed->has_value());
+  EXPECT_TRUE(ConstantTimeEqual((*renamed)->key.view(), trail->key.view()));
+  EXPECT_EQ((*renamed)->first_seq, trail->first_seq);
+  EXPECT_FALSE((*pg)->FindTrail("qsapid.audit")->has_value());
+  const auto records = (*pg)->ListRecords("api-token");
+  QSAPI_ASSERT_OK(records);
+  ASSERT_EQ(records->size(), 1U);
+  EXPECT_EQ((*records)[0].name, "app");
+  // The copy is a store like any other: it takes writes.
+  QSAPI_EXPECT_OK((*pg)->Rotate("orders"));
+
+  // The SQLite file is retired: every open says where its contents went, and writes nothing.
+  auto old = Keystore::Open(EmbeddedOptions(dir_));
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(old.error().message(), HasSubstr("was moved to " + moved->to));
+  auto again = Keystore::Migrate(EmbeddedOptions(dir_), OnPostgres(Postgres()->CreateDatabase()));
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.error().message(), HasSubstr("was moved to"));
+}
+
+TEST_F(ClusterTest, AMigrationThatCannotBeCheckedWritesNothing) {
+  ASSERT_NE(Postgres(), nullptr);
+  QSAPI_ASSERT_OK(ks_->Create("orders", ParseKeyType("AES-256-GCM").value()));
+  const std::size_t entries = ks_->Audit(1000)->size();
+  ks_.reset();
+
+  // A target that already holds a keystore (here: another cluster's).
+  const std::string used = Postgres()->CreateDatabase();
+  {
+    auto other = Keystore::Open(OnPostgres(used));
+    QSAPI_ASSERT_OK(other);
+  }
+  const std::string used_rows = Rows(used);
+  auto into_used = Keystore::Migrate(EmbeddedOptions(dir_), OnPostgres(used));
+  ASSERT_FALSE(into_used.ok());
+  EXPECT_EQ(into_used.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(into_used.error().message(), HasSubstr("is not empty"));
+  EXPECT_EQ(Rows(used), used_rows);
+
+  // A target whose token holds another KEK: refused before anything is written there.
+  const std::string fresh = Postgres()->CreateDatabase();
+  KeystoreOptions other_kek = OtherToken();
+  other_kek.backend = StoreBackend::kPostgresql;
+  other_kek.postgres.conninfo = Postgres()->ConnInfo(fresh);
+  auto wrong_kek = Keystore::Migrate(EmbeddedOptions(dir_), other_kek);
+  ASSERT_FALSE(wrong_kek.ok());
+  EXPECT_THAT(wrong_kek.error().message(), HasSubstr("this node's KEK is not the cluster's"));
+
+  // A target configured for another cluster.
+  KeystoreOptions other_cluster = OnPostgres(fresh);
+  other_cluster.cluster_id = "00000000000000000000000000000000";
+  auto wrong_cluster = Keystore::Migrate(EmbeddedOptions(dir_), other_cluster);
+  ASSERT_FALSE(wrong_cluster.ok());
+  EXPECT_THAT(wrong_cluster.error().message(), HasSubstr("configured for cluster 00000000000000000000000000000000"));
+
+  // The same store on both sides.
+  auto same = Keystore::Migrate(EmbeddedOptions(dir_), EmbeddedOptions(dir_));
+  ASSERT_FALSE(same.ok());
+  EXPECT_THAT(same.error().message(), HasSubstr("are the same store"));
+
+  // A source whose trail was altered: it does not move.
+  Reopen();
+  EXPECT_EQ(ks_->Audit(1000)->size(), entries) << "a refused migration leaves the source as it was";
+  ks_.reset();
+  Sql(dir_ / "keystore.db", "UPDATE audit SET detail = 'edited' WHERE seq = 1");
+  auto tampered = Keystore::Migrate(EmbeddedOptions(dir_), OnPostgres(fresh));
+  ASSERT_FALSE(tampered.ok());
+  EXPECT_EQ(tampered.error().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(tampered.error().message(), HasSubstr("entry 1 was altered"));
+  EXPECT_EQ(Output(Postgres()->Psql(fresh) +
+                   " -tAc \"SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'\""),
+            "0")
+      << "the refused migrations never touched the target";
 }
 
 }  // namespace

@@ -370,6 +370,146 @@ TEST_P(MetadataStoreTest, TheClusterIdentityIsWrittenOnceAndReadStrictly) {
   EXPECT_EQ(store_->GetCluster().error().code(), ErrorCode::kDataLoss);
 }
 
+// Every row the two exports hold, compared field by field.
+void ExpectSameContents(const StoreContents& a, const StoreContents& b) {
+  ASSERT_EQ(a.cluster.has_value(), b.cluster.has_value());
+  if (a.cluster) {
+    EXPECT_EQ(a.cluster->cluster_id, b.cluster->cluster_id);
+    EXPECT_EQ(a.cluster->canary, b.cluster->canary);
+    EXPECT_EQ(a.cluster->created, b.cluster->created);
+  }
+  ASSERT_EQ(a.keys.size(), b.keys.size());
+  for (std::size_t i = 0; i < a.keys.size(); ++i) {
+    EXPECT_EQ(a.keys[i].name, b.keys[i].name);
+    EXPECT_EQ(a.keys[i].id, b.keys[i].id);
+    EXPECT_EQ(a.keys[i].current_version, b.keys[i].current_version);
+    EXPECT_EQ(a.keys[i].max_operations, b.keys[i].max_operations);
+    EXPECT_EQ(a.keys[i].min_decryption_version, b.keys[i].min_decryption_version);
+    EXPECT_EQ(a.keys[i].rotated, b.keys[i].rotated);
+  }
+  ASSERT_EQ(a.versions.size(), b.versions.size());
+  for (std::size_t i = 0; i < a.versions.size(); ++i) {
+    EXPECT_EQ(a.versions[i].key_id, b.versions[i].key_id);
+    EXPECT_EQ(a.versions[i].version, b.versions[i].version);
+    EXPECT_EQ(a.versions[i].state, b.versions[i].state);
+    EXPECT_EQ(a.versions[i].ops_leased, b.versions[i].ops_leased);
+    EXPECT_EQ(a.versions[i].public_key, b.versions[i].public_key);
+    EXPECT_EQ(a.versions[i].wrapped, b.versions[i].wrapped);
+  }
+  ASSERT_EQ(a.records.size(), b.records.size());
+  for (std::size_t i = 0; i < a.records.size(); ++i) {
+    EXPECT_EQ(a.records[i].kind + " " + a.records[i].name, b.records[i].kind + " " + b.records[i].name);
+    EXPECT_EQ(a.records[i].value, b.records[i].value);
+  }
+  ASSERT_EQ(a.trails.size(), b.trails.size());
+  for (std::size_t i = 0; i < a.trails.size(); ++i) {
+    EXPECT_EQ(a.trails[i].trail, b.trails[i].trail);
+    EXPECT_EQ(a.trails[i].wrapped, b.trails[i].wrapped);
+    EXPECT_EQ(a.trails[i].head_seq, b.trails[i].head_seq);
+    EXPECT_EQ(a.trails[i].head_mac, b.trails[i].head_mac);
+  }
+  ASSERT_EQ(a.audit.size(), b.audit.size());
+  for (std::size_t i = 0; i < a.audit.size(); ++i) {
+    EXPECT_EQ(a.audit[i].seq, b.audit[i].seq);
+    EXPECT_EQ(a.audit[i].row.action, b.audit[i].row.action);
+    EXPECT_EQ(a.audit[i].hash, b.audit[i].hash);
+  }
+}
+
+TEST_P(MetadataStoreTest, EverythingMovesToTheOtherBackendUnchangedAndTheSourceIsRetired) {
+  QSAPI_ASSERT_OK(store_->AppendAudit(Audit("before-the-key")));
+  store_->UseAuditKey(SecretBytes::CopyFrom(Bytes(32, 7)), 2);
+  const ClusterRow cluster{.cluster_id = "0123456789abcdef0123456789abcdef", .canary = Bytes(60, 7), .created = 7};
+  QSAPI_ASSERT_OK(store_->CreateCluster(cluster, Audit("cluster.init")));
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("orders", 1), Version(1, 1), Audit("create", "orders")));
+  VersionRow v2 = Version(1, 2);
+  v2.public_key = Bytes(32, 9);
+  QSAPI_ASSERT_OK(store_->AddVersion("orders", v2, "decrypt-only", 42, Audit("rotate", "orders")));
+  QSAPI_ASSERT_OK(store_->GrantOperations(Id(1), 2, 100, 1000));
+  QSAPI_ASSERT_OK(store_->CreateRecord({.kind = "api-token", .name = "app", .value = Bytes{'{', '}'}, .updated = 5},
+                                       Audit("record.create")));
+  const auto made =
+      store_->CreateTrail(TrailRow{.trail = "qsapid.audit@n1", .first_seq = 3, .updated = 6}, Audit("trail.create"),
+                          nullptr, [](std::uint64_t) -> Result<Bytes> { return Bytes(40, 3); });
+  QSAPI_ASSERT_OK(made);
+  QSAPI_ASSERT_OK(store_->SetTrailHead("qsapid.audit@n1", 9, Bytes(32, 4)));
+  const auto out = store_->ExportAll();
+  QSAPI_ASSERT_OK(out);
+  EXPECT_EQ(out->audit.size(), 6U);
+  EXPECT_EQ(out->versions.size(), 2U);
+  EXPECT_EQ(out->versions[1].ops_leased, 100U);
+
+  // Into a fresh store of the other backend.
+  std::filesystem::path other_dir;
+  std::string other_db;
+  Result<std::unique_ptr<MetadataStore>> other = [&]() -> Result<std::unique_ptr<MetadataStore>> {
+    if (GetParam() == "sqlite") {
+      other_db = Postgres()->CreateDatabase();
+      return OpenPostgresStore(PgOptions(Postgres()->ConnInfo(other_db), "test database " + other_db));
+    }
+    other_dir = std::filesystem::temp_directory_path() / ("qsapi-store-other-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(other_dir);
+    std::filesystem::create_directories(other_dir);
+    return OpenSqliteStore(other_dir / "keystore.db");
+  }();
+  QSAPI_ASSERT_OK(other);
+  QSAPI_ASSERT_OK((*other)->ImportAll(*out));
+  (*other)->UseAuditKey(SecretBytes::CopyFrom(Bytes(32, 7)), 2);
+  QSAPI_EXPECT_OK((*other)->VerifyAuditChain());
+  const auto back = (*other)->ExportAll();
+  QSAPI_ASSERT_OK(back);
+  ExpectSameContents(*out, *back);
+  const auto head = (*other)->AuditHead();
+  QSAPI_ASSERT_OK(head);
+  EXPECT_EQ(head->first, 6U);
+  EXPECT_EQ(head->second, out->audit.back().hash);
+  // The copy goes on from where the source stopped, and grants operations after the copied ones.
+  QSAPI_ASSERT_OK((*other)->AppendAudit(Audit("after")));
+  QSAPI_EXPECT_OK((*other)->VerifyAuditChain());
+  const auto granted = (*other)->GrantOperations(Id(1), 2, 100, 1000);
+  QSAPI_ASSERT_OK(granted);
+  EXPECT_EQ(granted->value_or(0), 200U);
+  // A second import finds rows and writes nothing.
+  const auto again = (*other)->ImportAll(*out);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(again.error().message().find("not empty"), std::string::npos) << again.error().message();
+  EXPECT_EQ((*other)->ExportAll()->audit.size(), 7U);
+  other->reset();
+  if (!other_dir.empty()) std::filesystem::remove_all(other_dir);
+
+  // The source, marked moved, refuses every later open and names where its contents went.
+  QSAPI_ASSERT_OK(store_->MarkMoved("PostgreSQL host=elsewhere", Audit("store.moved")));
+  store_.reset();
+  Result<std::unique_ptr<MetadataStore>> reopened =
+      GetParam() == "sqlite" ? OpenSqliteStore(dir_ / "keystore.db")
+                             : OpenPostgresStore(PgOptions(Postgres()->ConnInfo(db_), "test database " + db_));
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(reopened.error().message().find("was moved to PostgreSQL host=elsewhere"), std::string::npos)
+      << reopened.error().message();
+}
+
+TEST_P(MetadataStoreTest, AnExportChecksTheTrailAndEveryRow) {
+  store_->UseAuditKey(SecretBytes::CopyFrom(Bytes(32, 7)), 1);
+  QSAPI_ASSERT_OK(store_->CreateKey(Key("orders", 1), Version(1, 1), Audit("create", "orders")));
+  QSAPI_ASSERT_OK(store_->AppendAudit(Audit("second")));
+  QSAPI_ASSERT_OK(store_->ExportAll());
+  Sql("UPDATE audit SET actor = 'mallory' WHERE seq = 2");
+  const auto altered = store_->ExportAll();
+  ASSERT_FALSE(altered.ok());
+  EXPECT_EQ(altered.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(altered.error().message().find("entry 2 was altered"), std::string::npos) << altered.error().message();
+  Sql("UPDATE audit SET actor = 'test' WHERE seq = 2");
+  QSAPI_ASSERT_OK(store_->ExportAll());
+  Sql("DELETE FROM audit WHERE seq = 1");
+  EXPECT_NE(store_->ExportAll().error().message().find("entry 1 is missing"), std::string::npos);
+  Sql("UPDATE key_versions SET ops_leased = -1");
+  const auto bad_row = store_->ExportAll();
+  ASSERT_FALSE(bad_row.ok());
+  EXPECT_NE(bad_row.error().message().find("ops_leased"), std::string::npos) << bad_row.error().message();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreTest, ::testing::Values("sqlite", "postgresql"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 

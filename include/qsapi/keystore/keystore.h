@@ -266,6 +266,31 @@ struct Record {
   std::chrono::system_clock::time_point updated;
 };
 
+// A record to write into the target of a migration (Keystore::Migrate): state that lived outside
+// the database on one node (qsapid's token file) and lives in it on several.
+struct RecordToAdd {
+  std::string kind, name;
+  Bytes value;
+};
+
+// What Keystore::Migrate does besides copying: records to add, audit trails to rename (a node's
+// trail is "qsapid.audit" on one node and "qsapid.audit@<node>" in a cluster; the trail key is
+// re-wrapped under its new name, nothing else), and who the audit entries name.
+struct MigrationExtras {
+  std::vector<RecordToAdd> add;
+  std::vector<std::pair<std::string, std::string>> rename_trails;  // (old name, new name)
+  std::string actor;
+};
+
+// StoreMigration is what Keystore::Migrate moved.
+struct StoreMigration {
+  std::string from, to;  // store descriptions
+  std::string cluster_id;
+  std::size_t keys = 0, versions = 0, records = 0, trails = 0;
+  std::uint64_t audit_entries = 0;  // the trail's length before the migration's own entry
+  std::vector<std::string> added;   // "<kind> <name>" of each RecordToAdd, "trail <old> -> <new>"
+};
+
 // IntegrityReport is what CheckIntegrity found.
 struct IntegrityReport {
   std::size_t keys = 0;
@@ -286,6 +311,17 @@ class Keystore {
   // that is not ours, a database of another cluster (kFailedPrecondition), this node's KEK not the
   // cluster's (kFailedPrecondition), a database that cannot be reached (kUnavailable).
   static Result<std::unique_ptr<Keystore>> Open(const KeystoreOptions& options);
+  // Migrate moves the whole store of `from` into the store of `to`, which must hold nothing yet
+  // (`qsapi store migrate`: one node's SQLite file to the cluster's PostgreSQL). Nothing is
+  // re-wrapped: both must name the same token (the same KEK), which Open checks against the
+  // source's canary and then the copy's. Steps: the source is read in one snapshot and its trail
+  // verified; everything (and `add`) is written in one transaction; the copy is opened, its trail
+  // verified and compared with the source's head; the copy's trail records the migration; the
+  // source is marked moved, so that every later Open of it is refused with an error naming `to`.
+  // kFailedPrecondition for a target that is not empty or the same store; a failure before the
+  // copy is committed changes nothing.
+  static Result<StoreMigration> Migrate(const KeystoreOptions& from, const KeystoreOptions& to,
+                                        const MigrationExtras& extras = {});
   ~Keystore();
   Keystore(const Keystore&) = delete;
   Keystore& operator=(const Keystore&) = delete;

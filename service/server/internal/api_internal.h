@@ -47,6 +47,10 @@ struct Outcome {
   std::uint32_t version = 0;  // the version used, when one
   std::string detail;         // short and public
   unsigned status = 200;      // on success (201 for creations)
+  // On failure: a status other than the error code's (421 for a session held by another node)
+  // and headers for the client (QSAPI-Session-Node).
+  unsigned error_status = 0;
+  std::vector<std::pair<std::string, std::string>> error_headers;
 };
 
 struct Request;

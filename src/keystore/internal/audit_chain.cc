@@ -4,6 +4,7 @@
 #include <string>
 
 #include "qsapi/crypto/kdf.h"
+#include "qsapi/secret.h"
 
 namespace qsapi::keystore::internal {
 namespace {
@@ -31,6 +32,24 @@ Result<Bytes> AuditChainValue(ByteView prev, std::int64_t seq, const AuditRow& a
   PutField(enc, a.detail);
   if (!key.empty()) return crypto::Hmac(crypto::HashAlgorithm::kSha256, key, enc);
   return crypto::Hash(crypto::HashAlgorithm::kSha256, enc);
+}
+
+Status VerifyStoredChain(const std::vector<StoredAuditEntry>& entries, ByteView key, std::uint64_t first_seq) {
+  Bytes prev(kAuditChainSize, 0);
+  std::uint64_t expected = 1;
+  for (const StoredAuditEntry& e : entries) {
+    if (e.seq != expected) return DataLoss("audit trail: entry " + std::to_string(expected) + " is missing");
+    const bool keyed = !key.empty() && e.seq >= first_seq;
+    QSAPI_ASSIGN_OR_RETURN(Bytes h,
+                           AuditChainValue(prev, static_cast<std::int64_t>(e.seq), e.row, keyed ? key : ByteView()));
+    if (!ConstantTimeEqual(e.prev_hash, prev) || !ConstantTimeEqual(e.hash, h)) {
+      return DataLoss("audit trail: entry " + std::to_string(e.seq) + " was altered (its " + (keyed ? "MAC" : "hash") +
+                      " does not chain)");
+    }
+    prev = std::move(h);
+    ++expected;
+  }
+  return OkStatus();
 }
 
 }  // namespace qsapi::keystore::internal

@@ -115,6 +115,15 @@ Result<TrailKey> AuditTrails::Restart(std::string_view name, std::uint64_t first
   return Open(name, first_seq);  // never keyed before: key it now
 }
 
+Result<TrailRow> AuditTrails::Renamed(TrailRow row, std::string_view name) {
+  QSAPI_RETURN_IF_ERROR(CheckTrailName(row.trail));
+  QSAPI_RETURN_IF_ERROR(CheckTrailName(name));
+  QSAPI_ASSIGN_OR_RETURN(TrailKey k, UnwrapTrail(protector_, row));
+  QSAPI_ASSIGN_OR_RETURN(row.wrapped, protector_.Wrap(k.key.view(), TrailAad(name, row.first_seq)));
+  row.trail = std::string(name);
+  return row;
+}
+
 Result<TrailHead> AuditTrails::Head() {
   QSAPI_ASSIGN_OR_RETURN(auto head, store_.AuditHead());
   return TrailHead{.seq = head.first, .value = std::move(head.second)};

@@ -53,6 +53,10 @@ class AuditTrails {
   Result<TrailHead> Head();
   Status CheckHead(const TrailHead& head);
 
+  // Renamed is `row` under another name: its key unwrapped and wrapped again for `name` (the
+  // wrapping binds the name), the rest as it was. kDataLoss when the key does not unwrap.
+  Result<TrailRow> Renamed(TrailRow row, std::string_view name);
+
   // VerifyChain recomputes the own trail's chain (for CheckIntegrity); kDataLoss names the first
   // bad entry.
   Status VerifyChain();

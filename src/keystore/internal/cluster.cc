@@ -12,6 +12,8 @@ namespace {
 
 constexpr std::size_t kCanarySecretSize = 32;
 
+}  // namespace
+
 Status CheckCanary(KeyProtector& protector, const ClusterRow& row) {
   Result<SecretBytes> secret = protector.Unwrap(row.canary, ClusterCanaryAad(row.cluster_id));
   if (secret.ok() && secret->size() == kCanarySecretSize) return OkStatus();
@@ -21,8 +23,6 @@ Status CheckCanary(KeyProtector& protector, const ClusterRow& row) {
                             "; give this node a copy of the cluster's token (`qsapi cluster join`) or point it "
                             "at its own database");
 }
-
-}  // namespace
 
 Bytes ClusterCanaryAad(std::string_view cluster_id) {
   const std::string text = std::string("qsapi cluster canary v1") + '\0' + std::string(cluster_id);

@@ -22,6 +22,10 @@ Bytes ClusterCanaryAad(std::string_view cluster_id);
 // CheckClusterId: 32 lower-case hex characters (kInvalidArgument otherwise, naming `origin`).
 Status CheckClusterId(std::string_view cluster_id, std::string_view origin);
 
+// CheckCanary says whether `protector` holds the KEK of the cluster `row` names (its canary
+// unwraps); kFailedPrecondition "this node's KEK is not the cluster's" otherwise.
+Status CheckCanary(KeyProtector& protector, const ClusterRow& row);
+
 // JoinCluster reads the database's identity and checks it against this node (`expected` is
 // empty or passed CheckClusterId, which Keystore::Open runs before it touches anything):
 // - `expected` (the configured cluster id) non-empty: the database must hold that cluster

@@ -90,6 +90,26 @@ struct RecordRow {
   std::int64_t updated = 0;
 };
 
+// One entry of the store's own audit trail as stored: the entry, its sequence number and the
+// chain values (prev_hash is c_{seq-1}, hash is c_seq: keystore/internal/audit_chain.h).
+struct StoredAuditEntry {
+  std::uint64_t seq = 0;
+  AuditRow row;
+  Bytes prev_hash, hash;
+};
+
+// Everything a store holds, as `qsapi store migrate` moves it from one backend to another
+// unchanged: blobs stay wrapped by the same KEK, the trail keeps its chain values. Held in memory
+// (a few hundred bytes per audit entry).
+struct StoreContents {
+  std::optional<ClusterRow> cluster;
+  std::vector<KeyRow> keys;
+  std::vector<VersionRow> versions;
+  std::vector<RecordRow> records;
+  std::vector<TrailRow> trails;
+  std::vector<StoredAuditEntry> audit;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -172,6 +192,17 @@ class MetadataStore {
   // ReplaceTrail gives a trail a new key and first_seq and forgets its head (a new chain begun
   // after a broken one was moved aside), with its audit entry. kNotFound for an unknown trail.
   virtual Status ReplaceTrail(const TrailRow& row, const AuditRow& audit) = 0;
+
+  // ExportAll reads every row in one read transaction, strictly (a corrupt row is kDataLoss), and
+  // checks the store's own trail on the way (kDataLoss names the first entry that does not chain).
+  virtual Result<StoreContents> ExportAll() = 0;
+  // ImportAll writes `contents` as they are, in one transaction, into a store that holds nothing
+  // yet (kFailedPrecondition otherwise: nothing is written).
+  virtual Status ImportAll(const StoreContents& contents) = 0;
+  // MarkMoved records, with its audit entry, that the store's contents now live at `where`: every
+  // later open of this store is refused with an error that names it (so that no node goes on
+  // writing to the old copy).
+  virtual Status MarkMoved(const std::string& where, const AuditRow& audit) = 0;
 };
 
 // OpenSqliteStore opens (creating if needed) the database: WAL, synchronous=FULL, foreign keys,

@@ -81,6 +81,47 @@ Result<VersionRow> ReadVersionRow(const Row& r) {
   return out;
 }
 
+// The columns ReadStoredAudit expects, in this order.
+inline constexpr const char* kAuditColumns =
+    "seq, at, actor, action, key_name, version, result, detail, prev_hash, hash";
+
+template <typename Row>
+Result<StoredAuditEntry> ReadStoredAudit(const Row& r) {
+  StoredAuditEntry e;
+  std::int64_t v = 0;
+  if (!r.Int(0, 1, kMaxStoredI64, v)) return CorruptRow("an audit trail entry", "seq");
+  e.seq = static_cast<std::uint64_t>(v);
+  const std::string what = "audit trail entry " + std::to_string(e.seq);
+  if (!r.Int(1, 0, kMaxStoredTime, e.row.at)) return CorruptRow(what, "at");
+  if (!r.Text(2, e.row.actor) || !r.Text(3, e.row.action) || !r.Text(4, e.row.key_name)) {
+    return CorruptRow(what, "actor, action or key_name");
+  }
+  if (!r.Int(5, 0, kMaxStoredU32, v)) return CorruptRow(what, "version");
+  e.row.version = static_cast<std::uint32_t>(v);
+  if (!r.Text(6, e.row.result) || !r.Text(7, e.row.detail)) return CorruptRow(what, "result or detail");
+  if (!r.Blob(8, e.prev_hash, false) || !r.Blob(9, e.hash, false)) return CorruptRow(what, "prev_hash or hash");
+  return e;
+}
+
+// The columns ReadTrailRow expects, in this order.
+inline constexpr const char* kTrailColumns = "trail, wrapped, first_seq, head_seq, head_mac, updated";
+
+template <typename Row>
+Result<TrailRow> ReadTrailRow(const Row& r) {
+  TrailRow t;
+  if (!r.Text(0, t.trail)) return CorruptRow("a trail row", "trail");
+  const std::string what = "the row of trail \"" + t.trail + "\"";
+  std::int64_t v = 0;
+  if (!r.Blob(1, t.wrapped, false)) return CorruptRow(what, "wrapped");
+  if (!r.Int(2, 1, kMaxStoredI64, v)) return CorruptRow(what, "first_seq");
+  t.first_seq = static_cast<std::uint64_t>(v);
+  if (!r.Int(3, 0, kMaxStoredI64, v)) return CorruptRow(what, "head_seq");
+  t.head_seq = static_cast<std::uint64_t>(v);
+  if (!r.Blob(4, t.head_mac, true) || (t.head_seq == 0) != t.head_mac.empty()) return CorruptRow(what, "head_mac");
+  if (!r.Int(5, 0, kMaxStoredTime, t.updated)) return CorruptRow(what, "updated");
+  return t;
+}
+
 inline constexpr std::size_t kMaxRecordValue = std::size_t{64} * 1024;
 
 // ReadRecordRow reads (name, value, updated) of a record of `kind`; false for a value out of shape.
@@ -90,6 +131,28 @@ bool ReadRecordRow(const Row& r, const std::string& kind, RecordRow& out) {
   if (!r.Text(0, out.name) || out.name.empty() || out.name.size() > 128) return false;
   if (!r.Blob(1, out.value, false) || out.value.size() > kMaxRecordValue) return false;
   return r.Int(2, 0, kMaxStoredTime, out.updated);
+}
+
+// ReadAnyRecordRow reads (kind, name, value, updated): a record of any kind.
+template <typename Row>
+bool ReadAnyRecordRow(const Row& r, RecordRow& out) {
+  struct Shifted {
+    const Row& r;
+    bool Text(int col, std::string& o) const { return r.Text(col + 1, o); }
+    bool Blob(int col, Bytes& o, bool nullable) const { return r.Blob(col + 1, o, nullable); }
+    bool Int(int col, std::int64_t min, std::int64_t max, std::int64_t& o) const { return r.Int(col + 1, min, max, o); }
+  };
+  std::string kind;
+  if (!r.Text(0, kind) || kind.empty() || kind.size() > 32) return false;
+  return ReadRecordRow(Shifted{r}, kind, out);
+}
+
+// The marker MarkMoved leaves in qsapi_meta, and the error every later open gives.
+inline constexpr const char* kMovedMetaName = "moved_to";
+inline Error MovedError(const std::string& store, const std::string& where) {
+  return FailedPrecondition("keystore database " + store + " was moved to " + where +
+                            " by `qsapi store migrate`; point [store] at that database (this copy is kept as a "
+                            "backup and is never written again)");
 }
 
 // The deployment's identity is three rows of qsapi_meta: kClusterMetaNames, in this order.
