@@ -187,7 +187,8 @@ Result<SessionInfo> SessionManager::Add(session::PeerSession s) {
   }
   if (added) {
     if (options_.directory) {
-      // Re-established sessions keep their id: the entry is there already, which is fine.
+      // kAlreadyExists: another node of the cluster holds it too (its peer is a node of the same
+      // cluster); the entry names that node, which can serve it as well.
       if (Status st = options_.directory->announce(info.id, info.peer);
           !st.ok() && st.error().code() != ErrorCode::kAlreadyExists) {
         Log(LogLevel::kWarning, "qsapid",

@@ -528,23 +528,6 @@ class SqliteStore final : public MetadataStore {
     return ClusterLocked();
   }
 
-  // ClusterLocked reads the cluster identity. mu_ held.
-  Result<std::optional<ClusterRow>> ClusterLocked() {
-    std::string value[3];
-    bool found[3] = {false, false, false};
-    for (int i = 0; i < 3; ++i) {
-      Stmt s(db_, "SELECT value FROM qsapi_meta WHERE name = ?");
-      s.Bind(1, std::string(kClusterMetaNames[i]));
-      const int rc = s.Step();
-      if (rc == SQLITE_DONE) continue;
-      if (rc != SQLITE_ROW) return DbError("reading the cluster identity");
-      if (!s.IsText(0)) return CorruptRow("the cluster identity", kClusterMetaNames[i]);
-      value[i] = s.Text(0);
-      found[i] = true;
-    }
-    return ClusterFromMeta(value, found);
-  }
-
   Status CreateCluster(const ClusterRow& row, const AuditRow& audit) override {
     return Transaction([&]() -> Status {
       QSAPI_RETURN_IF_ERROR(InsertCluster(row));
@@ -778,6 +761,23 @@ class SqliteStore final : public MetadataStore {
       if (rc != SQLITE_DONE) return DbError("writing the cluster identity");
     }
     return OkStatus();
+  }
+
+  // ClusterLocked reads the cluster identity. mu_ held.
+  Result<std::optional<ClusterRow>> ClusterLocked() {
+    std::string value[3];
+    bool found[3] = {false, false, false};
+    for (int i = 0; i < 3; ++i) {
+      Stmt s(db_, "SELECT value FROM qsapi_meta WHERE name = ?");
+      s.Bind(1, std::string(kClusterMetaNames[i]));
+      const int rc = s.Step();
+      if (rc == SQLITE_DONE) continue;
+      if (rc != SQLITE_ROW) return DbError("reading the cluster identity");
+      if (!s.IsText(0)) return CorruptRow("the cluster identity", kClusterMetaNames[i]);
+      value[i] = s.Text(0);
+      found[i] = true;
+    }
+    return ClusterFromMeta(value, found);
   }
 
   // ExportLocked reads every table inside the caller's transaction. mu_ held.

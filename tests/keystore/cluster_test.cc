@@ -28,15 +28,6 @@ testing::PostgresServer* Postgres() {
 
 std::string ToString(const Bytes& b) { return {b.begin(), b.end()}; }
 
-void Sql(const std::filesystem::path& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(h);
-}
-
 // Output is what a shell command prints on stdout.
 std::string Output(const std::string& command) {
   std::string out;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <sqlite3.h>
 #include <string>
 
 #include "qsapi/keystore/keystore.h"
@@ -43,6 +44,16 @@ class KeystoreFixture : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<Keystore> ks_;
 };
+
+// Sql alters a SQLite keystore database behind the keystore's back (a hand edit, a bad disk).
+inline void Sql(const std::filesystem::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
 
 inline ByteView AsBytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};  // NOLINT

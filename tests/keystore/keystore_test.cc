@@ -26,15 +26,6 @@ using ::testing::HasSubstr;
 
 KeyType Type(std::string_view name) { return ParseKeyType(name).value(); }
 
-void Sql(const std::filesystem::path& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(h);
-}
-
 class KeystoreTest : public KeystoreFixture {};
 
 TEST_F(KeystoreTest, EmbeddedInitIsIdempotentAndKeepsPinsPrivate) {
