@@ -9,8 +9,13 @@
 //              every GET /v1/livez
 //   mixed      rounds of encrypt, decrypt (checked), sign with --sign-key, verify (checked); for the
 //              soak (bench/soak.sh)
+//   decrypt    every ciphertext of --ciphertexts-in (lines "version ciphertext", as --ciphertexts
+//              writes them) decrypted once, the plaintext and the version checked; for the cluster
+//              fault tests (nothing encrypted is lost)
 // Prints one JSON object: requests, errors (and errors by kind), seconds, requests_per_second,
-// p50_us, p99_us.
+// p50_us, p99_us, error_max_us (the slowest failed request), per_version (encrypt: successful
+// encryptions by key version), and with --timeline-ms the successes and errors of each interval.
+// With --ciphertexts FILE, encrypt mode writes every ciphertext it got ("version ciphertext").
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,15 +52,21 @@ int main(int argc, char** argv) {
   int threads = 1;
   double seconds = 5;
   std::size_t payload = 1024;
+  std::string ciphertexts_out, ciphertexts_in;
+  int timeline_ms = 0;
   app.add_option("--url", url)->required();
   app.add_option("--ca", ca)->required();
   app.add_option("--token-file", token_file);
-  app.add_option("--mode", mode)->check(CLI::IsMember({"livez", "encrypt", "handshake", "mixed"}));
+  app.add_option("--mode", mode)->check(CLI::IsMember({"livez", "encrypt", "handshake", "mixed", "decrypt"}));
   app.add_option("--key", key);
   app.add_option("--sign-key", sign_key);
   app.add_option("--threads", threads)->check(CLI::Range(1, 64));
   app.add_option("--seconds", seconds)->check(CLI::Range(0.1, 600.0));
   app.add_option("--payload-bytes", payload);
+  app.add_option("--ciphertexts", ciphertexts_out, "encrypt: write each ciphertext and its version to this file");
+  app.add_option("--ciphertexts-in", ciphertexts_in, "decrypt: the file --ciphertexts wrote");
+  app.add_option("--timeline-ms", timeline_ms, "count successes and errors per interval of this length")
+      ->check(CLI::Range(0, 60000));
   CLI11_PARSE(app, argc, argv);
 
   std::string token;
@@ -69,6 +81,25 @@ int main(int argc, char** argv) {
   const std::string target = mode == "encrypt" ? "/v1/encrypt/" + key : "/v1/livez";
   const std::string method = mode == "encrypt" ? "POST" : "GET";
 
+  // decrypt: the work list, shared by the threads (next index taken atomically).
+  std::vector<std::pair<std::uint32_t, std::string>> to_decrypt;
+  if (mode == "decrypt") {
+    std::ifstream in(ciphertexts_in);
+    if (!in) {
+      std::fprintf(stderr, "qsapid_load: cannot read --ciphertexts-in %s\n", ciphertexts_in.c_str());
+      return 2;
+    }
+    std::uint32_t v = 0;
+    std::string ct;
+    while (in >> v >> ct) to_decrypt.emplace_back(v, ct);
+  }
+  std::atomic<std::size_t> next_decrypt{0};
+  std::ofstream ciphertexts;
+  if (!ciphertexts_out.empty()) ciphertexts.open(ciphertexts_out, std::ios::trunc);
+  std::map<std::uint32_t, std::uint64_t> per_version;                       // guarded by error_mu
+  std::map<std::size_t, std::pair<std::uint64_t, std::uint64_t>> timeline;  // guarded by error_mu
+  double error_max_us = 0;                                                  // guarded by error_mu
+
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> errors{0};
   std::vector<std::vector<double>> latencies(static_cast<std::size_t>(threads));
@@ -76,13 +107,21 @@ int main(int argc, char** argv) {
   std::string first_error;
   std::map<std::string, std::uint64_t> kinds;  // "http 503", "UNAVAILABLE", "wrong plaintext", ...
   std::mutex error_mu;
-  const auto record_error = [&](const std::string& kind, const std::string& detail) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto slot = [&](std::chrono::steady_clock::time_point t) {
+    return timeline_ms == 0
+               ? std::size_t{0}
+               : static_cast<std::size_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t - start).count() /
+                                          timeline_ms);
+  };
+  const auto record_error = [&](const std::string& kind, const std::string& detail, double us = 0) {
     ++errors;
     const std::lock_guard<std::mutex> lock(error_mu);
+    error_max_us = std::max(error_max_us, us);
+    if (timeline_ms != 0) ++timeline[slot(std::chrono::steady_clock::now())].second;
     ++kinds[kind];
     if (first_error.empty()) first_error = detail.substr(0, 300);
   };
-  const auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       qsapi::net::HttpClientOptions o;
@@ -100,15 +139,22 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         auto r = (*client)->Request(m, path, b, headers);
         const auto t1 = std::chrono::steady_clock::now();
+        const double us = std::chrono::duration<double, std::micro>(t1 - t0).count();
         if (!r.ok()) {
-          record_error(std::string(qsapi::ErrorCodeName(r.error().code())), r.error().ToString());
+          record_error(std::string(qsapi::ErrorCodeName(r.error().code())), r.error().ToString(), us);
+          // No connection (a node down): wait a little before the next attempt instead of spinning.
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
           return std::nullopt;
         }
         if (r->status != 200) {
-          record_error("http " + std::to_string(r->status), r->body);
+          record_error("http " + std::to_string(r->status), r->body, us);
           return std::nullopt;
         }
-        lat.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        lat.push_back(us);
+        if (timeline_ms != 0) {
+          const std::lock_guard<std::mutex> lock(error_mu);
+          ++timeline[slot(t1)].first;
+        }
         return std::move(r->body);
       };
       const auto field = [](const std::string& json, const std::string& name) {
@@ -118,8 +164,34 @@ int main(int argc, char** argv) {
         const std::size_t b = json.find('"', a + k.size());
         return json.substr(a + k.size(), b - a - k.size());
       };
+      const auto number = [](const std::string& json, const std::string& name) -> std::uint32_t {
+        const std::string k = "\"" + name + "\":";
+        const std::size_t a = json.find(k);
+        return a == std::string::npos
+                   ? 0
+                   : static_cast<std::uint32_t>(std::strtoul(json.c_str() + a + k.size(), nullptr, 10));
+      };
       const std::string plaintext = field(body, "plaintext");
       while (!stop.load(std::memory_order_relaxed)) {
+        if (mode == "decrypt") {
+          const std::size_t i = next_decrypt++;
+          if (i >= to_decrypt.size()) break;
+          const auto& [version, ct] = to_decrypt[i];
+          auto d = call("POST", "/v1/decrypt/" + key, "{\"ciphertext\":\"" + ct + "\"}");
+          if (d && (field(*d, "plaintext") != plaintext || number(*d, "version") != version)) {
+            record_error("wrong plaintext or version", *d);
+          }
+          continue;
+        }
+        if (mode == "encrypt") {
+          auto e = call(method, target, body);
+          if (!e) continue;
+          const std::uint32_t version = number(*e, "version");
+          const std::lock_guard<std::mutex> lock(error_mu);
+          ++per_version[version];
+          if (ciphertexts.is_open()) ciphertexts << version << " " << field(*e, "ciphertext") << "\n";
+          continue;
+        }
         if (mode != "mixed") {
           (void)call(method, target, mode == "encrypt" ? body : "");
           if (mode == "handshake") (*client)->Close();
@@ -137,9 +209,16 @@ int main(int argc, char** argv) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& w : workers) w.join();
+  if (mode == "decrypt") {
+    for (auto& w : workers) w.join();  // done when the list is
+  } else {
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+  }
+  for (auto& w : workers) {
+    if (w.joinable()) w.join();
+  }
+  if (ciphertexts.is_open()) ciphertexts.close();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<double> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
@@ -150,12 +229,23 @@ int main(int argc, char** argv) {
   };
   std::string by_kind;
   for (const auto& [k, n] : kinds) by_kind += (by_kind.empty() ? "\"" : ",\"") + k + "\":" + std::to_string(n);
+  std::ostringstream versions, intervals;
+  for (const auto& [v, n] : per_version) versions << (versions.tellp() == 0 ? "\"" : ",\"") << v << "\":" << n;
+  if (!timeline.empty()) {
+    for (std::size_t i = 0; i <= timeline.rbegin()->first; ++i) {
+      const auto it = timeline.find(i);
+      intervals << (i == 0 ? "" : ",") << "[" << (it == timeline.end() ? 0 : it->second.first) << ","
+                << (it == timeline.end() ? 0 : it->second.second) << "]";
+    }
+  }
   std::printf(
       "{\"mode\":\"%s\",\"threads\":%d,\"payload_bytes\":%zu,\"requests\":%zu,\"errors\":%llu,"
-      "\"errors_by_kind\":{%s},\"seconds\":%.2f,\"requests_per_second\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
+      "\"errors_by_kind\":{%s},\"seconds\":%.2f,\"requests_per_second\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+      "\"error_max_us\":%.1f,\"per_version\":{%s},\"timeline_ms\":%d,\"timeline\":[%s]}\n",
       mode.c_str(), threads, mode == "livez" || mode == "handshake" ? std::size_t{0} : payload, all.size(),
       static_cast<unsigned long long>(errors.load()), by_kind.c_str(), elapsed,
-      static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99));
+      static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99), error_max_us, versions.str().c_str(),
+      timeline_ms, intervals.str().c_str());
   if (!first_error.empty()) std::fprintf(stderr, "qsapid_load: first error: %s\n", first_error.c_str());
   return all.empty() ? 1 : 0;
 }

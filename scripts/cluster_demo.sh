@@ -21,6 +21,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/qsapid_url.sh"
+source "$here/lib/cluster.sh"
 bin="$here/../build/release/programs"
 keep=0
 migrate=0
@@ -34,40 +35,29 @@ while [[ $# -gt 0 ]]; do
 done
 qsapid="$bin/qsapid"
 qsapi="$bin/qsapi"
-pgbin=/usr/lib/postgresql/15/bin
 for tool in "$qsapid" "$qsapi" "$pgbin/initdb" /usr/sbin/haproxy; do
   [[ -x $tool ]] || { echo "cluster demo: $tool is missing (./scripts/setup.sh, then build)" >&2; exit 1; }
 done
 
 dir=$(mktemp -d /tmp/qsapi-cluster.XXXXXX)
 declare -A pid=()
-pg_pid=""
 cleanup() {
   for n in "${!pid[@]}"; do kill -KILL "${pid[$n]}" 2>/dev/null || true; done
-  if [[ -f $dir/pg/data/postmaster.pid ]]; then
-    kill -INT "$(head -1 "$dir/pg/data/postmaster.pid")" 2>/dev/null || true
-    for _ in $(seq 1 100); do [[ -f $dir/pg/data/postmaster.pid ]] || break; sleep 0.1; done
-  fi
+  pg_kill_all
   if [[ $keep == 1 ]]; then echo "cluster demo: kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 fail() {
   echo "cluster demo: FAIL: $*" >&2
-  for f in "$dir"/n*.out "$dir"/haproxy.out; do [[ -f $f ]] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
+  for f in "$dir"/n*.out "$dir"/haproxy.cfg.out; do [[ -f $f ]] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
   exit 1
 }
 step() { echo "cluster demo: $*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- PostgreSQL: a server of our own, listening on a unix socket in $dir/pg only -------------
-mkdir -p "$dir/pg"
-as_pg=()
-if [[ $(id -u) == 0 ]]; then chown postgres: "$dir/pg"; chmod 755 "$dir"; as_pg=(runuser -u postgres --); fi
-"${as_pg[@]}" "$pgbin/initdb" -D "$dir/pg/data" -U qsapi -A trust --no-instructions >"$dir/initdb.log" 2>&1 \
-  || fail "initdb: $(tail -3 "$dir/initdb.log")"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/pg/data" -w -t 30 -l "$dir/pg/server.log" \
-  -o "-c listen_addresses='' -k $dir/pg -p 55433" start >/dev/null || fail "PostgreSQL did not start"
-"$pgbin/psql" -X -q -h "$dir/pg" -p 55433 -U qsapi -d postgres -c 'CREATE DATABASE qsapi' || fail "CREATE DATABASE"
+pg_init pg
+pg_start pg 55433
+psql_at pg 55433 'CREATE DATABASE qsapi' postgres || fail "CREATE DATABASE"
 conninfo="host=$dir/pg port=55433 dbname=qsapi user=qsapi"
 
 # --- the nodes' configurations ---------------------------------------------------------------
@@ -144,32 +134,9 @@ cmp -s "$dir/n1/ca/ca.pem" "$dir/n2/ca/ca.pem" && cmp -s "$dir/n1/ca/ca.pem" "$d
   || fail "the nodes do not share the deployment CA"
 
 # --- haproxy in front: TCP pass-through, round robin, health checks every 500 ms ------------
-front=$(free_port)
-cat >"$dir/haproxy.cfg" <<EOF
-global
-  maxconn 256
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  retries 3
-  option redispatch
-frontend qsapi
-  bind 127.0.0.1:$front
-  default_backend nodes
-backend nodes
-  balance roundrobin
-  server n1 127.0.0.1:${port[n1]} check inter 500 fall 1 rise 2
-  server n2 127.0.0.1:${port[n2]} check inter 500 fall 1 rise 2
-  server n3 127.0.0.1:${port[n3]} check inter 500 fall 1 rise 2
-EOF
-/usr/sbin/haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.out" 2>&1 &
-pid[haproxy]=$!
-for _ in $(seq 1 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$front") 2>/dev/null && break
-  sleep 0.1
-done
+haproxy_start "$dir/haproxy.cfg" "${port[n1]}" "${port[n2]}" "${port[n3]}"
+pid[haproxy]=$haproxy_pid
+front=$haproxy_front
 
 via_haproxy=(--server "https://127.0.0.1:$front" --data-dir "$dir/n1")
 node() { echo --server "https://127.0.0.1:${port[$1]}" --data-dir "$dir/n1"; }

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "common/internal/text.h"
+#include "server/config.h"
 #include "server/deployment_ca.h"
 
 namespace qsapi::cli {
@@ -22,6 +23,19 @@ struct IssueFlags {
   bool client = false, server = false, peer = false;
   int days = 365;
 };
+
+// Where the CA lives for these flags: the data directory (qsapid's configuration names it with
+// --config), and whether the CA is a cluster's (a PostgreSQL store: one record that every node
+// copies into its data directory, DeploymentCa::OpenShared).
+struct CaPlace {
+  std::string dir;
+  bool shared = false;
+};
+Result<CaPlace> CaPlaceOf(const StoreFlags& f) {
+  if (f.config.empty()) return CaPlace{.dir = f.data_dir.empty() ? DefaultDataDir() : f.data_dir};
+  QSAPI_ASSIGN_OR_RETURN(server::Config c, server::LoadConfig(f.config));
+  return CaPlace{.dir = c.data_dir.string(), .shared = c.store.backend == keystore::StoreBackend::kPostgresql};
+}
 
 }  // namespace
 
@@ -39,9 +53,12 @@ void RegisterCaCommands(CLI::App& app) {
     if (!p.ok()) return Fail("ca init", p.error());
     auto ks = OpenStore(*store);
     if (!ks.ok()) return Fail("ca init", ks.error());
-    const std::string dir = store->data_dir.empty() ? DefaultDataDir() : store->data_dir;
+    auto place = CaPlaceOf(*store);
+    if (!place.ok()) return Fail("ca init", place.error());
+    const std::string& dir = place->dir;
     bool created = false;
-    auto c = server::DeploymentCa::OpenOrCreate(**ks, dir, *p, &created);
+    auto c = place->shared ? server::DeploymentCa::OpenShared(**ks, dir, *p, &created)
+                           : server::DeploymentCa::OpenOrCreate(**ks, dir, *p, &created);
     if (!c.ok()) return Fail("ca init", c.error());
     std::printf("%s %s (%s, valid until %s)\n", created ? "created the deployment CA" : "the deployment CA exists:",
                 server::DeploymentCa::CertificatePath(dir).c_str(),
@@ -66,8 +83,11 @@ void RegisterCaCommands(CLI::App& app) {
       return Fail("ca issue", "say what the certificate is for: --peer, --client or --server");
     auto ks = OpenStore(*store);
     if (!ks.ok()) return Fail("ca issue", ks.error());
-    const std::string dir = store->data_dir.empty() ? DefaultDataDir() : store->data_dir;
-    auto c = server::DeploymentCa::Open(**ks, dir);
+    auto place = CaPlaceOf(*store);
+    if (!place.ok()) return Fail("ca issue", place.error());
+    // A cluster's CA is the database's record (copied here first); one node's is its files.
+    auto c = place->shared ? server::DeploymentCa::OpenSharedExisting(**ks, place->dir)
+                           : server::DeploymentCa::Open(**ks, place->dir);
     if (!c.ok()) return Fail("ca issue", c.error());
     pki::KeyAlgorithm alg = c->algorithm();
     if (!f->algorithm.empty()) {
@@ -105,7 +125,9 @@ void RegisterCaCommands(CLI::App& app) {
   CLI::App* show = ca->add_subcommand("show", "Show the deployment CA certificate (PEM) and its validity");
   AddStoreFlags(show, *store);
   show->callback([store] {
-    const std::string dir = store->data_dir.empty() ? DefaultDataDir() : store->data_dir;
+    auto place = CaPlaceOf(*store);
+    if (!place.ok()) return Fail("ca show", place.error());
+    const std::string& dir = place->dir;
     auto cert = pki::ReadCertificatePem(server::DeploymentCa::CertificatePath(dir));
     if (!cert.ok()) return Fail("ca show", cert.error());
     auto pem = cert->ToPem();

@@ -107,8 +107,11 @@ void Call(const CallFlags& f) {
   auto reply = session->client->Request(f.method, f.path, body, session->headers);
   SecureZero(body.data(), body.size());
   if (!reply.ok()) return Fail("call", reply.error());
-  if (f.show_status)
+  if (f.show_status) {
     std::fprintf(stderr, "HTTP %u (TLS group %s)\n", reply->status, session->client->tls_group().c_str());
+    for (const auto& [name, value] : reply->qsapi_headers)
+      std::fprintf(stderr, "%s: %s\n", name.c_str(), value.c_str());
+  }
   std::fwrite(reply->body.data(), 1, reply->body.size(), stdout);
   if (!reply->body.empty() && reply->body.back() != '\n') std::fputc('\n', stdout);
   SecureZero(reply->body.data(), reply->body.size());
@@ -130,7 +133,7 @@ void RegisterRemoteCommands(CLI::App& app) {
   call->add_option("path", f->path, "Request path, e.g. /v1/health")->required();
   call->add_option("--data", f->data, "JSON request body");
   call->add_option("--data-file", f->data_file, "File holding the JSON request body");
-  call->add_flag("--status", f->show_status, "Print the HTTP status and TLS group to stderr");
+  call->add_flag("--status", f->show_status, "Print the HTTP status, the TLS group and the QSAPI-* headers to stderr");
   AddRemoteFlags(call, f->remote);
   call->callback([f] { Call(*f); });
 }

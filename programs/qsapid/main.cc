@@ -3,6 +3,7 @@
 //   qsapid [--data-dir DIR] [--listen HOST:PORT]   the embedded default under DIR
 //   qsapid --config FILE                           a configured deployment
 //   qsapid --check-config FILE                     validate FILE and exit (0 when valid)
+//   --log-level debug|info|warning|error            the lowest level of log line written (info)
 //
 // The process is hardened first (no core dumps, no ptrace attach), the crypto self-test must pass,
 // then the service starts (service/server/service.h) and runs until SIGTERM or SIGINT, which drain the
@@ -17,6 +18,7 @@
 
 #include "common/internal/text.h"
 #include "qsapi/crypto/self_test.h"
+#include "qsapi/log.h"
 #include "qsapi/process.h"
 #include "qsapi/version.h"
 #include "server/config.h"
@@ -53,12 +55,21 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML configuration file (docs/OPERATIONS.md)");
   app.add_option("--check-config", check_config, "Validate a configuration file and exit");
   app.add_option("--listen", listen, "HOST:PORT to listen on (overrides the configuration; port 0: any free port)");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level,
+                 "Lowest level of log line written: debug (adds the keystore's operation leases), info, warning, "
+                 "error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   bool accept_broken_audit_log = false;
   app.add_flag("--accept-broken-audit-log", accept_broken_audit_log,
                "Start although the audit trail fails verification: it is moved aside and a new chain begins "
                "with a line that records this (docs/OPERATIONS.md)");
   CLI11_PARSE(app, argc, argv);
 
+  qsapi::SetMinLogLevel(log_level == "debug"     ? qsapi::LogLevel::kDebug
+                        : log_level == "warning" ? qsapi::LogLevel::kWarning
+                        : log_level == "error"   ? qsapi::LogLevel::kError
+                                                 : qsapi::LogLevel::kInfo);
   if (show_version) {
     std::printf("%s\n", qsapi::VersionBanner("qsapid").c_str());
     return EXIT_SUCCESS;

@@ -206,6 +206,17 @@ Result<DeploymentCa> DeploymentCa::OpenShared(keystore::Keystore& keystore, cons
   return Open(keystore, data_dir);
 }
 
+Result<DeploymentCa> DeploymentCa::OpenSharedExisting(keystore::Keystore& keystore, const fs::path& data_dir) {
+  QSAPI_ASSIGN_OR_RETURN(std::optional<keystore::Record> record, FindCaRecord(keystore));
+  if (!record) {
+    return NotFound(
+        "the cluster's database holds no deployment CA yet (start a node once, or run qsapi ca init "
+        "--config)");
+  }
+  QSAPI_RETURN_IF_ERROR(InstallCa(*record, data_dir));
+  return Open(keystore, data_dir);
+}
+
 Result<std::optional<keystore::RecordToAdd>> DeploymentCa::LocalRecord(const fs::path& data_dir) {
   if (!fs::exists(CertificatePath(data_dir)) && !fs::exists(KeyPath(data_dir))) {
     return std::optional<keystore::RecordToAdd>();

@@ -84,6 +84,9 @@ class DeploymentCa {
   // uses the winner's. kDataLoss for a record that is not a CA.
   static Result<DeploymentCa> OpenShared(keystore::Keystore& keystore, const std::filesystem::path& data_dir,
                                          const TlsProfile& profile, bool* created = nullptr);
+  // OpenSharedExisting is OpenShared that never makes one: NOT_FOUND when the database holds no CA
+  // (`qsapi ca issue --config` on a cluster node).
+  static Result<DeploymentCa> OpenSharedExisting(keystore::Keystore& keystore, const std::filesystem::path& data_dir);
 
   [[nodiscard]] const pki::Certificate& certificate() const noexcept { return certificate_; }
   [[nodiscard]] pki::KeyAlgorithm algorithm() const noexcept { return key_->algorithm(); }

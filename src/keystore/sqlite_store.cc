@@ -20,6 +20,7 @@
 #include <mutex>
 #include <sqlite3.h>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/internal/text.h"
@@ -34,7 +35,11 @@ void FaultPoint(const char* point) {
 #ifdef QSAPI_FAULT_INJECTION
   // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, test builds only
   static const char* wanted = std::getenv("QSAPI_FAULT_POINT");
-  if (wanted != nullptr && std::strcmp(wanted, point) == 0) ::raise(SIGKILL);
+  if (wanted == nullptr) return;
+  const std::string_view w(wanted);
+  if (w == point) ::raise(SIGKILL);
+  // "<point>:stop" freezes the process there instead (SIGSTOP, for as long as the test wants).
+  if (w.ends_with(":stop") && w.substr(0, w.size() - 5) == point) ::raise(SIGSTOP);
 #else
   (void)point;
 #endif

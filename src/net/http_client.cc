@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <cstring>
@@ -416,6 +417,12 @@ class HttpClient::Impl {
     HttpReply reply;
     reply.status = parser.get().result_int();
     reply.content_type = std::string(parser.get()[bhttp::field::content_type]);
+    for (const auto& field : parser.get()) {
+      const boost::beast::string_view name = field.name_string();
+      if (name.size() > 6 && boost::beast::iequals(name.substr(0, 6), "qsapi-")) {
+        reply.qsapi_headers.emplace_back(std::string(name), std::string(field.value()));
+      }
+    }
     reply.body = std::move(parser.get().body());
     const bool keep = parser.get().keep_alive() && o_.keep_alive;
     WipeBuffer(buffer);

@@ -194,21 +194,33 @@ TEST_F(KeystoreTest, UsageBasedRotationNeverExceedsTheLimitAndSurvivesRestart) {
   }
   EXPECT_EQ(versions, (std::vector<std::uint32_t>{1, 1, 1, 2, 2, 2, 3}));
   for (const Bytes& ct : cts) QSAPI_EXPECT_OK(ks_->Decrypt("small", ct));
-  // A restart counts every leased operation as used: version 3 (one op used, three leased) is spent.
+  // A restart counts every leased operation as used. Under a limit of 3 each lease is one
+  // operation (LeaseBlockFor: a sixteenth of the limit, at least 1), so nothing leased was unused:
+  // version 3 goes on. Under a limit of 32 a lease is 2 operations: one used, one lost.
+  QSAPI_ASSERT_OK(ks_->Create("mid", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = 32}));
+  QSAPI_ASSERT_OK(ks_->Encrypt("mid", AsBytes("m")));
   Reopen();
   auto ct = ks_->Encrypt("small", AsBytes("m"));
   QSAPI_ASSERT_OK(ct);
-  EXPECT_EQ(ParseHeader(*ct)->version, 4U);
+  EXPECT_EQ(ParseHeader(*ct)->version, 3U);
+  int mid_v1 = 1;
+  for (int i = 0; i < 31; ++i) {
+    auto m = ks_->Encrypt("mid", AsBytes("m"));
+    QSAPI_ASSERT_OK(m);
+    if (ParseHeader(*m)->version == 1) ++mid_v1;
+  }
+  EXPECT_EQ(mid_v1, 31) << "the unused half of the block leased before the restart is lost, never reused";
   auto audit = ks_->Audit(100);
   QSAPI_ASSERT_OK(audit);
   int policy_rotations = 0;
   for (const auto& e : *audit) {
     if (e.action == "rotate" && e.actor == "policy") {
       ++policy_rotations;
-      EXPECT_THAT(e.detail, HasSubstr("reached its limit of 3 operations"));
+      EXPECT_THAT(e.detail, HasSubstr(e.key_name == "small" ? "reached its limit of 3 operations"
+                                                            : "reached its limit of 32 operations"));
     }
   }
-  EXPECT_EQ(policy_rotations, 3);
+  EXPECT_EQ(policy_rotations, 3);  // small: 1 to 2, 2 to 3; mid: 1 to 2
   EXPECT_FALSE(ks_->Create("big", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = (1ULL << 32) + 1}).ok())
       << "AES-GCM with random nonces may not exceed 2^32 invocations";
   EXPECT_FALSE(ks_->Create("sig", Type("ML-DSA-65"), KeyPolicy{.max_operations_per_version = 5}).ok());

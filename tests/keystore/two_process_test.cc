@@ -83,10 +83,10 @@ class KeystoreTwoProcessTest : public KeystoreFixture {
 // of version 1 when the child starts; the child is granted the second block and spends it; then
 // this process spends its first block and asks for another. Under "UPDATE ... SET ops_leased = X
 // WHERE ops_leased < X" that ask changed no row, was taken as granted, and this process used the
-// child's block again: 3072 operations under a limit of 2048. With one atomic grant it is refused,
-// and the key rotates.
+// child's block again: more operations than the limit. With one atomic grant it is refused, and
+// the key rotates.
 TEST_F(KeystoreTwoProcessTest, TwoProcessesNeverShareAnOperationBlock) {
-  constexpr int kLimit = 2048;  // two blocks of 1024
+  constexpr int kLimit = 2048;  // blocks of 128 (LeaseBlockFor)
   QSAPI_ASSERT_OK(ks_->Create("shared", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = kLimit}));
   std::map<std::uint32_t, int> total = Encrypt(*ks_, "shared", 1);
   for (const auto& [v, n] : RunChild(1024)) total[v] += n;
@@ -102,7 +102,7 @@ TEST_F(KeystoreTwoProcessTest, TwoProcessesNeverShareAnOperationBlock) {
 // Both processes at once, each with its own blocks: the total under each version stays within the
 // limit whatever the interleaving.
 TEST_F(KeystoreTwoProcessTest, ConcurrentProcessesStayWithinTheLimit) {
-  constexpr int kLimit = 3000;  // two whole blocks and a partial one
+  constexpr int kLimit = 3000;  // blocks of 187 (LeaseBlockFor), the last one partial
   QSAPI_ASSERT_OK(ks_->Create("shared", Type("AES-256-GCM"), KeyPolicy{.max_operations_per_version = kLimit}));
   std::map<std::uint32_t, int> child;
   std::thread other([&] { child = RunChild(4000); });

@@ -210,7 +210,8 @@ class MetadataStore {
 Result<std::unique_ptr<MetadataStore>> OpenSqliteStore(const std::filesystem::path& path);
 
 // FaultPoint kills the process with SIGKILL when the environment variable QSAPI_FAULT_POINT names
-// `point` (builds with QSAPI_FAULT_INJECTION only; a no-op otherwise). For crash-safety tests.
+// `point`, and freezes it with SIGSTOP when it is "<point>:stop" (builds with QSAPI_FAULT_INJECTION
+// only; a no-op otherwise). For crash-safety and cluster fault tests.
 void FaultPoint(const char* point);
 
 }  // namespace qsapi::keystore::internal

@@ -88,6 +88,7 @@ Result<std::vector<std::string>> Rotation::RotateDue(const std::vector<KeyRow>& 
   std::vector<std::string> rotated;
   for (const KeyRow& r : rows) {
     if (!Due(r, now)) continue;
+    FaultPoint("keystore.sweep.before_rotate");  // the sweep's lock is held here
     Result<KeyRow> done = Rotate(r, "time-based: the rotation period elapsed", "policy", now);
     if (!done.ok()) {
       // Rotated by another process since the rows were read (on use, or a sweep that lost its

@@ -24,8 +24,11 @@
 
 namespace qsapi::keystore::internal {
 
-// How many operations one lease writes ahead.
+// How many operations one lease writes ahead: kLeaseBlock, or a sixteenth of a smaller limit (at
+// least 1), so that under a small limit the nodes of a cluster share each version instead of one
+// of them leasing it whole and the others finding every new version spent before they reach it.
 inline constexpr std::uint64_t kLeaseBlock = 1024;
+std::uint64_t LeaseBlockFor(std::uint64_t max);
 
 // The operation limits of a type (0: unlimited, for KEM and signature keys). DefaultMaxOps is the
 // limit of a policy that sets none (AES-256-GCM with random nonces: 2^31, half the SP 800-38D

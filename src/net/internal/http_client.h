@@ -109,6 +109,9 @@ struct HttpReply {
   unsigned status = 0;
   std::string content_type;
   std::string body;  // the caller wipes it when it is secret
+  // The answer's headers whose names start with "QSAPI-" (case as sent), e.g. the holder of a
+  // peer session that another node holds (421).
+  std::vector<std::pair<std::string, std::string>> qsapi_headers;
 };
 
 class HttpClient {
