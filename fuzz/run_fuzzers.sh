@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# fuzz/run_fuzzers.sh [SECONDS] [TARGET...]: build the `fuzz` preset (clang, libFuzzer + ASan +
-# UBSan) and run each fuzz target (all of them by default) for SECONDS (default 60) on a scratch
-# copy of its checked-in corpus, one after the other.
+# fuzz/run_fuzzers.sh [--preset P] [SECONDS] [TARGET...]: build the fuzz targets of preset P
+# (default `fuzz`: clang, libFuzzer + ASan + UBSan; `asan` builds them too, which CI uses so that
+# its ASan job's libraries serve both) and run each target (all of them by default) for SECONDS
+# (default 60) on a scratch copy of its checked-in corpus, one after the other.
 #
 # Prints one table row per target: seconds run, executions, corpus entries at the start and at the
 # end (after libFuzzer added the inputs that reached new coverage), coverage (edges) and crashes.
@@ -10,16 +11,24 @@
 # the input to fuzz/corpus/<target>/ so that ctest (fuzz.<target>) replays it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+preset=fuzz
+if [ "${1:-}" = --preset ]; then
+  preset=${2:?--preset needs a value}
+  shift 2
+fi
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 ./scripts/setup.sh >/dev/null
-cmake --preset fuzz >/dev/null
+cmake --preset "$preset" >/dev/null
+build=build/$preset
+[ -f "$build/fuzz/targets.txt" ] && grep -q '^QSAPI_BUILD_FUZZERS:BOOL=ON' "$build/CMakeCache.txt" \
+  || { echo "run_fuzzers: preset $preset does not build the fuzz targets (QSAPI_BUILD_FUZZERS)" >&2; exit 2; }
 if [ $# -gt 0 ]; then
   targets="$*"
 else
-  targets=$(cat build/fuzz/fuzz/targets.txt)
+  targets=$(cat "$build/fuzz/targets.txt")
 fi
-cmake --build --preset fuzz $(for t in $targets; do printf -- '--target %s_fuzzer ' "$t"; done)
+cmake --build --preset "$preset" $(for t in $targets; do printf -- '--target %s_fuzzer ' "$t"; done)
 
 status=0
 rows=()
@@ -31,7 +40,7 @@ for t in $targets; do
   log="$work/fuzz.log"
   dict=()
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="$PWD/fuzz/dict/$t.dict")
-  if (cd "$work" && "$OLDPWD/build/fuzz/fuzz/${t}_fuzzer" "$work/corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=8192 \
+  if (cd "$work" && "$OLDPWD/$build/fuzz/${t}_fuzzer" "$work/corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=8192 \
         -timeout=25 -rss_limit_mb=4096 -artifact_prefix="$work/" -print_final_stats=1 >"$log" 2>&1); then
     result=ok
   else

@@ -344,7 +344,7 @@ Result<KeyInfo> Keystore::Create(std::string_view name, const KeyType& type, con
   row.name = std::string(name);
   QSAPI_RETURN_IF_ERROR(crypto::RandomFill(row.id));
   row.type = KeyTypeName(type);
-  row.created = row.rotated = internal::UnixNow();
+  row.created = row.rotated = impl_->store->Now();
   row.current_version = 1;
   row.auto_rotate_seconds = policy.auto_rotate_period.count();
   row.max_operations = policy.max_operations_per_version;

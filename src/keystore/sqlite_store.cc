@@ -45,6 +45,19 @@ void FaultPoint(const char* point) {
 #endif
 }
 
+std::int64_t FaultClockSkew() {
+#ifdef QSAPI_FAULT_INJECTION
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, test builds only
+  static const std::int64_t skew = [] {
+    const char* s = std::getenv("QSAPI_FAULT_CLOCK_SKEW_SECONDS");
+    return s == nullptr ? std::int64_t{0} : std::strtoll(s, nullptr, 10);
+  }();
+  return skew;
+#else
+  return 0;
+#endif
+}
+
 namespace {
 
 constexpr int kSchemaVersion = 1;

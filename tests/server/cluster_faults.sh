@@ -22,6 +22,8 @@
 #                   new version, not two, when the frozen node wakes
 #   session-elsewhere  a peer session held by n1, asked for on n2: 421 naming n1 (message and
 #                   QSAPI-Session-Node / -Url headers); 404 once closed, or once n1 restarted after a crash
+#   clock-skew      nodes whose clocks are an hour off: periods judged, and rows stamped, by the
+#                   database's clock
 #   bad-start       a node started on a wrong connection string, a wrong password, another
 #                   cluster's database, a schema newer than the binary, another KEK: each refused
 #                   with a clear error, the database unchanged
@@ -507,6 +509,26 @@ EOF
     call n2 GET "/v1/sessions/$id" "" --status >/dev/null 2>"$dir/restarted.err" || true
     grep -q '^HTTP 404' "$dir/restarted.err" || fail "n2 after n1 restarted: $(cat "$dir/restarted.err")"
     say "closed on its holder, or its holder restarted after a crash: 404 on the other node"
+    ;;
+
+  clock-skew)
+    cluster 3
+    start n1
+    start n2 QSAPI_FAULT_CLOCK_SKEW_SECONDS=-3600
+    start n3 QSAPI_FAULT_CLOCK_SKEW_SECONDS=3600
+    say "n2's clock an hour behind, n3's an hour ahead (fault builds: QSAPI_FAULT_CLOCK_SKEW_SECONDS)"
+    version() { sed -n 's/.*"version":\([0-9]*\).*/\1/p'; }
+    make_key k '"auto_rotate_seconds":4'
+    [[ $(call n3 POST /v1/encrypt/k '{"plaintext":"aGk="}' | version) == 1 ]] \
+      || fail "n3 (an hour ahead) rotated a key whose period has not ended by the database's clock"
+    call n3 POST /v1/keys '{"name":"k3","type":"AES-256-GCM"}' >/dev/null || fail "create k3 on n3"
+    skew=$(psql_at pg "$pgport" "SELECT abs(created - floor(extract(epoch FROM now()))) FROM keys WHERE name = 'k3'")
+    [[ $skew -le 5 ]] || fail "a key made on n3 carries n3's clock ($skew s off the database's)"
+    sleep 5
+    [[ $(call n2 POST /v1/encrypt/k '{"plaintext":"aGk="}' | version) == 2 ]] \
+      || fail "n2 (an hour behind) did not rotate a key whose period ended by the database's clock"
+    [[ $(call n3 POST /v1/encrypt/k '{"plaintext":"aGk="}' | version) == 2 ]] || fail "n3 did not use version 2"
+    say "on use, periods are judged by the database's clock: no early rotation an hour ahead, none missed an hour behind; rows carry the database's time"
     ;;
 
   *) echo "cluster faults: unknown fault $fault" >&2; exit 2 ;;

@@ -38,7 +38,7 @@ Status CheckTrailName(std::string_view name) {
 
 AuditRow AuditTrails::Entry(std::string action, const std::string& key, std::uint32_t version, std::string detail,
                             const std::string& actor) const {
-  return AuditRow{.at = UnixNow(),
+  return AuditRow{.at = store_.Now(),
                   .actor = actor.empty() ? actor_ : actor,
                   .action = std::move(action),
                   .key_name = key,

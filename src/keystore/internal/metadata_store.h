@@ -22,9 +22,16 @@
 
 namespace qsapi::keystore::internal {
 
-// UnixNow is the time as the rows hold it: unix seconds.
+// FaultClockSkew is QSAPI_FAULT_CLOCK_SKEW_SECONDS in builds with QSAPI_FAULT_INJECTION (a node
+// whose clock is off, for the cluster fault tests), 0 otherwise.
+std::int64_t FaultClockSkew();
+
+// UnixNow is this machine's time as the rows hold it: unix seconds. Rows take the store's clock
+// (MetadataStore::Now), which is the database's for a shared store.
 inline std::int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+             .count() +
+         FaultClockSkew();
 }
 
 // VersionKey names one version of one key: the key id and the version number.
@@ -141,6 +148,12 @@ class MetadataStore {
   // ChangeCounter changes whenever the stored metadata may have changed, by this handle or by any
   // other process; callers cache rows and drop them when it moves.
   virtual Result<std::uint64_t> ChangeCounter() = 0;
+  // Now is the store's clock, in unix seconds: what every row's time (created, rotated, an audit
+  // entry's `at`) is written in and what rotation periods are judged by. A database shared by
+  // several nodes is the one clock they agree on: PostgreSQL's, from the offset to this machine's
+  // clock that every ChangeCounter (one per operation) and DatabaseNow answer refreshes. SQLite:
+  // this machine's clock.
+  virtual std::int64_t Now() { return UnixNow(); }
   // ReadAudit returns the newest `max` entries, oldest first.
   virtual Result<std::vector<AuditEntry>> ReadAudit(std::size_t max) = 0;
   // VerifyAuditChain recomputes the chain (SHA-256 before the audit key's first_seq, HMAC from

@@ -27,14 +27,14 @@ Result<VersionRow> Rotation::NewVersion(const KeyId& id, std::uint32_t version, 
   return VersionRow{.key_id = id,
                     .version = version,
                     .state = std::string(VersionStateName(VersionState::kActive)),
-                    .created = UnixNow(),
+                    .created = store_.Now(),
                     .ops_leased = 0,
                     .public_key = std::move(m.public_key),
                     .wrapped = std::move(wrapped)};
 }
 
 Result<KeyRow> Rotation::Rotate(const KeyRow& row, const std::string& why, const std::string& actor, std::int64_t at) {
-  const std::int64_t when = at != 0 ? at : UnixNow();
+  const std::int64_t when = at != 0 ? at : store_.Now();
   QSAPI_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(row));
   if (row.current_version == UINT32_MAX) {
     return FailedPrecondition("key \"" + row.name + "\" has used every version number; create a new key");
@@ -53,11 +53,11 @@ Result<KeyRow> Rotation::Rotate(const KeyRow& row, const std::string& why, const
 }
 
 bool Rotation::Due(const KeyRow& row, std::int64_t now) {
-  return row.auto_rotate_seconds > 0 && (now != 0 ? now : UnixNow()) - row.rotated >= row.auto_rotate_seconds;
+  return row.auto_rotate_seconds > 0 && now - row.rotated >= row.auto_rotate_seconds;
 }
 
 Result<KeyRow> Rotation::ReserveOperation(KeyRow row, const KeyType& type) {
-  if (Due(row)) {
+  if (Due(row, store_.Now())) {  // the store's clock: the one every node of a cluster agrees on
     QSAPI_ASSIGN_OR_RETURN(row, Rotate(row, "time-based: the rotation period elapsed", "policy"));
   }
   const std::uint64_t max = EffectiveMaxOps(row, type);

@@ -47,7 +47,7 @@ class Rotation {
 
   // Due says whether `row`'s time-based rotation period has elapsed at `now` (unix seconds; 0:
   // this host's clock).
-  [[nodiscard]] static bool Due(const KeyRow& row, std::int64_t now = 0);
+  [[nodiscard]] static bool Due(const KeyRow& row, std::int64_t now);
 
   // ReserveOperation counts one operation on the current version of `row` (of type `type`),
   // rotating first when the period has elapsed or the version's budget is spent. Returns the row
