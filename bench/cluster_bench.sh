@@ -13,6 +13,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/qsapid_url.sh"
+source "$root/scripts/lib/release_build.sh"
 source "$root/scripts/lib/cluster.sh"
 cd "$root"
 seconds=10 threads=4 build=1
@@ -24,18 +25,17 @@ while [[ $# -gt 0 ]]; do
     *) echo "cluster_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [[ $build == 1 ]]; then
-  ./scripts/setup.sh >/dev/null
-  cmake --preset release >/dev/null
-  cmake --build --preset release -j "$(nproc)" --target qsapid qsapi_cli qsapid_load >/dev/null
-fi
+[[ $build == 0 ]] || release_build qsapid qsapi_cli qsapid_load
 bin=$root/build/release
 qsapid=$bin/programs/qsapid qsapi=$bin/programs/qsapi load=$bin/bench/qsapid_load
 
 dir=$(mktemp -d /tmp/qsapi-cluster-bench.XXXXXX)
 declare -A pid=() port=()
 cleanup() {
-  for n in "${!pid[@]}"; do kill -KILL "${pid[$n]}" 2>/dev/null || true; done
+  for n in "${!pid[@]}"; do
+    kill -KILL "${pid[$n]}" 2>/dev/null || true
+    wait "${pid[$n]}" 2>/dev/null || true
+  done
   pg_kill_all
   rm -rf "$dir"
 }

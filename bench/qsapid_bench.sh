@@ -8,6 +8,7 @@
 # Usage: bench/qsapid_bench.sh [--seconds N] [--threads N] [--no-build]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/qsapid_url.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/release_build.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds=10 threads=2 build=1
@@ -19,11 +20,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "qsapid_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [[ $build == 1 ]]; then
-  ./scripts/setup.sh >/dev/null
-  cmake --preset release >/dev/null
-  cmake --build --preset release -j "$(nproc)" --target qsapid qsapi_cli qsapid_load >/dev/null
-fi
+[[ $build == 0 ]] || release_build qsapid qsapi_cli qsapid_load
 bin=$root/build/release
 openssl=$(sed -n 's/^OPENSSL_ROOT_DIR:PATH=//p' "$bin/CMakeCache.txt")/bin/openssl
 work=$(mktemp -d)

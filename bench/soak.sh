@@ -18,6 +18,7 @@
 # audit chain does not verify, or if qsapid does not stop cleanly.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/qsapid_url.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/release_build.sh"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds=120 clients=3 build=1 bin=$root/build/release
@@ -30,11 +31,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [[ $build == 1 ]]; then
-  ./scripts/setup.sh >/dev/null
-  cmake --preset release >/dev/null
-  cmake --build --preset release -j "$(nproc)" --target qsapid qsapi_cli qsapid_load >/dev/null
-fi
+[[ $build == 0 ]] || release_build qsapid qsapi_cli qsapid_load
 qsapid=$bin/programs/qsapid qsapi=$bin/programs/qsapi load=$bin/bench/qsapid_load
 work=$(mktemp -d)
 qpid=""

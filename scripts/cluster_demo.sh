@@ -42,7 +42,10 @@ done
 dir=$(mktemp -d /tmp/qsapi-cluster.XXXXXX)
 declare -A pid=()
 cleanup() {
-  for n in "${!pid[@]}"; do kill -KILL "${pid[$n]}" 2>/dev/null || true; done
+  for n in "${!pid[@]}"; do
+    kill -KILL "${pid[$n]}" 2>/dev/null || true
+    wait "${pid[$n]}" 2>/dev/null || true
+  done
   pg_kill_all
   if [[ $keep == 1 ]]; then echo "cluster demo: kept $dir"; else rm -rf "$dir"; fi
 }
@@ -64,17 +67,7 @@ conninfo="host=$dir/pg port=55433 dbname=qsapi user=qsapi"
 declare -A port=()
 for n in n1 n2 n3; do
   port[$n]=$(free_port)
-  cat >"$dir/$n.toml" <<EOF
-data_dir = "$dir/$n"
-[server]
-listen = "127.0.0.1:${port[$n]}"
-[rotation]
-sweep_interval_seconds = 5
-[store]
-backend = "postgresql"
-conninfo = "$conninfo"
-node = "$n"
-EOF
+  node_config "$n" "${port[$n]}" "$conninfo" 5
 done
 
 field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }

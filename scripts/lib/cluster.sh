@@ -8,6 +8,20 @@ pgbin=/usr/lib/postgresql/15/bin
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# node_config NAME PORT CONNINFO SWEEP_SECONDS [LINE...]: $dir/NAME.toml for a node on PostgreSQL
+# (data directory $dir/NAME, API on 127.0.0.1:PORT, node name NAME); each LINE is added to its
+# [store] table, which comes last.
+node_config() {
+  local name=$1 port=$2 conninfo=$3 sweep=$4
+  shift 4
+  {
+    printf 'data_dir = "%s"\n[server]\nlisten = "127.0.0.1:%s"\n' "$dir/$name" "$port"
+    printf '[rotation]\nsweep_interval_seconds = %s\n' "$sweep"
+    printf '[store]\nbackend = "postgresql"\nconninfo = "%s"\nnode = "%s"\n' "$conninfo" "$name"
+    [[ $# == 0 ]] || printf '%s\n' "$@"
+  } >"$dir/$name.toml"
+}
+
 # As root, the servers run as the postgres user (initdb refuses root).
 pg_as=()
 pg_prepare() {

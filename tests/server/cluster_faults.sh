@@ -44,6 +44,7 @@ cleanup() {
   for n in "${!pid[@]}"; do
     kill -KILL "${pid[$n]}" 2>/dev/null || true
     kill -CONT "${pid[$n]}" 2>/dev/null || true
+    wait "${pid[$n]}" 2>/dev/null || true
   done
   pg_kill_all
   if [[ -n ${QSAPI_KEEP_FAULTS_DIR:-} ]]; then echo "cluster faults: kept $dir"; else rm -rf "$dir"; fi
@@ -74,18 +75,7 @@ cluster() {
   for i in $(seq 1 "$count"); do
     n=n$i
     port[$n]=$(free_port)
-    cat >"$dir/$n.toml" <<EOF
-data_dir = "$dir/$n"
-[server]
-listen = "127.0.0.1:${port[$n]}"
-[rotation]
-sweep_interval_seconds = ${SWEEP_SECONDS:-60}
-[store]
-backend = "postgresql"
-conninfo = "$conninfo"
-node = "$n"
-connect_timeout_seconds = 2
-EOF
+    node_config "$n" "${port[$n]}" "$conninfo" "${SWEEP_SECONDS:-60}" "connect_timeout_seconds = 2"
   done
   "$qsapi" cluster init --config "$dir/n1.toml" >"$dir/init.out" 2>&1 || fail "cluster init: $(cat "$dir/init.out")"
   cluster_id=$(sed -n 's/^    cluster_id = "\([0-9a-f]*\)"$/\1/p' "$dir/init.out")
