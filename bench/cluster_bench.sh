@@ -47,17 +47,15 @@ pg_init pg
 pg_start pg "$pgport"
 psql_at pg "$pgport" 'CREATE DATABASE qsapi' postgres
 conninfo="host=$dir/pg port=$pgport dbname=qsapi user=qsapi"
-for n in s1 n1 n2 n3; do
-  port[$n]=$(free_port)
-  {
-    echo "data_dir = \"$dir/$n\""
-    printf '[server]\nlisten = "127.0.0.1:%s"\n' "${port[$n]}"
-    [[ $n == s1 ]] || printf '[store]\nbackend = "postgresql"\nconninfo = "%s"\nnode = "%s"\n' "$conninfo" "$n"
-  } >"$dir/$n.toml"
-done
+for n in s1 n1 n2 n3; do port[$n]=$(free_port); done
+printf 'data_dir = "%s"\n[server]\nlisten = "127.0.0.1:%s"\n' "$dir/s1" "${port[s1]}" >"$dir/s1.toml"
+for n in n1 n2 n3; do node_config "$n" "${port[$n]}" "$conninfo" 60; done
 "$qsapi" cluster init --config "$dir/n1.toml" >"$dir/init.out" 2>&1 || fail "cluster init: $(cat "$dir/init.out")"
+cluster_id=$(sed -n 's/^    cluster_id = "\([0-9a-f]*\)"$/\1/p' "$dir/init.out")
+for n in n1 n2 n3; do echo "cluster_id = \"$cluster_id\"" >>"$dir/$n.toml"; done
 for n in n2 n3; do
-  "$qsapi" cluster join --from "$dir/n1" --config "$dir/$n.toml" >/dev/null 2>&1 || fail "join $n"
+  "$qsapi" cluster join --from "$dir/n1" --config "$dir/$n.toml" >"$dir/join-$n.out" 2>&1 \
+    || fail "join $n: $(cat "$dir/join-$n.out")"
 done
 start() {
   "$qsapid" --config "$dir/$1.toml" --log-level debug >>"$dir/$1.out" 2>&1 &

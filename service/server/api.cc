@@ -466,7 +466,7 @@ void Api::Run(const std::shared_ptr<Flight>& f) {
   if (scheduler_ != nullptr && route.where == internal::Where::kWorker) {
     keystore::KeyType type;
     if (route.key == internal::KeyIn::kPath) {
-      if (Result<keystore::KeyInfo> info = keystore_->Get(fl.name); info.ok()) type = info->type;
+      if (Result<keystore::KeyType> t = keystore_->TypeOf(fl.name); t.ok()) type = *t;
     } else if (route.key == internal::KeyIn::kBody && r.body.contains("type") && r.body["type"].is_string()) {
       if (Result<keystore::KeyType> t = keystore::ParseKeyType(r.body["type"].get<std::string>()); t.ok()) type = *t;
     }

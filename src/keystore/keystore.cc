@@ -148,13 +148,14 @@ class Keystore::Impl {
   }
 
   // UsableVersion returns a version for decrypt / verify / decapsulate, or why it cannot be used.
-  // Takes mu.
+  // Every caller has just read `row` through the cache, which checked the change counter: the
+  // version is read as of that check (one counter read per operation). Takes mu.
   Result<VersionRow> UsableVersion(const KeyRow& row, std::uint32_t version) {
     if (version == 0) version = row.current_version;
     std::optional<VersionRow> v;
     {
       const std::lock_guard<std::mutex> lock(mu);
-      QSAPI_ASSIGN_OR_RETURN(v, rows.Version(row.id, version));
+      QSAPI_ASSIGN_OR_RETURN(v, rows.VersionAsOfCheck(row.id, version));
     }
     if (!v) return NotFound("key \"" + row.name + "\" has no version " + std::to_string(version));
     QSAPI_ASSIGN_OR_RETURN(VersionState st, ParseVersionState(v->state));
@@ -363,6 +364,12 @@ Result<KeyInfo> Keystore::Get(std::string_view name) {
   return impl_->Info(row);
 }
 
+Result<KeyType> Keystore::TypeOf(std::string_view name) {
+  const std::lock_guard<std::mutex> lock(impl_->mu);
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, impl_->rows.KeyUnchecked(name));
+  return internal::KeyTypeOf(row);
+}
+
 Result<std::vector<KeyInfo>> Keystore::List() {
   QSAPI_ASSIGN_OR_RETURN(std::vector<KeyRow> rows, impl_->store->ListKeys());
   const std::lock_guard<std::mutex> lock(impl_->mu);
@@ -560,7 +567,7 @@ Result<Bytes> Keystore::PublicKey(std::string_view name, std::uint32_t version) 
   std::optional<VersionRow> v;
   {
     const std::lock_guard<std::mutex> lock(impl_->mu);
-    QSAPI_ASSIGN_OR_RETURN(v, impl_->rows.Version(row.id, version));
+    QSAPI_ASSIGN_OR_RETURN(v, impl_->rows.VersionAsOfCheck(row.id, version));  // LockedRow checked
   }
   if (!v) return NotFound("key \"" + row.name + "\" has no version " + std::to_string(version));
   return v->public_key;

@@ -47,8 +47,8 @@ void FaultPoint(const char* point) {
 
 std::int64_t FaultClockSkew() {
 #ifdef QSAPI_FAULT_INJECTION
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, test builds only
   static const std::int64_t skew = [] {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, test builds only
     const char* s = std::getenv("QSAPI_FAULT_CLOCK_SKEW_SECONDS");
     return s == nullptr ? std::int64_t{0} : std::strtoll(s, nullptr, 10);
   }();

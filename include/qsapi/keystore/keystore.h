@@ -333,6 +333,11 @@ class Keystore {
   // operation limit above the AEAD bound, a negative period).
   Result<KeyInfo> Create(std::string_view name, const KeyType& type, const KeyPolicy& policy = {});
   Result<KeyInfo> Get(std::string_view name);
+  // TypeOf is a key's type, from the row cache when it holds the key (no database read): a key's
+  // type never changes, but a name destroyed and made again with another type may be answered with
+  // the old one until the next operation on it. For estimates (qsapid prices each request by it),
+  // never for a check; kNotFound for an unknown name.
+  Result<KeyType> TypeOf(std::string_view name);
   Result<std::vector<KeyInfo>> List();
   // Rotate: kFailedPrecondition when the key has used every version number.
   Result<KeyInfo> Rotate(std::string_view name);

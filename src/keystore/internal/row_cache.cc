@@ -63,8 +63,14 @@ Result<std::optional<KeyRow>> RowCache::KeyById(const KeyId& id) {
   return row;
 }
 
-Result<std::optional<VersionRow>> RowCache::Version(const KeyId& id, std::uint32_t version) {
-  QSAPI_RETURN_IF_ERROR(Fresh());
+Result<KeyRow> RowCache::KeyUnchecked(std::string_view name) {
+  if (auto it = keys_.find(name); it != keys_.end()) return it->second;
+  QSAPI_ASSIGN_OR_RETURN(KeyRow row, ReadKeyRow(store_, name));
+  keys_[row.name] = row;  // read now: at least as fresh as the last check
+  return row;
+}
+
+Result<std::optional<VersionRow>> RowCache::VersionAsOfCheck(const KeyId& id, std::uint32_t version) {
   if (auto it = versions_.find({id, version}); it != versions_.end()) return std::optional<VersionRow>(it->second);
   QSAPI_ASSIGN_OR_RETURN(std::optional<VersionRow> v, store_.GetVersion(id, version));
   if (v) versions_[{id, version}] = *v;

@@ -42,8 +42,15 @@ class RowCache {
   Result<KeyRow> Key(std::string_view name);
   // KeyById finds the key a ciphertext or signature header names (nullopt: no such key).
   Result<std::optional<KeyRow>> KeyById(const KeyId& id);
-  // Version returns one version's row (nullopt: the key has no such version).
-  Result<std::optional<VersionRow>> Version(const KeyId& id, std::uint32_t version);
+  // VersionAsOfCheck returns one version's row (nullopt: the key has no such version) without
+  // reading the change counter again: for an operation that has just read its key row through Key
+  // or KeyById, which checked it, so that one operation costs one counter read. The row is as
+  // fresh as that check, or fresher.
+  Result<std::optional<VersionRow>> VersionAsOfCheck(const KeyId& id, std::uint32_t version);
+  // KeyUnchecked is Key without reading the change counter: a cached row may be stale. Only for
+  // what never changes in a key's life (its type), and only for estimates: a name destroyed and
+  // made again with another type is seen with the old one until the next checked lookup.
+  Result<KeyRow> KeyUnchecked(std::string_view name);
 
  private:
   // Fresh drops every row when the store's change counter moved since they were read.
