@@ -119,7 +119,8 @@ class PostgresServer {
       return false;
     }
     const std::string options = "-c listen_addresses='' -k " + dir_.string() + " -p " + std::to_string(kPort) +
-                                " -c fsync=off -c client_connection_check_interval=1000";
+                                " -c fsync=off -c client_connection_check_interval=1000"
+                                " -c shared_preload_libraries=pg_stat_statements";  // counts each statement
     if (Sh(AsOwner(std::string(kPostgresBin) + "/pg_ctl -D '" + data + "' -w -t 30 -l '" +
                    (dir_ / "server.log").string() + "' -o \"" + options + "\" start >/dev/null 2>&1")) != 0) {
       ADD_FAILURE() << "PostgreSQL did not start: " << Read(dir_ / "server.log");
