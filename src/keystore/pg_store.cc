@@ -351,8 +351,8 @@ class PgStore final : public MetadataStore {
   // It carries the database's clock too (Now), at no extra round trip.
   Result<std::uint64_t> ChangeCounter() override {
     QSAPI_ASSIGN_OR_RETURN(
-        Rows r, QueryOnce("SELECT seq, floor(extract(epoch FROM clock_timestamp()))::bigint FROM audit_head WHERE id = 1",
-                          {}));
+        Rows r,
+        QueryOnce("SELECT seq, floor(extract(epoch FROM clock_timestamp()))::bigint FROM audit_head WHERE id = 1", {}));
     std::int64_t seq = 0;
     std::int64_t now = 0;
     if (r.size() != 1 || !r.Int(0, 0, 0, kMaxI64, seq)) return CorruptRow("the audit head", "seq");

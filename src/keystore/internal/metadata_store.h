@@ -29,8 +29,7 @@ std::int64_t FaultClockSkew();
 // UnixNow is this machine's time as the rows hold it: unix seconds. Rows take the store's clock
 // (MetadataStore::Now), which is the database's for a shared store.
 inline std::int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-             .count() +
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
          FaultClockSkew();
 }
 
