@@ -14,6 +14,7 @@
 
 #include <gmock/gmock.h>
 
+#include "keystore/internal/usage_ledger.h"
 #include "keystore_support.h"
 #include "qsapi/crypto/kdf.h"
 #include "qsapi/crypto/random.h"
@@ -180,6 +181,19 @@ TEST_F(KeystoreTest, RotationKeepsOldCiphertextsAndHonoursMinimumDecryptionVersi
   QSAPI_ASSERT_OK(ks_->Destroy("orders"));
   EXPECT_EQ(ks_->Decrypt("", *v2).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(ks_->Get("orders").error().code(), ErrorCode::kNotFound);
+}
+
+// A lease is 1024 operations, or a sixteenth of a smaller limit (at least one), so that the
+// nodes of a cluster share a small version instead of one of them leasing it whole.
+TEST(LeaseBlockTest, ASmallLimitIsSharedInSixteenths) {
+  using internal::LeaseBlockFor;
+  EXPECT_EQ(LeaseBlockFor(1), 1U);
+  EXPECT_EQ(LeaseBlockFor(15), 1U);
+  EXPECT_EQ(LeaseBlockFor(200), 12U);
+  EXPECT_EQ(LeaseBlockFor(5000), 312U);
+  EXPECT_EQ(LeaseBlockFor(16383), 1023U);
+  EXPECT_EQ(LeaseBlockFor(16384), internal::kLeaseBlock);
+  EXPECT_EQ(LeaseBlockFor(std::uint64_t{1} << 31), internal::kLeaseBlock);
 }
 
 TEST_F(KeystoreTest, UsageBasedRotationNeverExceedsTheLimitAndSurvivesRestart) {
