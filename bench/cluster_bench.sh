@@ -32,11 +32,7 @@ qsapid=$bin/programs/qsapid qsapi=$bin/programs/qsapi load=$bin/bench/qsapid_loa
 dir=$(mktemp -d /tmp/qsapi-cluster-bench.XXXXXX)
 declare -A pid=() port=()
 cleanup() {
-  for n in "${!pid[@]}"; do
-    kill -KILL "${pid[$n]}" 2>/dev/null || true
-    wait "${pid[$n]}" 2>/dev/null || true
-  done
-  pg_kill_all
+  stop_all
   rm -rf "$dir"
 }
 trap cleanup EXIT

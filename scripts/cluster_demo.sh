@@ -42,11 +42,7 @@ done
 dir=$(mktemp -d /tmp/qsapi-cluster.XXXXXX)
 declare -A pid=()
 cleanup() {
-  for n in "${!pid[@]}"; do
-    kill -KILL "${pid[$n]}" 2>/dev/null || true
-    wait "${pid[$n]}" 2>/dev/null || true
-  done
-  pg_kill_all
+  stop_all
   if [[ $keep == 1 ]]; then echo "cluster demo: kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT

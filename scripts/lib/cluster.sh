@@ -58,6 +58,18 @@ pg_stop() {
   "${pg_as[@]}" "$pgbin/pg_ctl" -D "$dir/$name/data" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
 }
 
+# stop_all: the cleanup of a script that keeps its processes' PIDs in the associative array pid:
+# each SIGKILLed (and SIGCONTed, should it be frozen) and reaped, then every PostgreSQL server.
+stop_all() {
+  local n
+  for n in "${!pid[@]}"; do
+    kill -KILL "${pid[$n]}" 2>/dev/null || true
+    kill -CONT "${pid[$n]}" 2>/dev/null || true
+    wait "${pid[$n]}" 2>/dev/null || true
+  done
+  pg_kill_all
+}
+
 # pg_kill_all: the cleanup's part, for every server under $dir (SIGINT, the fast shutdown, by PID).
 pg_kill_all() {
   local pidfile

@@ -4,6 +4,7 @@
 // another version.
 #include "keystore/internal/metadata_store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -73,8 +74,10 @@ class MetadataStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "sqlite") {
-      dir_ = std::filesystem::temp_directory_path() / ("qsapi-store-" + std::to_string(::getpid()) + "-" +
-                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      // The test's name is "Name/sqlite": one directory, not a parent left behind by TearDown.
+      std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      std::replace(name.begin(), name.end(), '/', '-');
+      dir_ = std::filesystem::temp_directory_path() / ("qsapi-store-" + std::to_string(::getpid()) + "-" + name);
       std::filesystem::remove_all(dir_);
       std::filesystem::create_directories(dir_);
     } else {

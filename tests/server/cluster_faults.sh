@@ -41,12 +41,7 @@ done
 dir=$(mktemp -d /tmp/qsapi-faults.XXXXXX)
 declare -A pid=() port=() starts=()
 cleanup() {
-  for n in "${!pid[@]}"; do
-    kill -KILL "${pid[$n]}" 2>/dev/null || true
-    kill -CONT "${pid[$n]}" 2>/dev/null || true
-    wait "${pid[$n]}" 2>/dev/null || true
-  done
-  pg_kill_all
+  stop_all
   if [[ -n ${QSAPI_KEEP_FAULTS_DIR:-} ]]; then echo "cluster faults: kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
