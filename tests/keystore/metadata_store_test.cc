@@ -373,50 +373,22 @@ TEST_P(MetadataStoreTest, TheClusterIdentityIsWrittenOnceAndReadStrictly) {
   EXPECT_EQ(store_->GetCluster().error().code(), ErrorCode::kDataLoss);
 }
 
-// Every row the two exports hold, compared field by field.
+// ExpectSameRows compares two lists of rows whole (each row type compares every field), naming the
+// first row that differs.
+template <typename Row, typename Name>
+void ExpectSameRows(const std::vector<Row>& a, const std::vector<Row>& b, const char* what, Name name) {
+  ASSERT_EQ(a.size(), b.size()) << what << " rows";
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i] == b[i]) << what << " " << name(a[i]) << " differs";
+}
+
+// Every row the two exports hold.
 void ExpectSameContents(const StoreContents& a, const StoreContents& b) {
-  ASSERT_EQ(a.cluster.has_value(), b.cluster.has_value());
-  if (a.cluster) {
-    EXPECT_EQ(a.cluster->cluster_id, b.cluster->cluster_id);
-    EXPECT_EQ(a.cluster->canary, b.cluster->canary);
-    EXPECT_EQ(a.cluster->created, b.cluster->created);
-  }
-  ASSERT_EQ(a.keys.size(), b.keys.size());
-  for (std::size_t i = 0; i < a.keys.size(); ++i) {
-    EXPECT_EQ(a.keys[i].name, b.keys[i].name);
-    EXPECT_EQ(a.keys[i].id, b.keys[i].id);
-    EXPECT_EQ(a.keys[i].current_version, b.keys[i].current_version);
-    EXPECT_EQ(a.keys[i].max_operations, b.keys[i].max_operations);
-    EXPECT_EQ(a.keys[i].min_decryption_version, b.keys[i].min_decryption_version);
-    EXPECT_EQ(a.keys[i].rotated, b.keys[i].rotated);
-  }
-  ASSERT_EQ(a.versions.size(), b.versions.size());
-  for (std::size_t i = 0; i < a.versions.size(); ++i) {
-    EXPECT_EQ(a.versions[i].key_id, b.versions[i].key_id);
-    EXPECT_EQ(a.versions[i].version, b.versions[i].version);
-    EXPECT_EQ(a.versions[i].state, b.versions[i].state);
-    EXPECT_EQ(a.versions[i].ops_leased, b.versions[i].ops_leased);
-    EXPECT_EQ(a.versions[i].public_key, b.versions[i].public_key);
-    EXPECT_EQ(a.versions[i].wrapped, b.versions[i].wrapped);
-  }
-  ASSERT_EQ(a.records.size(), b.records.size());
-  for (std::size_t i = 0; i < a.records.size(); ++i) {
-    EXPECT_EQ(a.records[i].kind + " " + a.records[i].name, b.records[i].kind + " " + b.records[i].name);
-    EXPECT_EQ(a.records[i].value, b.records[i].value);
-  }
-  ASSERT_EQ(a.trails.size(), b.trails.size());
-  for (std::size_t i = 0; i < a.trails.size(); ++i) {
-    EXPECT_EQ(a.trails[i].trail, b.trails[i].trail);
-    EXPECT_EQ(a.trails[i].wrapped, b.trails[i].wrapped);
-    EXPECT_EQ(a.trails[i].head_seq, b.trails[i].head_seq);
-    EXPECT_EQ(a.trails[i].head_mac, b.trails[i].head_mac);
-  }
-  ASSERT_EQ(a.audit.size(), b.audit.size());
-  for (std::size_t i = 0; i < a.audit.size(); ++i) {
-    EXPECT_EQ(a.audit[i].seq, b.audit[i].seq);
-    EXPECT_EQ(a.audit[i].row.action, b.audit[i].row.action);
-    EXPECT_EQ(a.audit[i].hash, b.audit[i].hash);
-  }
+  EXPECT_TRUE(a.cluster == b.cluster) << "the cluster identity differs";
+  ExpectSameRows(a.keys, b.keys, "key", [](const KeyRow& r) { return r.name; });
+  ExpectSameRows(a.versions, b.versions, "version", [](const VersionRow& r) { return std::to_string(r.version); });
+  ExpectSameRows(a.records, b.records, "record", [](const RecordRow& r) { return r.kind + " " + r.name; });
+  ExpectSameRows(a.trails, b.trails, "trail", [](const TrailRow& r) { return r.trail; });
+  ExpectSameRows(a.audit, b.audit, "audit entry", [](const StoredAuditEntry& r) { return std::to_string(r.seq); });
 }
 
 TEST_P(MetadataStoreTest, EverythingMovesToTheOtherBackendUnchangedAndTheSourceIsRetired) {

@@ -47,6 +47,8 @@ struct KeyRow {
   std::uint64_t max_operations = 0;
   std::uint32_t min_decryption_version = 1;
   bool deletion_allowed = false;
+
+  friend bool operator==(const KeyRow&, const KeyRow&) = default;  // every field
 };
 
 struct VersionRow {
@@ -57,6 +59,8 @@ struct VersionRow {
   std::uint64_t ops_leased = 0;
   Bytes public_key;
   Bytes wrapped;  // empty once destroyed
+
+  friend bool operator==(const VersionRow&, const VersionRow&) = default;  // every field
 };
 
 struct AuditRow {
@@ -64,6 +68,8 @@ struct AuditRow {
   std::string actor, action, key_name;
   std::uint32_t version = 0;
   std::string result, detail;
+
+  friend bool operator==(const AuditRow&, const AuditRow&) = default;  // every field
 };
 
 // An audit trail the keystore keys and anchors (its own, and qsapid's audit log): the trail's
@@ -77,6 +83,8 @@ struct TrailRow {
   std::uint64_t head_seq = 0;
   Bytes head_mac{};
   std::int64_t updated = 0;
+
+  friend bool operator==(const TrailRow&, const TrailRow&) = default;  // every field
 };
 
 // The deployment's identity, written once when the first node opens an empty database: a random
@@ -86,6 +94,8 @@ struct ClusterRow {
   std::string cluster_id;  // 32 lower-case hex characters
   Bytes canary;            // the KEK's wrapping of 32 random bytes, associated data ClusterCanaryAad
   std::int64_t created = 0;
+
+  friend bool operator==(const ClusterRow&, const ClusterRow&) = default;  // every field
 };
 
 // A record of the deployment's shared state beside the keys (qsapid's API tokens): a kind, a
@@ -94,6 +104,8 @@ struct RecordRow {
   std::string kind, name;
   Bytes value;
   std::int64_t updated = 0;
+
+  friend bool operator==(const RecordRow&, const RecordRow&) = default;  // every field
 };
 
 // One entry of the store's own audit trail as stored: the entry, its sequence number and the
@@ -102,6 +114,8 @@ struct StoredAuditEntry {
   std::uint64_t seq = 0;
   AuditRow row;
   Bytes prev_hash, hash;
+
+  friend bool operator==(const StoredAuditEntry&, const StoredAuditEntry&) = default;  // every field
 };
 
 // Everything a store holds, as `qsapi store migrate` moves it from one backend to another
